@@ -1,0 +1,380 @@
+//! Server-side HTTP digest authentication for SIP (RFC 3261 §22, RFC 7616, RFC 8760).
+//!
+//! Secrets never reach this module: the store keeps `HA1 = H(username:realm:password)` per algorithm and
+//! verification needs nothing else. Nonces are stateless: a timestamp, a few flag bits and a unique value,
+//! authenticated with HMAC-SHA-256 under a server key and bound to the client's address, so a server can
+//! check any nonce it issued without remembering it. Replay (nonce-count) tracking is the caller's job
+//! because it needs state.
+
+use crate::scan::{Cursor, is_lws, unescape};
+use hmac::{Hmac, Mac};
+use md5::Md5;
+use sha2::{Digest, Sha256, Sha512_256};
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use subtle::ConstantTimeEq;
+
+/// Digest algorithms (RFC 8760 §2). `-sess` variants are not offered: they add nothing for SIP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    Md5,
+    Sha256,
+    Sha512_256,
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+fn from_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+impl Algorithm {
+    pub const ALL: [Self; 3] = [Self::Md5, Self::Sha256, Self::Sha512_256];
+
+    /// The token used in challenges and credentials.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Md5 => "MD5",
+            Self::Sha256 => "SHA-256",
+            Self::Sha512_256 => "SHA-512-256",
+        }
+    }
+
+    /// Parses an algorithm token, case-insensitively. A missing `algorithm` parameter means MD5
+    /// (RFC 7616 §3.3); that default is the caller's to apply.
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.name().eq_ignore_ascii_case(s))
+    }
+
+    /// Hex digest of the parts joined by ':'.
+    pub fn hash(&self, parts: &[&[u8]]) -> String {
+        fn run<D: Digest>(parts: &[&[u8]]) -> String {
+            let mut d = D::new();
+            for (i, p) in parts.iter().enumerate() {
+                if i > 0 {
+                    d.update(b":");
+                }
+                d.update(p);
+            }
+            to_hex(&d.finalize())
+        }
+        match self {
+            Self::Md5 => run::<Md5>(parts),
+            Self::Sha256 => run::<Sha256>(parts),
+            Self::Sha512_256 => run::<Sha512_256>(parts),
+        }
+    }
+}
+
+/// `HA1 = H(username ":" realm ":" password)`, the only form in which a secret is stored.
+pub fn ha1(alg: Algorithm, username: &str, realm: &str, password: &str) -> String {
+    alg.hash(&[username.as_bytes(), realm.as_bytes(), password.as_bytes()])
+}
+
+/// Digest credentials from an Authorization or Proxy-Authorization header.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Credentials<'a> {
+    pub username: Cow<'a, str>,
+    pub realm: Cow<'a, str>,
+    pub nonce: &'a str,
+    pub uri: Cow<'a, str>,
+    pub response: &'a str,
+    pub algorithm: Option<&'a str>,
+    pub cnonce: Option<&'a str>,
+    pub opaque: Option<&'a str>,
+    pub qop: Option<&'a str>,
+    /// nonce-count, parsed from its 8 hex digits.
+    pub nc: Option<u32>,
+    /// The nc text as sent; the response hash covers it verbatim.
+    pub nc_raw: Option<&'a str>,
+}
+
+impl<'a> Credentials<'a> {
+    /// Parses `Digest k=v, k="v", ...`. Returns `None` for any other scheme (the caller then challenges,
+    /// RFC 4475 §3.3.7) or for malformed Digest credentials.
+    pub fn parse(value: &'a str) -> Option<Self> {
+        let mut c = Cursor::new(value);
+        c.skip_lws();
+        let scheme = c.token()?;
+        if !scheme.eq_ignore_ascii_case("Digest") || !c.skip_lws() {
+            return None;
+        }
+        let mut cr = Credentials::default();
+        let (mut have_user, mut have_nonce, mut have_resp) = (false, false, false);
+        loop {
+            c.skip_lws();
+            let name = c.token()?;
+            c.skip_lws();
+            c.eat(b'=').then_some(())?;
+            c.skip_lws();
+            let (v, quoted) = if c.peek() == Some(b'"') {
+                (c.quoted()?, true)
+            } else {
+                (c.take_while(|b| b != b',' && !is_lws(b))?, false)
+            };
+            let un = || {
+                if quoted {
+                    unescape(v)
+                } else {
+                    Cow::Borrowed(v)
+                }
+            };
+            match name.to_ascii_lowercase().as_str() {
+                "username" => (cr.username, have_user) = (un(), true),
+                "realm" => cr.realm = un(),
+                "nonce" => (cr.nonce, have_nonce) = (v, true),
+                "uri" => cr.uri = un(),
+                "response" => (cr.response, have_resp) = (v, true),
+                "algorithm" => cr.algorithm = Some(v),
+                "cnonce" => cr.cnonce = Some(v),
+                "opaque" => cr.opaque = Some(v),
+                "qop" => cr.qop = Some(v),
+                "nc" => {
+                    if v.len() != 8 {
+                        return None;
+                    }
+                    cr.nc = Some(u32::from_str_radix(v, 16).ok()?);
+                    cr.nc_raw = Some(v);
+                }
+                _ => {}
+            }
+            c.skip_lws();
+            if c.at_end() {
+                break;
+            }
+            c.eat(b',').then_some(())?;
+        }
+        (have_user && have_nonce && have_resp).then_some(cr)
+    }
+
+    /// The algorithm the client used; absent means MD5 (RFC 7616 §3.4). `None` if unknown.
+    pub fn algorithm(&self) -> Option<Algorithm> {
+        self.algorithm
+            .map_or(Some(Algorithm::Md5), Algorithm::from_name)
+    }
+
+    /// Checks `response` against the stored HA1 (RFC 7616 §3.4.1) in constant time. With `qop=auth`,
+    /// `cnonce` and `nc` are required; `auth-int` is not offered, so it never verifies.
+    pub fn verify(&self, alg: Algorithm, ha1_hex: &str, method: &str) -> bool {
+        let ha2 = alg.hash(&[method.as_bytes(), self.uri.as_bytes()]);
+        let expected = match self.qop {
+            None => alg.hash(&[ha1_hex.as_bytes(), self.nonce.as_bytes(), ha2.as_bytes()]),
+            Some(q) if q.eq_ignore_ascii_case("auth") => {
+                let (Some(nc), Some(cnonce)) = (self.nc_raw, self.cnonce) else {
+                    return false;
+                };
+                alg.hash(&[
+                    ha1_hex.as_bytes(),
+                    self.nonce.as_bytes(),
+                    nc.as_bytes(),
+                    cnonce.as_bytes(),
+                    b"auth",
+                    ha2.as_bytes(),
+                ])
+            }
+            Some(_) => return false,
+        };
+        let got = self.response.to_ascii_lowercase();
+        expected.as_bytes().ct_eq(got.as_bytes()).into()
+    }
+}
+
+/// A challenge to render into WWW-Authenticate / Proxy-Authenticate.
+#[derive(Debug, Clone, Copy)]
+pub struct Challenge<'a> {
+    pub realm: &'a str,
+    pub nonce: &'a str,
+    pub algorithm: Algorithm,
+    pub stale: bool,
+}
+
+impl Challenge<'_> {
+    /// `qop="auth"` is always offered: some clients (sipvicious among them) cannot answer without it,
+    /// and it enables the nonce-count replay protection.
+    pub fn render(&self) -> String {
+        let mut s = format!(
+            "Digest realm=\"{}\", nonce=\"{}\", algorithm={}, qop=\"auth\"",
+            self.realm,
+            self.nonce,
+            self.algorithm.name()
+        );
+        if self.stale {
+            s.push_str(", stale=true");
+        }
+        s
+    }
+}
+
+/// What a nonce turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonceStatus {
+    /// Ours, for this client, and fresh.
+    Valid { issued: u64, flags: u8 },
+    /// Ours and for this client, but older than the TTL: answer with `stale=true` (RFC 7616 §3.3).
+    Stale { flags: u8 },
+    /// Forged, altered, for another address, or from before a key change.
+    Invalid,
+}
+
+/// The HMAC key behind stateless nonces. Keep it across restarts so outstanding nonces stay valid.
+#[derive(Clone)]
+pub struct NonceKey {
+    key: [u8; 32],
+}
+
+const NONCE_MAC_LEN: usize = 16;
+
+impl NonceKey {
+    pub fn new(key: [u8; 32]) -> Self {
+        Self { key }
+    }
+
+    fn mac(&self, payload: &[u8], client: IpAddr) -> [u8; NONCE_MAC_LEN] {
+        let mut m =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        m.update(payload);
+        match client {
+            IpAddr::V4(a) => m.update(&a.octets()),
+            IpAddr::V6(a) => m.update(&a.octets()),
+        }
+        let full = m.finalize().into_bytes();
+        let mut out = [0u8; NONCE_MAC_LEN];
+        out.copy_from_slice(&full[..NONCE_MAC_LEN]);
+        out
+    }
+
+    /// Issues a nonce for `client` at `now` (Unix seconds). `unique` must differ between nonces issued in
+    /// the same second to the same address (a counter does), so that each challenge starts its own
+    /// nonce-count sequence.
+    pub fn issue(&self, now: u64, flags: u8, unique: u64, client: IpAddr) -> String {
+        let mut payload = [0u8; 17];
+        payload[..8].copy_from_slice(&now.to_be_bytes());
+        payload[8] = flags;
+        payload[9..].copy_from_slice(&unique.to_be_bytes());
+        let mac = self.mac(&payload, client);
+        let mut s = to_hex(&payload);
+        s.push_str(&to_hex(&mac));
+        s
+    }
+
+    /// Checks a nonce presented by `client`. Constant-time on the MAC.
+    pub fn check(&self, nonce: &str, now: u64, ttl: u64, client: IpAddr) -> NonceStatus {
+        if nonce.len() != 2 * (17 + NONCE_MAC_LEN) {
+            return NonceStatus::Invalid;
+        }
+        let Some(bytes) = from_hex(nonce) else {
+            return NonceStatus::Invalid;
+        };
+        let (payload, mac) = bytes.split_at(17);
+        if !bool::from(self.mac(payload, client).ct_eq(mac)) {
+            return NonceStatus::Invalid;
+        }
+        let mut ts = [0u8; 8];
+        ts.copy_from_slice(&payload[..8]);
+        let issued = u64::from_be_bytes(ts);
+        let flags = payload[8];
+        // A nonce from the future means the clock went back; treat it as stale rather than valid forever.
+        if issued > now || now - issued > ttl {
+            NonceStatus::Stale { flags }
+        } else {
+            NonceStatus::Valid { issued, flags }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 7616 §3.9.1 example (HTTP, but the computation is the same): Mufasa / Circle of Life.
+    #[test]
+    fn rfc7616_vectors() {
+        let hdr = r#"Digest username="Mufasa", realm="http-auth@example.org", uri="/dir/index.html", algorithm=MD5, nonce="7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v", nc=00000001, cnonce="f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ", qop=auth, response="8ca523f5e9506fed4657c9700eebdbec", opaque="FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS""#;
+        let c = Credentials::parse(hdr).unwrap();
+        let h1 = ha1(
+            Algorithm::Md5,
+            "Mufasa",
+            "http-auth@example.org",
+            "Circle of Life",
+        );
+        assert!(c.verify(Algorithm::Md5, &h1, "GET"));
+        assert!(!c.verify(Algorithm::Md5, &h1, "POST"));
+        let hdr256 = hdr.replace("algorithm=MD5", "algorithm=SHA-256").replace(
+            "8ca523f5e9506fed4657c9700eebdbec",
+            "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1",
+        );
+        let c = Credentials::parse(&hdr256).unwrap();
+        assert_eq!(c.algorithm(), Some(Algorithm::Sha256));
+        let h1 = ha1(
+            Algorithm::Sha256,
+            "Mufasa",
+            "http-auth@example.org",
+            "Circle of Life",
+        );
+        assert!(c.verify(Algorithm::Sha256, &h1, "GET"));
+    }
+
+    #[test]
+    fn credentials_parsing() {
+        assert!(Credentials::parse("NoOneKnowsThisScheme opaque-data=here").is_none());
+        assert!(Credentials::parse(r#"Digest username="a", nonce="n""#).is_none());
+        assert!(
+            Credentials::parse(r#"Digest username="a", nonce="n", response="r", nc=1"#).is_none()
+        );
+        let c = Credentials::parse(r#"Digest username="a\"b",nonce="n",response="r",nc=0000001f"#)
+            .unwrap();
+        assert_eq!((c.username.as_ref(), c.nc), ("a\"b", Some(31)));
+    }
+
+    #[test]
+    fn nonces() {
+        let k = NonceKey::new([7; 32]);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let n = k.issue(1000, 1, 42, a);
+        assert_eq!(
+            k.check(&n, 1000, 300, a),
+            NonceStatus::Valid {
+                issued: 1000,
+                flags: 1
+            }
+        );
+        assert_eq!(
+            k.check(&n, 1300, 300, a),
+            NonceStatus::Valid {
+                issued: 1000,
+                flags: 1
+            }
+        );
+        assert_eq!(k.check(&n, 1301, 300, a), NonceStatus::Stale { flags: 1 });
+        assert_eq!(k.check(&n, 999, 300, a), NonceStatus::Stale { flags: 1 });
+        assert_eq!(k.check(&n, 1000, 300, b), NonceStatus::Invalid);
+        assert_ne!(n, k.issue(1000, 1, 43, a));
+        let mut forged = n.clone().into_bytes();
+        forged[17] = if forged[17] == b'0' { b'1' } else { b'0' };
+        assert_eq!(
+            k.check(std::str::from_utf8(&forged).unwrap(), 1000, 300, a),
+            NonceStatus::Invalid
+        );
+        assert_eq!(
+            NonceKey::new([8; 32]).check(&n, 1000, 300, a),
+            NonceStatus::Invalid
+        );
+        assert_eq!(k.check("zz", 1000, 300, a), NonceStatus::Invalid);
+    }
+}

@@ -1,0 +1,271 @@
+use crate::error::ParseError;
+use crate::message::{Header, HeaderName, Message, Method, StartLine};
+use crate::scan;
+
+/// Hard limits applied while parsing. They bound the work an attacker can cause per message; anything
+/// over a limit is a typed [`ParseError`], never a truncation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest message accepted, start line to end of body, in bytes.
+    pub max_message: usize,
+    /// Most header lines (folded continuations count with their header).
+    pub max_headers: usize,
+    /// Longest physical line, in bytes.
+    pub max_line: usize,
+}
+
+impl Default for Limits {
+    /// 64 KiB covers any UDP datagram; 128 headers and 8 KiB lines are far beyond real phones and keep a
+    /// hostile message's cost bounded.
+    fn default() -> Self {
+        Self {
+            max_message: 65_535,
+            max_headers: 128,
+            max_line: 8_192,
+        }
+    }
+}
+
+struct RawHeader {
+    name: (usize, usize),
+    value: (usize, usize),
+}
+
+/// The header section of a message, located but not yet turned into slices.
+struct Head {
+    /// Offset of the start line (after ignored leading CRLFs, RFC 3261 §7.5).
+    start: usize,
+    start_end: usize,
+    headers: Vec<RawHeader>,
+    /// Offset of the first body byte.
+    body: usize,
+}
+
+fn trim_cr(buf: &[u8], start: usize, end: usize) -> usize {
+    if end > start && buf[end - 1] == b'\r' {
+        end - 1
+    } else {
+        end
+    }
+}
+
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
+}
+
+fn split_head(buf: &[u8], limits: &Limits) -> Result<Head, ParseError> {
+    if buf.len() > limits.max_message {
+        return Err(ParseError::TooLarge);
+    }
+    let mut pos = 0;
+    while pos < buf.len() && (buf[pos] == b'\r' || buf[pos] == b'\n') {
+        pos += 1;
+    }
+    let start = pos;
+    let mut start_end = None;
+    let mut headers: Vec<RawHeader> = Vec::with_capacity(16);
+    loop {
+        let Some(nl) = memchr::memchr(b'\n', &buf[pos..]) else {
+            return Err(if buf.len() - pos > limits.max_line {
+                ParseError::LineTooLong
+            } else {
+                ParseError::Incomplete
+            });
+        };
+        if nl > limits.max_line {
+            return Err(ParseError::LineTooLong);
+        }
+        let line_end = trim_cr(buf, pos, pos + nl);
+        let next = pos + nl + 1;
+        if start_end.is_none() {
+            start_end = Some(line_end);
+            pos = next;
+            continue;
+        }
+        if line_end == pos {
+            return Ok(Head {
+                start,
+                start_end: start_end.unwrap_or(start),
+                headers,
+                body: next,
+            });
+        }
+        let first = buf[pos];
+        if first == b' ' || first == b'\t' {
+            // Folded continuation (RFC 3261 §7.3.1): the value now spans the line break.
+            let last = headers.last_mut().ok_or(ParseError::BadHeaderLine)?;
+            last.value.1 = line_end;
+        } else {
+            if headers.len() >= limits.max_headers {
+                return Err(ParseError::TooManyHeaders);
+            }
+            let colon =
+                memchr::memchr(b':', &buf[pos..line_end]).ok_or(ParseError::BadHeaderLine)? + pos;
+            let mut name_end = colon;
+            while name_end > pos && (buf[name_end - 1] == b' ' || buf[name_end - 1] == b'\t') {
+                name_end -= 1;
+            }
+            if name_end == pos || !buf[pos..name_end].iter().all(|&b| is_token_byte(b)) {
+                return Err(ParseError::BadHeaderLine);
+            }
+            headers.push(RawHeader {
+                name: (pos, name_end),
+                value: (colon + 1, line_end),
+            });
+        }
+        pos = next;
+    }
+}
+
+fn parse_start(line: &str) -> Result<StartLine<'_>, ParseError> {
+    if let Some(rest) = line.strip_prefix("SIP/2.0 ") {
+        let code = rest.get(..3).ok_or(ParseError::BadStatusCode)?;
+        if !code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ParseError::BadStatusCode);
+        }
+        let reason = match rest.as_bytes().get(3) {
+            Some(b' ') => &rest.as_bytes()[4..],
+            _ => return Err(ParseError::BadStatusCode),
+        };
+        let code: u16 = code.parse().map_err(|_| ParseError::BadStatusCode)?;
+        if code < 100 {
+            return Err(ParseError::BadStatusCode);
+        }
+        return Ok(StartLine::Response { code, reason });
+    }
+    // Request-Line = Method SP Request-URI SP SIP-Version (RFC 3261 §25.1): exactly two single spaces.
+    let mut parts = line.split(' ');
+    let (Some(method), Some(uri), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(ParseError::BadStartLine);
+    };
+    if method.is_empty() || uri.is_empty() || !method.bytes().all(is_token_byte) {
+        return Err(ParseError::BadStartLine);
+    }
+    let v = version.as_bytes();
+    let ok_version = v.len() >= 7
+        && v[..4].eq_ignore_ascii_case(b"SIP/")
+        && version[4..].split_once('.').is_some_and(|(a, b)| {
+            !a.is_empty() && !b.is_empty() && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit())
+        });
+    if !ok_version || uri.bytes().any(|b| b.is_ascii_control()) {
+        return Err(ParseError::BadStartLine);
+    }
+    Ok(StartLine::Request {
+        method: Method::from_token(method),
+        uri,
+        version,
+    })
+}
+
+fn content_length(value: &str) -> Result<usize, ParseError> {
+    let v = scan::trim_lws(value);
+    if v.is_empty() || v.len() > 10 || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ParseError::BadContentLength);
+    }
+    let n: u64 = v.parse().map_err(|_| ParseError::BadContentLength)?;
+    usize::try_from(n)
+        .ok()
+        .filter(|&n| n <= u32::MAX as usize)
+        .ok_or(ParseError::BadContentLength)
+}
+
+impl<'a> Message<'a> {
+    /// Parses one message from a datagram (RFC 3261 §18.3): a Content-Length larger than what follows is
+    /// an error, a smaller one discards the trailing octets, and a missing one means "the rest".
+    pub fn parse(buf: &'a [u8], limits: &Limits) -> Result<Self, ParseError> {
+        Self::parse_inner(buf, limits, true)
+    }
+
+    /// Like [`Message::parse`] but tolerates a malformed start line, reporting it as a request with an
+    /// unknown method. Used only to salvage enough of a bad request to answer it with a 400.
+    pub fn parse_headers_only(buf: &'a [u8], limits: &Limits) -> Result<Self, ParseError> {
+        Self::parse_inner(buf, limits, false)
+    }
+
+    fn parse_inner(buf: &'a [u8], limits: &Limits, strict_start: bool) -> Result<Self, ParseError> {
+        let head = split_head(buf, limits)?;
+        let text = std::str::from_utf8(&buf[..head.body]).map_err(|_| ParseError::NotUtf8)?;
+        let line = &text[head.start..head.start_end];
+        let start = match parse_start(line) {
+            Ok(s) => s,
+            Err(e) if strict_start => return Err(e),
+            Err(_) => StartLine::Request {
+                method: Method::Other(""),
+                uri: "",
+                version: "",
+            },
+        };
+        let mut headers = Vec::with_capacity(head.headers.len());
+        let mut clen = None;
+        for raw in &head.headers {
+            let name = HeaderName::classify(&text[raw.name.0..raw.name.1]);
+            let value = scan::trim_lws(&text[raw.value.0..raw.value.1]);
+            if name == HeaderName::ContentLength {
+                if clen.is_some() {
+                    return Err(ParseError::DuplicateContentLength);
+                }
+                clen = Some(content_length(value)?);
+            }
+            headers.push(Header { name, value });
+        }
+        let rest = &buf[head.body..];
+        let body = match clen {
+            Some(n) if n > rest.len() => return Err(ParseError::ContentLengthExceedsMessage),
+            Some(n) => &rest[..n],
+            None => rest,
+        };
+        Ok(Self {
+            start,
+            headers,
+            body,
+        })
+    }
+}
+
+/// Frames the next message on a stream transport (TCP, TLS; RFC 3261 §18.3). Returns `Ok(None)` when more
+/// bytes are needed, or `(skip, len)`: `skip` leading CRLF keep-alive bytes (RFC 5626 §3.5.1) to drop,
+/// then a message of `len` bytes.
+pub fn stream_frame_len(buf: &[u8], limits: &Limits) -> Result<Option<(usize, usize)>, ParseError> {
+    let capped = &buf[..buf.len().min(limits.max_message)];
+    let head = match split_head(capped, limits) {
+        Ok(h) => h,
+        Err(ParseError::Incomplete) if buf.len() < limits.max_message => {
+            // Only keep-alive bytes so far: report them so the caller can answer and drop them.
+            let skip = buf
+                .iter()
+                .take_while(|&&b| b == b'\r' || b == b'\n')
+                .count();
+            return Ok(if skip == buf.len() && skip >= 4 {
+                Some((skip, 0))
+            } else {
+                None
+            });
+        }
+        Err(ParseError::Incomplete) => return Err(ParseError::TooLarge),
+        Err(e) => return Err(e),
+    };
+    let mut clen = None;
+    for raw in &head.headers {
+        let name =
+            std::str::from_utf8(&buf[raw.name.0..raw.name.1]).map_err(|_| ParseError::NotUtf8)?;
+        if HeaderName::classify(name) == HeaderName::ContentLength {
+            if clen.is_some() {
+                return Err(ParseError::DuplicateContentLength);
+            }
+            let value = std::str::from_utf8(&buf[raw.value.0..raw.value.1])
+                .map_err(|_| ParseError::NotUtf8)?;
+            clen = Some(content_length(value)?);
+        }
+    }
+    let clen = clen.ok_or(ParseError::MissingContentLength)?;
+    let total = head.body + clen;
+    if total > limits.max_message {
+        return Err(ParseError::TooLarge);
+    }
+    if buf.len() < total {
+        return Ok(None);
+    }
+    Ok(Some((head.start, total - head.start)))
+}
