@@ -1,1 +1,23 @@
-//! placeholder
+//! SIP services of pbxguard over the sans-IO core: request dispatch, the registrar with digest
+//! authentication, and the location service.
+//!
+//! Nothing here touches a socket, the clock or the database. The daemon hands [`Service::handle`] the
+//! bytes of one message with its source, transport and `now`, sends back whatever reply comes out, and
+//! drains [`Service::poll_event`] to persist bindings and log security events. Extensions and settings
+//! arrive as snapshots ([`Directory`], [`RegistrarConfig`]) whenever the operator changes them.
+
+mod auth;
+mod config;
+mod date;
+mod directory;
+mod event;
+mod nonce_counts;
+mod registrar;
+mod service;
+mod txcache;
+
+pub use config::RegistrarConfig;
+pub use directory::{Directory, ExtensionAuth};
+pub use event::{Binding, Event};
+pub use registrar::Registrar;
+pub use service::{Service, Transport};

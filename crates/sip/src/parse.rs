@@ -178,19 +178,20 @@ impl<'a> Message<'a> {
         Self::parse_inner(buf, limits, true)
     }
 
-    /// Like [`Message::parse`] but tolerates a malformed start line, reporting it as a request with an
-    /// unknown method. Used only to salvage enough of a bad request to answer it with a 400.
+    /// Like [`Message::parse`] but tolerates a malformed start line (reported as a request with an empty
+    /// method) and a bad or duplicate Content-Length (the body is then empty). Used only to salvage enough
+    /// of a bad request to answer it with a 400.
     pub fn parse_headers_only(buf: &'a [u8], limits: &Limits) -> Result<Self, ParseError> {
         Self::parse_inner(buf, limits, false)
     }
 
-    fn parse_inner(buf: &'a [u8], limits: &Limits, strict_start: bool) -> Result<Self, ParseError> {
+    fn parse_inner(buf: &'a [u8], limits: &Limits, strict: bool) -> Result<Self, ParseError> {
         let head = split_head(buf, limits)?;
         let text = std::str::from_utf8(&buf[..head.body]).map_err(|_| ParseError::NotUtf8)?;
         let line = &text[head.start..head.start_end];
         let start = match parse_start(line) {
             Ok(s) => s,
-            Err(e) if strict_start => return Err(e),
+            Err(e) if strict => return Err(e),
             Err(_) => StartLine::Request {
                 method: Method::Other(""),
                 uri: "",
@@ -202,7 +203,7 @@ impl<'a> Message<'a> {
         for raw in &head.headers {
             let name = HeaderName::classify(&text[raw.name.0..raw.name.1]);
             let value = scan::trim_lws(&text[raw.value.0..raw.value.1]);
-            if name == HeaderName::ContentLength {
+            if name == HeaderName::ContentLength && strict {
                 if clen.is_some() {
                     return Err(ParseError::DuplicateContentLength);
                 }
@@ -214,7 +215,8 @@ impl<'a> Message<'a> {
         let body = match clen {
             Some(n) if n > rest.len() => return Err(ParseError::ContentLengthExceedsMessage),
             Some(n) => &rest[..n],
-            None => rest,
+            None if strict => rest,
+            None => &[],
         };
         Ok(Self {
             start,

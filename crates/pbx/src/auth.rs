@@ -1,0 +1,204 @@
+//! Digest authentication of requests (RFC 3261 §22) with stateless nonces, nonce-count replay
+//! protection and anti-enumeration: an unknown user walks exactly the same path as a known user with a
+//! wrong password, hashing a per-boot fake HA1, so answers and timing do not tell them apart.
+
+use crate::config::RegistrarConfig;
+use crate::directory::Directory;
+use crate::nonce_counts::{NcCheck, NonceCounts};
+use pbxguard_sip::{Algorithm, Challenge, Credentials, HeaderName, Message, NonceKey, NonceStatus};
+use std::net::SocketAddr;
+
+/// Set in nonces issued after a failed attempt: failing again with such a nonce ends in 403.
+const FLAG_RETRY: u8 = 1;
+
+pub(crate) enum AuthOutcome {
+    /// Authenticated as this extension.
+    Ok(String),
+    /// Answer 401/407 with fresh challenges.
+    Challenge {
+        stale: bool,
+        retry: bool,
+        algorithms: Vec<Algorithm>,
+    },
+    /// The client already retried once: answer 403.
+    Forbidden,
+}
+
+pub(crate) struct AuthVerdict {
+    pub(crate) outcome: AuthOutcome,
+    /// For the security log: (user, known, replay).
+    pub(crate) failure: Option<(String, bool, bool)>,
+}
+
+pub(crate) struct Authenticator {
+    key: NonceKey,
+    fake_secret: String,
+    unique: u64,
+    counts: NonceCounts,
+}
+
+impl Authenticator {
+    pub(crate) fn new(key: [u8; 32], seed: u64) -> Self {
+        let fake_secret = Algorithm::Sha256.hash(&[&key, b"fake-ha1"]);
+        Self {
+            key: NonceKey::new(key),
+            fake_secret,
+            unique: seed,
+            counts: NonceCounts::new(200_000),
+        }
+    }
+
+    pub(crate) fn tracked_nonces(&self) -> usize {
+        self.counts.len()
+    }
+
+    pub(crate) fn nonce(&mut self, now: u64, retry: bool, source: SocketAddr) -> String {
+        self.unique = self.unique.wrapping_add(1);
+        self.key.issue(
+            now,
+            if retry { FLAG_RETRY } else { 0 },
+            self.unique,
+            canonical_ip(source),
+        )
+    }
+
+    pub(crate) fn challenges(
+        &mut self,
+        cfg: &RegistrarConfig,
+        now: u64,
+        source: SocketAddr,
+        stale: bool,
+        retry: bool,
+        algorithms: &[Algorithm],
+    ) -> Vec<String> {
+        let nonce = self.nonce(now, retry, source);
+        algorithms
+            .iter()
+            .map(|&algorithm| {
+                Challenge {
+                    realm: &cfg.realm,
+                    nonce: &nonce,
+                    algorithm,
+                    stale,
+                }
+                .render()
+            })
+            .collect()
+    }
+
+    /// Authenticates `msg` from the credentials in `header` (Authorization or Proxy-Authorization).
+    /// `hint` is the user the request claims to be (To for REGISTER, From otherwise), used only to
+    /// choose which algorithms to offer before the client names itself.
+    pub(crate) fn authenticate(
+        &mut self,
+        cfg: &RegistrarConfig,
+        dir: &Directory,
+        msg: &Message<'_>,
+        header: HeaderName<'static>,
+        hint: Option<&str>,
+        source: SocketAddr,
+        now: u64,
+    ) -> AuthVerdict {
+        let offered = |user: Option<&str>| {
+            user.and_then(|u| dir.get(u))
+                .and_then(|e| e.algorithms.clone())
+                .unwrap_or_else(|| cfg.algorithms.clone())
+        };
+        // Credentials for another realm or scheme are ignored, as if absent (RFC 3261 §22.4).
+        let creds = msg
+            .header_all(header)
+            .filter_map(Credentials::parse)
+            .find(|c| c.realm == cfg.realm.as_str());
+        let Some(creds) = creds else {
+            let algorithms = offered(hint);
+            return AuthVerdict {
+                outcome: AuthOutcome::Challenge {
+                    stale: false,
+                    retry: false,
+                    algorithms,
+                },
+                failure: None,
+            };
+        };
+        let user = creds.username.to_string();
+        let algorithms = offered(Some(&user));
+        let challenge = |stale, retry, algorithms| AuthVerdict {
+            outcome: AuthOutcome::Challenge {
+                stale,
+                retry,
+                algorithms,
+            },
+            failure: None,
+        };
+        let Some(alg) = creds.algorithm().filter(|a| algorithms.contains(a)) else {
+            return challenge(false, false, algorithms);
+        };
+        let ip = canonical_ip(source);
+        let status = self.key.check(creds.nonce, now, cfg.nonce_ttl, ip);
+        let entry = dir.get(&user);
+        let known = entry.is_some();
+        let fake;
+        let ha1 = match entry {
+            Some(e) => e.ha1(alg),
+            None => {
+                fake = alg.hash(&[self.fake_secret.as_bytes(), user.as_bytes()]);
+                fake.as_str()
+            }
+        };
+        let method = msg.method().map_or("", |m| m.as_str());
+        let verified = creds.verify(alg, ha1, method) && known;
+        let (issued, flags) = match status {
+            NonceStatus::Invalid => return challenge(false, false, algorithms),
+            NonceStatus::Stale { flags } if verified => {
+                return challenge(true, flags & FLAG_RETRY != 0, algorithms);
+            }
+            NonceStatus::Stale { flags } => (None, flags),
+            NonceStatus::Valid { issued, flags } => (Some(issued), flags),
+        };
+        if verified && let Some(issued) = issued {
+            // qop=auth is always offered; a client answering without it gets no replay protection from
+            // nc, so it must not reuse the nonce either: nc 0 is tracked like any other.
+            let nc = creds.nc.unwrap_or(0);
+            return match self
+                .counts
+                .check(creds.nonce, issued, nc, now, cfg.nonce_ttl)
+            {
+                NcCheck::Fresh => AuthVerdict {
+                    outcome: AuthOutcome::Ok(user),
+                    failure: None,
+                },
+                NcCheck::Replay => AuthVerdict {
+                    outcome: AuthOutcome::Challenge {
+                        stale: false,
+                        retry: false,
+                        algorithms,
+                    },
+                    failure: Some((user, known, true)),
+                },
+            };
+        }
+        let outcome = if flags & FLAG_RETRY != 0 {
+            AuthOutcome::Forbidden
+        } else {
+            AuthOutcome::Challenge {
+                stale: false,
+                retry: true,
+                algorithms,
+            }
+        };
+        AuthVerdict {
+            outcome,
+            failure: Some((user, known, false)),
+        }
+    }
+}
+
+/// Nonces are bound to the client's address; an IPv4-mapped IPv6 address is the same client.
+pub(crate) fn canonical_ip(source: SocketAddr) -> std::net::IpAddr {
+    match source.ip() {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+        v4 => v4,
+    }
+}

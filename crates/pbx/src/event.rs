@@ -1,0 +1,57 @@
+use std::net::SocketAddr;
+
+/// One registration as the location service holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Binding {
+    pub uri: String,
+    /// The Contact value as sent (URI in brackets plus header parameters other than `expires`).
+    pub contact: String,
+    /// Unix seconds.
+    pub expires_at: u64,
+    pub call_id: String,
+    pub cseq: u32,
+    pub q: Option<f32>,
+    pub source: SocketAddr,
+    pub transport: &'static str,
+    pub user_agent: Option<String>,
+    pub updated_at: u64,
+}
+
+/// What the services report to the daemon: state to persist and security signals to log (and, with
+/// the shield, to act on).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The complete current set of bindings of an extension (empty: none left).
+    BindingsChanged {
+        extension: String,
+        bindings: Vec<Binding>,
+    },
+    /// A digest response did not verify. `known` tells whether the user exists; it is for the operator's
+    /// log only and never changes what the client sees.
+    AuthFailed {
+        source: SocketAddr,
+        user: String,
+        known: bool,
+        method: &'static str,
+    },
+    AuthSucceeded {
+        source: SocketAddr,
+        user: String,
+    },
+    /// Credentials reused a nonce-count already seen for their nonce (RFC 7616 §3.4).
+    NonceReplay {
+        source: SocketAddr,
+        user: String,
+    },
+    /// Authenticated as one extension but registering another.
+    IdentityMismatch {
+        source: SocketAddr,
+        user: String,
+        aor: String,
+    },
+    /// A message that failed to parse or failed the sanity checks.
+    Malformed {
+        source: SocketAddr,
+        reason: String,
+    },
+}

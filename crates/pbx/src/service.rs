@@ -1,0 +1,389 @@
+//! Request dispatch: one entry point from bytes to reply, in the order RFC 3261 §8.2 prescribes
+//! (method, then header inspection), after the syntax checks that RFC 4475 exercises.
+
+use crate::auth::{AuthOutcome, Authenticator};
+use crate::config::RegistrarConfig;
+use crate::date::http_date;
+use crate::directory::Directory;
+use crate::event::Event;
+use crate::registrar::{RegisterReply, Registrar};
+use crate::txcache::TxCache;
+use pbxguard_sip::{
+    HeaderName, Limits, Message, Method, ParseError, Request, ResponseBuilder, check_request,
+};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Transport a message arrived on; replies go back the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+impl Transport {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Udp => "udp",
+            Self::Tcp => "tcp",
+            Self::Tls => "tls",
+        }
+    }
+}
+
+const ALLOW: &str = "REGISTER, OPTIONS, ACK, CANCEL, BYE";
+/// Extensions we implement, for Require/Proxy-Require checks (RFC 3261 §8.2.2.3). `path` and `outbound`
+/// are tolerated on REGISTER because phones behind edge proxies send them; none is required to work.
+const SUPPORTED: &[&str] = &["path", "outbound", "gruu"];
+/// Events kept for the daemon between polls; beyond this they are dropped and counted.
+const MAX_EVENTS: usize = 65_536;
+
+pub struct Service {
+    config: RegistrarConfig,
+    directory: Arc<Directory>,
+    auth: Authenticator,
+    registrar: Registrar,
+    limits: Limits,
+    txcache: TxCache,
+    events: VecDeque<Event>,
+    scratch: Vec<Event>,
+    to_tag: String,
+    dropped_events: u64,
+}
+
+enum Handled {
+    Reply(Vec<u8>),
+    /// Cacheable final response of a non-INVITE transaction.
+    Final(Vec<u8>),
+    Silent,
+}
+
+impl Service {
+    /// `key` is the persistent nonce key; `seed` makes nonces and the To tag differ between restarts.
+    pub fn new(
+        config: RegistrarConfig,
+        directory: Arc<Directory>,
+        key: [u8; 32],
+        seed: u64,
+    ) -> Self {
+        Self {
+            config,
+            directory,
+            auth: Authenticator::new(key, seed),
+            registrar: Registrar::default(),
+            limits: Limits::default(),
+            txcache: TxCache::new(100_000, 32),
+            events: VecDeque::new(),
+            scratch: Vec::new(),
+            to_tag: format!("pg{seed:016x}"),
+            dropped_events: 0,
+        }
+    }
+
+    pub fn config(&self) -> &RegistrarConfig {
+        &self.config
+    }
+
+    pub fn set_config(&mut self, config: RegistrarConfig) {
+        self.config = config;
+    }
+
+    pub fn set_directory(&mut self, directory: Arc<Directory>) {
+        let d = directory.clone();
+        self.registrar.retain_extensions(|e| d.contains(e));
+        self.directory = directory;
+    }
+
+    pub fn registrar(&self) -> &Registrar {
+        &self.registrar
+    }
+
+    pub fn registrar_mut(&mut self) -> &mut Registrar {
+        &mut self.registrar
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Periodic housekeeping: expired bindings, transactions and nonce counts.
+    pub fn handle_timeout(&mut self, now: u64) {
+        self.registrar.purge(now);
+        self.txcache.expire(now);
+    }
+
+    /// Sizes of the bounded tables, for metrics and the memory-cap tests.
+    pub fn table_sizes(&self) -> (usize, usize, usize) {
+        (
+            self.txcache.len(),
+            self.auth.tracked_nonces(),
+            self.registrar.binding_count(),
+        )
+    }
+
+    pub fn dropped_events(&self) -> u64 {
+        self.dropped_events
+    }
+
+    fn push_event(&mut self, e: Event) {
+        if self.events.len() >= MAX_EVENTS {
+            self.dropped_events += 1;
+        } else {
+            self.events.push_back(e);
+        }
+    }
+
+    /// Handles one message. Returns the bytes to send back to `source` on the same transport, if any.
+    pub fn handle(
+        &mut self,
+        now: u64,
+        data: &[u8],
+        source: SocketAddr,
+        transport: Transport,
+    ) -> Option<Vec<u8>> {
+        let msg = match Message::parse(data, &self.limits) {
+            Ok(m) => m,
+            Err(e) => return self.malformed(data, e, source),
+        };
+        let req = match check_request(&msg) {
+            Ok(r) => r,
+            Err(pbxguard_sip::SanityError::NotARequest) => return None, // responses: no client transactions yet
+            Err(e) => {
+                self.push_event(Event::Malformed {
+                    source,
+                    reason: e.to_string(),
+                });
+                let reason = match e.status() {
+                    505 => "Version Not Supported",
+                    416 => "Unsupported URI Scheme",
+                    _ => "Bad Request",
+                };
+                return Some(
+                    self.reply(&msg, e.status(), reason, source)
+                        .finish(None, b""),
+                );
+            }
+        };
+        let key = req
+            .via
+            .branch()
+            .filter(|b| b.starts_with("z9hG4bK") && req.method != Method::Ack)
+            .map(|b| format!("{b}\u{0}{source}\u{0}{}", req.method.as_str()));
+        if let Some(k) = &key
+            && let Some(cached) = self.txcache.get(k)
+        {
+            return Some(cached.to_vec());
+        }
+        match self.dispatch(now, &msg, &req, source, transport) {
+            Handled::Reply(r) => Some(r),
+            Handled::Final(r) => {
+                if let Some(k) = key {
+                    self.txcache.insert(now, k, r.clone());
+                }
+                Some(r)
+            }
+            Handled::Silent => None,
+        }
+    }
+
+    fn malformed(&mut self, data: &[u8], e: ParseError, source: SocketAddr) -> Option<Vec<u8>> {
+        self.push_event(Event::Malformed {
+            source,
+            reason: e.to_string(),
+        });
+        if data.starts_with(b"SIP/")
+            || matches!(
+                e,
+                ParseError::TooLarge | ParseError::Incomplete | ParseError::NotUtf8
+            )
+        {
+            return None;
+        }
+        // Answer 400 only when the request carries what a response needs (RFC 3261 §8.2.6); otherwise
+        // there is nobody to answer and silence is cheaper.
+        let msg = Message::parse_headers_only(data, &self.limits).ok()?;
+        let has = |n| msg.count(n) == 1;
+        if !(msg.header(HeaderName::Via).is_some()
+            && has(HeaderName::From)
+            && has(HeaderName::To)
+            && has(HeaderName::CallId)
+            && has(HeaderName::CSeq))
+        {
+            return None;
+        }
+        Some(
+            self.reply(&msg, 400, "Bad Request", source)
+                .finish(None, b""),
+        )
+    }
+
+    fn reply(
+        &self,
+        msg: &Message<'_>,
+        code: u16,
+        reason: &str,
+        source: SocketAddr,
+    ) -> ResponseBuilder {
+        ResponseBuilder::new(msg, code, reason, source, &self.to_tag)
+    }
+
+    fn dispatch(
+        &mut self,
+        now: u64,
+        msg: &Message<'_>,
+        req: &Request<'_>,
+        source: SocketAddr,
+        transport: Transport,
+    ) -> Handled {
+        let to_self_options = req.method == Method::Options && req.uri.user.is_none();
+        match req.method {
+            Method::Ack => return Handled::Silent,
+            _ if req.max_forwards == Some(0) && !to_self_options => {
+                return Handled::Final(
+                    self.reply(msg, 483, "Too Many Hops", source)
+                        .finish(None, b""),
+                );
+            }
+            Method::Register | Method::Options => {}
+            Method::Cancel | Method::Bye => {
+                return Handled::Final(
+                    self.reply(msg, 481, "Call/Transaction Does Not Exist", source)
+                        .finish(None, b""),
+                );
+            }
+            Method::Other(_) => {
+                return Handled::Final(
+                    self.reply(msg, 501, "Not Implemented", source)
+                        .header("Allow", ALLOW)
+                        .finish(None, b""),
+                );
+            }
+            _ => {
+                return Handled::Final(
+                    self.reply(msg, 405, "Method Not Allowed", source)
+                        .header("Allow", ALLOW)
+                        .finish(None, b""),
+                );
+            }
+        }
+        let unsupported: Vec<&str> = msg
+            .header_values(HeaderName::Require)
+            .chain(msg.header_values(HeaderName::ProxyRequire))
+            .filter(|o| !o.is_empty() && !SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(o)))
+            .collect();
+        if !unsupported.is_empty() {
+            let r = self
+                .reply(msg, 420, "Bad Extension", source)
+                .header("Unsupported", &unsupported.join(", "));
+            return Handled::Final(r.finish(None, b""));
+        }
+        if req.method == Method::Options {
+            let r = self
+                .reply(msg, 200, "OK", source)
+                .header("Allow", ALLOW)
+                .header("Accept", "application/sdp");
+            return Handled::Final(r.header("Supported", "path, outbound").finish(None, b""));
+        }
+        self.register(now, msg, req, source, transport)
+    }
+
+    fn register(
+        &mut self,
+        now: u64,
+        msg: &Message<'_>,
+        req: &Request<'_>,
+        source: SocketAddr,
+        transport: Transport,
+    ) -> Handled {
+        let aor = req.to.uri.user;
+        let verdict = self.auth.authenticate(
+            &self.config,
+            &self.directory,
+            msg,
+            HeaderName::Authorization,
+            aor,
+            source,
+            now,
+        );
+        if let Some((user, known, replay)) = verdict.failure {
+            let e = if replay {
+                Event::NonceReplay { source, user }
+            } else {
+                Event::AuthFailed {
+                    source,
+                    user,
+                    known,
+                    method: "REGISTER",
+                }
+            };
+            self.push_event(e);
+        }
+        let user = match verdict.outcome {
+            AuthOutcome::Ok(user) => user,
+            AuthOutcome::Challenge {
+                stale,
+                retry,
+                algorithms,
+            } => {
+                let mut r = self.reply(msg, 401, "Unauthorized", source);
+                for c in self
+                    .auth
+                    .challenges(&self.config, now, source, stale, retry, &algorithms)
+                {
+                    r = r.header("WWW-Authenticate", &c);
+                }
+                // Not cached: a retransmitted REGISTER may carry the same credentials and deserve the
+                // same challenge, but a fresh nonce costs as little as a lookup.
+                return Handled::Reply(r.finish(None, b""));
+            }
+            AuthOutcome::Forbidden => {
+                return Handled::Final(self.reply(msg, 403, "Forbidden", source).finish(None, b""));
+            }
+        };
+        self.push_event(Event::AuthSucceeded {
+            source,
+            user: user.clone(),
+        });
+        // The authenticated identity must own the address-of-record (RFC 3261 §10.3 step 4).
+        if aor != Some(user.as_str()) {
+            self.push_event(Event::IdentityMismatch {
+                source,
+                user,
+                aor: aor.unwrap_or("").to_owned(),
+            });
+            return Handled::Final(self.reply(msg, 403, "Forbidden", source).finish(None, b""));
+        }
+        self.scratch.clear();
+        let mut events = std::mem::take(&mut self.scratch);
+        let reply = self.registrar.register(
+            &self.config,
+            msg,
+            req,
+            &user,
+            source,
+            transport.as_str(),
+            now,
+            &mut events,
+        );
+        for e in events.drain(..) {
+            self.push_event(e);
+        }
+        self.scratch = events;
+        let r = match reply {
+            RegisterReply::Ok { contacts } => {
+                let mut r = self.reply(msg, 200, "OK", source);
+                for c in &contacts {
+                    r = r.header("Contact", c);
+                }
+                r.header("Date", &http_date(now))
+            }
+            RegisterReply::IntervalTooBrief { min } => self
+                .reply(msg, 423, "Interval Too Brief", source)
+                .header("Min-Expires", &min.to_string()),
+            RegisterReply::Status(code, reason) => self.reply(msg, code, reason, source),
+        };
+        Handled::Final(r.finish(None, b""))
+    }
+}

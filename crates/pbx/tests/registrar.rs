@@ -1,0 +1,636 @@
+//! Registrar behaviour through the sans-IO service, on a virtual clock.
+
+use pbxguard_pbx::{Directory, Event, ExtensionAuth, RegistrarConfig, Service, Transport};
+use pbxguard_sip::{Algorithm, Credentials, HeaderName, Limits, Message, StartLine, ha1};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+const REALM: &str = "test.realm";
+const T0: u64 = 1_800_000_000;
+
+fn service() -> Service {
+    let mut m = HashMap::new();
+    for (n, pw) in [("1001", "Secr3t!pw"), ("1002", "0ther#Pw9")] {
+        m.insert(
+            n.to_owned(),
+            ExtensionAuth {
+                ha1: Algorithm::ALL.map(|a| ha1(a, n, REALM, pw)),
+                algorithms: None,
+            },
+        );
+    }
+    let cfg = RegistrarConfig {
+        realm: REALM.into(),
+        ..Default::default()
+    };
+    Service::new(cfg, Arc::new(Directory::new(m)), [9; 32], 1)
+}
+
+fn src() -> SocketAddr {
+    "192.0.2.10:5062".parse().unwrap()
+}
+
+struct Reply {
+    code: u16,
+    raw: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Vec<String> {
+        let m = Message::parse(self.raw.as_bytes(), &Limits::default()).unwrap();
+        m.header_all(HeaderName::classify(name))
+            .map(str::to_owned)
+            .collect()
+    }
+    fn nonce(&self) -> String {
+        let c = &self.header("WWW-Authenticate")[0];
+        let s = c.split("nonce=\"").nth(1).unwrap();
+        s[..s.find('"').unwrap()].to_owned()
+    }
+}
+
+fn send(svc: &mut Service, now: u64, msg: &str) -> Option<Reply> {
+    let out = svc.handle(now, msg.as_bytes(), src(), Transport::Udp)?;
+    let raw = String::from_utf8(out).unwrap();
+    let m = Message::parse(raw.as_bytes(), &Limits::default()).expect("our replies parse");
+    let StartLine::Response { code, .. } = m.start else {
+        panic!("not a response")
+    };
+    Some(Reply { code, raw })
+}
+
+struct Reg<'a> {
+    user: &'a str,
+    cseq: u32,
+    branch: String,
+    extra: String,
+    contact: &'a str,
+}
+
+fn register(r: &Reg<'_>) -> String {
+    format!(
+        "REGISTER sip:{REALM} SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5062;rport;branch=z9hG4bK{}\r\nMax-Forwards: 70\r\n\
+         From: <sip:{u}@{REALM}>;tag=abc\r\nTo: <sip:{u}@{REALM}>\r\nCall-ID: call-{u}\r\nCSeq: {} REGISTER\r\n\
+         Contact: {}\r\n{}Content-Length: 0\r\n\r\n",
+        r.branch,
+        r.cseq,
+        r.contact,
+        r.extra,
+        u = r.user
+    )
+}
+
+fn auth_header(user: &str, pw: &str, nonce: &str, nc: u32, alg: Algorithm) -> String {
+    let uri = format!("sip:{REALM}");
+    let h1 = ha1(alg, user, REALM, pw);
+    let ha2 = alg.hash(&[b"REGISTER", uri.as_bytes()]);
+    let ncs = format!("{nc:08x}");
+    let resp = alg.hash(&[
+        h1.as_bytes(),
+        nonce.as_bytes(),
+        ncs.as_bytes(),
+        b"c0ffee",
+        b"auth",
+        ha2.as_bytes(),
+    ]);
+    format!(
+        "Authorization: Digest username=\"{user}\", realm=\"{REALM}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{resp}\", algorithm={}, cnonce=\"c0ffee\", qop=auth, nc={ncs}\r\n",
+        alg.name()
+    )
+}
+
+/// Runs challenge + authenticated REGISTER; returns the final reply.
+fn login(
+    svc: &mut Service,
+    now: u64,
+    user: &str,
+    pw: &str,
+    cseq: u32,
+    contact: &str,
+    extra: &str,
+) -> Reply {
+    let mut r = Reg {
+        user,
+        cseq,
+        branch: format!("a{cseq}"),
+        extra: extra.to_owned(),
+        contact,
+    };
+    let ch = send(svc, now, &register(&r)).unwrap();
+    assert_eq!(ch.code, 401);
+    r.cseq += 1;
+    r.branch = format!("b{cseq}");
+    r.extra = format!(
+        "{}{}",
+        auth_header(user, pw, &ch.nonce(), 1, Algorithm::Md5),
+        extra
+    );
+    send(svc, now, &register(&r)).unwrap()
+}
+
+#[test]
+fn challenge_offers_md5_then_sha256_with_qop() {
+    let mut svc = service();
+    let r = send(
+        &mut svc,
+        T0,
+        &register(&Reg {
+            user: "1001",
+            cseq: 1,
+            branch: "x".into(),
+            extra: String::new(),
+            contact: "<sip:1001@192.0.2.10:5062>",
+        }),
+    )
+    .unwrap();
+    let ch = r.header("WWW-Authenticate");
+    assert_eq!(r.code, 401);
+    assert_eq!(ch.len(), 2);
+    assert!(
+        ch[0].contains("algorithm=MD5")
+            && ch[0].contains("qop=\"auth\"")
+            && ch[0].contains(&format!("realm=\"{REALM}\""))
+    );
+    assert!(ch[1].contains("algorithm=SHA-256"));
+    assert!(
+        r.header("Via")[0].contains("rport=5062;received=192.0.2.10")
+            || r.header("Via")[0].contains("received=192.0.2.10")
+    );
+}
+
+#[test]
+fn registers_lists_contacts_and_persists_events() {
+    let mut svc = service();
+    let ok = login(
+        &mut svc,
+        T0,
+        "1001",
+        "Secr3t!pw",
+        1,
+        "<sip:1001@192.0.2.10:5062>;expires=120",
+        "",
+    );
+    assert_eq!(ok.code, 200, "{}", ok.raw);
+    assert_eq!(
+        ok.header("Contact"),
+        ["<sip:1001@192.0.2.10:5062>;expires=120"]
+    );
+    assert!(ok.header("Date")[0].ends_with("GMT"));
+    let mut changed = None;
+    while let Some(e) = svc.poll_event() {
+        if let Event::BindingsChanged {
+            extension,
+            bindings,
+        } = e
+        {
+            changed = Some((extension, bindings));
+        }
+    }
+    let (ext, b) = changed.unwrap();
+    assert_eq!(
+        (ext.as_str(), b.len(), b[0].expires_at),
+        ("1001", 1, T0 + 120)
+    );
+    // A second contact from the same Call-ID is added; both are listed.
+    let ok = login(
+        &mut svc,
+        T0 + 1,
+        "1001",
+        "Secr3t!pw",
+        10,
+        "<sip:1001@192.0.2.11:5062>",
+        "Expires: 7200\r\n",
+    );
+    assert_eq!(ok.header("Contact").len(), 2);
+    assert!(
+        ok.header("Contact")
+            .iter()
+            .any(|c| c == "<sip:1001@192.0.2.11:5062>;expires=3600"),
+        "max_expires caps 7200"
+    );
+    // Bindings expire on time.
+    assert_eq!(svc.registrar().bindings("1001", T0 + 119).len(), 2);
+    assert_eq!(svc.registrar().bindings("1001", T0 + 120).len(), 1);
+    // "*" with Expires: 0 removes everything.
+    let ok = login(
+        &mut svc,
+        T0 + 2,
+        "1001",
+        "Secr3t!pw",
+        20,
+        "*",
+        "Expires: 0\r\n",
+    );
+    assert_eq!((ok.code, ok.header("Contact").len()), (200, 0));
+    assert!(svc.registrar().bindings("1001", T0 + 2).is_empty());
+    // "*" without Expires: 0 is a bad request.
+    assert_eq!(
+        login(&mut svc, T0 + 2, "1001", "Secr3t!pw", 30, "*", "").code,
+        400
+    );
+}
+
+#[test]
+fn interval_too_brief_and_out_of_order_cseq() {
+    let mut svc = service();
+    let r = login(
+        &mut svc,
+        T0,
+        "1001",
+        "Secr3t!pw",
+        1,
+        "<sip:1001@192.0.2.10>;expires=30",
+        "",
+    );
+    assert_eq!(
+        (r.code, r.header("Min-Expires")),
+        (423, vec!["60".to_owned()])
+    );
+    assert_eq!(
+        login(
+            &mut svc,
+            T0,
+            "1001",
+            "Secr3t!pw",
+            10,
+            "<sip:1001@192.0.2.10>",
+            ""
+        )
+        .code,
+        200
+    );
+    // Same Call-ID, lower CSeq: refused and the binding is untouched.
+    assert_eq!(
+        login(
+            &mut svc,
+            T0,
+            "1001",
+            "Secr3t!pw",
+            3,
+            "<sip:1001@192.0.2.10>;expires=0",
+            ""
+        )
+        .code,
+        500
+    );
+    assert_eq!(svc.registrar().bindings("1001", T0).len(), 1);
+}
+
+#[test]
+fn wrong_password_rechallenges_then_403_and_unknown_user_looks_identical() {
+    let run = |user: &str| {
+        let mut svc = service();
+        let mut codes = Vec::new();
+        let mut nonce = send(
+            &mut svc,
+            T0,
+            &register(&Reg {
+                user,
+                cseq: 1,
+                branch: "1".into(),
+                extra: String::new(),
+                contact: "<sip:x@192.0.2.10>",
+            }),
+        )
+        .unwrap()
+        .nonce();
+        for i in 2..5 {
+            let extra = auth_header(user, "wrong-Pass1!", &nonce, 1, Algorithm::Md5);
+            let r = send(
+                &mut svc,
+                T0,
+                &register(&Reg {
+                    user,
+                    cseq: i,
+                    branch: i.to_string(),
+                    extra,
+                    contact: "<sip:x@192.0.2.10>",
+                }),
+            )
+            .unwrap();
+            codes.push(r.code);
+            if r.code == 401 {
+                nonce = r.nonce();
+            }
+            // Same headers apart from the nonce, tags and Call-ID.
+            let shape: Vec<String> = r
+                .raw
+                .lines()
+                .map(|l| l.split(['=', ':']).next().unwrap().to_owned())
+                .collect();
+            codes.push(shape.len() as u16);
+        }
+        let failures = std::iter::from_fn(|| svc.poll_event())
+            .filter(|e| matches!(e, Event::AuthFailed { .. }))
+            .count();
+        (codes, failures)
+    };
+    let known = run("1001");
+    let unknown = run("9999");
+    assert_eq!(known.0[0], 401);
+    assert_eq!(known.0[2], 403);
+    assert_eq!(known, unknown);
+}
+
+#[test]
+fn replayed_nonce_count_and_stale_nonce() {
+    let mut svc = service();
+    let c = "<sip:1001@192.0.2.10>";
+    let nonce = send(
+        &mut svc,
+        T0,
+        &register(&Reg {
+            user: "1001",
+            cseq: 1,
+            branch: "1".into(),
+            extra: String::new(),
+            contact: c,
+        }),
+    )
+    .unwrap()
+    .nonce();
+    let good = auth_header("1001", "Secr3t!pw", &nonce, 1, Algorithm::Md5);
+    let r = send(
+        &mut svc,
+        T0,
+        &register(&Reg {
+            user: "1001",
+            cseq: 2,
+            branch: "2".into(),
+            extra: good.clone(),
+            contact: c,
+        }),
+    )
+    .unwrap();
+    assert_eq!(r.code, 200);
+    // The same credentials in a new transaction: a replay, refused with a fresh challenge.
+    let r = send(
+        &mut svc,
+        T0,
+        &register(&Reg {
+            user: "1001",
+            cseq: 3,
+            branch: "3".into(),
+            extra: good,
+            contact: c,
+        }),
+    )
+    .unwrap();
+    assert_eq!(r.code, 401);
+    assert!(
+        std::iter::from_fn(|| svc.poll_event()).any(|e| matches!(e, Event::NonceReplay { .. }))
+    );
+    // A higher nc on the same nonce is fine.
+    let next = auth_header("1001", "Secr3t!pw", &nonce, 2, Algorithm::Md5);
+    assert_eq!(
+        send(
+            &mut svc,
+            T0 + 10,
+            &register(&Reg {
+                user: "1001",
+                cseq: 4,
+                branch: "4".into(),
+                extra: next,
+                contact: c
+            })
+        )
+        .unwrap()
+        .code,
+        200
+    );
+    // After the 300 s TTL the right password gets stale=true, not 403.
+    let late = auth_header("1001", "Secr3t!pw", &nonce, 3, Algorithm::Md5);
+    let r = send(
+        &mut svc,
+        T0 + 301,
+        &register(&Reg {
+            user: "1001",
+            cseq: 5,
+            branch: "5".into(),
+            extra: late,
+            contact: c,
+        }),
+    )
+    .unwrap();
+    assert_eq!(r.code, 401);
+    assert!(
+        r.header("WWW-Authenticate")
+            .iter()
+            .all(|h| h.contains("stale=true"))
+    );
+}
+
+#[test]
+fn sha256_and_identity_checks() {
+    let mut svc = service();
+    let c = "<sip:1001@192.0.2.10>";
+    let nonce = send(
+        &mut svc,
+        T0,
+        &register(&Reg {
+            user: "1001",
+            cseq: 1,
+            branch: "1".into(),
+            extra: String::new(),
+            contact: c,
+        }),
+    )
+    .unwrap()
+    .nonce();
+    let h = auth_header("1001", "Secr3t!pw", &nonce, 1, Algorithm::Sha256);
+    assert_eq!(
+        send(
+            &mut svc,
+            T0,
+            &register(&Reg {
+                user: "1001",
+                cseq: 2,
+                branch: "2".into(),
+                extra: h,
+                contact: c
+            })
+        )
+        .unwrap()
+        .code,
+        200
+    );
+    // 1002 authenticates correctly but registers 1001's AOR.
+    let nonce = send(
+        &mut svc,
+        T0,
+        &register(&Reg {
+            user: "1001",
+            cseq: 3,
+            branch: "2b".into(),
+            extra: String::new(),
+            contact: c,
+        }),
+    )
+    .unwrap()
+    .nonce();
+    let h = auth_header("1002", "0ther#Pw9", &nonce, 1, Algorithm::Md5);
+    assert_eq!(
+        send(
+            &mut svc,
+            T0,
+            &register(&Reg {
+                user: "1001",
+                cseq: 3,
+                branch: "3".into(),
+                extra: h,
+                contact: c
+            })
+        )
+        .unwrap()
+        .code,
+        403
+    );
+    // Credentials parse check: the one we built is well-formed.
+    assert!(
+        Credentials::parse(
+            auth_header("a", "b", "n", 1, Algorithm::Md5)
+                .trim_start_matches("Authorization: ")
+                .trim_end()
+        )
+        .is_some()
+    );
+}
+
+#[test]
+fn retransmission_gets_the_cached_final_response() {
+    let mut svc = service();
+    let c = "<sip:1001@192.0.2.10>";
+    let nonce = send(
+        &mut svc,
+        T0,
+        &register(&Reg {
+            user: "1001",
+            cseq: 1,
+            branch: "1".into(),
+            extra: String::new(),
+            contact: c,
+        }),
+    )
+    .unwrap()
+    .nonce();
+    let msg = register(&Reg {
+        user: "1001",
+        cseq: 2,
+        branch: "2".into(),
+        extra: auth_header("1001", "Secr3t!pw", &nonce, 1, Algorithm::Md5),
+        contact: c,
+    });
+    let a = send(&mut svc, T0, &msg).unwrap();
+    let b = send(&mut svc, T0 + 1, &msg).unwrap();
+    assert_eq!((a.code, a.raw), (200, b.raw));
+}
+
+fn simple(method: &str, extra: &str) -> String {
+    format!(
+        "{method} sip:1001@{REALM} SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK{method}{}\r\nMax-Forwards: 70\r\n\
+         From: <sip:a@b>;tag=1\r\nTo: <sip:1001@{REALM}>\r\nCall-ID: x\r\nCSeq: 1 {method}\r\n{extra}Content-Length: 0\r\n\r\n",
+        extra.len()
+    )
+}
+
+#[test]
+fn other_methods_get_the_right_status() {
+    let mut svc = service();
+    for (m, extra, code) in [
+        ("OPTIONS", "", 200),
+        ("INVITE", "", 405),
+        ("SUBSCRIBE", "", 405),
+        ("FOO", "", 501),
+        ("BYE", "", 481),
+        ("CANCEL", "", 481),
+        ("OPTIONS", "Require: 100rel-ish\r\n", 420),
+        ("INVITE", "Max-Forwards: 0\r\n", 400), // two Max-Forwards
+    ] {
+        assert_eq!(
+            send(&mut svc, T0, &simple(m, extra)).unwrap().code,
+            code,
+            "{m} {extra}"
+        );
+    }
+    assert!(send(&mut svc, T0, &simple("ACK", "")).is_none());
+    let zero = simple("INVITE", "")
+        .replace("Max-Forwards: 70", "Max-Forwards: 0")
+        .replace("branch=z9hG4bKINVITE0", "branch=z9hG4bKzero");
+    assert_eq!(send(&mut svc, T0, &zero).unwrap().code, 483);
+    let r = send(&mut svc, T0, &simple("INVITE", "")).unwrap();
+    assert_eq!(r.header("Allow"), ["REGISTER, OPTIONS, ACK, CANCEL, BYE"]);
+}
+
+/// What the daemon answers to each RFC 4475 message (INDEX.md), through the same entry point.
+#[test]
+fn rfc4475_wire_answers() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/rfc4475");
+    let table: &[(&str, Option<u16>)] = &[
+        ("wsinv", Some(405)),
+        ("intmeth", Some(501)),
+        ("esc01", Some(405)),
+        ("escnull", Some(401)),
+        ("esc02", Some(501)),
+        ("lwsdisp", Some(200)),
+        ("longreq", Some(405)),
+        ("dblreq", Some(401)),
+        ("semiuri", Some(200)),
+        ("transports", Some(200)),
+        ("mpart01", Some(405)),
+        ("unreason", None),
+        ("noreason", None),
+        ("badinv01", Some(400)),
+        ("clerr", Some(400)),
+        ("ncl", Some(400)),
+        ("scalar02", Some(400)),
+        ("scalarlg", None),
+        ("quotbal", Some(400)),
+        ("ltgtruri", Some(400)),
+        ("lwsruri", Some(400)),
+        ("lwsstart", Some(400)),
+        ("trws", Some(400)),
+        ("escruri", Some(400)),
+        ("baddate", Some(400)),
+        ("regbadct", Some(400)),
+        ("badaspec", Some(400)),
+        ("baddn", Some(400)),
+        ("badvers", Some(505)),
+        ("mismatch01", Some(400)),
+        ("mismatch02", Some(400)),
+        ("bigcode", None),
+        ("badbranch", Some(200)),
+        ("insuf", Some(400)),
+        ("unkscm", Some(416)),
+        ("novelsc", Some(416)),
+        ("unksm2", Some(401)),
+        ("bext01", Some(420)),
+        ("invut", Some(405)),
+        ("regaut01", Some(401)),
+        ("multi01", Some(400)),
+        ("mcl01", Some(400)),
+        ("bcast", None),
+        ("zeromf", Some(483)),
+        ("cparam01", Some(401)),
+        ("cparam02", Some(401)),
+        ("regescrt", Some(401)),
+        ("sdp01", Some(405)),
+        ("inv2543", Some(405)),
+    ];
+    let mut wrong = Vec::new();
+    for (name, want) in table {
+        let mut svc = service();
+        let buf = std::fs::read(format!("{dir}/{name}.dat")).unwrap();
+        let got = svc.handle(T0, &buf, src(), Transport::Udp).map(|r| {
+            let m = Message::parse(&r, &Limits::default()).expect("reply parses");
+            match m.start {
+                StartLine::Response { code, .. } => code,
+                _ => 0,
+            }
+        });
+        if got != *want {
+            wrong.push(format!("{name}: got {got:?}, want {want:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

@@ -1,0 +1,117 @@
+use crate::{Result, Store, StoreError};
+use rusqlite::{OptionalExtension, Row, params};
+use serde::Serialize;
+
+/// The stored form of an extension's secret: HA1 per digest algorithm, all for one realm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub realm: String,
+    pub ha1_md5: String,
+    pub ha1_sha256: String,
+    pub ha1_sha512_256: String,
+}
+
+/// An extension (a SIP account of the PBX).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Extension {
+    pub number: String,
+    #[serde(skip)]
+    pub credentials: Credentials,
+    /// Digest algorithms offered to this extension, in order; `None` follows the global setting.
+    pub algorithms: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const COLUMNS: &str =
+    "number, realm, ha1_md5, ha1_sha256, ha1_sha512_256, algorithms, created_at, updated_at";
+
+fn row(r: &Row<'_>) -> rusqlite::Result<Extension> {
+    Ok(Extension {
+        number: r.get(0)?,
+        credentials: Credentials {
+            realm: r.get(1)?,
+            ha1_md5: r.get(2)?,
+            ha1_sha256: r.get(3)?,
+            ha1_sha512_256: r.get(4)?,
+        },
+        algorithms: r.get(5)?,
+        created_at: r.get(6)?,
+        updated_at: r.get(7)?,
+    })
+}
+
+impl Store {
+    pub fn add_extension(&self, ext: &Extension) -> Result<()> {
+        let c = &ext.credentials;
+        let res = self.conn.execute(
+            &format!("INSERT INTO extensions({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+            params![
+                ext.number,
+                c.realm,
+                c.ha1_md5,
+                c.ha1_sha256,
+                c.ha1_sha512_256,
+                ext.algorithms,
+                ext.created_at,
+                ext.updated_at
+            ],
+        );
+        match res {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(StoreError::ExtensionExists(ext.number.clone()))
+            }
+            other => other.map(|_| ()).map_err(Into::into),
+        }
+    }
+
+    pub fn extension(&self, number: &str) -> Result<Option<Extension>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM extensions WHERE number = ?1"),
+                [number],
+                row,
+            )
+            .optional()?)
+    }
+
+    pub fn extensions(&self) -> Result<Vec<Extension>> {
+        let mut st = self
+            .conn
+            .prepare(&format!("SELECT {COLUMNS} FROM extensions ORDER BY number"))?;
+        let rows = st.query_map([], row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn extension_count(&self) -> Result<u64> {
+        Ok(self
+            .conn
+            .query_row("SELECT COUNT(*) FROM extensions", [], |r| r.get(0))?)
+    }
+
+    pub fn set_credentials(&self, number: &str, c: &Credentials, now: i64) -> Result<()> {
+        let n = self.conn.execute(
+            "UPDATE extensions SET realm = ?2, ha1_md5 = ?3, ha1_sha256 = ?4, ha1_sha512_256 = ?5, updated_at = ?6 WHERE number = ?1",
+            params![number, c.realm, c.ha1_md5, c.ha1_sha256, c.ha1_sha512_256, now],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NoSuchExtension(number.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Deletes an extension and its registrations.
+    pub fn delete_extension(&self, number: &str) -> Result<()> {
+        if self
+            .conn
+            .execute("DELETE FROM extensions WHERE number = ?1", [number])?
+            == 0
+        {
+            return Err(StoreError::NoSuchExtension(number.to_owned()));
+        }
+        Ok(())
+    }
+}

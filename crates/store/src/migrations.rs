@@ -1,0 +1,67 @@
+//! Schema migrations, applied in order and recorded in `PRAGMA user_version`. Never edit a shipped
+//! migration: add a new one.
+
+use crate::{Result, StoreError};
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: settings, extensions, registrations.
+    "CREATE TABLE settings (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE extensions (
+        number          TEXT PRIMARY KEY,
+        realm           TEXT NOT NULL,
+        ha1_md5         TEXT NOT NULL,
+        ha1_sha256      TEXT NOT NULL,
+        ha1_sha512_256  TEXT NOT NULL,
+        algorithms      TEXT,
+        created_at      INTEGER NOT NULL,
+        updated_at      INTEGER NOT NULL
+    );
+    CREATE TABLE bindings (
+        extension   TEXT NOT NULL REFERENCES extensions(number) ON DELETE CASCADE,
+        uri         TEXT NOT NULL,
+        contact     TEXT NOT NULL,
+        expires_at  INTEGER NOT NULL,
+        call_id     TEXT NOT NULL,
+        cseq        INTEGER NOT NULL,
+        q           REAL,
+        source      TEXT NOT NULL,
+        transport   TEXT NOT NULL,
+        user_agent  TEXT,
+        updated_at  INTEGER NOT NULL,
+        PRIMARY KEY (extension, uri)
+    );
+    CREATE INDEX bindings_expiry ON bindings(expires_at);",
+];
+
+pub(crate) fn run(conn: &mut Connection) -> Result<()> {
+    let known = MIGRATIONS.len() as i64;
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > known {
+        return Err(StoreError::SchemaTooNew { found, known });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migrations_are_idempotent() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        super::run(&mut conn).unwrap();
+        super::run(&mut conn).unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, super::MIGRATIONS.len() as i64);
+    }
+}
