@@ -1,0 +1,109 @@
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Security-first SIP PBX edge.
+#[derive(Debug, Parser)]
+#[command(name = "pbxguard", version, about)]
+pub(crate) struct Cli {
+    /// Data directory (database, keys, certificates), shared by the daemon and every command.
+    /// Default: ./pbxguard-data (for `run`, the config file's data_dir if set).
+    #[arg(long, global = true, env = "PBXGUARD_DATA")]
+    pub(crate) data: Option<PathBuf>,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the daemon (SIP registrar over UDP, TCP and TLS).
+    Run(RunArgs),
+    /// Manage extensions (SIP accounts).
+    #[command(subcommand)]
+    Ext(ExtCommand),
+    /// Show registrations.
+    #[command(subcommand)]
+    Reg(RegCommand),
+    /// Run-time settings, stored in the database and applied by a running daemon within a second.
+    #[command(subcommand)]
+    Settings(SettingsCommand),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// Bootstrap configuration file (TOML; every key optional).
+    #[arg(long)]
+    pub(crate) config: Option<PathBuf>,
+    /// SIP over UDP listen address (repeat for several; "off" disables). Default 0.0.0.0:5060.
+    #[arg(long = "sip-udp")]
+    pub(crate) sip_udp: Vec<String>,
+    /// SIP over TCP listen address (repeat for several; "off" disables). Default 0.0.0.0:5060.
+    #[arg(long = "sip-tcp")]
+    pub(crate) sip_tcp: Vec<String>,
+    /// SIP over TLS listen address (repeat for several; "off" disables). Default 0.0.0.0:5061.
+    #[arg(long = "sip-tls")]
+    pub(crate) sip_tls: Vec<String>,
+    /// Admin GUI listen address (reserved: the GUI is not part of this release).
+    #[arg(long)]
+    pub(crate) gui: Option<SocketAddr>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ExtCommand {
+    /// Add an extension. The secret is stored only as digest hashes (HA1).
+    Add {
+        number: String,
+        #[command(flatten)]
+        secret: SecretArgs,
+        /// Digest algorithms offered to this extension, in order (e.g. "SHA-256,MD5"); default: the
+        /// global setting auth.algorithms.
+        #[arg(long)]
+        algorithms: Option<String>,
+    },
+    /// List extensions.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change an extension's secret.
+    Passwd {
+        number: String,
+        #[command(flatten)]
+        secret: SecretArgs,
+    },
+    /// Delete an extension and its registrations.
+    Del { number: String },
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub(crate) struct SecretArgs {
+    /// The secret (visible in the process list and shell history: prefer --generate).
+    #[arg(long)]
+    pub(crate) secret: Option<String>,
+    /// Generate a strong random secret and print it once.
+    #[arg(long)]
+    pub(crate) generate: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RegCommand {
+    /// List current registrations.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SettingsCommand {
+    /// Every setting with its value, default and meaning.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One setting's value.
+    Get { key: String },
+    /// Change a setting (validated first; nothing changes on error).
+    Set { key: String, value: String },
+}

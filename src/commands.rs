@@ -1,0 +1,224 @@
+//! Operator commands. Each opens the same database as the daemon; a running daemon notices the commit
+//! and applies it within a second.
+
+use crate::cli::{Cli, Command, ExtCommand, RegCommand, SecretArgs, SettingsCommand};
+use crate::settings::{self, open_store, parse_algorithms};
+use anyhow::{Result, anyhow, bail};
+use pbxguard_sip::{Algorithm, ha1};
+use pbxguard_store::{Credentials, Extension, Store};
+use serde_json::json;
+
+/// Prints a line to stdout; a closed pipe (`pbxguard reg list | head`) ends the command quietly instead
+/// of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = writeln!(out, $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            return Err(e.into());
+        }
+    }};
+}
+
+pub(crate) const DEFAULT_DATA: &str = "pbxguard-data";
+
+pub(crate) fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+pub(crate) fn run(cli: Cli) -> Result<()> {
+    let data = || cli.data.clone().unwrap_or_else(|| DEFAULT_DATA.into());
+    match cli.command {
+        Command::Run(args) => crate::daemon::run(cli.data, args),
+        Command::Ext(c) => ext(&open_store(&data())?, c),
+        Command::Reg(RegCommand::List { json }) => reg_list(&open_store(&data())?, json),
+        Command::Settings(c) => settings_cmd(&open_store(&data())?, c),
+    }
+}
+
+/// Extension numbers are what phones put in the user part of a SIP URI; keep them to characters that
+/// need no escaping there.
+fn check_number(n: &str) -> Result<()> {
+    if n.is_empty()
+        || n.len() > 32
+        || !n
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    {
+        bail!("invalid extension number {n:?}: use 1-32 letters, digits, '.', '_' or '-'");
+    }
+    Ok(())
+}
+
+/// Returns the secret and whether it was generated (and must be shown once).
+fn secret_of(args: SecretArgs) -> Result<(String, bool)> {
+    match (args.secret, args.generate) {
+        (Some(s), false) => {
+            if s.is_empty() || s.len() > 128 || s.chars().any(char::is_control) {
+                bail!(
+                    "invalid secret: use 1-128 printable characters (or --generate for a strong random one)"
+                );
+            }
+            Ok((s, false))
+        }
+        (None, true) => Ok((crate::secret::generate_secret(), true)),
+        _ => bail!("give exactly one of --secret S or --generate"),
+    }
+}
+
+fn credentials(number: &str, realm: &str, secret: &str) -> Credentials {
+    let [md5, sha256, sha512] = Algorithm::ALL.map(|a| ha1(a, number, realm, secret));
+    Credentials {
+        realm: realm.to_owned(),
+        ha1_md5: md5,
+        ha1_sha256: sha256,
+        ha1_sha512_256: sha512,
+    }
+}
+
+fn ext(store: &Store, cmd: ExtCommand) -> Result<()> {
+    let realm = settings::get(store, "sip.realm")?;
+    match cmd {
+        ExtCommand::Add {
+            number,
+            secret,
+            algorithms,
+        } => {
+            check_number(&number)?;
+            if let Some(a) = &algorithms {
+                parse_algorithms(a).map_err(|e| anyhow!("--algorithms: {e}"))?;
+            }
+            let (secret, generated) = secret_of(secret)?;
+            let now = now_secs();
+            let ext = Extension {
+                number: number.clone(),
+                credentials: credentials(&number, &realm, &secret),
+                algorithms,
+                created_at: now,
+                updated_at: now,
+            };
+            store.add_extension(&ext)?;
+            if generated {
+                outln!("extension {number} added; secret (shown once): {secret}");
+            } else {
+                outln!("extension {number} added");
+            }
+        }
+        ExtCommand::Passwd { number, secret } => {
+            let (secret, generated) = secret_of(secret)?;
+            store.set_credentials(&number, &credentials(&number, &realm, &secret), now_secs())?;
+            if generated {
+                outln!("extension {number}: new secret (shown once): {secret}");
+            } else {
+                outln!("extension {number}: secret changed");
+            }
+        }
+        ExtCommand::Del { number } => {
+            store.delete_extension(&number)?;
+            outln!("extension {number} deleted");
+        }
+        ExtCommand::List { json } => {
+            let exts = store.extensions()?;
+            let regs = store.bindings(now_secs())?;
+            let count = |n: &str| regs.iter().filter(|b| b.extension == n).count();
+            if json {
+                let v: Vec<_> = exts
+                    .iter()
+                    .map(|e| json!({"number": e.number, "algorithms": e.algorithms, "registrations": count(&e.number), "created_at": e.created_at, "updated_at": e.updated_at}))
+                    .collect();
+                outln!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                outln!(
+                    "{:<12} {:<14} {:<20}",
+                    "EXTENSION",
+                    "REGISTRATIONS",
+                    "ALGORITHMS"
+                );
+                for e in &exts {
+                    outln!(
+                        "{:<12} {:<14} {:<20}",
+                        e.number,
+                        count(&e.number),
+                        e.algorithms.as_deref().unwrap_or("(global)")
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn reg_list(store: &Store, json: bool) -> Result<()> {
+    let now = now_secs();
+    let regs = store.bindings(now)?;
+    if json {
+        let v: Vec<_> = regs
+            .iter()
+            .map(|b| {
+                json!({"extension": b.extension, "contact": b.contact, "uri": b.uri, "expires_at": b.expires_at,
+                       "expires_in": b.expires_at - now, "source": b.source, "transport": b.transport,
+                       "user_agent": b.user_agent, "call_id": b.call_id, "cseq": b.cseq, "q": b.q})
+            })
+            .collect();
+        outln!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        outln!(
+            "{:<12} {:<6} {:<8} {:<24} CONTACT",
+            "EXTENSION",
+            "VIA",
+            "EXPIRES",
+            "SOURCE"
+        );
+        for b in &regs {
+            outln!(
+                "{:<12} {:<6} {:<8} {:<24} {}",
+                b.extension,
+                b.transport,
+                b.expires_at - now,
+                b.source,
+                b.contact
+            );
+        }
+    }
+    Ok(())
+}
+
+fn settings_cmd(store: &Store, cmd: SettingsCommand) -> Result<()> {
+    match cmd {
+        SettingsCommand::List { json } => {
+            let rows: Vec<_> = settings::SETTINGS
+                .iter()
+                .map(|d| {
+                    Ok((
+                        d.key,
+                        settings::get(store, d.key)?,
+                        d.default.unwrap_or("(computed)"),
+                        d.doc,
+                    ))
+                })
+                .collect::<Result<_>>()?;
+            if json {
+                let v: Vec<_> = rows
+                    .iter()
+                    .map(|(k, v, d, doc)| json!({"key": k, "value": v, "default": d, "doc": doc}))
+                    .collect();
+                outln!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                for (k, v, d, doc) in rows {
+                    outln!("{k} = {v}    (default {d})\n    {doc}");
+                }
+            }
+        }
+        SettingsCommand::Get { key } => outln!("{}", settings::get(store, &key)?),
+        SettingsCommand::Set { key, value } => {
+            settings::set(store, &key, &value)?;
+            outln!("{key} = {value}");
+        }
+    }
+    Ok(())
+}

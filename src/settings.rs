@@ -1,0 +1,210 @@
+//! Run-time settings: one table of keys, each with its default, meaning and validation. Values live in
+//! the database; `pbxguard settings` edits them and a running daemon applies them within a second.
+//! Bootstrap-only options (listen addresses, data dir, TLS files) are in the TOML config instead.
+
+use anyhow::{Context, Result, anyhow, bail};
+use pbxguard_pbx::RegistrarConfig;
+use pbxguard_sip::Algorithm;
+use pbxguard_store::Store;
+use std::path::Path;
+
+pub(crate) struct SettingDef {
+    pub(crate) key: &'static str,
+    /// `None`: computed when the database is created (see [`open_store`]).
+    pub(crate) default: Option<&'static str>,
+    pub(crate) doc: &'static str,
+    validate: fn(&str) -> Result<(), String>,
+}
+
+fn seconds(min: u64, max: u64) -> impl Fn(&str) -> Result<(), String> {
+    move |v| match v.parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(()),
+        _ => Err(format!(
+            "expected a whole number of seconds from {min} to {max}"
+        )),
+    }
+}
+
+pub(crate) fn parse_algorithms(v: &str) -> Result<Vec<Algorithm>, String> {
+    let mut out = Vec::new();
+    for name in v.split(',').map(str::trim) {
+        let a = Algorithm::from_name(name)
+            .ok_or_else(|| format!("unknown digest algorithm {name:?}: use MD5, SHA-256 or SHA-512-256, comma-separated in order of preference"))?;
+        if out.contains(&a) {
+            return Err(format!("{name} is listed twice"));
+        }
+        out.push(a);
+    }
+    Ok(out)
+}
+
+pub(crate) const SETTINGS: &[SettingDef] = &[
+    SettingDef {
+        key: "sip.realm",
+        default: None,
+        doc: "Digest realm (default: the host name when the database was created). Secrets are stored as hashes bound to it, so it can only change while no extension exists.",
+        validate: |v| {
+            if v.is_empty()
+                || v.len() > 128
+                || v.bytes()
+                    .any(|b| b == b'"' || b == b'\\' || b.is_ascii_control())
+            {
+                Err(
+                    "expected 1-128 characters without quotes, backslashes or control characters"
+                        .into(),
+                )
+            } else {
+                Ok(())
+            }
+        },
+    },
+    SettingDef {
+        key: "auth.algorithms",
+        default: Some("MD5,SHA-256"),
+        doc: "Digest algorithms offered, in order. Many phones and SIPp only answer the first challenge and only MD5, so MD5 comes first by default; put SHA-256 first when every phone supports it. Per extension: ext add --algorithms.",
+        validate: |v| parse_algorithms(v).map(drop),
+    },
+    SettingDef {
+        key: "auth.nonce_ttl",
+        default: Some("300"),
+        doc: "Seconds a digest nonce stays valid; answers with an older nonce get a new challenge with stale=true.",
+        validate: |v| seconds(30, 3600)(v),
+    },
+    SettingDef {
+        key: "registrar.min_expires",
+        default: Some("60"),
+        doc: "Shortest registration accepted, seconds; shorter requests get 423 Interval Too Brief with Min-Expires.",
+        validate: |v| seconds(1, 86_400)(v),
+    },
+    SettingDef {
+        key: "registrar.max_expires",
+        default: Some("3600"),
+        doc: "Longest registration granted, seconds; longer requests are shortened to it.",
+        validate: |v| seconds(1, 604_800)(v),
+    },
+    SettingDef {
+        key: "registrar.default_expires",
+        default: Some("3600"),
+        doc: "Registration length when the phone asks for none, seconds (then capped by registrar.max_expires).",
+        validate: |v| seconds(1, 604_800)(v),
+    },
+    SettingDef {
+        key: "registrar.max_contacts",
+        default: Some("10"),
+        doc: "Contacts kept per extension; one more replaces the oldest.",
+        validate: |v| match v.parse::<u32>() {
+            Ok(1..=100) => Ok(()),
+            _ => Err("expected a number from 1 to 100".into()),
+        },
+    },
+];
+
+fn def(key: &str) -> Result<&'static SettingDef> {
+    SETTINGS.iter().find(|d| d.key == key).ok_or_else(|| {
+        let keys: Vec<&str> = SETTINGS.iter().map(|d| d.key).collect();
+        anyhow!(
+            "unknown setting {key:?}; known settings: {}",
+            keys.join(", ")
+        )
+    })
+}
+
+pub(crate) fn get(store: &Store, key: &str) -> Result<String> {
+    let d = def(key)?;
+    match store.setting(key)? {
+        Some(v) => Ok(v),
+        None => d
+            .default
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("setting {key} is not initialised")),
+    }
+}
+
+fn get_num<T: std::str::FromStr>(store: &Store, key: &str) -> Result<T> {
+    get(store, key)?.parse().map_err(|_| {
+        anyhow!("stored value of {key} is invalid; fix it with `pbxguard settings set {key} VALUE`")
+    })
+}
+
+/// Validates and stores a setting, or explains what is wrong and changes nothing.
+pub(crate) fn set(store: &Store, key: &str, value: &str) -> Result<()> {
+    let d = def(key)?;
+    (d.validate)(value).map_err(|e| anyhow!("invalid value for {key}: {e}"))?;
+    if key == "sip.realm" {
+        let n = store.extension_count()?;
+        if n > 0 && get(store, key)? != value {
+            bail!(
+                "cannot change sip.realm while {n} extension(s) exist: their secrets are stored as hashes bound to the realm. \
+                 Delete the extensions, change the realm, then add them again with their secrets (or --generate new ones)"
+            );
+        }
+    }
+    let probe = |k: &str| -> Result<u64> {
+        if k == key {
+            Ok(value.parse()?)
+        } else {
+            get_num(store, k)
+        }
+    };
+    if key.starts_with("registrar.") && key != "registrar.max_contacts" {
+        let (min, def_, max) = (
+            probe("registrar.min_expires")?,
+            probe("registrar.default_expires")?,
+            probe("registrar.max_expires")?,
+        );
+        if !(min <= def_ && def_ <= max) {
+            bail!(
+                "registrar.min_expires ({min}) <= registrar.default_expires ({def_}) <= registrar.max_expires ({max}) must hold; change the others first"
+            );
+        }
+    }
+    store.set_setting(key, value)?;
+    Ok(())
+}
+
+/// The registrar configuration as currently stored.
+pub(crate) fn registrar_config(store: &Store) -> Result<RegistrarConfig> {
+    Ok(RegistrarConfig {
+        realm: get(store, "sip.realm")?,
+        algorithms: parse_algorithms(&get(store, "auth.algorithms")?)
+            .map_err(|e| anyhow!("auth.algorithms: {e}"))?,
+        nonce_ttl: get_num(store, "auth.nonce_ttl")?,
+        min_expires: get_num(store, "registrar.min_expires")?,
+        max_expires: get_num(store, "registrar.max_expires")?,
+        default_expires: get_num(store, "registrar.default_expires")?,
+        max_contacts: get_num(store, "registrar.max_contacts")?,
+    })
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| {
+            !s.is_empty()
+                && (def("sip.realm")
+                    .map(|d| (d.validate)(s).is_ok())
+                    .unwrap_or(false))
+        })
+        .unwrap_or_else(|| "pbxguard".to_owned())
+}
+
+/// Opens the database in `data`, creating the directory (mode 0700) and fixing the computed defaults on
+/// first use so that every later command sees the same realm.
+pub(crate) fn open_store(data: &Path) -> Result<Store> {
+    if !data.exists() {
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+        b.create(data)
+            .with_context(|| format!("creating data directory {}", data.display()))?;
+    }
+    let path = data.join("pbxguard.db");
+    let store =
+        Store::open(&path).with_context(|| format!("opening database {}", path.display()))?;
+    if store.setting("sip.realm")?.is_none() {
+        store.set_setting("sip.realm", &host_name())?;
+    }
+    Ok(store)
+}
