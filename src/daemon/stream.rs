@@ -114,14 +114,20 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     let mut chunk = vec![0u8; 16 * 1024];
     loop {
         loop {
-            match stream_frame_len(&buf, &limits) {
-                Ok(Some((skip, 0))) => {
-                    // RFC 5626 §3.5.1 keep-alive: answer a CRLFCRLF ping with a CRLF pong.
-                    buf.drain(..skip);
-                    if s.write_all(b"\r\n").await.is_err() {
-                        return;
-                    }
+            let lead = buf
+                .iter()
+                .take_while(|&&b| b == b'\r' || b == b'\n')
+                .count();
+            if lead >= 4 {
+                // RFC 5626 §3.5.1 keep-alive: answer a CRLFCRLF ping with a CRLF pong.
+                buf.drain(..lead);
+                if s.write_all(b"\r\n").await.is_err() {
+                    return;
                 }
+            } else if lead == buf.len() {
+                break;
+            }
+            match stream_frame_len(&buf, &limits) {
                 Ok(Some((skip, len))) => {
                     let reply = handle(
                         &ctx.shared,

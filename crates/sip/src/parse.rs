@@ -227,24 +227,13 @@ impl<'a> Message<'a> {
 }
 
 /// Frames the next message on a stream transport (TCP, TLS; RFC 3261 §18.3). Returns `Ok(None)` when more
-/// bytes are needed, or `(skip, len)`: `skip` leading CRLF keep-alive bytes (RFC 5626 §3.5.1) to drop,
-/// then a message of `len` bytes.
+/// bytes are needed, or `(skip, len)`: `skip` leading CRLF bytes to drop (RFC 3261 §7.5), then a message
+/// of `len` bytes. Keep-alive pings (RFC 5626 §3.5.1) are the caller's to answer before framing.
 pub fn stream_frame_len(buf: &[u8], limits: &Limits) -> Result<Option<(usize, usize)>, ParseError> {
     let capped = &buf[..buf.len().min(limits.max_message)];
     let head = match split_head(capped, limits) {
         Ok(h) => h,
-        Err(ParseError::Incomplete) if buf.len() < limits.max_message => {
-            // Only keep-alive bytes so far: report them so the caller can answer and drop them.
-            let skip = buf
-                .iter()
-                .take_while(|&&b| b == b'\r' || b == b'\n')
-                .count();
-            return Ok(if skip == buf.len() && skip >= 4 {
-                Some((skip, 0))
-            } else {
-                None
-            });
-        }
+        Err(ParseError::Incomplete) if buf.len() < limits.max_message => return Ok(None),
         Err(ParseError::Incomplete) => return Err(ParseError::TooLarge),
         Err(e) => return Err(e),
     };

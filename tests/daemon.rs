@@ -1,0 +1,223 @@
+//! The daemon over real sockets: persistence across restarts, live reload of CLI changes, the RFC 4475
+//! corpus on the wire, stream framing, and hostile bytes.
+
+mod common;
+use common::*;
+use pbxguard_sip::{Algorithm, Limits, Message, StartLine, ha1};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::time::Duration;
+
+fn udp_client() -> UdpSocket {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    s
+}
+
+fn status(reply: &[u8]) -> u16 {
+    match Message::parse(reply, &Limits::default())
+        .expect("reply parses")
+        .start
+    {
+        StartLine::Response { code, .. } => code,
+        StartLine::Request { .. } => panic!("request instead of response"),
+    }
+}
+
+/// One UDP exchange; `None` when nothing comes back within the timeout.
+fn exchange(sock: &UdpSocket, to: SocketAddr, msg: &[u8]) -> Option<Vec<u8>> {
+    sock.send_to(msg, to).unwrap();
+    let mut buf = vec![0u8; 65_535];
+    sock.recv_from(&mut buf)
+        .ok()
+        .map(|(n, _)| buf[..n].to_vec())
+}
+
+fn register(sock: &UdpSocket, to: SocketAddr, user: &str, extra: &str) -> Vec<u8> {
+    // Every transaction needs its own branch (or the server rightly answers from its transaction cache)
+    // and a higher CSeq within the Call-ID (or the registrar refuses it as out of order).
+    static BRANCH: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let cseq = BRANCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    let local = sock.local_addr().unwrap();
+    let msg = format!(
+        "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};rport;branch=z9hG4bK{user}x{cseq}\r\nMax-Forwards: 70\r\n\
+         From: <sip:{user}@127.0.0.1>;tag=t{cseq}\r\nTo: <sip:{user}@127.0.0.1>\r\nCall-ID: reg-{user}-{}\r\nCSeq: {cseq} REGISTER\r\n\
+         Contact: <sip:{user}@{local}>\r\nExpires: 600\r\n{extra}Content-Length: 0\r\n\r\n",
+        local.port()
+    );
+    exchange(sock, to, msg.as_bytes()).expect("registrar answers")
+}
+
+/// Registers with digest; returns the final status.
+fn login(sock: &UdpSocket, to: SocketAddr, realm: &str, user: &str, pw: &str) -> u16 {
+    let ch = String::from_utf8(register(sock, to, user, "")).unwrap();
+    assert_eq!(status(ch.as_bytes()), 401, "{ch}");
+    let nonce = ch
+        .split("nonce=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let uri = "sip:127.0.0.1";
+    let h1 = ha1(Algorithm::Md5, user, realm, pw);
+    let ha2 = Algorithm::Md5.hash(&[b"REGISTER", uri.as_bytes()]);
+    let resp = Algorithm::Md5.hash(&[
+        h1.as_bytes(),
+        nonce.as_bytes(),
+        b"00000001",
+        b"abc",
+        b"auth",
+        ha2.as_bytes(),
+    ]);
+    let auth = format!(
+        "Authorization: Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{resp}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"abc\"\r\n"
+    );
+    status(&register(sock, to, user, &auth))
+}
+
+#[test]
+fn registrations_survive_restart_and_cli_changes_apply_live() {
+    let d = TempDir::new("restart");
+    cli_ok(&d.0, &["settings", "set", "sip.realm", "restart.test"]);
+    cli_ok(&d.0, &["ext", "add", "1001", "--secret", "Resta7t!pw"]);
+    let mut daemon = Daemon::start(&d.0);
+    let sock = udp_client();
+    assert_eq!(
+        login(&sock, daemon.udp, "restart.test", "1001", "Resta7t!pw"),
+        200
+    );
+    // Added while the daemon runs: usable within a second.
+    cli_ok(&d.0, &["ext", "add", "1002", "--secret", "L1ve!add"]);
+    let ok = wait_for(Duration::from_secs(1), || {
+        (login(&sock, daemon.udp, "restart.test", "1002", "L1ve!add") == 200).then_some(())
+    });
+    assert!(
+        ok.is_some(),
+        "extension added by the CLI not usable within a second"
+    );
+    // A changed secret applies too: the old one stops working.
+    cli_ok(&d.0, &["ext", "passwd", "1002", "--secret", "N3w!secret"]);
+    assert!(
+        wait_for(Duration::from_secs(1), || (login(
+            &sock,
+            daemon.udp,
+            "restart.test",
+            "1002",
+            "N3w!secret"
+        ) == 200)
+            .then_some(()))
+        .is_some()
+    );
+    assert_eq!(
+        login(&sock, daemon.udp, "restart.test", "1002", "L1ve!add"),
+        401
+    );
+    wait_for(Duration::from_secs(2), || {
+        (registrations(&d.0).len() == 2).then_some(())
+    })
+    .expect("both bindings stored");
+    daemon.stop();
+    let daemon = Daemon::start(&d.0);
+    assert!(daemon.log().contains("bindings=2"), "{}", daemon.log());
+    assert_eq!(registrations(&d.0).len(), 2);
+    // Deleting an extension removes its registration.
+    cli_ok(&d.0, &["ext", "del", "1001"]);
+    assert_eq!(
+        registrations(&d.0)
+            .iter()
+            .map(|r| r["extension"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>(),
+        ["1002"]
+    );
+}
+
+#[test]
+fn rfc4475_corpus_on_the_wire_and_the_daemon_survives() {
+    let d = TempDir::new("corpus");
+    let daemon = Daemon::start(&d.0);
+    let sock = udp_client();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/rfc4475");
+    let expect = [
+        ("badvers", Some(505)),
+        ("unkscm", Some(416)),
+        ("bext01", Some(420)),
+        ("zeromf", Some(483)),
+        ("clerr", Some(400)),
+        ("ltgtruri", Some(400)),
+        ("regaut01", Some(401)),
+        ("lwsdisp", Some(200)),
+        ("bigcode", None),
+        ("bcast", None),
+    ];
+    for (name, want) in expect {
+        // The corpus reuses branch values; a new source per message keeps them separate transactions.
+        let sock = udp_client();
+        let buf = std::fs::read(format!("{dir}/{name}.dat")).unwrap();
+        let got = exchange(&sock, daemon.udp, &buf).map(|r| status(&r));
+        assert_eq!(got, want, "{name}");
+    }
+    // Every file, plus garbage, then the daemon still answers.
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        sock.send_to(&std::fs::read(p).unwrap(), daemon.udp)
+            .unwrap();
+    }
+    for junk in [
+        &b""[..],
+        b"\r\n\r\n",
+        b"\x00\xff\xfe garbage",
+        &[b'A'; 65_000][..],
+    ] {
+        sock.send_to(junk, daemon.udp).unwrap();
+    }
+    let mut buf = [0u8; 65_535];
+    while sock.recv_from(&mut buf).is_ok() {}
+    let opts = std::fs::read(format!("{dir}/lwsdisp.dat")).unwrap();
+    assert_eq!(
+        exchange(&udp_client(), daemon.udp, &opts).map(|r| status(&r)),
+        Some(200)
+    );
+}
+
+#[test]
+fn tcp_frames_pipelined_messages_and_answers_keepalives() {
+    let d = TempDir::new("tcp");
+    let daemon = Daemon::start(&d.0);
+    let mut s = TcpStream::connect(daemon.tcp).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let opt = |n: u32| {
+        format!(
+            "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:1;branch=z9hG4bKtcp{n}\r\nFrom: <sip:a@b>;tag=1\r\n\
+             To: <sip:127.0.0.1>\r\nCall-ID: tcp{n}\r\nCSeq: {n} OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    // A keep-alive ping, two messages in one write, then one split across writes.
+    let mut bytes = b"\r\n\r\n".to_vec();
+    bytes.extend(opt(1).into_bytes());
+    bytes.extend(opt(2).into_bytes());
+    s.write_all(&bytes).unwrap();
+    let third = opt(3);
+    s.write_all(&third.as_bytes()[..40]).unwrap();
+    s.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    s.write_all(&third.as_bytes()[40..]).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while got.windows(11).filter(|w| w == b"SIP/2.0 200").count() < 3 {
+        let n = s.read(&mut buf).expect("replies arrive");
+        assert!(n > 0, "connection closed early");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        got.starts_with(b"\r\nSIP/2.0 200 OK\r\n"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    // A stream that cannot be framed (no Content-Length) is closed.
+    s.write_all(b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bKx\r\n\r\n")
+        .unwrap();
+    let n = s.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "connection should be closed");
+}
