@@ -30,6 +30,18 @@ pub(crate) struct AuthVerdict {
     pub(crate) failure: Option<(String, bool, bool)>,
 }
 
+/// One request to authenticate.
+pub(crate) struct Attempt<'m, 'a> {
+    pub(crate) msg: &'m Message<'a>,
+    /// Authorization (registrar, 401) or Proxy-Authorization (proxy, 407).
+    pub(crate) header: HeaderName<'static>,
+    /// The user the request claims to be (To for REGISTER, From otherwise), used only to choose which
+    /// algorithms to offer before the client names itself.
+    pub(crate) hint: Option<&'m str>,
+    pub(crate) source: SocketAddr,
+    pub(crate) now: u64,
+}
+
 pub(crate) struct Authenticator {
     key: NonceKey,
     fake_secret: String,
@@ -86,19 +98,9 @@ impl Authenticator {
             .collect()
     }
 
-    /// Authenticates `msg` from the credentials in `header` (Authorization or Proxy-Authorization).
-    /// `hint` is the user the request claims to be (To for REGISTER, From otherwise), used only to
-    /// choose which algorithms to offer before the client names itself.
-    pub(crate) fn authenticate(
-        &mut self,
-        cfg: &RegistrarConfig,
-        dir: &Directory,
-        msg: &Message<'_>,
-        header: HeaderName<'static>,
-        hint: Option<&str>,
-        source: SocketAddr,
-        now: u64,
-    ) -> AuthVerdict {
+    /// Authenticates a request from the credentials in its Authorization or Proxy-Authorization header.
+    pub(crate) fn authenticate(&mut self, cfg: &RegistrarConfig, dir: &Directory, attempt: Attempt<'_, '_>) -> AuthVerdict {
+        let Attempt { msg, header, hint, source, now } = attempt;
         let offered = |user: Option<&str>| {
             user.and_then(|u| dir.get(u))
                 .and_then(|e| e.algorithms.clone())

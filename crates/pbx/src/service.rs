@@ -1,7 +1,7 @@
 //! Request dispatch: one entry point from bytes to reply, in the order RFC 3261 §8.2 prescribes
 //! (method, then header inspection), after the syntax checks that RFC 4475 exercises.
 
-use crate::auth::{AuthOutcome, Authenticator};
+use crate::auth::{Attempt, AuthOutcome, Authenticator};
 use crate::config::RegistrarConfig;
 use crate::date::http_date;
 use crate::directory::Directory;
@@ -298,15 +298,8 @@ impl Service {
         transport: Transport,
     ) -> Handled {
         let aor = req.to.uri.user;
-        let verdict = self.auth.authenticate(
-            &self.config,
-            &self.directory,
-            msg,
-            HeaderName::Authorization,
-            aor,
-            source,
-            now,
-        );
+        let attempt = Attempt { msg, header: HeaderName::Authorization, hint: aor, source, now };
+        let verdict = self.auth.authenticate(&self.config, &self.directory, attempt);
         if let Some((user, known, replay)) = verdict.failure {
             let e = if replay {
                 Event::NonceReplay { source, user }
