@@ -99,8 +99,19 @@ impl Authenticator {
     }
 
     /// Authenticates a request from the credentials in its Authorization or Proxy-Authorization header.
-    pub(crate) fn authenticate(&mut self, cfg: &RegistrarConfig, dir: &Directory, attempt: Attempt<'_, '_>) -> AuthVerdict {
-        let Attempt { msg, header, hint, source, now } = attempt;
+    pub(crate) fn authenticate(
+        &mut self,
+        cfg: &RegistrarConfig,
+        dir: &Directory,
+        attempt: Attempt<'_, '_>,
+    ) -> AuthVerdict {
+        let Attempt {
+            msg,
+            header,
+            hint,
+            source,
+            now,
+        } = attempt;
         let offered = |user: Option<&str>| {
             user.and_then(|u| dir.get(u))
                 .and_then(|e| e.algorithms.clone())

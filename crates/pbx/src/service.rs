@@ -298,8 +298,16 @@ impl Service {
         transport: Transport,
     ) -> Handled {
         let aor = req.to.uri.user;
-        let attempt = Attempt { msg, header: HeaderName::Authorization, hint: aor, source, now };
-        let verdict = self.auth.authenticate(&self.config, &self.directory, attempt);
+        let attempt = Attempt {
+            msg,
+            header: HeaderName::Authorization,
+            hint: aor,
+            source,
+            now,
+        };
+        let verdict = self
+            .auth
+            .authenticate(&self.config, &self.directory, attempt);
         if let Some((user, known, replay)) = verdict.failure {
             let e = if replay {
                 Event::NonceReplay { source, user }

@@ -11,7 +11,6 @@ use hmac::{Hmac, Mac};
 use md5::Md5;
 use sha2::{Digest, Sha256, Sha512_256};
 use std::borrow::Cow;
-use std::fmt::Write as _;
 use std::net::IpAddr;
 use subtle::ConstantTimeEq;
 
@@ -24,9 +23,11 @@ pub enum Algorithm {
 }
 
 fn to_hex(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
+    for &b in bytes {
+        s.push(HEX[usize::from(b >> 4)] as char);
+        s.push(HEX[usize::from(b & 15)] as char);
     }
     s
 }
@@ -134,17 +135,18 @@ impl<'a> Credentials<'a> {
                     Cow::Borrowed(v)
                 }
             };
-            match name.to_ascii_lowercase().as_str() {
-                "username" => (cr.username, have_user) = (un(), true),
-                "realm" => cr.realm = un(),
-                "nonce" => (cr.nonce, have_nonce) = (v, true),
-                "uri" => cr.uri = un(),
-                "response" => (cr.response, have_resp) = (v, true),
-                "algorithm" => cr.algorithm = Some(v),
-                "cnonce" => cr.cnonce = Some(v),
-                "opaque" => cr.opaque = Some(v),
-                "qop" => cr.qop = Some(v),
-                "nc" => {
+            let is = |k: &str| name.eq_ignore_ascii_case(k);
+            match () {
+                _ if is("username") => (cr.username, have_user) = (un(), true),
+                _ if is("realm") => cr.realm = un(),
+                _ if is("nonce") => (cr.nonce, have_nonce) = (v, true),
+                _ if is("uri") => cr.uri = un(),
+                _ if is("response") => (cr.response, have_resp) = (v, true),
+                _ if is("algorithm") => cr.algorithm = Some(v),
+                _ if is("cnonce") => cr.cnonce = Some(v),
+                _ if is("opaque") => cr.opaque = Some(v),
+                _ if is("qop") => cr.qop = Some(v),
+                _ if is("nc") => {
                     if v.len() != 8 {
                         return None;
                     }
@@ -189,8 +191,16 @@ impl<'a> Credentials<'a> {
             }
             Some(_) => return false,
         };
-        let got = self.response.to_ascii_lowercase();
-        expected.as_bytes().ct_eq(got.as_bytes()).into()
+        // Hex digits may come in either case; the comparison stays constant-time over the length.
+        let got = self.response.as_bytes();
+        if got.len() != expected.len() {
+            return false;
+        }
+        let mut diff = 0u8;
+        for (a, b) in expected.bytes().zip(got) {
+            diff |= a ^ b.to_ascii_lowercase();
+        }
+        diff == 0
     }
 }
 
