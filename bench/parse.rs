@@ -2,9 +2,7 @@
 //! with SDP, as framed + lazily parsed and as the fields the registrar reads. Results: docs/benchmarks.md.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use pbxguard_sip::{
-    Algorithm, Credentials, HeaderName, Limits, Message, NameAddr, check_request, ha1,
-};
+use pbxguard_sip::{Algorithm, Credentials, HeaderName, Limits, Message, NameAddr, check_request, ha1};
 use std::hint::black_box;
 
 const REGISTER: &[u8] = b"REGISTER sip:pbx.example.com SIP/2.0\r\n\
@@ -69,64 +67,30 @@ fn extract(buf: &[u8], auth: HeaderName<'static>) -> usize {
 }
 
 fn parsing(c: &mut Criterion) {
-    assert_eq!(
-        Message::parse(INVITE, &Limits::default())
-            .unwrap()
-            .body
-            .len(),
-        335
-    );
+    assert_eq!(Message::parse(INVITE, &Limits::default()).unwrap().body.len(), 335);
     let mut g = c.benchmark_group("parse");
     g.throughput(Throughput::Elements(1));
     g.bench_function("register_frame", |b| {
-        b.iter(|| {
-            Message::parse(black_box(REGISTER), &Limits::default())
-                .unwrap()
-                .headers
-                .len()
-        })
+        b.iter(|| Message::parse(black_box(REGISTER), &Limits::default()).unwrap().headers.len())
     });
-    g.bench_function("register_extract", |b| {
-        b.iter(|| extract(black_box(REGISTER), HeaderName::Authorization))
-    });
+    g.bench_function("register_extract", |b| b.iter(|| extract(black_box(REGISTER), HeaderName::Authorization)));
     g.bench_function("register_sanity", |b| {
-        b.iter(|| {
-            check_request(&Message::parse(black_box(REGISTER), &Limits::default()).unwrap())
-                .unwrap()
-                .cseq
-                .seq
-        })
+        b.iter(|| check_request(&Message::parse(black_box(REGISTER), &Limits::default()).unwrap()).unwrap().cseq.seq)
     });
     g.bench_function("invite_sdp_frame", |b| {
-        b.iter(|| {
-            Message::parse(black_box(INVITE), &Limits::default())
-                .unwrap()
-                .headers
-                .len()
-        })
+        b.iter(|| Message::parse(black_box(INVITE), &Limits::default()).unwrap().headers.len())
     });
-    g.bench_function("invite_sdp_extract", |b| {
-        b.iter(|| extract(black_box(INVITE), HeaderName::ProxyAuthorization))
-    });
+    g.bench_function("invite_sdp_extract", |b| b.iter(|| extract(black_box(INVITE), HeaderName::ProxyAuthorization)));
     g.bench_function("invite_sdp_sanity", |b| {
-        b.iter(|| {
-            check_request(&Message::parse(black_box(INVITE), &Limits::default()).unwrap())
-                .unwrap()
-                .cseq
-                .seq
-        })
+        b.iter(|| check_request(&Message::parse(black_box(INVITE), &Limits::default()).unwrap()).unwrap().cseq.seq)
     });
     g.finish();
     let m = Message::parse(REGISTER, &Limits::default()).unwrap();
     let cr = Credentials::parse(m.header(HeaderName::Authorization).unwrap()).unwrap();
     let h = ha1(Algorithm::Md5, "1001", "pbx.example.com", "secret");
     let h256 = ha1(Algorithm::Sha256, "1001", "pbx.example.com", "secret");
-    c.bench_function("digest_verify_md5", |b| {
-        b.iter(|| cr.verify(Algorithm::Md5, black_box(&h), "REGISTER"))
-    });
-    c.bench_function("digest_verify_sha256", |b| {
-        b.iter(|| cr.verify(Algorithm::Sha256, black_box(&h256), "REGISTER"))
-    });
+    c.bench_function("digest_verify_md5", |b| b.iter(|| cr.verify(Algorithm::Md5, black_box(&h), "REGISTER")));
+    c.bench_function("digest_verify_sha256", |b| b.iter(|| cr.verify(Algorithm::Sha256, black_box(&h256), "REGISTER")));
 }
 
 criterion_group!(benches, parsing);

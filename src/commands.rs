@@ -26,9 +26,7 @@ macro_rules! outln {
 pub(crate) const DEFAULT_DATA: &str = "pbxguard-data";
 
 pub(crate) fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 pub(crate) fn run(cli: Cli) -> Result<()> {
@@ -44,12 +42,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
 /// Extension numbers are what phones put in the user part of a SIP URI; keep them to characters that
 /// need no escaping there.
 fn check_number(n: &str) -> Result<()> {
-    if n.is_empty()
-        || n.len() > 32
-        || !n
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-    {
+    if n.is_empty() || n.len() > 32 || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
         bail!("invalid extension number {n:?}: use 1-32 letters, digits, '.', '_' or '-'");
     }
     Ok(())
@@ -60,9 +53,7 @@ fn secret_of(args: SecretArgs) -> Result<(String, bool)> {
     match (args.secret, args.generate) {
         (Some(s), false) => {
             if s.is_empty() || s.len() > 128 || s.chars().any(char::is_control) {
-                bail!(
-                    "invalid secret: use 1-128 printable characters (or --generate for a strong random one)"
-                );
+                bail!("invalid secret: use 1-128 printable characters (or --generate for a strong random one)");
             }
             Ok((s, false))
         }
@@ -73,22 +64,13 @@ fn secret_of(args: SecretArgs) -> Result<(String, bool)> {
 
 fn credentials(number: &str, realm: &str, secret: &str) -> Credentials {
     let [md5, sha256, sha512] = Algorithm::ALL.map(|a| ha1(a, number, realm, secret));
-    Credentials {
-        realm: realm.to_owned(),
-        ha1_md5: md5,
-        ha1_sha256: sha256,
-        ha1_sha512_256: sha512,
-    }
+    Credentials { realm: realm.to_owned(), ha1_md5: md5, ha1_sha256: sha256, ha1_sha512_256: sha512 }
 }
 
 fn ext(store: &Store, cmd: ExtCommand) -> Result<()> {
     let realm = settings::get(store, "sip.realm")?;
     match cmd {
-        ExtCommand::Add {
-            number,
-            secret,
-            algorithms,
-        } => {
+        ExtCommand::Add { number, secret, algorithms } => {
             check_number(&number)?;
             if let Some(a) = &algorithms {
                 parse_algorithms(a).map_err(|e| anyhow!("--algorithms: {e}"))?;
@@ -133,12 +115,7 @@ fn ext(store: &Store, cmd: ExtCommand) -> Result<()> {
                     .collect();
                 outln!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                outln!(
-                    "{:<12} {:<14} {:<20}",
-                    "EXTENSION",
-                    "REGISTRATIONS",
-                    "ALGORITHMS"
-                );
+                outln!("{:<12} {:<14} {:<20}", "EXTENSION", "REGISTRATIONS", "ALGORITHMS");
                 for e in &exts {
                     outln!(
                         "{:<12} {:<14} {:<20}",
@@ -167,22 +144,9 @@ fn reg_list(store: &Store, json: bool) -> Result<()> {
             .collect();
         outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        outln!(
-            "{:<12} {:<6} {:<8} {:<24} CONTACT",
-            "EXTENSION",
-            "VIA",
-            "EXPIRES",
-            "SOURCE"
-        );
+        outln!("{:<12} {:<6} {:<8} {:<24} CONTACT", "EXTENSION", "VIA", "EXPIRES", "SOURCE");
         for b in &regs {
-            outln!(
-                "{:<12} {:<6} {:<8} {:<24} {}",
-                b.extension,
-                b.transport,
-                b.expires_at - now,
-                b.source,
-                b.contact
-            );
+            outln!("{:<12} {:<6} {:<8} {:<24} {}", b.extension, b.transport, b.expires_at - now, b.source, b.contact);
         }
     }
     Ok(())
@@ -193,20 +157,11 @@ fn settings_cmd(store: &Store, cmd: SettingsCommand) -> Result<()> {
         SettingsCommand::List { json } => {
             let rows: Vec<_> = settings::SETTINGS
                 .iter()
-                .map(|d| {
-                    Ok((
-                        d.key,
-                        settings::get(store, d.key)?,
-                        d.default.unwrap_or("(computed)"),
-                        d.doc,
-                    ))
-                })
+                .map(|d| Ok((d.key, settings::get(store, d.key)?, d.default.unwrap_or("(computed)"), d.doc)))
                 .collect::<Result<_>>()?;
             if json {
-                let v: Vec<_> = rows
-                    .iter()
-                    .map(|(k, v, d, doc)| json!({"key": k, "value": v, "default": d, "doc": doc}))
-                    .collect();
+                let v: Vec<_> =
+                    rows.iter().map(|(k, v, d, doc)| json!({"key": k, "value": v, "default": d, "doc": doc})).collect();
                 outln!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 for (k, v, d, doc) in rows {

@@ -71,30 +71,25 @@ pub(crate) struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self {
-            format: "text".into(),
-            level: "info".into(),
-        }
+        Self { format: "text".into(), level: "info".into() }
     }
 }
 
 impl Config {
     pub(crate) fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading config file {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
         Self::parse(&text).map_err(|e| anyhow!("config file {}: {e}", path.display()))
     }
 
     pub(crate) fn parse(text: &str) -> Result<Self, String> {
         let c: Self = toml::from_str(text).map_err(|e| e.to_string())?;
         if !matches!(c.log.format.as_str(), "text" | "json") {
-            return Err(format!(
-                "log.format must be \"text\" or \"json\", not {:?}",
-                c.log.format
-            ));
+            return Err(format!("log.format must be \"text\" or \"json\", not {:?}", c.log.format));
         }
         if c.tls.cert.is_some() != c.tls.key.is_some() {
-            return Err("tls.cert and tls.key go together: set both, or neither for a generated self-signed certificate".into());
+            return Err(
+                "tls.cert and tls.key go together: set both, or neither for a generated self-signed certificate".into(),
+            );
         }
         if c.sip.udp_workers == 0 || c.sip.udp_workers > 64 {
             return Err("sip.udp_workers must be from 1 to 64".into());

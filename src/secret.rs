@@ -24,11 +24,7 @@ pub(crate) fn generate_secret() -> String {
             .iter()
             .enumerate()
             .map(|(i, b)| {
-                let set = if i < 4 {
-                    classes[i]
-                } else {
-                    classes[(*b as usize) % 4]
-                };
+                let set = if i < 4 { classes[i] } else { classes[(*b as usize) % 4] };
                 set[(*b as usize / 4) % set.len()]
             })
             .collect();
@@ -48,16 +44,19 @@ pub(crate) fn generate_secret() -> String {
 /// Reads a 32-byte key file, creating it (mode 0600) on first use.
 pub(crate) fn load_or_create_key(path: &Path) -> Result<[u8; 32]> {
     if let Ok(b) = std::fs::read(path) {
-        return b.try_into().map_err(|_| anyhow::anyhow!("{} is corrupt (expected 32 bytes); delete it to make a new one (outstanding nonces become invalid)", path.display()));
+        return b.try_into().map_err(|_| {
+            anyhow::anyhow!(
+                "{} is corrupt (expected 32 bytes); delete it to make a new one (outstanding nonces become invalid)",
+                path.display()
+            )
+        });
     }
     let key = random_bytes::<32>();
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
+    let mut f = opts.open(path).with_context(|| format!("creating {}", path.display()))?;
     f.write_all(&key)?;
     Ok(key)
 }
@@ -69,14 +68,8 @@ mod tests {
         for _ in 0..200 {
             let s = super::generate_secret();
             assert_eq!(s.len(), 20);
-            assert!(
-                s.bytes().any(|b| b.is_ascii_lowercase())
-                    && s.bytes().any(|b| b.is_ascii_uppercase())
-            );
-            assert!(
-                s.bytes().any(|b| b.is_ascii_digit())
-                    && s.bytes().any(|b| !b.is_ascii_alphanumeric())
-            );
+            assert!(s.bytes().any(|b| b.is_ascii_lowercase()) && s.bytes().any(|b| b.is_ascii_uppercase()));
+            assert!(s.bytes().any(|b| b.is_ascii_digit()) && s.bytes().any(|b| !b.is_ascii_alphanumeric()));
         }
     }
 }

@@ -19,9 +19,7 @@ pub(crate) struct SettingDef {
 fn seconds(min: u64, max: u64) -> impl Fn(&str) -> Result<(), String> {
     move |v| match v.parse::<u64>() {
         Ok(n) if (min..=max).contains(&n) => Ok(()),
-        _ => Err(format!(
-            "expected a whole number of seconds from {min} to {max}"
-        )),
+        _ => Err(format!("expected a whole number of seconds from {min} to {max}")),
     }
 }
 
@@ -44,15 +42,8 @@ pub(crate) const SETTINGS: &[SettingDef] = &[
         default: None,
         doc: "Digest realm (default: the host name when the database was created). Secrets are stored as hashes bound to it, so it can only change while no extension exists.",
         validate: |v| {
-            if v.is_empty()
-                || v.len() > 128
-                || v.bytes()
-                    .any(|b| b == b'"' || b == b'\\' || b.is_ascii_control())
-            {
-                Err(
-                    "expected 1-128 characters without quotes, backslashes or control characters"
-                        .into(),
-                )
+            if v.is_empty() || v.len() > 128 || v.bytes().any(|b| b == b'"' || b == b'\\' || b.is_ascii_control()) {
+                Err("expected 1-128 characters without quotes, backslashes or control characters".into())
             } else {
                 Ok(())
             }
@@ -102,10 +93,7 @@ pub(crate) const SETTINGS: &[SettingDef] = &[
 fn def(key: &str) -> Result<&'static SettingDef> {
     SETTINGS.iter().find(|d| d.key == key).ok_or_else(|| {
         let keys: Vec<&str> = SETTINGS.iter().map(|d| d.key).collect();
-        anyhow!(
-            "unknown setting {key:?}; known settings: {}",
-            keys.join(", ")
-        )
+        anyhow!("unknown setting {key:?}; known settings: {}", keys.join(", "))
     })
 }
 
@@ -113,17 +101,14 @@ pub(crate) fn get(store: &Store, key: &str) -> Result<String> {
     let d = def(key)?;
     match store.setting(key)? {
         Some(v) => Ok(v),
-        None => d
-            .default
-            .map(str::to_owned)
-            .ok_or_else(|| anyhow!("setting {key} is not initialised")),
+        None => d.default.map(str::to_owned).ok_or_else(|| anyhow!("setting {key} is not initialised")),
     }
 }
 
 fn get_num<T: std::str::FromStr>(store: &Store, key: &str) -> Result<T> {
-    get(store, key)?.parse().map_err(|_| {
-        anyhow!("stored value of {key} is invalid; fix it with `pbxguard settings set {key} VALUE`")
-    })
+    get(store, key)?
+        .parse()
+        .map_err(|_| anyhow!("stored value of {key} is invalid; fix it with `pbxguard settings set {key} VALUE`"))
 }
 
 /// Validates and stores a setting, or explains what is wrong and changes nothing.
@@ -139,19 +124,10 @@ pub(crate) fn set(store: &Store, key: &str, value: &str) -> Result<()> {
             );
         }
     }
-    let probe = |k: &str| -> Result<u64> {
-        if k == key {
-            Ok(value.parse()?)
-        } else {
-            get_num(store, k)
-        }
-    };
+    let probe = |k: &str| -> Result<u64> { if k == key { Ok(value.parse()?) } else { get_num(store, k) } };
     if key.starts_with("registrar.") && key != "registrar.max_contacts" {
-        let (min, def_, max) = (
-            probe("registrar.min_expires")?,
-            probe("registrar.default_expires")?,
-            probe("registrar.max_expires")?,
-        );
+        let (min, def_, max) =
+            (probe("registrar.min_expires")?, probe("registrar.default_expires")?, probe("registrar.max_expires")?);
         if !(min <= def_ && def_ <= max) {
             bail!(
                 "registrar.min_expires ({min}) <= registrar.default_expires ({def_}) <= registrar.max_expires ({max}) must hold; change the others first"
@@ -166,8 +142,7 @@ pub(crate) fn set(store: &Store, key: &str, value: &str) -> Result<()> {
 pub(crate) fn registrar_config(store: &Store) -> Result<RegistrarConfig> {
     Ok(RegistrarConfig {
         realm: get(store, "sip.realm")?,
-        algorithms: parse_algorithms(&get(store, "auth.algorithms")?)
-            .map_err(|e| anyhow!("auth.algorithms: {e}"))?,
+        algorithms: parse_algorithms(&get(store, "auth.algorithms")?).map_err(|e| anyhow!("auth.algorithms: {e}"))?,
         nonce_ttl: get_num(store, "auth.nonce_ttl")?,
         min_expires: get_num(store, "registrar.min_expires")?,
         max_expires: get_num(store, "registrar.max_expires")?,
@@ -180,12 +155,7 @@ fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|s| s.trim().to_owned())
-        .filter(|s| {
-            !s.is_empty()
-                && (def("sip.realm")
-                    .map(|d| (d.validate)(s).is_ok())
-                    .unwrap_or(false))
-        })
+        .filter(|s| !s.is_empty() && (def("sip.realm").map(|d| (d.validate)(s).is_ok()).unwrap_or(false)))
         .unwrap_or_else(|| "pbxguard".to_owned())
 }
 
@@ -197,12 +167,10 @@ pub(crate) fn open_store(data: &Path) -> Result<Store> {
         b.recursive(true);
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-        b.create(data)
-            .with_context(|| format!("creating data directory {}", data.display()))?;
+        b.create(data).with_context(|| format!("creating data directory {}", data.display()))?;
     }
     let path = data.join("pbxguard.db");
-    let store =
-        Store::open(&path).with_context(|| format!("opening database {}", path.display()))?;
+    let store = Store::open(&path).with_context(|| format!("opening database {}", path.display()))?;
     if store.setting("sip.realm")?.is_none() {
         store.set_setting("sip.realm", &host_name())?;
     }

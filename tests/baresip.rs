@@ -8,12 +8,7 @@ use common::*;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn config_dir(
-    root: &std::path::Path,
-    name: &str,
-    account: &str,
-    sip_port: u16,
-) -> std::path::PathBuf {
+fn config_dir(root: &std::path::Path, name: &str, account: &str, sip_port: u16) -> std::path::PathBuf {
     let dir = root.join(name);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
@@ -47,22 +42,10 @@ fn free_port() -> u16 {
 fn baresip_registers_over_udp_and_tls() {
     require("baresip");
     let d = TempDir::new("baresip");
-    cli_ok(
-        &d.0,
-        &[
-            "ext",
-            "add",
-            "1001",
-            "--secret",
-            "Bare!sip9pw",
-            "--algorithms",
-            "MD5",
-        ],
-    );
+    cli_ok(&d.0, &["ext", "add", "1001", "--secret", "Bare!sip9pw", "--algorithms", "MD5"]);
     let daemon = Daemon::start(&d.0);
     for (transport, target) in [("udp", daemon.udp), ("tls", daemon.tls)] {
-        let account =
-            format!("<sip:1001@{target};transport={transport}>;auth_pass=Bare!sip9pw;regint=600");
+        let account = format!("<sip:1001@{target};transport={transport}>;auth_pass=Bare!sip9pw;regint=600");
         let dir = config_dir(&d.0, transport, &account, free_port());
         let mut phone = Command::new("baresip")
             .arg("-f")
@@ -74,30 +57,14 @@ fn baresip_registers_over_udp_and_tls() {
             .spawn()
             .unwrap();
         let binding = wait_for(Duration::from_secs(15), || {
-            registrations(&d.0)
-                .into_iter()
-                .find(|r| r["extension"] == "1001" && r["transport"] == transport)
+            registrations(&d.0).into_iter().find(|r| r["extension"] == "1001" && r["transport"] == transport)
         });
         let _ = phone.kill();
         let _ = phone.wait();
-        let b = binding.unwrap_or_else(|| {
-            panic!(
-                "no {transport} binding for baresip; daemon log:\n{}",
-                daemon.log()
-            )
-        });
-        assert!(
-            b["user_agent"].as_str().unwrap().starts_with("baresip"),
-            "{b}"
-        );
-        assert!(
-            b["contact"].as_str().unwrap().contains("@127.0.0.1:"),
-            "{b}"
-        );
-        assert!(
-            b["source"].as_str().unwrap().starts_with("127.0.0.1:"),
-            "{b}"
-        );
+        let b = binding.unwrap_or_else(|| panic!("no {transport} binding for baresip; daemon log:\n{}", daemon.log()));
+        assert!(b["user_agent"].as_str().unwrap().starts_with("baresip"), "{b}");
+        assert!(b["contact"].as_str().unwrap().contains("@127.0.0.1:"), "{b}");
+        assert!(b["source"].as_str().unwrap().starts_with("127.0.0.1:"), "{b}");
         assert!(b["expires_in"].as_i64().unwrap() > 500);
     }
 }

@@ -10,16 +10,12 @@ use std::time::Duration;
 
 fn udp_client() -> UdpSocket {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
     s
 }
 
 fn status(reply: &[u8]) -> u16 {
-    match Message::parse(reply, &Limits::default())
-        .expect("reply parses")
-        .start
-    {
+    match Message::parse(reply, &Limits::default()).expect("reply parses").start {
         StartLine::Response { code, .. } => code,
         StartLine::Request { .. } => panic!("request instead of response"),
     }
@@ -29,9 +25,7 @@ fn status(reply: &[u8]) -> u16 {
 fn exchange(sock: &UdpSocket, to: SocketAddr, msg: &[u8]) -> Option<Vec<u8>> {
     sock.send_to(msg, to).unwrap();
     let mut buf = vec![0u8; 65_535];
-    sock.recv_from(&mut buf)
-        .ok()
-        .map(|(n, _)| buf[..n].to_vec())
+    sock.recv_from(&mut buf).ok().map(|(n, _)| buf[..n].to_vec())
 }
 
 fn register(sock: &UdpSocket, to: SocketAddr, user: &str, extra: &str) -> Vec<u8> {
@@ -53,24 +47,11 @@ fn register(sock: &UdpSocket, to: SocketAddr, user: &str, extra: &str) -> Vec<u8
 fn login(sock: &UdpSocket, to: SocketAddr, realm: &str, user: &str, pw: &str) -> u16 {
     let ch = String::from_utf8(register(sock, to, user, "")).unwrap();
     assert_eq!(status(ch.as_bytes()), 401, "{ch}");
-    let nonce = ch
-        .split("nonce=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap();
+    let nonce = ch.split("nonce=\"").nth(1).unwrap().split('"').next().unwrap();
     let uri = "sip:127.0.0.1";
     let h1 = ha1(Algorithm::Md5, user, realm, pw);
     let ha2 = Algorithm::Md5.hash(&[b"REGISTER", uri.as_bytes()]);
-    let resp = Algorithm::Md5.hash(&[
-        h1.as_bytes(),
-        nonce.as_bytes(),
-        b"00000001",
-        b"abc",
-        b"auth",
-        ha2.as_bytes(),
-    ]);
+    let resp = Algorithm::Md5.hash(&[h1.as_bytes(), nonce.as_bytes(), b"00000001", b"abc", b"auth", ha2.as_bytes()]);
     let auth = format!(
         "Authorization: Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{resp}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"abc\"\r\n"
     );
@@ -84,40 +65,22 @@ fn registrations_survive_restart_and_cli_changes_apply_live() {
     cli_ok(&d.0, &["ext", "add", "1001", "--secret", "Resta7t!pw"]);
     let mut daemon = Daemon::start(&d.0);
     let sock = udp_client();
-    assert_eq!(
-        login(&sock, daemon.udp, "restart.test", "1001", "Resta7t!pw"),
-        200
-    );
+    assert_eq!(login(&sock, daemon.udp, "restart.test", "1001", "Resta7t!pw"), 200);
     // Added while the daemon runs: usable within a second.
     cli_ok(&d.0, &["ext", "add", "1002", "--secret", "L1ve!add"]);
     let ok = wait_for(Duration::from_secs(1), || {
         (login(&sock, daemon.udp, "restart.test", "1002", "L1ve!add") == 200).then_some(())
     });
-    assert!(
-        ok.is_some(),
-        "extension added by the CLI not usable within a second"
-    );
+    assert!(ok.is_some(), "extension added by the CLI not usable within a second");
     // A changed secret applies too: the old one stops working.
     cli_ok(&d.0, &["ext", "passwd", "1002", "--secret", "N3w!secret"]);
     assert!(
-        wait_for(Duration::from_secs(1), || (login(
-            &sock,
-            daemon.udp,
-            "restart.test",
-            "1002",
-            "N3w!secret"
-        ) == 200)
+        wait_for(Duration::from_secs(1), || (login(&sock, daemon.udp, "restart.test", "1002", "N3w!secret") == 200)
             .then_some(()))
         .is_some()
     );
-    assert_eq!(
-        login(&sock, daemon.udp, "restart.test", "1002", "L1ve!add"),
-        401
-    );
-    wait_for(Duration::from_secs(2), || {
-        (registrations(&d.0).len() == 2).then_some(())
-    })
-    .expect("both bindings stored");
+    assert_eq!(login(&sock, daemon.udp, "restart.test", "1002", "L1ve!add"), 401);
+    wait_for(Duration::from_secs(2), || (registrations(&d.0).len() == 2).then_some(())).expect("both bindings stored");
     daemon.stop();
     let daemon = Daemon::start(&d.0);
     assert!(daemon.log().contains("bindings=2"), "{}", daemon.log());
@@ -125,10 +88,7 @@ fn registrations_survive_restart_and_cli_changes_apply_live() {
     // Deleting an extension removes its registration.
     cli_ok(&d.0, &["ext", "del", "1001"]);
     assert_eq!(
-        registrations(&d.0)
-            .iter()
-            .map(|r| r["extension"].as_str().unwrap().to_owned())
-            .collect::<Vec<_>>(),
+        registrations(&d.0).iter().map(|r| r["extension"].as_str().unwrap().to_owned()).collect::<Vec<_>>(),
         ["1002"]
     );
 }
@@ -161,24 +121,15 @@ fn rfc4475_corpus_on_the_wire_and_the_daemon_survives() {
     // Every file, plus garbage, then the daemon still answers.
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
-        sock.send_to(&std::fs::read(p).unwrap(), daemon.udp)
-            .unwrap();
+        sock.send_to(&std::fs::read(p).unwrap(), daemon.udp).unwrap();
     }
-    for junk in [
-        &b""[..],
-        b"\r\n\r\n",
-        b"\x00\xff\xfe garbage",
-        &[b'A'; 65_000][..],
-    ] {
+    for junk in [&b""[..], b"\r\n\r\n", b"\x00\xff\xfe garbage", &[b'A'; 65_000][..]] {
         sock.send_to(junk, daemon.udp).unwrap();
     }
     let mut buf = [0u8; 65_535];
     while sock.recv_from(&mut buf).is_ok() {}
     let opts = std::fs::read(format!("{dir}/lwsdisp.dat")).unwrap();
-    assert_eq!(
-        exchange(&udp_client(), daemon.udp, &opts).map(|r| status(&r)),
-        Some(200)
-    );
+    assert_eq!(exchange(&udp_client(), daemon.udp, &opts).map(|r| status(&r)), Some(200));
 }
 
 #[test]
@@ -210,14 +161,9 @@ fn tcp_frames_pipelined_messages_and_answers_keepalives() {
         assert!(n > 0, "connection closed early");
         got.extend_from_slice(&buf[..n]);
     }
-    assert!(
-        got.starts_with(b"\r\nSIP/2.0 200 OK\r\n"),
-        "{}",
-        String::from_utf8_lossy(&got)
-    );
+    assert!(got.starts_with(b"\r\nSIP/2.0 200 OK\r\n"), "{}", String::from_utf8_lossy(&got));
     // A stream that cannot be framed (no Content-Length) is closed.
-    s.write_all(b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bKx\r\n\r\n")
-        .unwrap();
+    s.write_all(b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bKx\r\n\r\n").unwrap();
     let n = s.read(&mut buf).unwrap_or(0);
     assert_eq!(n, 0, "connection should be closed");
 }

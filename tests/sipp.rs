@@ -10,48 +10,21 @@ fn add_extensions(data: &std::path::Path, n: usize) -> std::path::PathBuf {
         let ext = 20_000 + i;
         let pw = format!("Pw{ext}!x");
         cli_ok(data, &["ext", "add", &ext.to_string(), "--secret", &pw]);
-        csv.push_str(&format!(
-            "{ext};[authentication username={ext} password={pw}]\n"
-        ));
+        csv.push_str(&format!("{ext};[authentication username={ext} password={pw}]\n"));
     }
     let path = data.join("users.csv");
     std::fs::write(&path, csv).unwrap();
     path
 }
 
-fn sipp(
-    csv: &std::path::Path,
-    target: std::net::SocketAddr,
-    transport: &str,
-    n: usize,
-) -> std::process::Output {
+fn sipp(csv: &std::path::Path, target: std::net::SocketAddr, transport: &str, n: usize) -> std::process::Output {
     let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sipp/reg_auth.xml");
     Command::new("timeout")
         .args(["120", "sipp", "-sf", scenario, "-inf"])
         .arg(csv)
         .arg(target.to_string())
-        .args([
-            "-t",
-            transport,
-            "-i",
-            "127.0.0.1",
-            "-p",
-            "0",
-            "-m",
-            &n.to_string(),
-            "-r",
-            "500",
-            "-l",
-            "200",
-        ])
-        .args([
-            "-nostdin",
-            "-timeout",
-            "90s",
-            "-timeout_error",
-            "-max_socket",
-            "100",
-        ])
+        .args(["-t", transport, "-i", "127.0.0.1", "-p", "0", "-m", &n.to_string(), "-r", "500", "-l", "200"])
+        .args(["-nostdin", "-timeout", "90s", "-timeout_error", "-max_socket", "100"])
         .current_dir(csv.parent().unwrap())
         .output()
         .expect("run sipp")
@@ -72,11 +45,7 @@ fn sipp_registers_1000_extensions_over_udp_and_tcp() {
                 .map(|l| l.split('|').nth(2).unwrap().trim().to_owned())
         };
         assert_eq!(
-            (
-                o.status.code(),
-                line("Successful call").as_deref(),
-                line("Failed call").as_deref()
-            ),
+            (o.status.code(), line("Successful call").as_deref(), line("Failed call").as_deref()),
             (Some(0), Some("1000"), Some("0")),
             "{transport}: {out}\n{}",
             String::from_utf8_lossy(&o.stderr)
@@ -90,7 +59,5 @@ fn sipp_registers_1000_extensions_over_udp_and_tcp() {
     .expect("2000 bindings listed");
     let tcp = regs.iter().filter(|r| r["transport"] == "tcp").count();
     assert_eq!(tcp, 1000);
-    assert!(regs.iter().all(
-        |r| r["user_agent"] == "SIPp-pbxguard-test" && r["expires_in"].as_i64().unwrap() > 3500
-    ));
+    assert!(regs.iter().all(|r| r["user_agent"] == "SIPp-pbxguard-test" && r["expires_in"].as_i64().unwrap() > 3500));
 }

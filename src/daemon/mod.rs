@@ -52,11 +52,7 @@ pub(crate) fn handle(
     reply
 }
 
-fn listen_overrides(
-    flags: &[String],
-    from_config: &[SocketAddr],
-    what: &str,
-) -> Result<Vec<SocketAddr>> {
+fn listen_overrides(flags: &[String], from_config: &[SocketAddr], what: &str) -> Result<Vec<SocketAddr>> {
     if flags.is_empty() {
         return Ok(from_config.to_vec());
     }
@@ -65,7 +61,11 @@ fn listen_overrides(
     }
     flags
         .iter()
-        .map(|f| f.parse().with_context(|| format!("--sip-{what} {f:?}: expected IP:PORT such as 0.0.0.0:5060 or [::]:5060, or \"off\"")))
+        .map(|f| {
+            f.parse().with_context(|| {
+                format!("--sip-{what} {f:?}: expected IP:PORT such as 0.0.0.0:5060 or [::]:5060, or \"off\"")
+            })
+        })
         .collect()
 }
 
@@ -73,20 +73,11 @@ fn directory(store: &Store) -> Result<Directory> {
     let mut m = HashMap::new();
     for e in store.extensions()? {
         let algorithms = match &e.algorithms {
-            Some(a) => Some(
-                parse_algorithms(a)
-                    .map_err(|err| anyhow::anyhow!("extension {}: {err}", e.number))?,
-            ),
+            Some(a) => Some(parse_algorithms(a).map_err(|err| anyhow::anyhow!("extension {}: {err}", e.number))?),
             None => None,
         };
         let c = e.credentials;
-        m.insert(
-            e.number,
-            ExtensionAuth {
-                ha1: [c.ha1_md5, c.ha1_sha256, c.ha1_sha512_256],
-                algorithms,
-            },
-        );
+        m.insert(e.number, ExtensionAuth { ha1: [c.ha1_md5, c.ha1_sha256, c.ha1_sha512_256], algorithms });
     }
     Ok(Directory::new(m))
 }
@@ -128,10 +119,7 @@ fn init_logging(cfg: &Config) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
     // Colour only on a terminal: log files and journald get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     if cfg.log.format == "json" {
         b.json().init();
     } else {
@@ -140,12 +128,7 @@ fn init_logging(cfg: &Config) {
 }
 
 /// Written once every listener is bound, so scripts and tests know the real ports (port 0 allowed).
-fn write_listen_file(
-    data: &Path,
-    udp: &[SocketAddr],
-    tcp: &[SocketAddr],
-    tls: &[SocketAddr],
-) -> Result<()> {
+fn write_listen_file(data: &Path, udp: &[SocketAddr], tcp: &[SocketAddr], tls: &[SocketAddr]) -> Result<()> {
     let v = serde_json::json!({ "pid": std::process::id(), "udp": udp, "tcp": tcp, "tls": tls });
     let tmp = data.join("listen.json.tmp");
     std::fs::write(&tmp, serde_json::to_vec_pretty(&v)?)?;
@@ -158,9 +141,7 @@ pub(crate) fn run(data: Option<PathBuf>, args: RunArgs) -> Result<()> {
         Some(p) => Config::load(p)?,
         None => Config::default(),
     };
-    let data = data
-        .or_else(|| cfg.data_dir.clone())
-        .unwrap_or_else(|| DEFAULT_DATA.into());
+    let data = data.or_else(|| cfg.data_dir.clone()).unwrap_or_else(|| DEFAULT_DATA.into());
     let udp_addrs = listen_overrides(&args.sip_udp, &cfg.sip.udp, "udp")?;
     let tcp_addrs = listen_overrides(&args.sip_tcp, &cfg.sip.tcp, "tcp")?;
     let tls_addrs = listen_overrides(&args.sip_tls, &cfg.sip.tls, "tls")?;
@@ -169,9 +150,7 @@ pub(crate) fn run(data: Option<PathBuf>, args: RunArgs) -> Result<()> {
     }
     init_logging(&cfg);
     if args.gui.is_some() {
-        tracing::warn!(
-            "--gui is reserved for the admin GUI, which this release does not include; ignoring it"
-        );
+        tracing::warn!("--gui is reserved for the admin GUI, which this release does not include; ignoring it");
     }
     let store = open_store(&data)?;
     let key = crate::secret::load_or_create_key(&data.join("nonce.key"))?;
@@ -191,28 +170,16 @@ pub(crate) fn run(data: Option<PathBuf>, args: RunArgs) -> Result<()> {
         .thread_name("pbxguard-io")
         .build()?;
     let udp_bound = udp::start(&udp_addrs, cfg.sip.udp_workers, &shared, &events)?;
-    let tls_acceptor = if tls_addrs.is_empty() {
-        None
-    } else {
-        Some(tls::acceptor(&data, &cfg.tls)?)
-    };
-    let (tcp_bound, tls_bound) = rt.block_on(stream::start(
-        &tcp_addrs,
-        &tls_addrs,
-        tls_acceptor,
-        &cfg.sip,
-        &shared,
-        &events,
-    ))?;
+    let tls_acceptor = if tls_addrs.is_empty() { None } else { Some(tls::acceptor(&data, &cfg.tls)?) };
+    let (tcp_bound, tls_bound) =
+        rt.block_on(stream::start(&tcp_addrs, &tls_addrs, tls_acceptor, &cfg.sip, &shared, &events))?;
     write_listen_file(&data, &udp_bound, &tcp_bound, &tls_bound)?;
     tracing::info!(udp = ?udp_bound, tcp = ?tcp_bound, tls = ?tls_bound, "pbxguard ready");
 
     let reload = {
         let shared = shared.clone();
         let path = data.join("pbxguard.db");
-        std::thread::Builder::new()
-            .name("pbxguard-reload".into())
-            .spawn(move || reload_loop(&path, &shared))?
+        std::thread::Builder::new().name("pbxguard-reload".into()).spawn(move || reload_loop(&path, &shared))?
     };
     rt.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -240,6 +207,7 @@ fn reload_loop(db: &Path, shared: &Shared) {
         }
     };
     let mut version = store.data_version().unwrap_or(0);
+    let mut revision = store.config_revision().unwrap_or(0);
     let mut last_purge = now_secs();
     loop {
         std::thread::sleep(Duration::from_millis(250));
@@ -250,8 +218,12 @@ fn reload_loop(db: &Path, shared: &Shared) {
                 continue;
             }
         };
-        if v != version {
-            version = v;
+        if v == version {
+            // Nothing committed by anyone else.
+        } else if let Ok(r) = store.config_revision().inspect(|_| version = v)
+            && r != revision
+        {
+            revision = r;
             match (directory(&store), registrar_config(&store)) {
                 (Ok(dir), Ok(cfg)) => {
                     let n = dir.len();

@@ -8,11 +8,15 @@ use pbxguard_store::Store;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const QUEUE: usize = 65_536;
+/// Registrations are written back (and events logged) at most this often, in one transaction: a phone refreshing every
+/// minute costs one row write per interval however busy the server is, and a crash loses at most this
+/// much (a clean shutdown flushes).
+const WRITE_BACK: Duration = Duration::from_millis(250);
 
 enum Msg {
     Event(Event),
@@ -68,18 +72,10 @@ fn to_row(ext: &str, b: &Binding) -> pbxguard_store::Binding {
 
 fn log_event(e: &Event) {
     match e {
-        Event::BindingsChanged {
-            extension,
-            bindings,
-        } => {
+        Event::BindingsChanged { extension, bindings } => {
             tracing::debug!(extension, contacts = bindings.len(), "registration changed");
         }
-        Event::AuthFailed {
-            source,
-            user,
-            known,
-            method,
-        } => {
+        Event::AuthFailed { source, user, known, method } => {
             tracing::warn!(%source, user, known, method, "authentication failed");
         }
         Event::AuthSucceeded { source, user } => tracing::debug!(%source, user, "authenticated"),
@@ -100,47 +96,30 @@ pub(crate) fn start(db: PathBuf) -> Result<(Sender, Persister)> {
     let mut store = Store::open(&db)?;
     let d2 = done.clone();
     let dr = dropped.clone();
-    std::thread::Builder::new()
-        .name("pbxguard-persist".into())
-        .spawn(move || run(&mut store, &rx, &d2, &dr))?;
-    Ok((
-        Sender {
-            tx: tx.clone(),
-            dropped,
-        },
-        Persister { tx, done },
-    ))
+    std::thread::Builder::new().name("pbxguard-persist".into()).spawn(move || run(&mut store, &rx, &d2, &dr))?;
+    Ok((Sender { tx: tx.clone(), dropped }, Persister { tx, done }))
 }
 
 fn run(store: &mut Store, rx: &Receiver<Msg>, done: &(Mutex<bool>, Condvar), dropped: &AtomicU64) {
     let mut pending: HashMap<String, Vec<Binding>> = HashMap::new();
     let mut reported_drops = 0;
+    let mut next_write = Instant::now() + WRITE_BACK;
     loop {
-        // Coalesce: whatever arrives within 20 ms goes into one transaction.
-        let first = match rx.recv_timeout(Duration::from_millis(20)) {
-            Ok(m) => Some(m),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => return,
-        };
+        // Sleep, then drain: the packet path's sends never wake this thread one by one.
+        std::thread::sleep(next_write.saturating_duration_since(Instant::now()));
         let mut flush = false;
-        for m in first
-            .into_iter()
-            .chain(std::iter::from_fn(|| rx.try_recv().ok()))
-        {
-            match m {
-                Msg::Event(Event::BindingsChanged {
-                    extension,
-                    bindings,
-                }) => {
+        loop {
+            match rx.try_recv() {
+                Ok(Msg::Event(Event::BindingsChanged { extension, bindings })) => {
                     pending.insert(extension, bindings);
                 }
-                Msg::Event(e) => log_event(&e),
-                Msg::Flush => flush = true,
-            }
-            if pending.len() >= 1000 {
-                break;
+                Ok(Msg::Event(e)) => log_event(&e),
+                Ok(Msg::Flush) => flush = true,
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => return,
             }
         }
+        next_write = Instant::now() + WRITE_BACK;
         if !pending.is_empty() {
             let rows: Vec<(String, Vec<pbxguard_store::Binding>)> = pending
                 .drain()
@@ -149,18 +128,13 @@ fn run(store: &mut Store, rx: &Receiver<Msg>, done: &(Mutex<bool>, Condvar), dro
                     (ext, rows)
                 })
                 .collect();
-            if let Err(e) =
-                store.replace_bindings_batch(rows.iter().map(|(e, r)| (e.as_str(), r.as_slice())))
-            {
+            if let Err(e) = store.replace_bindings_batch(rows.iter().map(|(e, r)| (e.as_str(), r.as_slice()))) {
                 tracing::error!(error = %e, "saving registrations failed");
             }
         }
         let d = dropped.load(Ordering::Relaxed);
         if d != reported_drops {
-            tracing::warn!(
-                dropped = d - reported_drops,
-                "event queue full; events dropped"
-            );
+            tracing::warn!(dropped = d - reported_drops, "event queue full; events dropped");
             reported_drops = d;
         }
         if flush {

@@ -24,18 +24,14 @@ struct Ctx {
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener> {
-    let s = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )?;
+    let s =
+        socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
     }
     s.set_reuse_address(true)?;
     s.set_nonblocking(true)?;
-    s.bind(&addr.into())
-        .with_context(|| format!("binding SIP TCP/TLS {addr} (is another SIP server running?)"))?;
+    s.bind(&addr.into()).with_context(|| format!("binding SIP TCP/TLS {addr} (is another SIP server running?)"))?;
     s.listen(1024)?;
     Ok(TcpListener::from_std(s.into())?)
 }
@@ -91,33 +87,23 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, ctx: Ctx) 
             let _permit = permit;
             match tls {
                 None => serve(sock, peer, Transport::Tcp, &ctx).await,
-                Some(acc) => {
-                    match tokio::time::timeout(Duration::from_secs(10), acc.accept(sock)).await {
-                        Ok(Ok(s)) => serve(s, peer, Transport::Tls, &ctx).await,
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                }
+                Some(acc) => match tokio::time::timeout(Duration::from_secs(10), acc.accept(sock)).await {
+                    Ok(Ok(s)) => serve(s, peer, Transport::Tls, &ctx).await,
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                },
             }
         });
     }
 }
 
-async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
-    mut s: S,
-    peer: SocketAddr,
-    transport: Transport,
-    ctx: &Ctx,
-) {
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, peer: SocketAddr, transport: Transport, ctx: &Ctx) {
     let limits = Limits::default();
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut chunk = vec![0u8; 16 * 1024];
     loop {
         loop {
-            let lead = buf
-                .iter()
-                .take_while(|&&b| b == b'\r' || b == b'\n')
-                .count();
+            let lead = buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
             if lead >= 4 {
                 // RFC 5626 §3.5.1 keep-alive: answer a CRLFCRLF ping with a CRLF pong.
                 buf.drain(..lead);
@@ -129,13 +115,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             }
             match stream_frame_len(&buf, &limits) {
                 Ok(Some((skip, len))) => {
-                    let reply = handle(
-                        &ctx.shared,
-                        &ctx.events,
-                        &buf[skip..skip + len],
-                        peer,
-                        transport,
-                    );
+                    let reply = handle(&ctx.shared, &ctx.events, &buf[skip..skip + len], peer, transport);
                     buf.drain(..skip + len);
                     if let Some(r) = reply
                         && s.write_all(&r).await.is_err()

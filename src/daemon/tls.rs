@@ -11,15 +11,13 @@ use std::sync::Arc;
 use tokio_rustls::TlsAcceptor;
 
 fn generate(cert: &Path, key: &Path) -> Result<()> {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_owned()).unwrap_or_default();
     let mut names = vec!["localhost".to_owned()];
     if !host.is_empty() {
         names.push(host);
     }
-    let ck = rcgen::generate_simple_self_signed(names)
-        .map_err(|e| anyhow!("generating a self-signed certificate: {e}"))?;
+    let ck =
+        rcgen::generate_simple_self_signed(names).map_err(|e| anyhow!("generating a self-signed certificate: {e}"))?;
     if let Some(dir) = cert.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -28,10 +26,7 @@ fn generate(cert: &Path, key: &Path) -> Result<()> {
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    std::io::Write::write_all(
-        &mut opts.open(key)?,
-        ck.signing_key.serialize_pem().as_bytes(),
-    )?;
+    std::io::Write::write_all(&mut opts.open(key)?, ck.signing_key.serialize_pem().as_bytes())?;
     tracing::info!(cert = %cert.display(), "generated a self-signed TLS certificate; set tls.cert and tls.key to use your own");
     Ok(())
 }
@@ -56,11 +51,10 @@ pub(crate) fn acceptor(data: &Path, cfg: &TlsConfig) -> Result<TlsAcceptor> {
     }
     let pk = PrivateKeyDer::from_pem_file(&key)
         .with_context(|| format!("reading TLS private key {} (expected PEM)", key.display()))?;
-    let sc =
-        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_single_cert(chain, pk)
-            .context("the TLS certificate and key do not match")?;
+    let sc = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, pk)
+        .context("the TLS certificate and key do not match")?;
     Ok(TlsAcceptor::from(Arc::new(sc)))
 }

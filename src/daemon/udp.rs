@@ -16,7 +16,9 @@ fn bind(addr: SocketAddr) -> Result<UdpSocket> {
     // Best effort: the kernel caps it at net.core.rmem_max.
     let _ = s.set_recv_buffer_size(8 << 20);
     let _ = s.set_send_buffer_size(4 << 20);
-    s.bind(&addr.into()).with_context(|| format!("binding SIP UDP {addr} (is another SIP server running, or is the port below 1024 without privileges?)"))?;
+    s.bind(&addr.into()).with_context(|| {
+        format!("binding SIP UDP {addr} (is another SIP server running, or is the port below 1024 without privileges?)")
+    })?;
     Ok(s.into())
 }
 
@@ -34,9 +36,7 @@ pub(crate) fn start(
             let sock = sock.try_clone()?;
             let shared = shared.clone();
             let events = events.clone();
-            std::thread::Builder::new()
-                .name(format!("sip-udp-{i}"))
-                .spawn(move || worker(&sock, &shared, &events))?;
+            std::thread::Builder::new().name(format!("sip-udp-{i}")).spawn(move || worker(&sock, &shared, &events))?;
         }
     }
     Ok(bound)

@@ -48,13 +48,7 @@ pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
 }
 
 pub fn cli(data: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .env_remove("PBXGUARD_DATA")
-        .output()
-        .expect("run pbxguard")
+    Command::new(BIN).arg("--data").arg(data).args(args).env_remove("PBXGUARD_DATA").output().expect("run pbxguard")
 }
 
 /// Runs a CLI command that must succeed; returns its stdout.
@@ -92,23 +86,12 @@ impl Daemon {
         let _ = std::fs::remove_file(data.join("listen.json"));
         let log = data.with_extension(format!(
             "log{}",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
         ));
         let child = Command::new(BIN)
             .arg("--data")
             .arg(data)
-            .args([
-                "run",
-                "--sip-udp",
-                "127.0.0.1:0",
-                "--sip-tcp",
-                "127.0.0.1:0",
-                "--sip-tls",
-                "127.0.0.1:0",
-            ])
+            .args(["run", "--sip-udp", "127.0.0.1:0", "--sip-tcp", "127.0.0.1:0", "--sip-tls", "127.0.0.1:0"])
             .args(extra)
             .env_remove("PBXGUARD_DATA")
             .env("RUST_LOG", "info")
@@ -122,30 +105,15 @@ impl Daemon {
             let v: serde_json::Value = serde_json::from_str(&text).ok()?;
             (v["pid"] == pid).then_some(v)
         })
-        .unwrap_or_else(|| {
-            panic!(
-                "daemon did not start: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            )
-        });
+        .unwrap_or_else(|| panic!("daemon did not start: {}", std::fs::read_to_string(&log).unwrap_or_default()));
         let addr = |k: &str| listen[k][0].as_str().unwrap().parse().unwrap();
-        Self {
-            child: Some(child),
-            data: data.to_owned(),
-            udp: addr("udp"),
-            tcp: addr("tcp"),
-            tls: addr("tls"),
-            log,
-        }
+        Self { child: Some(child), data: data.to_owned(), udp: addr("udp"), tcp: addr("tcp"), tls: addr("tls"), log }
     }
 
     /// Stops with SIGTERM (a clean shutdown that flushes pending writes) and waits.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(c.id().to_string())
-                .status();
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
             let end = Instant::now() + Duration::from_secs(10);
             while Instant::now() < end {
                 if let Ok(Some(_)) = c.try_wait() {
@@ -176,11 +144,7 @@ impl Drop for Daemon {
 /// Fails the test with a clear message when a peer program the suite relies on is missing. The README's
 /// test command installs them; a silent skip would hide a broken CI machine.
 pub fn require(program: &str) {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
-        .unwrap_or(false);
-    assert!(
-        found,
-        "{program} is not installed; run the README's test command (scripts/test.sh), which installs it"
-    );
+    let found =
+        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file())).unwrap_or(false);
+    assert!(found, "{program} is not installed; run the README's test command (scripts/test.sh), which installs it");
 }

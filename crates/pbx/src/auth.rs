@@ -15,11 +15,7 @@ pub(crate) enum AuthOutcome {
     /// Authenticated as this extension.
     Ok(String),
     /// Answer 401/407 with fresh challenges.
-    Challenge {
-        stale: bool,
-        retry: bool,
-        algorithms: Vec<Algorithm>,
-    },
+    Challenge { stale: bool, retry: bool, algorithms: Vec<Algorithm> },
     /// The client already retried once: answer 403.
     Forbidden,
 }
@@ -52,12 +48,7 @@ pub(crate) struct Authenticator {
 impl Authenticator {
     pub(crate) fn new(key: [u8; 32], seed: u64) -> Self {
         let fake_secret = Algorithm::Sha256.hash(&[&key, b"fake-ha1"]);
-        Self {
-            key: NonceKey::new(key),
-            fake_secret,
-            unique: seed,
-            counts: NonceCounts::new(200_000),
-        }
+        Self { key: NonceKey::new(key), fake_secret, unique: seed, counts: NonceCounts::new(200_000) }
     }
 
     pub(crate) fn tracked_nonces(&self) -> usize {
@@ -66,12 +57,7 @@ impl Authenticator {
 
     pub(crate) fn nonce(&mut self, now: u64, retry: bool, source: SocketAddr) -> String {
         self.unique = self.unique.wrapping_add(1);
-        self.key.issue(
-            now,
-            if retry { FLAG_RETRY } else { 0 },
-            self.unique,
-            canonical_ip(source),
-        )
+        self.key.issue(now, if retry { FLAG_RETRY } else { 0 }, self.unique, canonical_ip(source))
     }
 
     pub(crate) fn challenges(
@@ -86,15 +72,7 @@ impl Authenticator {
         let nonce = self.nonce(now, retry, source);
         algorithms
             .iter()
-            .map(|&algorithm| {
-                Challenge {
-                    realm: &cfg.realm,
-                    nonce: &nonce,
-                    algorithm,
-                    stale,
-                }
-                .render()
-            })
+            .map(|&algorithm| Challenge { realm: &cfg.realm, nonce: &nonce, algorithm, stale }.render())
             .collect()
     }
 
@@ -105,42 +83,23 @@ impl Authenticator {
         dir: &Directory,
         attempt: Attempt<'_, '_>,
     ) -> AuthVerdict {
-        let Attempt {
-            msg,
-            header,
-            hint,
-            source,
-            now,
-        } = attempt;
+        let Attempt { msg, header, hint, source, now } = attempt;
         let offered = |user: Option<&str>| {
-            user.and_then(|u| dir.get(u))
-                .and_then(|e| e.algorithms.clone())
-                .unwrap_or_else(|| cfg.algorithms.clone())
+            user.and_then(|u| dir.get(u)).and_then(|e| e.algorithms.clone()).unwrap_or_else(|| cfg.algorithms.clone())
         };
         // Credentials for another realm or scheme are ignored, as if absent (RFC 3261 §22.4).
-        let creds = msg
-            .header_all(header)
-            .filter_map(Credentials::parse)
-            .find(|c| c.realm == cfg.realm.as_str());
+        let creds = msg.header_all(header).filter_map(Credentials::parse).find(|c| c.realm == cfg.realm.as_str());
         let Some(creds) = creds else {
             let algorithms = offered(hint);
             return AuthVerdict {
-                outcome: AuthOutcome::Challenge {
-                    stale: false,
-                    retry: false,
-                    algorithms,
-                },
+                outcome: AuthOutcome::Challenge { stale: false, retry: false, algorithms },
                 failure: None,
             };
         };
         let user = creds.username.to_string();
         let algorithms = offered(Some(&user));
         let challenge = |stale, retry, algorithms| AuthVerdict {
-            outcome: AuthOutcome::Challenge {
-                stale,
-                retry,
-                algorithms,
-            },
+            outcome: AuthOutcome::Challenge { stale, retry, algorithms },
             failure: None,
         };
         let Some(alg) = creds.algorithm().filter(|a| algorithms.contains(a)) else {
@@ -172,20 +131,10 @@ impl Authenticator {
             // qop=auth is always offered; a client answering without it gets no replay protection from
             // nc, so it must not reuse the nonce either: nc 0 is tracked like any other.
             let nc = creds.nc.unwrap_or(0);
-            return match self
-                .counts
-                .check(creds.nonce, issued, nc, now, cfg.nonce_ttl)
-            {
-                NcCheck::Fresh => AuthVerdict {
-                    outcome: AuthOutcome::Ok(user),
-                    failure: None,
-                },
+            return match self.counts.check(creds.nonce, issued, nc, now, cfg.nonce_ttl) {
+                NcCheck::Fresh => AuthVerdict { outcome: AuthOutcome::Ok(user), failure: None },
                 NcCheck::Replay => AuthVerdict {
-                    outcome: AuthOutcome::Challenge {
-                        stale: false,
-                        retry: false,
-                        algorithms,
-                    },
+                    outcome: AuthOutcome::Challenge { stale: false, retry: false, algorithms },
                     failure: Some((user, known, true)),
                 },
             };
@@ -193,25 +142,16 @@ impl Authenticator {
         let outcome = if flags & FLAG_RETRY != 0 {
             AuthOutcome::Forbidden
         } else {
-            AuthOutcome::Challenge {
-                stale: false,
-                retry: true,
-                algorithms,
-            }
+            AuthOutcome::Challenge { stale: false, retry: true, algorithms }
         };
-        AuthVerdict {
-            outcome,
-            failure: Some((user, known, false)),
-        }
+        AuthVerdict { outcome, failure: Some((user, known, false)) }
     }
 }
 
 /// Nonces are bound to the client's address; an IPv4-mapped IPv6 address is the same client.
 pub(crate) fn canonical_ip(source: SocketAddr) -> std::net::IpAddr {
     match source.ip() {
-        std::net::IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
         v4 => v4,
     }
 }

@@ -1,9 +1,7 @@
 /// Formats Unix seconds as an RFC 1123 date in GMT (RFC 3261 §20.17).
 pub(crate) fn http_date(now: u64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let days = now / 86_400;
     let secs = now % 86_400;
     // Civil-from-days (Howard Hinnant's algorithm), days since 1970-01-01.
@@ -33,13 +31,7 @@ mod tests {
     #[test]
     fn dates() {
         assert_eq!(super::http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
-        assert_eq!(
-            super::http_date(1_795_000_000),
-            "Wed, 18 Nov 2026 11:06:40 GMT"
-        );
-        assert_eq!(
-            super::http_date(951_782_400),
-            "Tue, 29 Feb 2000 00:00:00 GMT"
-        );
+        assert_eq!(super::http_date(1_795_000_000), "Wed, 18 Nov 2026 11:06:40 GMT");
+        assert_eq!(super::http_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
     }
 }

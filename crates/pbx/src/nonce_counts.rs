@@ -20,23 +20,11 @@ pub(crate) enum NcCheck {
 
 impl NonceCounts {
     pub(crate) fn new(cap: usize) -> Self {
-        Self {
-            seen: HashMap::new(),
-            order: VecDeque::new(),
-            cap,
-            evicted_upto: None,
-        }
+        Self { seen: HashMap::new(), order: VecDeque::new(), cap, evicted_upto: None }
     }
 
     /// Records `nc` for a valid nonce issued at `issued`; `Replay` if it is not above the last one seen.
-    pub(crate) fn check(
-        &mut self,
-        nonce: &str,
-        issued: u64,
-        nc: u32,
-        now: u64,
-        ttl: u64,
-    ) -> NcCheck {
+    pub(crate) fn check(&mut self, nonce: &str, issued: u64, nc: u32, now: u64, ttl: u64) -> NcCheck {
         while let Some((t, _)) = self.order.front() {
             let expired = *t + ttl < now;
             if !expired && self.order.len() < self.cap {

@@ -22,10 +22,7 @@ pub struct Registrar {
 impl Registrar {
     /// Bindings of an extension still valid at `now`.
     pub fn bindings(&self, extension: &str, now: u64) -> Vec<&Binding> {
-        self.locations
-            .get(extension)
-            .map(|v| v.iter().filter(|b| b.expires_at > now).collect())
-            .unwrap_or_default()
+        self.locations.get(extension).map(|v| v.iter().filter(|b| b.expires_at > now).collect()).unwrap_or_default()
     }
 
     /// Restores bindings loaded from the store at start-up.
@@ -65,11 +62,7 @@ impl Registrar {
     ) -> RegisterReply {
         let contacts: Vec<&str> = msg.header_values(HeaderName::Contact).collect();
         let current = self.locations.get(extension).cloned().unwrap_or_default();
-        let mut next: Vec<Binding> = current
-            .iter()
-            .filter(|b| b.expires_at > now)
-            .cloned()
-            .collect();
+        let mut next: Vec<Binding> = current.iter().filter(|b| b.expires_at > now).cloned().collect();
         let out_of_order = |b: &Binding| b.call_id == req.call_id && req.cseq.seq <= b.cseq;
 
         if contacts.contains(&"*") {
@@ -82,24 +75,18 @@ impl Registrar {
             }
             next.clear();
         } else {
-            let user_agent = msg
-                .user_agent()
-                .map(|s| s.chars().take(200).collect::<String>());
+            let user_agent = msg.user_agent().map(|s| s.chars().take(200).collect::<String>());
             for c in &contacts {
                 let Some(na) = NameAddr::parse(c) else {
                     return RegisterReply::Status(400, "Bad Request");
                 };
                 let requested = match na.params.get("expires") {
-                    Some(Some(v)) => v
-                        .parse::<u64>()
-                        .map_or(u32::MAX, |n| n.min(u32::MAX as u64) as u32),
+                    Some(Some(v)) => v.parse::<u64>().map_or(u32::MAX, |n| n.min(u32::MAX as u64) as u32),
                     Some(None) => return RegisterReply::Status(400, "Bad Request"),
                     None => req.expires.unwrap_or(cfg.default_expires),
                 };
                 if requested != 0 && requested < cfg.min_expires {
-                    return RegisterReply::IntervalTooBrief {
-                        min: cfg.min_expires,
-                    };
+                    return RegisterReply::IntervalTooBrief { min: cfg.min_expires };
                 }
                 let uri = na.uri.raw;
                 if let Some(pos) = next.iter().position(|b| b.uri == uri) {
@@ -122,11 +109,7 @@ impl Registrar {
                         (None, _) => format!(";{}", p.name),
                     })
                     .collect();
-                let q = na
-                    .params
-                    .get("q")
-                    .flatten()
-                    .and_then(|v| v.parse::<f32>().ok());
+                let q = na.params.get("q").flatten().and_then(|v| v.parse::<f32>().ok());
                 next.push(Binding {
                     uri: uri.to_owned(),
                     contact: format!("<{uri}>{params}"),
@@ -148,15 +131,10 @@ impl Registrar {
             }
         }
         let changed = next != current;
-        let contacts = next
-            .iter()
-            .map(|b| format!("{};expires={}", b.contact, b.expires_at.saturating_sub(now)))
-            .collect();
+        let contacts =
+            next.iter().map(|b| format!("{};expires={}", b.contact, b.expires_at.saturating_sub(now))).collect();
         if changed {
-            events.push(Event::BindingsChanged {
-                extension: extension.to_owned(),
-                bindings: next.clone(),
-            });
+            events.push(Event::BindingsChanged { extension: extension.to_owned(), bindings: next.clone() });
             if next.is_empty() {
                 self.locations.remove(extension);
             } else {

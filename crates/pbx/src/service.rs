@@ -8,9 +8,7 @@ use crate::directory::Directory;
 use crate::event::Event;
 use crate::registrar::{RegisterReply, Registrar};
 use crate::txcache::TxCache;
-use pbxguard_sip::{
-    HeaderName, Limits, Message, Method, ParseError, Request, ResponseBuilder, check_request,
-};
+use pbxguard_sip::{HeaderName, Limits, Message, Method, ParseError, Request, ResponseBuilder, check_request};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -62,12 +60,7 @@ enum Handled {
 
 impl Service {
     /// `key` is the persistent nonce key; `seed` makes nonces and the To tag differ between restarts.
-    pub fn new(
-        config: RegistrarConfig,
-        directory: Arc<Directory>,
-        key: [u8; 32],
-        seed: u64,
-    ) -> Self {
+    pub fn new(config: RegistrarConfig, directory: Arc<Directory>, key: [u8; 32], seed: u64) -> Self {
         Self {
             config,
             directory,
@@ -116,11 +109,7 @@ impl Service {
 
     /// Sizes of the bounded tables, for metrics and the memory-cap tests.
     pub fn table_sizes(&self) -> (usize, usize, usize) {
-        (
-            self.txcache.len(),
-            self.auth.tracked_nonces(),
-            self.registrar.binding_count(),
-        )
+        (self.txcache.len(), self.auth.tracked_nonces(), self.registrar.binding_count())
     }
 
     pub fn dropped_events(&self) -> u64 {
@@ -136,13 +125,7 @@ impl Service {
     }
 
     /// Handles one message. Returns the bytes to send back to `source` on the same transport, if any.
-    pub fn handle(
-        &mut self,
-        now: u64,
-        data: &[u8],
-        source: SocketAddr,
-        transport: Transport,
-    ) -> Option<Vec<u8>> {
+    pub fn handle(&mut self, now: u64, data: &[u8], source: SocketAddr, transport: Transport) -> Option<Vec<u8>> {
         let msg = match Message::parse(data, &self.limits) {
             Ok(m) => m,
             Err(e) => return self.malformed(data, e, source),
@@ -151,19 +134,13 @@ impl Service {
             Ok(r) => r,
             Err(pbxguard_sip::SanityError::NotARequest) => return None, // responses: no client transactions yet
             Err(e) => {
-                self.push_event(Event::Malformed {
-                    source,
-                    reason: e.to_string(),
-                });
+                self.push_event(Event::Malformed { source, reason: e.to_string() });
                 let reason = match e.status() {
                     505 => "Version Not Supported",
                     416 => "Unsupported URI Scheme",
                     _ => "Bad Request",
                 };
-                return Some(
-                    self.reply(&msg, e.status(), reason, source)
-                        .finish(None, b""),
-                );
+                return Some(self.reply(&msg, e.status(), reason, source).finish(None, b""));
             }
         };
         let key = req
@@ -189,15 +166,8 @@ impl Service {
     }
 
     fn malformed(&mut self, data: &[u8], e: ParseError, source: SocketAddr) -> Option<Vec<u8>> {
-        self.push_event(Event::Malformed {
-            source,
-            reason: e.to_string(),
-        });
-        if data.starts_with(b"SIP/")
-            || matches!(
-                e,
-                ParseError::TooLarge | ParseError::Incomplete | ParseError::NotUtf8
-            )
+        self.push_event(Event::Malformed { source, reason: e.to_string() });
+        if data.starts_with(b"SIP/") || matches!(e, ParseError::TooLarge | ParseError::Incomplete | ParseError::NotUtf8)
         {
             return None;
         }
@@ -213,19 +183,10 @@ impl Service {
         {
             return None;
         }
-        Some(
-            self.reply(&msg, 400, "Bad Request", source)
-                .finish(None, b""),
-        )
+        Some(self.reply(&msg, 400, "Bad Request", source).finish(None, b""))
     }
 
-    fn reply(
-        &self,
-        msg: &Message<'_>,
-        code: u16,
-        reason: &str,
-        source: SocketAddr,
-    ) -> ResponseBuilder {
+    fn reply(&self, msg: &Message<'_>, code: u16, reason: &str, source: SocketAddr) -> ResponseBuilder {
         ResponseBuilder::new(msg, code, reason, source, &self.to_tag)
     }
 
@@ -241,30 +202,22 @@ impl Service {
         match req.method {
             Method::Ack => return Handled::Silent,
             _ if req.max_forwards == Some(0) && !to_self_options => {
-                return Handled::Final(
-                    self.reply(msg, 483, "Too Many Hops", source)
-                        .finish(None, b""),
-                );
+                return Handled::Final(self.reply(msg, 483, "Too Many Hops", source).finish(None, b""));
             }
             Method::Register | Method::Options => {}
             Method::Cancel | Method::Bye => {
                 return Handled::Final(
-                    self.reply(msg, 481, "Call/Transaction Does Not Exist", source)
-                        .finish(None, b""),
+                    self.reply(msg, 481, "Call/Transaction Does Not Exist", source).finish(None, b""),
                 );
             }
             Method::Other(_) => {
                 return Handled::Final(
-                    self.reply(msg, 501, "Not Implemented", source)
-                        .header("Allow", ALLOW)
-                        .finish(None, b""),
+                    self.reply(msg, 501, "Not Implemented", source).header("Allow", ALLOW).finish(None, b""),
                 );
             }
             _ => {
                 return Handled::Final(
-                    self.reply(msg, 405, "Method Not Allowed", source)
-                        .header("Allow", ALLOW)
-                        .finish(None, b""),
+                    self.reply(msg, 405, "Method Not Allowed", source).header("Allow", ALLOW).finish(None, b""),
                 );
             }
         }
@@ -274,16 +227,11 @@ impl Service {
             .filter(|o| !o.is_empty() && !SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(o)))
             .collect();
         if !unsupported.is_empty() {
-            let r = self
-                .reply(msg, 420, "Bad Extension", source)
-                .header("Unsupported", &unsupported.join(", "));
+            let r = self.reply(msg, 420, "Bad Extension", source).header("Unsupported", &unsupported.join(", "));
             return Handled::Final(r.finish(None, b""));
         }
         if req.method == Method::Options {
-            let r = self
-                .reply(msg, 200, "OK", source)
-                .header("Allow", ALLOW)
-                .header("Accept", "application/sdp");
+            let r = self.reply(msg, 200, "OK", source).header("Allow", ALLOW).header("Accept", "application/sdp");
             return Handled::Final(r.header("Supported", "path, outbound").finish(None, b""));
         }
         self.register(now, msg, req, source, transport)
@@ -298,41 +246,21 @@ impl Service {
         transport: Transport,
     ) -> Handled {
         let aor = req.to.uri.user;
-        let attempt = Attempt {
-            msg,
-            header: HeaderName::Authorization,
-            hint: aor,
-            source,
-            now,
-        };
-        let verdict = self
-            .auth
-            .authenticate(&self.config, &self.directory, attempt);
+        let attempt = Attempt { msg, header: HeaderName::Authorization, hint: aor, source, now };
+        let verdict = self.auth.authenticate(&self.config, &self.directory, attempt);
         if let Some((user, known, replay)) = verdict.failure {
             let e = if replay {
                 Event::NonceReplay { source, user }
             } else {
-                Event::AuthFailed {
-                    source,
-                    user,
-                    known,
-                    method: "REGISTER",
-                }
+                Event::AuthFailed { source, user, known, method: "REGISTER" }
             };
             self.push_event(e);
         }
         let user = match verdict.outcome {
             AuthOutcome::Ok(user) => user,
-            AuthOutcome::Challenge {
-                stale,
-                retry,
-                algorithms,
-            } => {
+            AuthOutcome::Challenge { stale, retry, algorithms } => {
                 let mut r = self.reply(msg, 401, "Unauthorized", source);
-                for c in self
-                    .auth
-                    .challenges(&self.config, now, source, stale, retry, &algorithms)
-                {
+                for c in self.auth.challenges(&self.config, now, source, stale, retry, &algorithms) {
                     r = r.header("WWW-Authenticate", &c);
                 }
                 // Not cached: a retransmitted REGISTER may carry the same credentials and deserve the
@@ -343,31 +271,16 @@ impl Service {
                 return Handled::Final(self.reply(msg, 403, "Forbidden", source).finish(None, b""));
             }
         };
-        self.push_event(Event::AuthSucceeded {
-            source,
-            user: user.clone(),
-        });
+        self.push_event(Event::AuthSucceeded { source, user: user.clone() });
         // The authenticated identity must own the address-of-record (RFC 3261 §10.3 step 4).
         if aor != Some(user.as_str()) {
-            self.push_event(Event::IdentityMismatch {
-                source,
-                user,
-                aor: aor.unwrap_or("").to_owned(),
-            });
+            self.push_event(Event::IdentityMismatch { source, user, aor: aor.unwrap_or("").to_owned() });
             return Handled::Final(self.reply(msg, 403, "Forbidden", source).finish(None, b""));
         }
         self.scratch.clear();
         let mut events = std::mem::take(&mut self.scratch);
-        let reply = self.registrar.register(
-            &self.config,
-            msg,
-            req,
-            &user,
-            source,
-            transport.as_str(),
-            now,
-            &mut events,
-        );
+        let reply =
+            self.registrar.register(&self.config, msg, req, &user, source, transport.as_str(), now, &mut events);
         for e in events.drain(..) {
             self.push_event(e);
         }
@@ -380,9 +293,9 @@ impl Service {
                 }
                 r.header("Date", &http_date(now))
             }
-            RegisterReply::IntervalTooBrief { min } => self
-                .reply(msg, 423, "Interval Too Brief", source)
-                .header("Min-Expires", &min.to_string()),
+            RegisterReply::IntervalTooBrief { min } => {
+                self.reply(msg, 423, "Interval Too Brief", source).header("Min-Expires", &min.to_string())
+            }
             RegisterReply::Status(code, reason) => self.reply(msg, code, reason, source),
         };
         Handled::Final(r.finish(None, b""))

@@ -13,12 +13,7 @@ pub(crate) struct TxCache {
 
 impl TxCache {
     pub(crate) fn new(cap: usize, ttl: u64) -> Self {
-        Self {
-            map: HashMap::new(),
-            order: VecDeque::new(),
-            cap,
-            ttl,
-        }
+        Self { map: HashMap::new(), order: VecDeque::new(), cap, ttl }
     }
 
     pub(crate) fn get(&self, key: &str) -> Option<&[u8]> {

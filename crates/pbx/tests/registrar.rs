@@ -12,18 +12,9 @@ const T0: u64 = 1_800_000_000;
 fn service() -> Service {
     let mut m = HashMap::new();
     for (n, pw) in [("1001", "Secr3t!pw"), ("1002", "0ther#Pw9")] {
-        m.insert(
-            n.to_owned(),
-            ExtensionAuth {
-                ha1: Algorithm::ALL.map(|a| ha1(a, n, REALM, pw)),
-                algorithms: None,
-            },
-        );
+        m.insert(n.to_owned(), ExtensionAuth { ha1: Algorithm::ALL.map(|a| ha1(a, n, REALM, pw)), algorithms: None });
     }
-    let cfg = RegistrarConfig {
-        realm: REALM.into(),
-        ..Default::default()
-    };
+    let cfg = RegistrarConfig { realm: REALM.into(), ..Default::default() };
     Service::new(cfg, Arc::new(Directory::new(m)), [9; 32], 1)
 }
 
@@ -39,9 +30,7 @@ struct Reply {
 impl Reply {
     fn header(&self, name: &str) -> Vec<String> {
         let m = Message::parse(self.raw.as_bytes(), &Limits::default()).unwrap();
-        m.header_all(HeaderName::classify(name))
-            .map(str::to_owned)
-            .collect()
+        m.header_all(HeaderName::classify(name)).map(str::to_owned).collect()
     }
     fn nonce(&self) -> String {
         let c = &self.header("WWW-Authenticate")[0];
@@ -54,9 +43,7 @@ fn send(svc: &mut Service, now: u64, msg: &str) -> Option<Reply> {
     let out = svc.handle(now, msg.as_bytes(), src(), Transport::Udp)?;
     let raw = String::from_utf8(out).unwrap();
     let m = Message::parse(raw.as_bytes(), &Limits::default()).expect("our replies parse");
-    let StartLine::Response { code, .. } = m.start else {
-        panic!("not a response")
-    };
+    let StartLine::Response { code, .. } = m.start else { panic!("not a response") };
     Some(Reply { code, raw })
 }
 
@@ -86,14 +73,7 @@ fn auth_header(user: &str, pw: &str, nonce: &str, nc: u32, alg: Algorithm) -> St
     let h1 = ha1(alg, user, REALM, pw);
     let ha2 = alg.hash(&[b"REGISTER", uri.as_bytes()]);
     let ncs = format!("{nc:08x}");
-    let resp = alg.hash(&[
-        h1.as_bytes(),
-        nonce.as_bytes(),
-        ncs.as_bytes(),
-        b"c0ffee",
-        b"auth",
-        ha2.as_bytes(),
-    ]);
+    let resp = alg.hash(&[h1.as_bytes(), nonce.as_bytes(), ncs.as_bytes(), b"c0ffee", b"auth", ha2.as_bytes()]);
     format!(
         "Authorization: Digest username=\"{user}\", realm=\"{REALM}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{resp}\", algorithm={}, cnonce=\"c0ffee\", qop=auth, nc={ncs}\r\n",
         alg.name()
@@ -101,31 +81,13 @@ fn auth_header(user: &str, pw: &str, nonce: &str, nc: u32, alg: Algorithm) -> St
 }
 
 /// Runs challenge + authenticated REGISTER; returns the final reply.
-fn login(
-    svc: &mut Service,
-    now: u64,
-    user: &str,
-    pw: &str,
-    cseq: u32,
-    contact: &str,
-    extra: &str,
-) -> Reply {
-    let mut r = Reg {
-        user,
-        cseq,
-        branch: format!("a{cseq}"),
-        extra: extra.to_owned(),
-        contact,
-    };
+fn login(svc: &mut Service, now: u64, user: &str, pw: &str, cseq: u32, contact: &str, extra: &str) -> Reply {
+    let mut r = Reg { user, cseq, branch: format!("a{cseq}"), extra: extra.to_owned(), contact };
     let ch = send(svc, now, &register(&r)).unwrap();
     assert_eq!(ch.code, 401);
     r.cseq += 1;
     r.branch = format!("b{cseq}");
-    r.extra = format!(
-        "{}{}",
-        auth_header(user, pw, &ch.nonce(), 1, Algorithm::Md5),
-        extra
-    );
+    r.extra = format!("{}{}", auth_header(user, pw, &ch.nonce(), 1, Algorithm::Md5), extra);
     send(svc, now, &register(&r)).unwrap()
 }
 
@@ -162,118 +124,44 @@ fn challenge_offers_md5_then_sha256_with_qop() {
 #[test]
 fn registers_lists_contacts_and_persists_events() {
     let mut svc = service();
-    let ok = login(
-        &mut svc,
-        T0,
-        "1001",
-        "Secr3t!pw",
-        1,
-        "<sip:1001@192.0.2.10:5062>;expires=120",
-        "",
-    );
+    let ok = login(&mut svc, T0, "1001", "Secr3t!pw", 1, "<sip:1001@192.0.2.10:5062>;expires=120", "");
     assert_eq!(ok.code, 200, "{}", ok.raw);
-    assert_eq!(
-        ok.header("Contact"),
-        ["<sip:1001@192.0.2.10:5062>;expires=120"]
-    );
+    assert_eq!(ok.header("Contact"), ["<sip:1001@192.0.2.10:5062>;expires=120"]);
     assert!(ok.header("Date")[0].ends_with("GMT"));
     let mut changed = None;
     while let Some(e) = svc.poll_event() {
-        if let Event::BindingsChanged {
-            extension,
-            bindings,
-        } = e
-        {
+        if let Event::BindingsChanged { extension, bindings } = e {
             changed = Some((extension, bindings));
         }
     }
     let (ext, b) = changed.unwrap();
-    assert_eq!(
-        (ext.as_str(), b.len(), b[0].expires_at),
-        ("1001", 1, T0 + 120)
-    );
+    assert_eq!((ext.as_str(), b.len(), b[0].expires_at), ("1001", 1, T0 + 120));
     // A second contact from the same Call-ID is added; both are listed.
-    let ok = login(
-        &mut svc,
-        T0 + 1,
-        "1001",
-        "Secr3t!pw",
-        10,
-        "<sip:1001@192.0.2.11:5062>",
-        "Expires: 7200\r\n",
-    );
+    let ok = login(&mut svc, T0 + 1, "1001", "Secr3t!pw", 10, "<sip:1001@192.0.2.11:5062>", "Expires: 7200\r\n");
     assert_eq!(ok.header("Contact").len(), 2);
     assert!(
-        ok.header("Contact")
-            .iter()
-            .any(|c| c == "<sip:1001@192.0.2.11:5062>;expires=3600"),
+        ok.header("Contact").iter().any(|c| c == "<sip:1001@192.0.2.11:5062>;expires=3600"),
         "max_expires caps 7200"
     );
     // Bindings expire on time.
     assert_eq!(svc.registrar().bindings("1001", T0 + 119).len(), 2);
     assert_eq!(svc.registrar().bindings("1001", T0 + 120).len(), 1);
     // "*" with Expires: 0 removes everything.
-    let ok = login(
-        &mut svc,
-        T0 + 2,
-        "1001",
-        "Secr3t!pw",
-        20,
-        "*",
-        "Expires: 0\r\n",
-    );
+    let ok = login(&mut svc, T0 + 2, "1001", "Secr3t!pw", 20, "*", "Expires: 0\r\n");
     assert_eq!((ok.code, ok.header("Contact").len()), (200, 0));
     assert!(svc.registrar().bindings("1001", T0 + 2).is_empty());
     // "*" without Expires: 0 is a bad request.
-    assert_eq!(
-        login(&mut svc, T0 + 2, "1001", "Secr3t!pw", 30, "*", "").code,
-        400
-    );
+    assert_eq!(login(&mut svc, T0 + 2, "1001", "Secr3t!pw", 30, "*", "").code, 400);
 }
 
 #[test]
 fn interval_too_brief_and_out_of_order_cseq() {
     let mut svc = service();
-    let r = login(
-        &mut svc,
-        T0,
-        "1001",
-        "Secr3t!pw",
-        1,
-        "<sip:1001@192.0.2.10>;expires=30",
-        "",
-    );
-    assert_eq!(
-        (r.code, r.header("Min-Expires")),
-        (423, vec!["60".to_owned()])
-    );
-    assert_eq!(
-        login(
-            &mut svc,
-            T0,
-            "1001",
-            "Secr3t!pw",
-            10,
-            "<sip:1001@192.0.2.10>",
-            ""
-        )
-        .code,
-        200
-    );
+    let r = login(&mut svc, T0, "1001", "Secr3t!pw", 1, "<sip:1001@192.0.2.10>;expires=30", "");
+    assert_eq!((r.code, r.header("Min-Expires")), (423, vec!["60".to_owned()]));
+    assert_eq!(login(&mut svc, T0, "1001", "Secr3t!pw", 10, "<sip:1001@192.0.2.10>", "").code, 200);
     // Same Call-ID, lower CSeq: refused and the binding is untouched.
-    assert_eq!(
-        login(
-            &mut svc,
-            T0,
-            "1001",
-            "Secr3t!pw",
-            3,
-            "<sip:1001@192.0.2.10>;expires=0",
-            ""
-        )
-        .code,
-        500
-    );
+    assert_eq!(login(&mut svc, T0, "1001", "Secr3t!pw", 3, "<sip:1001@192.0.2.10>;expires=0", "").code, 500);
     assert_eq!(svc.registrar().bindings("1001", T0).len(), 1);
 }
 
@@ -285,13 +173,7 @@ fn wrong_password_rechallenges_then_403_and_unknown_user_looks_identical() {
         let mut nonce = send(
             &mut svc,
             T0,
-            &register(&Reg {
-                user,
-                cseq: 1,
-                branch: "1".into(),
-                extra: String::new(),
-                contact: "<sip:x@192.0.2.10>",
-            }),
+            &register(&Reg { user, cseq: 1, branch: "1".into(), extra: String::new(), contact: "<sip:x@192.0.2.10>" }),
         )
         .unwrap()
         .nonce();
@@ -300,13 +182,7 @@ fn wrong_password_rechallenges_then_403_and_unknown_user_looks_identical() {
             let r = send(
                 &mut svc,
                 T0,
-                &register(&Reg {
-                    user,
-                    cseq: i,
-                    branch: i.to_string(),
-                    extra,
-                    contact: "<sip:x@192.0.2.10>",
-                }),
+                &register(&Reg { user, cseq: i, branch: i.to_string(), extra, contact: "<sip:x@192.0.2.10>" }),
             )
             .unwrap();
             codes.push(r.code);
@@ -314,16 +190,11 @@ fn wrong_password_rechallenges_then_403_and_unknown_user_looks_identical() {
                 nonce = r.nonce();
             }
             // Same headers apart from the nonce, tags and Call-ID.
-            let shape: Vec<String> = r
-                .raw
-                .lines()
-                .map(|l| l.split(['=', ':']).next().unwrap().to_owned())
-                .collect();
+            let shape: Vec<String> = r.raw.lines().map(|l| l.split(['=', ':']).next().unwrap().to_owned()).collect();
             codes.push(shape.len() as u16);
         }
-        let failures = std::iter::from_fn(|| svc.poll_event())
-            .filter(|e| matches!(e, Event::AuthFailed { .. }))
-            .count();
+        let failures =
+            std::iter::from_fn(|| svc.poll_event()).filter(|e| matches!(e, Event::AuthFailed { .. })).count();
         (codes, failures)
     };
     let known = run("1001");
@@ -340,13 +211,7 @@ fn replayed_nonce_count_and_stale_nonce() {
     let nonce = send(
         &mut svc,
         T0,
-        &register(&Reg {
-            user: "1001",
-            cseq: 1,
-            branch: "1".into(),
-            extra: String::new(),
-            contact: c,
-        }),
+        &register(&Reg { user: "1001", cseq: 1, branch: "1".into(), extra: String::new(), contact: c }),
     )
     .unwrap()
     .nonce();
@@ -354,49 +219,21 @@ fn replayed_nonce_count_and_stale_nonce() {
     let r = send(
         &mut svc,
         T0,
-        &register(&Reg {
-            user: "1001",
-            cseq: 2,
-            branch: "2".into(),
-            extra: good.clone(),
-            contact: c,
-        }),
+        &register(&Reg { user: "1001", cseq: 2, branch: "2".into(), extra: good.clone(), contact: c }),
     )
     .unwrap();
     assert_eq!(r.code, 200);
     // The same credentials in a new transaction: a replay, refused with a fresh challenge.
-    let r = send(
-        &mut svc,
-        T0,
-        &register(&Reg {
-            user: "1001",
-            cseq: 3,
-            branch: "3".into(),
-            extra: good,
-            contact: c,
-        }),
-    )
-    .unwrap();
+    let r = send(&mut svc, T0, &register(&Reg { user: "1001", cseq: 3, branch: "3".into(), extra: good, contact: c }))
+        .unwrap();
     assert_eq!(r.code, 401);
-    assert!(
-        std::iter::from_fn(|| svc.poll_event()).any(|e| matches!(e, Event::NonceReplay { .. }))
-    );
+    assert!(std::iter::from_fn(|| svc.poll_event()).any(|e| matches!(e, Event::NonceReplay { .. })));
     // A higher nc on the same nonce is fine.
     let next = auth_header("1001", "Secr3t!pw", &nonce, 2, Algorithm::Md5);
     assert_eq!(
-        send(
-            &mut svc,
-            T0 + 10,
-            &register(&Reg {
-                user: "1001",
-                cseq: 4,
-                branch: "4".into(),
-                extra: next,
-                contact: c
-            })
-        )
-        .unwrap()
-        .code,
+        send(&mut svc, T0 + 10, &register(&Reg { user: "1001", cseq: 4, branch: "4".into(), extra: next, contact: c }))
+            .unwrap()
+            .code,
         200
     );
     // After the 300 s TTL the right password gets stale=true, not 403.
@@ -404,21 +241,11 @@ fn replayed_nonce_count_and_stale_nonce() {
     let r = send(
         &mut svc,
         T0 + 301,
-        &register(&Reg {
-            user: "1001",
-            cseq: 5,
-            branch: "5".into(),
-            extra: late,
-            contact: c,
-        }),
+        &register(&Reg { user: "1001", cseq: 5, branch: "5".into(), extra: late, contact: c }),
     )
     .unwrap();
     assert_eq!(r.code, 401);
-    assert!(
-        r.header("WWW-Authenticate")
-            .iter()
-            .all(|h| h.contains("stale=true"))
-    );
+    assert!(r.header("WWW-Authenticate").iter().all(|h| h.contains("stale=true")));
 }
 
 #[test]
@@ -428,70 +255,36 @@ fn sha256_and_identity_checks() {
     let nonce = send(
         &mut svc,
         T0,
-        &register(&Reg {
-            user: "1001",
-            cseq: 1,
-            branch: "1".into(),
-            extra: String::new(),
-            contact: c,
-        }),
+        &register(&Reg { user: "1001", cseq: 1, branch: "1".into(), extra: String::new(), contact: c }),
     )
     .unwrap()
     .nonce();
     let h = auth_header("1001", "Secr3t!pw", &nonce, 1, Algorithm::Sha256);
     assert_eq!(
-        send(
-            &mut svc,
-            T0,
-            &register(&Reg {
-                user: "1001",
-                cseq: 2,
-                branch: "2".into(),
-                extra: h,
-                contact: c
-            })
-        )
-        .unwrap()
-        .code,
+        send(&mut svc, T0, &register(&Reg { user: "1001", cseq: 2, branch: "2".into(), extra: h, contact: c }))
+            .unwrap()
+            .code,
         200
     );
     // 1002 authenticates correctly but registers 1001's AOR.
     let nonce = send(
         &mut svc,
         T0,
-        &register(&Reg {
-            user: "1001",
-            cseq: 3,
-            branch: "2b".into(),
-            extra: String::new(),
-            contact: c,
-        }),
+        &register(&Reg { user: "1001", cseq: 3, branch: "2b".into(), extra: String::new(), contact: c }),
     )
     .unwrap()
     .nonce();
     let h = auth_header("1002", "0ther#Pw9", &nonce, 1, Algorithm::Md5);
     assert_eq!(
-        send(
-            &mut svc,
-            T0,
-            &register(&Reg {
-                user: "1001",
-                cseq: 3,
-                branch: "3".into(),
-                extra: h,
-                contact: c
-            })
-        )
-        .unwrap()
-        .code,
+        send(&mut svc, T0, &register(&Reg { user: "1001", cseq: 3, branch: "3".into(), extra: h, contact: c }))
+            .unwrap()
+            .code,
         403
     );
     // Credentials parse check: the one we built is well-formed.
     assert!(
         Credentials::parse(
-            auth_header("a", "b", "n", 1, Algorithm::Md5)
-                .trim_start_matches("Authorization: ")
-                .trim_end()
+            auth_header("a", "b", "n", 1, Algorithm::Md5).trim_start_matches("Authorization: ").trim_end()
         )
         .is_some()
     );
@@ -504,13 +297,7 @@ fn retransmission_gets_the_cached_final_response() {
     let nonce = send(
         &mut svc,
         T0,
-        &register(&Reg {
-            user: "1001",
-            cseq: 1,
-            branch: "1".into(),
-            extra: String::new(),
-            contact: c,
-        }),
+        &register(&Reg { user: "1001", cseq: 1, branch: "1".into(), extra: String::new(), contact: c }),
     )
     .unwrap()
     .nonce();
@@ -547,11 +334,7 @@ fn other_methods_get_the_right_status() {
         ("OPTIONS", "Require: 100rel-ish\r\n", 420),
         ("INVITE", "Max-Forwards: 0\r\n", 400), // two Max-Forwards
     ] {
-        assert_eq!(
-            send(&mut svc, T0, &simple(m, extra)).unwrap().code,
-            code,
-            "{m} {extra}"
-        );
+        assert_eq!(send(&mut svc, T0, &simple(m, extra)).unwrap().code, code, "{m} {extra}");
     }
     assert!(send(&mut svc, T0, &simple("ACK", "")).is_none());
     let zero = simple("INVITE", "")

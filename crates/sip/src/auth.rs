@@ -36,10 +36,7 @@ fn from_hex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
     }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }
 
 impl Algorithm {
@@ -57,9 +54,7 @@ impl Algorithm {
     /// Parses an algorithm token, case-insensitively. A missing `algorithm` parameter means MD5
     /// (RFC 7616 §3.3); that default is the caller's to apply.
     pub fn from_name(s: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|a| a.name().eq_ignore_ascii_case(s))
+        Self::ALL.into_iter().find(|a| a.name().eq_ignore_ascii_case(s))
     }
 
     /// Hex digest of the parts joined by ':'.
@@ -129,11 +124,7 @@ impl<'a> Credentials<'a> {
                 (c.take_while(|b| b != b',' && !is_lws(b))?, false)
             };
             let un = || {
-                if quoted {
-                    unescape(v)
-                } else {
-                    Cow::Borrowed(v)
-                }
+                if quoted { unescape(v) } else { Cow::Borrowed(v) }
             };
             let is = |k: &str| name.eq_ignore_ascii_case(k);
             match () {
@@ -166,8 +157,7 @@ impl<'a> Credentials<'a> {
 
     /// The algorithm the client used; absent means MD5 (RFC 7616 §3.4). `None` if unknown.
     pub fn algorithm(&self) -> Option<Algorithm> {
-        self.algorithm
-            .map_or(Some(Algorithm::Md5), Algorithm::from_name)
+        self.algorithm.map_or(Some(Algorithm::Md5), Algorithm::from_name)
     }
 
     /// Checks `response` against the stored HA1 (RFC 7616 §3.4.1) in constant time. With `qop=auth`,
@@ -255,8 +245,7 @@ impl NonceKey {
     }
 
     fn mac(&self, payload: &[u8], client: IpAddr) -> [u8; NONCE_MAC_LEN] {
-        let mut m =
-            <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes any key length");
         m.update(payload);
         match client {
             IpAddr::V4(a) => m.update(&a.octets()),
@@ -316,12 +305,7 @@ mod tests {
     fn rfc7616_vectors() {
         let hdr = r#"Digest username="Mufasa", realm="http-auth@example.org", uri="/dir/index.html", algorithm=MD5, nonce="7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v", nc=00000001, cnonce="f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ", qop=auth, response="8ca523f5e9506fed4657c9700eebdbec", opaque="FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS""#;
         let c = Credentials::parse(hdr).unwrap();
-        let h1 = ha1(
-            Algorithm::Md5,
-            "Mufasa",
-            "http-auth@example.org",
-            "Circle of Life",
-        );
+        let h1 = ha1(Algorithm::Md5, "Mufasa", "http-auth@example.org", "Circle of Life");
         assert!(c.verify(Algorithm::Md5, &h1, "GET"));
         assert!(!c.verify(Algorithm::Md5, &h1, "POST"));
         let hdr256 = hdr.replace("algorithm=MD5", "algorithm=SHA-256").replace(
@@ -330,12 +314,7 @@ mod tests {
         );
         let c = Credentials::parse(&hdr256).unwrap();
         assert_eq!(c.algorithm(), Some(Algorithm::Sha256));
-        let h1 = ha1(
-            Algorithm::Sha256,
-            "Mufasa",
-            "http-auth@example.org",
-            "Circle of Life",
-        );
+        let h1 = ha1(Algorithm::Sha256, "Mufasa", "http-auth@example.org", "Circle of Life");
         assert!(c.verify(Algorithm::Sha256, &h1, "GET"));
     }
 
@@ -343,11 +322,8 @@ mod tests {
     fn credentials_parsing() {
         assert!(Credentials::parse("NoOneKnowsThisScheme opaque-data=here").is_none());
         assert!(Credentials::parse(r#"Digest username="a", nonce="n""#).is_none());
-        assert!(
-            Credentials::parse(r#"Digest username="a", nonce="n", response="r", nc=1"#).is_none()
-        );
-        let c = Credentials::parse(r#"Digest username="a\"b",nonce="n",response="r",nc=0000001f"#)
-            .unwrap();
+        assert!(Credentials::parse(r#"Digest username="a", nonce="n", response="r", nc=1"#).is_none());
+        let c = Credentials::parse(r#"Digest username="a\"b",nonce="n",response="r",nc=0000001f"#).unwrap();
         assert_eq!((c.username.as_ref(), c.nc), ("a\"b", Some(31)));
     }
 
@@ -357,34 +333,16 @@ mod tests {
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         let n = k.issue(1000, 1, 42, a);
-        assert_eq!(
-            k.check(&n, 1000, 300, a),
-            NonceStatus::Valid {
-                issued: 1000,
-                flags: 1
-            }
-        );
-        assert_eq!(
-            k.check(&n, 1300, 300, a),
-            NonceStatus::Valid {
-                issued: 1000,
-                flags: 1
-            }
-        );
+        assert_eq!(k.check(&n, 1000, 300, a), NonceStatus::Valid { issued: 1000, flags: 1 });
+        assert_eq!(k.check(&n, 1300, 300, a), NonceStatus::Valid { issued: 1000, flags: 1 });
         assert_eq!(k.check(&n, 1301, 300, a), NonceStatus::Stale { flags: 1 });
         assert_eq!(k.check(&n, 999, 300, a), NonceStatus::Stale { flags: 1 });
         assert_eq!(k.check(&n, 1000, 300, b), NonceStatus::Invalid);
         assert_ne!(n, k.issue(1000, 1, 43, a));
         let mut forged = n.clone().into_bytes();
         forged[17] = if forged[17] == b'0' { b'1' } else { b'0' };
-        assert_eq!(
-            k.check(std::str::from_utf8(&forged).unwrap(), 1000, 300, a),
-            NonceStatus::Invalid
-        );
-        assert_eq!(
-            NonceKey::new([8; 32]).check(&n, 1000, 300, a),
-            NonceStatus::Invalid
-        );
+        assert_eq!(k.check(std::str::from_utf8(&forged).unwrap(), 1000, 300, a), NonceStatus::Invalid);
+        assert_eq!(NonceKey::new([8; 32]).check(&n, 1000, 300, a), NonceStatus::Invalid);
         assert_eq!(k.check("zz", 1000, 300, a), NonceStatus::Invalid);
     }
 }

@@ -34,20 +34,12 @@ fn next_param<'a>(c: &mut Cursor<'a>) -> Option<Param<'a>> {
     let value = if c.eat(b'=') {
         c.skip_lws();
         quoted = c.peek() == Some(b'"');
-        if quoted {
-            Some(c.quoted()?)
-        } else {
-            Some(c.take_while(is_value_byte)?)
-        }
+        if quoted { Some(c.quoted()?) } else { Some(c.take_while(is_value_byte)?) }
     } else {
         None
     };
     c.skip_lws();
-    Some(Param {
-        name,
-        value,
-        quoted,
-    })
+    Some(Param { name, value, quoted })
 }
 
 impl<'a> Params<'a> {
@@ -57,27 +49,17 @@ impl<'a> Params<'a> {
         while c.eat(b';') {
             next_param(c)?;
         }
-        Some(Self {
-            raw: &c.s[start..c.pos],
-        })
+        Some(Self { raw: &c.s[start..c.pos] })
     }
 
     pub fn iter(&self) -> impl Iterator<Item = Param<'a>> + 'a {
         let mut c = Cursor::new(self.raw);
-        std::iter::from_fn(move || {
-            if c.eat(b';') {
-                next_param(&mut c)
-            } else {
-                None
-            }
-        })
+        std::iter::from_fn(move || if c.eat(b';') { next_param(&mut c) } else { None })
     }
 
     /// `Some(None)` for a flag parameter, `Some(Some(v))` for a valued one.
     pub fn get(&self, name: &str) -> Option<Option<&'a str>> {
-        self.iter()
-            .find(|p| p.name.eq_ignore_ascii_case(name))
-            .map(|p| p.value)
+        self.iter().find(|p| p.name.eq_ignore_ascii_case(name)).map(|p| p.value)
     }
 
     pub fn as_str(&self) -> &'a str {
@@ -129,12 +111,7 @@ impl<'a> Via<'a> {
         };
         c.skip_lws();
         let params = Params::parse(&mut c)?;
-        c.at_end().then_some(Self {
-            transport,
-            host,
-            port,
-            params,
-        })
+        c.at_end().then_some(Self { transport, host, port, params })
     }
 
     pub fn branch(&self) -> Option<&'a str> {
@@ -210,12 +187,7 @@ impl<'a> NameAddr<'a> {
         c.skip_lws();
         let params = Params::parse(&mut c)?;
         c.skip_lws();
-        c.at_end().then_some(Self {
-            display,
-            uri,
-            bracketed: has_angle,
-            params,
-        })
+        c.at_end().then_some(Self { display, uri, bracketed: has_angle, params })
     }
 
     pub fn tag(&self) -> Option<&'a str> {
@@ -246,10 +218,7 @@ impl<'a> CSeq<'a> {
             return None;
         }
         let seq: u64 = digits.parse().ok()?;
-        (seq < 1 << 31).then(|| Self {
-            seq: seq as u32,
-            method: Method::from_token(method),
-        })
+        (seq < 1 << 31).then(|| Self { seq: seq as u32, method: Method::from_token(method) })
     }
 }
 
@@ -269,21 +238,12 @@ mod tests {
     #[test]
     fn via_with_lws_and_params() {
         let v = Via::parse("SIP  /   2.0\r\n /UDP\r\n    192.0.2.2;branch=390skdjuw").unwrap();
-        assert_eq!(
-            (v.transport, v.host, v.port, v.branch()),
-            ("UDP", "192.0.2.2", None, Some("390skdjuw"))
-        );
+        assert_eq!((v.transport, v.host, v.port, v.branch()), ("UDP", "192.0.2.2", None, Some("390skdjuw")));
         let v = Via::parse("SIP/2.0/UDP 10.0.0.1:5060;rport;branch=z9hG4bK1").unwrap();
         assert_eq!((v.port, v.rport()), (Some(5060), Some(None)));
         let v = Via::parse("SIP/2.0/TCP [2001:db8::9]:5070;branch=z9").unwrap();
         assert_eq!(v.host, "[2001:db8::9]");
-        for bad in [
-            "SIP/2.0/UDP 192.0.2.15;;",
-            "SIP/3.0/UDP h",
-            "SIP/2.0/UDP",
-            "SIP/2.0/UDP h;branch=",
-            ";",
-        ] {
+        for bad in ["SIP/2.0/UDP 192.0.2.15;;", "SIP/3.0/UDP h", "SIP/2.0/UDP", "SIP/2.0/UDP h;branch=", ";"] {
             assert!(Via::parse(bad).is_none(), "{bad}");
         }
     }
@@ -298,15 +258,11 @@ mod tests {
         .unwrap();
         assert_eq!(n.tag(), Some("98asjd8"));
         assert_eq!(n.display_name().unwrap(), r#"J Rosenberg \""#);
-        let n =
-            NameAddr::parse("sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n").unwrap();
+        let n = NameAddr::parse("sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n").unwrap();
         assert_eq!((n.uri.user, n.tag()), (Some("vivekg"), Some("1918181833n")));
         let n = NameAddr::parse(r#""caller"<sip:caller@example.com>;tag=323"#).unwrap();
         assert_eq!(n.display, Some("caller"));
-        assert_eq!(
-            NameAddr::parse("Joe Q  User <sip:joe@x>").unwrap().display,
-            Some("Joe Q  User")
-        );
+        assert_eq!(NameAddr::parse("Joe Q  User <sip:joe@x>").unwrap().display, Some("Joe Q  User"));
         for bad in [
             r#""Mr. J. User <sip:j.user@example.com>"#,
             "\"Watson, Thomas\" < sip:t.watson@example.org >",

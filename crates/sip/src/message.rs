@@ -221,18 +221,12 @@ impl<'a> Message<'a> {
 
     /// The first header with this name.
     pub fn header(&self, name: HeaderName<'_>) -> Option<&'a str> {
-        self.headers
-            .iter()
-            .find(|h| h.name == name)
-            .map(|h| h.value)
+        self.headers.iter().find(|h| h.name == name).map(|h| h.value)
     }
 
     /// Every line of this header, in order.
     pub fn header_all<'s>(&'s self, name: HeaderName<'s>) -> impl Iterator<Item = &'a str> + 's {
-        self.headers
-            .iter()
-            .filter(move |h| h.name == name)
-            .map(|h| h.value)
+        self.headers.iter().filter(move |h| h.name == name).map(|h| h.value)
     }
 
     /// Every element of a list header, across all its lines (RFC 3261 §7.3.1).
@@ -256,11 +250,7 @@ impl<'a> Message<'a> {
     /// replaced by a single space. Parsing the output gives the same message (tested by proptest).
     pub fn write_to(&self, out: &mut Vec<u8>) {
         match self.start {
-            StartLine::Request {
-                method,
-                uri,
-                version,
-            } => {
+            StartLine::Request { method, uri, version } => {
                 out.extend_from_slice(method.as_str().as_bytes());
                 out.push(b' ');
                 out.extend_from_slice(uri.as_bytes());

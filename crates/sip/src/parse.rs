@@ -18,11 +18,7 @@ impl Default for Limits {
     /// 64 KiB covers any UDP datagram; 128 headers and 8 KiB lines are far beyond real phones and keep a
     /// hostile message's cost bounded.
     fn default() -> Self {
-        Self {
-            max_message: 65_535,
-            max_headers: 128,
-            max_line: 8_192,
-        }
+        Self { max_message: 65_535, max_headers: 128, max_line: 8_192 }
     }
 }
 
@@ -42,11 +38,7 @@ struct Head {
 }
 
 fn trim_cr(buf: &[u8], start: usize, end: usize) -> usize {
-    if end > start && buf[end - 1] == b'\r' {
-        end - 1
-    } else {
-        end
-    }
+    if end > start && buf[end - 1] == b'\r' { end - 1 } else { end }
 }
 
 fn is_token_byte(b: u8) -> bool {
@@ -83,12 +75,7 @@ fn split_head(buf: &[u8], limits: &Limits) -> Result<Head, ParseError> {
             continue;
         }
         if line_end == pos {
-            return Ok(Head {
-                start,
-                start_end: start_end.unwrap_or(start),
-                headers,
-                body: next,
-            });
+            return Ok(Head { start, start_end: start_end.unwrap_or(start), headers, body: next });
         }
         let first = buf[pos];
         if first == b' ' || first == b'\t' {
@@ -99,8 +86,7 @@ fn split_head(buf: &[u8], limits: &Limits) -> Result<Head, ParseError> {
             if headers.len() >= limits.max_headers {
                 return Err(ParseError::TooManyHeaders);
             }
-            let colon =
-                memchr::memchr(b':', &buf[pos..line_end]).ok_or(ParseError::BadHeaderLine)? + pos;
+            let colon = memchr::memchr(b':', &buf[pos..line_end]).ok_or(ParseError::BadHeaderLine)? + pos;
             let mut name_end = colon;
             while name_end > pos && (buf[name_end - 1] == b' ' || buf[name_end - 1] == b'\t') {
                 name_end -= 1;
@@ -108,10 +94,7 @@ fn split_head(buf: &[u8], limits: &Limits) -> Result<Head, ParseError> {
             if name_end == pos || !buf[pos..name_end].iter().all(|&b| is_token_byte(b)) {
                 return Err(ParseError::BadHeaderLine);
             }
-            headers.push(RawHeader {
-                name: (pos, name_end),
-                value: (colon + 1, line_end),
-            });
+            headers.push(RawHeader { name: (pos, name_end), value: (colon + 1, line_end) });
         }
         pos = next;
     }
@@ -135,8 +118,7 @@ fn parse_start(line: &str) -> Result<StartLine<'_>, ParseError> {
     }
     // Request-Line = Method SP Request-URI SP SIP-Version (RFC 3261 §25.1): exactly two single spaces.
     let mut parts = line.split(' ');
-    let (Some(method), Some(uri), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(method), Some(uri), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(ParseError::BadStartLine);
     };
@@ -152,11 +134,7 @@ fn parse_start(line: &str) -> Result<StartLine<'_>, ParseError> {
     if !ok_version || uri.bytes().any(|b| b.is_ascii_control()) {
         return Err(ParseError::BadStartLine);
     }
-    Ok(StartLine::Request {
-        method: Method::from_token(method),
-        uri,
-        version,
-    })
+    Ok(StartLine::Request { method: Method::from_token(method), uri, version })
 }
 
 fn content_length(value: &str) -> Result<usize, ParseError> {
@@ -165,10 +143,7 @@ fn content_length(value: &str) -> Result<usize, ParseError> {
         return Err(ParseError::BadContentLength);
     }
     let n: u64 = v.parse().map_err(|_| ParseError::BadContentLength)?;
-    usize::try_from(n)
-        .ok()
-        .filter(|&n| n <= u32::MAX as usize)
-        .ok_or(ParseError::BadContentLength)
+    usize::try_from(n).ok().filter(|&n| n <= u32::MAX as usize).ok_or(ParseError::BadContentLength)
 }
 
 impl<'a> Message<'a> {
@@ -192,11 +167,7 @@ impl<'a> Message<'a> {
         let start = match parse_start(line) {
             Ok(s) => s,
             Err(e) if strict => return Err(e),
-            Err(_) => StartLine::Request {
-                method: Method::Other(""),
-                uri: "",
-                version: "",
-            },
+            Err(_) => StartLine::Request { method: Method::Other(""), uri: "", version: "" },
         };
         let mut headers = Vec::with_capacity(head.headers.len());
         let mut clen = None;
@@ -218,11 +189,7 @@ impl<'a> Message<'a> {
             None if strict => rest,
             None => &[],
         };
-        Ok(Self {
-            start,
-            headers,
-            body,
-        })
+        Ok(Self { start, headers, body })
     }
 }
 
@@ -239,14 +206,12 @@ pub fn stream_frame_len(buf: &[u8], limits: &Limits) -> Result<Option<(usize, us
     };
     let mut clen = None;
     for raw in &head.headers {
-        let name =
-            std::str::from_utf8(&buf[raw.name.0..raw.name.1]).map_err(|_| ParseError::NotUtf8)?;
+        let name = std::str::from_utf8(&buf[raw.name.0..raw.name.1]).map_err(|_| ParseError::NotUtf8)?;
         if HeaderName::classify(name) == HeaderName::ContentLength {
             if clen.is_some() {
                 return Err(ParseError::DuplicateContentLength);
             }
-            let value = std::str::from_utf8(&buf[raw.value.0..raw.value.1])
-                .map_err(|_| ParseError::NotUtf8)?;
+            let value = std::str::from_utf8(&buf[raw.value.0..raw.value.1]).map_err(|_| ParseError::NotUtf8)?;
             clen = Some(content_length(value)?);
         }
     }

@@ -41,9 +41,7 @@ fn write_top_via(via: &Via<'_>, source: SocketAddr, out: &mut Vec<u8>) {
         }
     }
     let ip = match source.ip() {
-        std::net::IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or_else(|| v6.to_string(), |v4| v4.to_string()),
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or_else(|| v6.to_string(), |v4| v4.to_string()),
         v4 => v4.to_string(),
     };
     out.extend_from_slice(b";received=");
@@ -54,13 +52,7 @@ fn write_top_via(via: &Via<'_>, source: SocketAddr, out: &mut Vec<u8>) {
 impl ResponseBuilder {
     /// Starts a response to `req`, received from `source`. `to_tag` is added to To when it has none and
     /// the response is not 100 (RFC 3261 §8.2.6.2).
-    pub fn new(
-        req: &Message<'_>,
-        code: u16,
-        reason: &str,
-        source: SocketAddr,
-        to_tag: &str,
-    ) -> Self {
+    pub fn new(req: &Message<'_>, code: u16, reason: &str, source: SocketAddr, to_tag: &str) -> Self {
         let mut buf = Vec::with_capacity(512);
         buf.extend_from_slice(format!("SIP/2.0 {code} {reason}\r\n").as_bytes());
         let mut first = true;
@@ -77,19 +69,12 @@ impl ResponseBuilder {
                 first = false;
             }
         }
-        for name in [
-            HeaderName::From,
-            HeaderName::To,
-            HeaderName::CallId,
-            HeaderName::CSeq,
-        ] {
+        for name in [HeaderName::From, HeaderName::To, HeaderName::CallId, HeaderName::CSeq] {
             if let Some(v) = req.header(name) {
                 buf.extend_from_slice(name.as_str().as_bytes());
                 buf.extend_from_slice(b": ");
                 write_unfolded(v, &mut buf);
-                if name == HeaderName::To
-                    && code > 100
-                    && crate::NameAddr::parse(v).is_some_and(|n| n.tag().is_none())
+                if name == HeaderName::To && code > 100 && crate::NameAddr::parse(v).is_some_and(|n| n.tag().is_none())
                 {
                     buf.extend_from_slice(b";tag=");
                     buf.extend_from_slice(to_tag.as_bytes());
@@ -113,8 +98,7 @@ impl ResponseBuilder {
         if let Some(ct) = content_type {
             self = self.header("Content-Type", ct);
         }
-        self.buf
-            .extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+        self.buf.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
         self.buf.extend_from_slice(body);
         self.buf
     }

@@ -53,11 +53,7 @@ pub struct Request<'a> {
     pub expires: Option<u32>,
 }
 
-fn single<'a>(
-    msg: &Message<'a>,
-    name: HeaderName<'static>,
-    label: &'static str,
-) -> Result<&'a str, SanityError> {
+fn single<'a>(msg: &Message<'a>, name: HeaderName<'static>, label: &'static str) -> Result<&'a str, SanityError> {
     let mut it = msg.header_all(name);
     let v = it.next().ok_or(SanityError::MissingHeader(label))?;
     if it.next().is_some() {
@@ -81,12 +77,7 @@ fn optional<'a>(
 /// Validates a request. Checks run in the order that gives each RFC 4475 case its expected answer:
 /// version, header syntax, Request-URI form, then scheme.
 pub fn check_request<'a>(msg: &Message<'a>) -> Result<Request<'a>, SanityError> {
-    let StartLine::Request {
-        method,
-        uri,
-        version,
-    } = msg.start
-    else {
+    let StartLine::Request { method, uri, version } = msg.start else {
         return Err(SanityError::NotARequest);
     };
     if !version.eq_ignore_ascii_case("SIP/2.0") {
@@ -98,16 +89,13 @@ pub fn check_request<'a>(msg: &Message<'a>) -> Result<Request<'a>, SanityError> 
     if !vias.all(|v| Via::parse(v).is_some()) {
         return Err(SanityError::BadHeader("Via"));
     }
-    let from = NameAddr::parse(single(msg, HeaderName::From, "From")?)
-        .ok_or(SanityError::BadHeader("From"))?;
-    let to =
-        NameAddr::parse(single(msg, HeaderName::To, "To")?).ok_or(SanityError::BadHeader("To"))?;
+    let from = NameAddr::parse(single(msg, HeaderName::From, "From")?).ok_or(SanityError::BadHeader("From"))?;
+    let to = NameAddr::parse(single(msg, HeaderName::To, "To")?).ok_or(SanityError::BadHeader("To"))?;
     let call_id = single(msg, HeaderName::CallId, "Call-ID")?;
     if call_id.is_empty() || call_id.bytes().any(|b| b.is_ascii_whitespace()) {
         return Err(SanityError::BadHeader("Call-ID"));
     }
-    let cseq = CSeq::parse(single(msg, HeaderName::CSeq, "CSeq")?)
-        .ok_or(SanityError::BadHeader("CSeq"))?;
+    let cseq = CSeq::parse(single(msg, HeaderName::CSeq, "CSeq")?).ok_or(SanityError::BadHeader("CSeq"))?;
     if cseq.method != method {
         return Err(SanityError::CSeqMismatch);
     }
@@ -121,10 +109,7 @@ pub fn check_request<'a>(msg: &Message<'a>) -> Result<Request<'a>, SanityError> 
             if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(SanityError::BadHeader("Expires"));
             }
-            Some(
-                t.parse::<u64>()
-                    .map_or(u32::MAX, |n| n.min(u32::MAX as u64) as u32),
-            )
+            Some(t.parse::<u64>().map_or(u32::MAX, |n| n.min(u32::MAX as u64) as u32))
         }
         None => None,
     };
@@ -151,15 +136,5 @@ pub fn check_request<'a>(msg: &Message<'a>) -> Result<Request<'a>, SanityError> 
     if !matches!(uri.scheme, Scheme::Sip | Scheme::Sips | Scheme::Tel) {
         return Err(SanityError::UnsupportedScheme);
     }
-    Ok(Request {
-        method,
-        uri,
-        via,
-        from,
-        to,
-        call_id,
-        cseq,
-        max_forwards,
-        expires,
-    })
+    Ok(Request { method, uri, via, from, to, call_id, cseq, max_forwards, expires })
 }

@@ -32,9 +32,7 @@ fn is_host_byte(b: u8) -> bool {
 
 fn valid_host(h: &str) -> bool {
     if let Some(v6) = h.strip_prefix('[') {
-        return v6
-            .strip_suffix(']')
-            .is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok());
+        return v6.strip_suffix(']').is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok());
     }
     !h.is_empty() && h.bytes().all(is_host_byte)
 }
@@ -53,9 +51,7 @@ impl<'a> Uri<'a> {
         }
         let (scheme, rest) = raw.split_once(':')?;
         let mut sb = scheme.bytes();
-        if !sb.next()?.is_ascii_alphabetic()
-            || !sb.all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
-        {
+        if !sb.next()?.is_ascii_alphabetic() || !sb.all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) {
             return None;
         }
         let scheme = if scheme.eq_ignore_ascii_case("sip") {
@@ -71,15 +67,7 @@ impl<'a> Uri<'a> {
             if rest.is_empty() {
                 return None;
             }
-            return Some(Self {
-                raw,
-                scheme,
-                user: None,
-                host: "",
-                port: None,
-                params: "",
-                headers: None,
-            });
+            return Some(Self { raw, scheme, user: None, host: "", port: None, params: "", headers: None });
         }
         // Only userinfo may contain '@' unescaped, so the first '@' ends it (RFC 3261 §25.1).
         let (user, hostpart) = match rest.split_once('@') {
@@ -96,20 +84,11 @@ impl<'a> Uri<'a> {
             Some((a, h)) => (a, Some(h)),
             None => (hostpart, None),
         };
-        let (hostport, params) = before_headers
-            .split_once(';')
-            .unwrap_or((before_headers, ""));
+        let (hostport, params) = before_headers.split_once(';').unwrap_or((before_headers, ""));
         let (host, port) = if hostport.starts_with('[') {
             let close = hostport.find(']')?;
             let (h, p) = hostport.split_at(close + 1);
-            (
-                h,
-                if p.is_empty() {
-                    None
-                } else {
-                    Some(p.strip_prefix(':')?)
-                },
-            )
+            (h, if p.is_empty() { None } else { Some(p.strip_prefix(':')?) })
         } else {
             match hostport.split_once(':') {
                 Some((h, p)) => (h, Some(p)),
@@ -129,15 +108,7 @@ impl<'a> Uri<'a> {
         if params.split(';').any(|p| p.is_empty()) && !params.is_empty() {
             return None;
         }
-        Some(Self {
-            raw,
-            scheme,
-            user,
-            host,
-            port,
-            params,
-            headers,
-        })
+        Some(Self { raw, scheme, user, host, port, params, headers })
     }
 
     /// Value of a URI parameter (`transport`, `lr`, ...); `Some("")` for a flag parameter.
@@ -163,10 +134,7 @@ mod tests {
     #[test]
     fn table() {
         let u = Uri::parse("sip:1001@10.0.0.1:5062;transport=tcp;lr").unwrap();
-        assert_eq!(
-            (u.user, u.host, u.port),
-            (Some("1001"), "10.0.0.1", Some(5062))
-        );
+        assert_eq!((u.user, u.host, u.port), (Some("1001"), "10.0.0.1", Some(5062)));
         assert_eq!(u.param("transport"), Some("tcp"));
         assert_eq!(u.param("lr"), Some(""));
         let u = Uri::parse("sip:user;par=u%40example.net@example.com").unwrap();
@@ -175,21 +143,10 @@ mod tests {
         assert_eq!((u.host, u.port), ("[2001:db8::1]", Some(5061)));
         let u = Uri::parse("sip:user@example.com?Route=%3Csip:sip.example.com%3E").unwrap();
         assert_eq!(u.headers, Some("Route=%3Csip:sip.example.com%3E"));
-        assert!(matches!(
-            Uri::parse("isbn:2983792873").unwrap().scheme,
-            Scheme::Other("isbn")
-        ));
-        for bad in [
-            "",
-            "sip:",
-            "sip:a b@c",
-            "sip:@host",
-            "sip:host:99999",
-            "sip:host:",
-            "<sip:a@b>",
-            "sip:h;;x",
-            "1sip:x",
-        ] {
+        assert!(matches!(Uri::parse("isbn:2983792873").unwrap().scheme, Scheme::Other("isbn")));
+        for bad in
+            ["", "sip:", "sip:a b@c", "sip:@host", "sip:host:99999", "sip:host:", "<sip:a@b>", "sip:h;;x", "1sip:x"]
+        {
             assert!(Uri::parse(bad).is_none(), "{bad}");
         }
     }

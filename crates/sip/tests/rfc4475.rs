@@ -86,13 +86,7 @@ fn corpus_outcomes() {
     ];
     let files = std::fs::read_dir(DIR)
         .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "dat")
-        })
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "dat"))
         .count();
     assert_eq!(files, table.len(), "every corpus file has an expectation");
     let mut wrong = Vec::new();

@@ -120,9 +120,7 @@ impl Store {
 
     /// Removes bindings that expired before `now`; returns how many.
     pub fn purge_expired_bindings(&self, now: i64) -> Result<usize> {
-        Ok(self
-            .conn
-            .execute("DELETE FROM bindings WHERE expires_at <= ?1", [now])?)
+        Ok(self.conn.execute("DELETE FROM bindings WHERE expires_at <= ?1", [now])?)
     }
 }
 
@@ -131,19 +129,9 @@ mod tests {
     use crate::{Credentials, Extension, Store};
 
     fn ext(n: &str) -> Extension {
-        let c = Credentials {
-            realm: "r".into(),
-            ha1_md5: "a".into(),
-            ha1_sha256: "b".into(),
-            ha1_sha512_256: "c".into(),
-        };
-        Extension {
-            number: n.into(),
-            credentials: c,
-            algorithms: None,
-            created_at: 0,
-            updated_at: 0,
-        }
+        let c =
+            Credentials { realm: "r".into(), ha1_md5: "a".into(), ha1_sha256: "b".into(), ha1_sha512_256: "c".into() };
+        Extension { number: n.into(), credentials: c, algorithms: None, created_at: 0, updated_at: 0 }
     }
 
     fn binding(ext: &str, uri: &str, exp: i64) -> super::Binding {
@@ -166,18 +154,8 @@ mod tests {
     fn bindings_replace_expire_and_cascade() {
         let mut s = Store::open_in_memory().unwrap();
         s.add_extension(&ext("100")).unwrap();
-        assert!(matches!(
-            s.add_extension(&ext("100")),
-            Err(crate::StoreError::ExtensionExists(_))
-        ));
-        s.replace_bindings(
-            "100",
-            &[
-                binding("100", "sip:a@h", 50),
-                binding("100", "sip:b@h", 200),
-            ],
-        )
-        .unwrap();
+        assert!(matches!(s.add_extension(&ext("100")), Err(crate::StoreError::ExtensionExists(_))));
+        s.replace_bindings("100", &[binding("100", "sip:a@h", 50), binding("100", "sip:b@h", 200)]).unwrap();
         assert_eq!(s.bindings(100).unwrap().len(), 1);
         assert_eq!(s.purge_expired_bindings(100).unwrap(), 1);
         s.replace_bindings_batch([
@@ -185,14 +163,7 @@ mod tests {
             ("999", &[binding("999", "sip:x@h", 300)][..]),
         ])
         .unwrap();
-        assert_eq!(
-            s.bindings(0)
-                .unwrap()
-                .iter()
-                .map(|b| b.uri.as_str())
-                .collect::<Vec<_>>(),
-            ["sip:c@h"]
-        );
+        assert_eq!(s.bindings(0).unwrap().iter().map(|b| b.uri.as_str()).collect::<Vec<_>>(), ["sip:c@h"]);
         s.delete_extension("100").unwrap();
         assert!(s.bindings(0).unwrap().is_empty());
     }

@@ -23,8 +23,7 @@ pub struct Extension {
     pub updated_at: i64,
 }
 
-const COLUMNS: &str =
-    "number, realm, ha1_md5, ha1_sha256, ha1_sha512_256, algorithms, created_at, updated_at";
+const COLUMNS: &str = "number, realm, ha1_md5, ha1_sha256, ha1_sha512_256, algorithms, created_at, updated_at";
 
 fn row(r: &Row<'_>) -> rusqlite::Result<Extension> {
     Ok(Extension {
@@ -58,9 +57,7 @@ impl Store {
             ],
         );
         match res {
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
                 Err(StoreError::ExtensionExists(ext.number.clone()))
             }
             other => other.map(|_| ()).map_err(Into::into),
@@ -70,26 +67,18 @@ impl Store {
     pub fn extension(&self, number: &str) -> Result<Option<Extension>> {
         Ok(self
             .conn
-            .query_row(
-                &format!("SELECT {COLUMNS} FROM extensions WHERE number = ?1"),
-                [number],
-                row,
-            )
+            .query_row(&format!("SELECT {COLUMNS} FROM extensions WHERE number = ?1"), [number], row)
             .optional()?)
     }
 
     pub fn extensions(&self) -> Result<Vec<Extension>> {
-        let mut st = self
-            .conn
-            .prepare(&format!("SELECT {COLUMNS} FROM extensions ORDER BY number"))?;
+        let mut st = self.conn.prepare(&format!("SELECT {COLUMNS} FROM extensions ORDER BY number"))?;
         let rows = st.query_map([], row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     pub fn extension_count(&self) -> Result<u64> {
-        Ok(self
-            .conn
-            .query_row("SELECT COUNT(*) FROM extensions", [], |r| r.get(0))?)
+        Ok(self.conn.query_row("SELECT COUNT(*) FROM extensions", [], |r| r.get(0))?)
     }
 
     pub fn set_credentials(&self, number: &str, c: &Credentials, now: i64) -> Result<()> {
@@ -105,11 +94,7 @@ impl Store {
 
     /// Deletes an extension and its registrations.
     pub fn delete_extension(&self, number: &str) -> Result<()> {
-        if self
-            .conn
-            .execute("DELETE FROM extensions WHERE number = ?1", [number])?
-            == 0
-        {
+        if self.conn.execute("DELETE FROM extensions WHERE number = ?1", [number])? == 0 {
             return Err(StoreError::NoSuchExtension(number.to_owned()));
         }
         Ok(())

@@ -26,9 +26,7 @@ pub enum StoreError {
     ExtensionExists(String),
     #[error("extension {0} does not exist")]
     NoSuchExtension(String),
-    #[error(
-        "database schema version {found} is newer than this pbxguard understands ({known}); upgrade pbxguard"
-    )]
+    #[error("database schema version {found} is newer than this pbxguard understands ({known}); upgrade pbxguard")]
     SchemaTooNew { found: i64, known: i64 },
 }
 
@@ -62,8 +60,12 @@ impl Store {
 
     /// Changes whenever another connection commits (SQLite `PRAGMA data_version`).
     pub fn data_version(&self) -> Result<i64> {
-        Ok(self
-            .conn
-            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+        Ok(self.conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+
+    /// Bumped by every change to extensions or settings (triggers), but not by registrations: what a
+    /// running daemon must reload.
+    pub fn config_revision(&self) -> Result<i64> {
+        Ok(self.conn.query_row("SELECT n FROM revision WHERE id = 1", [], |r| r.get(0))?)
     }
 }

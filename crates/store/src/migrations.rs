@@ -35,6 +35,16 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (extension, uri)
     );
     CREATE INDEX bindings_expiry ON bindings(expires_at);",
+    // 2: a revision counter bumped by every change an operator makes (not by registrations), so the
+    // daemon reloads extensions and settings only when they changed.
+    "CREATE TABLE revision (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
+    INSERT INTO revision(id, n) VALUES (1, 0);
+    CREATE TRIGGER extensions_ins AFTER INSERT ON extensions BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER extensions_upd AFTER UPDATE ON extensions BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER extensions_del AFTER DELETE ON extensions BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER settings_ins AFTER INSERT ON settings BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER settings_upd AFTER UPDATE ON settings BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER settings_del AFTER DELETE ON settings BEGIN UPDATE revision SET n = n + 1; END;",
 ];
 
 pub(crate) fn run(conn: &mut Connection) -> Result<()> {
@@ -59,9 +69,7 @@ mod tests {
         let mut conn = rusqlite::Connection::open_in_memory().unwrap();
         super::run(&mut conn).unwrap();
         super::run(&mut conn).unwrap();
-        let v: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .unwrap();
+        let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
         assert_eq!(v, super::MIGRATIONS.len() as i64);
     }
 }

@@ -3,12 +3,7 @@ use rusqlite::{OptionalExtension, params};
 
 impl Store {
     pub fn setting(&self, key: &str) -> Result<Option<String>> {
-        Ok(self
-            .conn
-            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
-                r.get(0)
-            })
-            .optional()?)
+        Ok(self.conn.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0)).optional()?)
     }
 
     pub fn set_setting(&self, key: &str, value: &str) -> Result<()> {
@@ -21,9 +16,7 @@ impl Store {
 
     /// Every stored setting (keys never set keep their defaults and are not listed here).
     pub fn settings(&self) -> Result<Vec<(String, String)>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT key, value FROM settings ORDER BY key")?;
+        let mut st = self.conn.prepare("SELECT key, value FROM settings ORDER BY key")?;
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
