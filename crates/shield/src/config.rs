@@ -1,0 +1,100 @@
+//! Detector thresholds and ban policy, as data. The daemon fills this from stored settings; every
+//! default below is the documented default (README, "Protection").
+
+/// "`max` events within `window_ms` of the first one". Windows are fixed: one opens at the first
+/// event, and the count restarts when an event arrives after it closed. O(1) state per source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Threshold {
+    pub max: u32,
+    pub window_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShieldConfig {
+    /// Flood: a source is banned by the message that exceeds `max` within the window (pike's default:
+    /// more than 30 requests in 2 s). Every datagram or stream message counts, valid or not.
+    pub flood: Threshold,
+    /// Brute force: `max` failed authentications from one address within the window → ban.
+    pub brute_force: Threshold,
+    /// Enumeration: `max` distinct unknown users from one address within the window → ban.
+    pub enumeration: Threshold,
+    /// Malformed messages from one address within the window → ban.
+    pub malformed: Threshold,
+    /// Distributed attack on one extension: `max` failures against one user within the window, from at
+    /// least `user_min_sources` addresses → alert, and the user is throttled for `user_throttle_ms`:
+    /// only addresses that have authenticated as that user before may keep trying.
+    pub user_failures: Threshold,
+    pub user_min_sources: u32,
+    pub user_throttle_ms: u64,
+    /// Ban lengths for the 1st, 2nd, 3rd... offence of an address; the last repeats.
+    pub ban_durations_ms: Vec<u64>,
+    /// How long past offences count towards the next ban's length.
+    pub history_ms: u64,
+    /// Most sources (and users) tracked at once; beyond it the oldest tracker is evicted, so a
+    /// spoofed-source flood cannot grow memory.
+    pub tracker_cap: usize,
+}
+
+pub const HOUR_MS: u64 = 3_600_000;
+pub const DAY_MS: u64 = 24 * HOUR_MS;
+
+impl Default for ShieldConfig {
+    fn default() -> Self {
+        Self {
+            flood: Threshold { max: 30, window_ms: 2_000 },
+            brute_force: Threshold { max: 5, window_ms: 600_000 },
+            enumeration: Threshold { max: 3, window_ms: 600_000 },
+            malformed: Threshold { max: 10, window_ms: 60_000 },
+            user_failures: Threshold { max: 20, window_ms: 600_000 },
+            user_min_sources: 3,
+            user_throttle_ms: 900_000,
+            ban_durations_ms: vec![HOUR_MS, 6 * HOUR_MS, DAY_MS, 7 * DAY_MS],
+            history_ms: 30 * DAY_MS,
+            tracker_cap: 100_000,
+        }
+    }
+}
+
+/// Parses durations such as `90s`, `15m`, `1h`, `7d`, or a plain number of seconds.
+pub fn parse_duration_ms(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = num.parse().ok()?;
+    let mult = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => HOUR_MS,
+        "d" => DAY_MS,
+        "w" => 7 * DAY_MS,
+        _ => return None,
+    };
+    n.checked_mul(mult).filter(|&v| v > 0)
+}
+
+pub fn format_duration_ms(ms: u64) -> String {
+    for (unit, size) in [("w", 7 * DAY_MS), ("d", DAY_MS), ("h", HOUR_MS), ("m", 60_000), ("s", 1_000)] {
+        if ms >= size && ms % size == 0 {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn durations() {
+        use super::*;
+        assert_eq!(parse_duration_ms("1h"), Some(HOUR_MS));
+        assert_eq!(parse_duration_ms("90"), Some(90_000));
+        assert_eq!(parse_duration_ms("7d"), Some(7 * DAY_MS));
+        assert_eq!(parse_duration_ms("0s"), None);
+        assert_eq!(parse_duration_ms("1y"), None);
+        assert_eq!(format_duration_ms(6 * HOUR_MS), "6h");
+        assert_eq!(format_duration_ms(90_000), "90s");
+    }
+}

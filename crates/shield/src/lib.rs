@@ -1,0 +1,422 @@
+//! The protection engine of pbxguard: one policy for every attack signal, whatever protocol it came
+//! from (SIP now; IAX2, SSH and GUI logins later).
+//!
+//! Pure and clock-free: [`Shield::admit`] runs on the fast path before any parsing and answers whether a
+//! source may be heard at all; [`Shield::observe`] takes security observations (failed logins, unknown
+//! users, scanner fingerprints...) and turns them into [`Decision`]s, drained with
+//! [`Shield::poll_decision`]. The daemon carries decisions out (drop table, nftables, store, reporter).
+//! Detection never looks at anything but the transport source address for what to ban.
+
+pub mod acl;
+mod ban;
+pub mod config;
+pub mod fingerprint;
+pub mod net;
+mod tracker;
+
+pub use acl::{AclGroup, Rule};
+pub use ban::{Ban, BanReason};
+pub use config::{ShieldConfig, Threshold};
+pub use fingerprint::Fingerprints;
+pub use net::{Prefix, PrefixError, PrefixSet, canonical};
+
+use ban::Ledger;
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::sync::Arc;
+use tracker::{Capped, Distinct, Window};
+
+/// Whether a source may be heard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allow,
+    /// Drop silently: no reply of any kind.
+    Drop(DropReason),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    Banned,
+    Blacklisted,
+}
+
+/// A security-relevant fact reported by a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observation<'a> {
+    AuthFailed {
+        ip: IpAddr,
+        user: &'a str,
+    },
+    AuthSucceeded {
+        ip: IpAddr,
+        user: &'a str,
+    },
+    /// A request named a user that does not exist.
+    UnknownUser {
+        ip: IpAddr,
+        user: &'a str,
+    },
+    Scanner {
+        ip: IpAddr,
+        evidence: &'a str,
+    },
+    Malformed {
+        ip: IpAddr,
+        reason: &'a str,
+    },
+}
+
+/// What the daemon must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Ban(Ban),
+    /// A ban ended (expired, or removed by an operator).
+    Unban {
+        target: Prefix,
+        expired: bool,
+    },
+    /// Report an attacker to the shared blacklist (if reporting is enabled).
+    Report {
+        ip: IpAddr,
+        reason: BanReason,
+        evidence: String,
+    },
+    Alert {
+        message: String,
+    },
+    /// Only addresses that authenticated as `user` before may try until `until_ms`.
+    ThrottleUser {
+        user: String,
+        until_ms: u64,
+    },
+}
+
+/// Where a blacklist entry came from: the list's name.
+pub type ListName = Arc<str>;
+
+#[derive(Default)]
+struct SourceState {
+    flood: Window,
+    failures: Window,
+    unknown: Distinct,
+    malformed: Window,
+}
+
+#[derive(Default)]
+struct UserState {
+    failures: Window,
+    sources: Distinct,
+}
+
+/// Counters for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub dropped_banned: u64,
+    pub dropped_blacklisted: u64,
+    pub bans: u64,
+}
+
+pub struct Shield {
+    cfg: ShieldConfig,
+    trusted: PrefixSet<()>,
+    blacklist: Arc<PrefixSet<ListName>>,
+    ledger: Ledger,
+    sources: Capped<IpAddr, SourceState>,
+    users: Capped<String, UserState>,
+    /// (user, address) pairs that authenticated successfully: never throttled.
+    known_good: Capped<(String, IpAddr), ()>,
+    decisions: VecDeque<Decision>,
+    counters: Counters,
+}
+
+fn hash64(s: &str) -> u64 {
+    // FNV-1a: only used to tell names apart inside one small per-source set.
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+fn ip_key(ip: IpAddr) -> u64 {
+    match ip {
+        IpAddr::V4(a) => u64::from(u32::from(a)),
+        IpAddr::V6(a) => {
+            let v = u128::from(a);
+            (v >> 64) as u64 ^ v as u64
+        }
+    }
+}
+
+impl Shield {
+    pub fn new(cfg: ShieldConfig) -> Self {
+        let cap = cfg.tracker_cap;
+        Self {
+            cfg,
+            trusted: PrefixSet::default(),
+            blacklist: Arc::new(PrefixSet::default()),
+            ledger: Ledger::default(),
+            sources: Capped::new(cap),
+            users: Capped::new(cap),
+            known_good: Capped::new(cap),
+            decisions: VecDeque::new(),
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn config(&self) -> &ShieldConfig {
+        &self.cfg
+    }
+
+    pub fn set_config(&mut self, cfg: ShieldConfig) {
+        self.sources.set_cap(cfg.tracker_cap);
+        self.users.set_cap(cfg.tracker_cap);
+        self.known_good.set_cap(cfg.tracker_cap);
+        self.cfg = cfg;
+    }
+
+    /// Trusted networks are never banned and skip the flood gate. Trusting an address also lifts
+    /// detector bans on it (operator bans stay until removed).
+    pub fn set_trusted(&mut self, nets: Vec<Prefix>) {
+        self.trusted = PrefixSet::new(nets.into_iter().map(|p| (p, ())).collect());
+    }
+
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.trusted.contains(ip)
+    }
+
+    /// Swaps the compiled blacklist (built off the hot path).
+    pub fn set_blacklist(&mut self, list: Arc<PrefixSet<ListName>>) {
+        self.blacklist = list;
+    }
+
+    pub fn blacklist(&self) -> &Arc<PrefixSet<ListName>> {
+        &self.blacklist
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// Tracked sources and users, and how many trackers were evicted by the cap.
+    pub fn tracker_stats(&self) -> (usize, usize, u64) {
+        (self.sources.len(), self.users.len(), self.sources.evicted() + self.users.evicted())
+    }
+
+    /// The fast path, before parsing: trusted → allow; banned or blacklisted → drop; otherwise the
+    /// message counts towards the flood threshold and may itself trigger the ban.
+    pub fn admit(&mut self, now_ms: u64, ip: IpAddr) -> Verdict {
+        let ip = canonical(ip);
+        if self.trusted.contains(ip) {
+            return Verdict::Allow;
+        }
+        if self.ledger.find(now_ms, ip).is_some() {
+            self.counters.dropped_banned += 1;
+            return Verdict::Drop(DropReason::Banned);
+        }
+        if self.blacklist.contains(ip) {
+            self.counters.dropped_blacklisted += 1;
+            return Verdict::Drop(DropReason::Blacklisted);
+        }
+        let t = self.cfg.flood;
+        let n = self.sources.entry(&ip).flood.hit(now_ms, t);
+        if n > t.max {
+            let secs = t.window_ms as f64 / 1000.0;
+            self.ban_detected(now_ms, ip, BanReason::Flood, format!("{n} messages within {secs}s"));
+            self.counters.dropped_banned += 1;
+            return Verdict::Drop(DropReason::Banned);
+        }
+        Verdict::Allow
+    }
+
+    /// Read-only check (for the CLI and tests): is this address dropped, and why.
+    pub fn lookup(&self, now_ms: u64, ip: IpAddr) -> Option<(DropReason, String)> {
+        let ip = canonical(ip);
+        if self.trusted.contains(ip) {
+            return None;
+        }
+        if let Some(b) = self.ledger.find(now_ms, ip) {
+            return Some((DropReason::Banned, format!("{} ({})", b.target, b.reason.as_str())));
+        }
+        self.blacklist.lookup(ip).map(|(p, list)| (DropReason::Blacklisted, format!("{p} in {list}")))
+    }
+
+    /// Whether `ip` has authenticated as `user` before: such addresses are never throttled.
+    pub fn authenticated_before(&self, ip: IpAddr, user: &str) -> bool {
+        self.known_good.get(&(user.to_owned(), canonical(ip))).is_some()
+    }
+
+    pub fn observe(&mut self, now_ms: u64, obs: Observation<'_>) {
+        let ip = match obs {
+            Observation::AuthFailed { ip, .. }
+            | Observation::AuthSucceeded { ip, .. }
+            | Observation::UnknownUser { ip, .. }
+            | Observation::Scanner { ip, .. }
+            | Observation::Malformed { ip, .. } => canonical(ip),
+        };
+        if let Observation::AuthSucceeded { user, .. } = obs {
+            self.known_good.entry(&(user.to_owned(), ip));
+            if self.sources.get(&ip).is_some() {
+                let s = self.sources.entry(&ip);
+                s.failures.reset();
+                s.unknown.reset();
+            }
+            return;
+        }
+        if let Observation::AuthFailed { user, .. } | Observation::UnknownUser { user, .. } = obs {
+            self.user_attack(now_ms, ip, user);
+        }
+        if self.trusted.contains(ip) || self.ledger.find(now_ms, ip).is_some() {
+            return;
+        }
+        let cfg = &self.cfg;
+        let s = self.sources.entry(&ip);
+        let trigger = match obs {
+            Observation::AuthFailed { user, .. } => {
+                let n = s.failures.hit(now_ms, cfg.brute_force);
+                (n >= cfg.brute_force.max).then(|| {
+                    (
+                        BanReason::BruteForce,
+                        format!(
+                            "{n} failed authentications within {}s, last as {user:?}",
+                            cfg.brute_force.window_ms / 1000
+                        ),
+                    )
+                })
+            }
+            Observation::UnknownUser { user, .. } => {
+                let n = s.unknown.add(now_ms, hash64(user), cfg.enumeration);
+                (n >= cfg.enumeration.max).then(|| {
+                    (
+                        BanReason::Enumeration,
+                        format!("{n} unknown users within {}s, last {user:?}", cfg.enumeration.window_ms / 1000),
+                    )
+                })
+            }
+            Observation::Scanner { evidence, .. } => Some((BanReason::Scanner, evidence.to_owned())),
+            Observation::Malformed { reason, .. } => {
+                let n = s.malformed.hit(now_ms, cfg.malformed);
+                (n >= cfg.malformed.max).then(|| {
+                    (
+                        BanReason::Malformed,
+                        format!("{n} malformed messages within {}s, last: {reason}", cfg.malformed.window_ms / 1000),
+                    )
+                })
+            }
+            Observation::AuthSucceeded { .. } => None,
+        };
+        if let Some((reason, evidence)) = trigger {
+            self.ban_detected(now_ms, ip, reason, evidence);
+        }
+    }
+
+    fn user_attack(&mut self, now_ms: u64, ip: IpAddr, user: &str) {
+        let t = self.cfg.user_failures;
+        let min_sources = self.cfg.user_min_sources;
+        let st = self.users.entry(&user.to_owned());
+        let n = st.failures.hit(now_ms, t);
+        let sources = st.sources.add(now_ms, ip_key(ip), Threshold { max: min_sources.max(1), window_ms: t.window_ms });
+        if n == t.max && sources >= min_sources {
+            let until_ms = now_ms + self.cfg.user_throttle_ms;
+            self.decisions.push_back(Decision::Alert {
+                message: format!(
+                    "extension {user:?}: {n} failed authentications from {sources}+ addresses within {}s; throttled for {}s (addresses that authenticated before are not affected)",
+                    t.window_ms / 1000,
+                    self.cfg.user_throttle_ms / 1000
+                ),
+            });
+            self.decisions.push_back(Decision::ThrottleUser { user: user.to_owned(), until_ms });
+        }
+    }
+
+    fn ban_detected(&mut self, now_ms: u64, ip: IpAddr, reason: BanReason, evidence: String) {
+        let (offence, duration) = self.ledger.offence(&self.cfg, now_ms, ip);
+        let ban = Ban {
+            target: Prefix::host(ip),
+            reason,
+            evidence: evidence.clone(),
+            first_seen_ms: now_ms,
+            created_ms: now_ms,
+            expires_ms: Some(now_ms + duration),
+            offence,
+            note: None,
+        };
+        self.sources.remove(&ip);
+        self.ledger.insert(ban.clone());
+        self.counters.bans += 1;
+        self.decisions.push_back(Decision::Ban(ban));
+        self.decisions.push_back(Decision::Report { ip, reason, evidence });
+    }
+
+    /// An operator's ban. Refused for trusted addresses (the caller says so to the operator).
+    pub fn ban(
+        &mut self,
+        now_ms: u64,
+        target: Prefix,
+        duration_ms: Option<u64>,
+        note: Option<String>,
+    ) -> Result<Ban, String> {
+        if self.trusted.contains(target.addr()) {
+            return Err(format!("{target} is in a trusted network; remove it from the trusted networks first"));
+        }
+        let ban = Ban {
+            target,
+            reason: BanReason::Manual,
+            evidence: "added by an operator".into(),
+            first_seen_ms: now_ms,
+            created_ms: now_ms,
+            expires_ms: duration_ms.map(|d| now_ms + d),
+            offence: 1,
+            note,
+        };
+        self.ledger.insert(ban.clone());
+        self.decisions.push_back(Decision::Ban(ban.clone()));
+        Ok(ban)
+    }
+
+    /// Lifts a ban; `false` if there was none for exactly this target.
+    pub fn unban(&mut self, target: Prefix) -> bool {
+        let found = self.ledger.remove(target).is_some();
+        if found {
+            self.sources.remove(&target.addr());
+            self.decisions.push_back(Decision::Unban { target, expired: false });
+        }
+        found
+    }
+
+    /// Restores bans from storage at start-up (and after another process changed them); their offence
+    /// counts seed the progressive policy.
+    pub fn restore(&mut self, bans: impl IntoIterator<Item = Ban>) {
+        let mut fresh = Ledger::default();
+        for b in bans {
+            if b.target.is_host() {
+                fresh.note_offence(b.target.addr(), b.offence, b.created_ms);
+            }
+            fresh.insert(b);
+        }
+        // Keep the in-memory offence history of addresses whose bans already ended.
+        std::mem::swap(&mut self.ledger, &mut fresh);
+        self.ledger.merge_history_from(fresh);
+    }
+
+    pub fn bans(&self) -> impl Iterator<Item = &Ban> {
+        self.ledger.iter()
+    }
+
+    pub fn ban_count(&self) -> usize {
+        self.ledger.len()
+    }
+
+    /// Housekeeping: expires bans (reporting each as an Unban) and compacts trackers.
+    pub fn handle_timeout(&mut self, now_ms: u64) {
+        for b in self.ledger.expire(&self.cfg, now_ms) {
+            self.decisions.push_back(Decision::Unban { target: b.target, expired: true });
+        }
+        self.sources.compact();
+        self.users.compact();
+        self.known_good.compact();
+    }
+
+    pub fn poll_decision(&mut self) -> Option<Decision> {
+        self.decisions.pop_front()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,190 @@
+//! Every detector's threshold, window and expiry on a virtual clock.
+
+use super::*;
+
+const S: u64 = 1_000;
+const T0: u64 = 1_800_000_000_000;
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn bans(sh: &mut Shield) -> Vec<Ban> {
+    std::iter::from_fn(|| sh.poll_decision())
+        .filter_map(|d| if let Decision::Ban(b) = d { Some(b) } else { None })
+        .collect()
+}
+
+#[test]
+fn flood_bans_the_31st_message_in_2s_and_the_ban_ends_after_an_hour() {
+    let mut sh = Shield::new(ShieldConfig::default());
+    let a = ip("192.0.2.66");
+    for i in 0..30 {
+        assert_eq!(sh.admit(T0 + i * 10, a), Verdict::Allow, "message {}", i + 1);
+    }
+    assert_eq!(sh.admit(T0 + 1999, a), Verdict::Drop(DropReason::Banned));
+    let b = bans(&mut sh);
+    assert_eq!(b.len(), 1);
+    assert_eq!((b[0].reason, b[0].expires_ms, b[0].offence), (BanReason::Flood, Some(T0 + 1999 + config::HOUR_MS), 1));
+    assert!(b[0].evidence.contains("31 messages within 2s"), "{}", b[0].evidence);
+    // Another address is unaffected.
+    assert_eq!(sh.admit(T0 + 2000, ip("192.0.2.2")), Verdict::Allow);
+    // The ban holds until t + ttl, then expires with an Unban decision.
+    assert_eq!(sh.admit(T0 + 1999 + config::HOUR_MS - 1, a), Verdict::Drop(DropReason::Banned));
+    sh.handle_timeout(T0 + 1999 + config::HOUR_MS);
+    assert!(matches!(sh.poll_decision(), Some(Decision::Unban { expired: true, .. })));
+    assert_eq!(sh.admit(T0 + 1999 + config::HOUR_MS, a), Verdict::Allow);
+}
+
+#[test]
+fn flood_window_restarts_so_a_steady_slow_source_is_never_banned() {
+    let mut sh = Shield::new(ShieldConfig::default());
+    let a = ip("192.0.2.7");
+    // 15 per second for a minute: 30 per 2-second window at most.
+    for i in 0..900 {
+        assert_eq!(sh.admit(T0 + i * 1000 / 15, a), Verdict::Allow);
+    }
+    assert!(bans(&mut sh).is_empty());
+}
+
+#[test]
+fn progressive_durations_for_repeat_offenders() {
+    let mut sh = Shield::new(ShieldConfig::default());
+    let a = ip("192.0.2.66");
+    let mut t = T0;
+    let mut lengths = Vec::new();
+    for _ in 0..5 {
+        sh.observe(t, Observation::Scanner { ip: a, evidence: "ua" });
+        let b = bans(&mut sh).pop().unwrap();
+        lengths.push(b.expires_ms.unwrap() - t);
+        t = b.expires_ms.unwrap();
+        sh.handle_timeout(t);
+    }
+    let h = config::HOUR_MS;
+    assert_eq!(lengths, [h, 6 * h, 24 * h, 168 * h, 168 * h]);
+    // After 30 days without offence, the count starts over.
+    let later = t + 31 * config::DAY_MS;
+    sh.handle_timeout(later);
+    sh.observe(later, Observation::Scanner { ip: a, evidence: "ua" });
+    assert_eq!(bans(&mut sh)[0].offence, 1);
+}
+
+#[test]
+fn brute_force_five_failures_in_ten_minutes() {
+    let mut sh = Shield::new(ShieldConfig::default());
+    let a = ip("198.51.100.9");
+    for i in 0..4 {
+        sh.observe(T0 + i * 60 * S, Observation::AuthFailed { ip: a, user: "1001" });
+    }
+    assert!(bans(&mut sh).is_empty());
+    // The 5th, but 10 minutes after the first: a new window.
+    sh.observe(T0 + 600 * S, Observation::AuthFailed { ip: a, user: "1001" });
+    assert!(bans(&mut sh).is_empty());
+    for i in 1..5 {
+        sh.observe(T0 + 600 * S + i, Observation::AuthFailed { ip: a, user: "1001" });
+    }
+    let b = bans(&mut sh);
+    assert_eq!((b.len(), b[0].reason), (1, BanReason::BruteForce));
+    // A success resets an address's failures (a phone with a typo that is then fixed).
+    let p = ip("198.51.100.10");
+    for _ in 0..4 {
+        sh.observe(T0, Observation::AuthFailed { ip: p, user: "1002" });
+    }
+    sh.observe(T0, Observation::AuthSucceeded { ip: p, user: "1002" });
+    sh.observe(T0, Observation::AuthFailed { ip: p, user: "1002" });
+    assert!(bans(&mut sh).is_empty());
+}
+
+#[test]
+fn enumeration_three_distinct_unknown_users() {
+    let mut sh = Shield::new(ShieldConfig::default());
+    let a = ip("203.0.113.5");
+    for u in ["100", "100", "101", "101"] {
+        sh.observe(T0, Observation::UnknownUser { ip: a, user: u });
+    }
+    assert!(bans(&mut sh).is_empty());
+    sh.observe(T0 + 599 * S, Observation::UnknownUser { ip: a, user: "102" });
+    assert_eq!(bans(&mut sh)[0].reason, BanReason::Enumeration);
+}
+
+#[test]
+fn malformed_ten_per_minute() {
+    let mut sh = Shield::new(ShieldConfig::default());
+    let a = ip("203.0.113.6");
+    for i in 0..9 {
+        sh.observe(T0 + i * S, Observation::Malformed { ip: a, reason: "x" });
+    }
+    assert!(bans(&mut sh).is_empty());
+    sh.observe(T0 + 59 * S, Observation::Malformed { ip: a, reason: "x" });
+    assert_eq!(bans(&mut sh)[0].reason, BanReason::Malformed);
+}
+
+#[test]
+fn trusted_networks_are_never_banned_and_mapped_addresses_are_canonical() {
+    let mut sh = Shield::new(ShieldConfig::default());
+    sh.set_trusted(vec!["10.0.0.0/8".parse().unwrap()]);
+    for i in 0..1000 {
+        assert_eq!(sh.admit(T0 + i, ip("::ffff:10.1.2.3")), Verdict::Allow);
+    }
+    sh.observe(T0, Observation::Scanner { ip: ip("10.1.2.3"), evidence: "ua" });
+    assert!(bans(&mut sh).is_empty());
+    assert!(sh.ban(T0, "10.0.0.0/24".parse().unwrap(), None, None).is_err());
+    // A ban on the IPv4 address also drops its IPv4-mapped IPv6 form.
+    sh.ban(T0, "192.0.2.1".parse().unwrap(), None, None).unwrap();
+    assert_eq!(sh.admit(T0, ip("::ffff:192.0.2.1")), Verdict::Drop(DropReason::Banned));
+}
+
+#[test]
+fn operator_bans_prefixes_and_unbans() {
+    let mut sh = Shield::new(ShieldConfig::default());
+    sh.ban(T0, "198.51.100.0/24".parse().unwrap(), Some(60 * S), Some("abuse".into())).unwrap();
+    assert_eq!(sh.admit(T0, ip("198.51.100.77")), Verdict::Drop(DropReason::Banned));
+    assert!(sh.lookup(T0, ip("198.51.100.77")).unwrap().1.contains("198.51.100.0/24 (manual)"));
+    assert!(sh.unban("198.51.100.0/24".parse().unwrap()));
+    assert!(!sh.unban("198.51.100.0/24".parse().unwrap()));
+    assert_eq!(sh.admit(T0, ip("198.51.100.77")), Verdict::Allow);
+}
+
+#[test]
+fn blacklist_drops_and_trust_wins_over_it() {
+    let mut sh = Shield::new(ShieldConfig::default());
+    let list: ListName = Arc::from("voipbl");
+    sh.set_blacklist(Arc::new(PrefixSet::new(vec![("203.0.113.0/24".parse().unwrap(), list)])));
+    assert_eq!(sh.admit(T0, ip("203.0.113.9")), Verdict::Drop(DropReason::Blacklisted));
+    assert!(sh.lookup(T0, ip("203.0.113.9")).unwrap().1.contains("in voipbl"));
+    sh.set_trusted(vec!["203.0.113.9".parse().unwrap()]);
+    assert_eq!(sh.admit(T0, ip("203.0.113.9")), Verdict::Allow);
+}
+
+#[test]
+fn distributed_attack_on_one_extension_alerts_and_throttles() {
+    let mut sh = Shield::new(ShieldConfig::default());
+    sh.observe(T0, Observation::AuthSucceeded { ip: ip("192.0.2.10"), user: "1001" });
+    for i in 0..20u64 {
+        // Four failures per address, never enough to ban any one of them.
+        let a = IpAddr::from([198, 51, 100, (i / 4) as u8]);
+        sh.observe(T0 + i, Observation::AuthFailed { ip: a, user: "1001" });
+    }
+    let d: Vec<Decision> = std::iter::from_fn(|| sh.poll_decision()).collect();
+    assert!(d.iter().any(|d| matches!(d, Decision::Alert { .. })));
+    assert!(d.iter().any(
+        |d| matches!(d, Decision::ThrottleUser { user, until_ms } if user == "1001" && *until_ms == T0 + 19 + 900 * S)
+    ));
+    assert!(!d.iter().any(|d| matches!(d, Decision::Ban(_))));
+    assert!(sh.authenticated_before(ip("192.0.2.10"), "1001"));
+    assert!(!sh.authenticated_before(ip("198.51.100.0"), "1001"));
+}
+
+#[test]
+fn a_million_spoofed_sources_stay_under_the_tracker_cap() {
+    let cfg = ShieldConfig { tracker_cap: 10_000, ..Default::default() };
+    let mut sh = Shield::new(cfg);
+    for i in 0..1_000_000u32 {
+        sh.admit(T0 + u64::from(i / 1000), IpAddr::from((0x0a00_0000u32 + i).to_be_bytes()));
+    }
+    let (sources, users, evicted) = sh.tracker_stats();
+    assert_eq!((sources, users), (10_000, 0));
+    assert_eq!(evicted, 990_000);
+    sh.handle_timeout(T0);
+    assert!(sh.sources.order.len() <= 2 * 10_000 + 1024);
+}
