@@ -27,6 +27,82 @@ pub(crate) enum Command {
     /// Run-time settings, stored in the database and applied by a running daemon within a second.
     #[command(subcommand)]
     Settings(SettingsCommand),
+    /// Banned addresses: list, add, remove.
+    #[command(subcommand)]
+    Bans(BansCommand),
+    /// Trusted networks: never banned, never flood-limited.
+    #[command(subcommand)]
+    Trust(TrustCommand),
+    /// ACL groups: where extensions may be used from.
+    #[command(subcommand)]
+    Acl(AclCommand),
+    /// Security events (newest last).
+    Events {
+        /// Keep printing new events as they happen.
+        #[arg(long, short)]
+        follow: bool,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        /// How many past events to show first.
+        #[arg(long, default_value_t = 50)]
+        last: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BansCommand {
+    /// Bans in force, with reason, evidence, first seen, expiry.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ban an address or network.
+    Add {
+        target: String,
+        /// Why (kept with the ban).
+        #[arg(long)]
+        reason: String,
+        /// How long (e.g. 30m, 12h, 7d); default: until removed.
+        #[arg(long = "for")]
+        duration: Option<String>,
+    },
+    /// Lift a ban (it stays lifted across restarts).
+    Del { target: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TrustCommand {
+    Add {
+        cidr: String,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Del {
+        cidr: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AclCommand {
+    /// Create or replace a group. Rules: CIDR to allow, !CIDR (or deny:CIDR) to deny; the most specific
+    /// match decides, and an address no rule matches is denied.
+    Add {
+        name: String,
+        #[arg(required = true, allow_hyphen_values = true)]
+        rules: Vec<String>,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Del {
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -59,7 +135,12 @@ pub(crate) enum ExtCommand {
         /// global setting auth.algorithms.
         #[arg(long)]
         algorithms: Option<String>,
+        /// ACL group: the extension may only be used from the networks it allows.
+        #[arg(long)]
+        acl: Option<String>,
     },
+    /// Assign an ACL group to an extension ("none" removes it).
+    Acl { number: String, group: String },
     /// List extensions.
     List {
         #[arg(long)]

@@ -2,6 +2,7 @@
 //! and applies it within a second.
 
 use crate::cli::{Cli, Command, ExtCommand, RegCommand, SecretArgs, SettingsCommand};
+use crate::security_cmd;
 use crate::settings::{self, open_store, parse_algorithms};
 use anyhow::{Result, anyhow, bail};
 use pbxguard_sip::{Algorithm, ha1};
@@ -10,6 +11,7 @@ use serde_json::json;
 
 /// Prints a line to stdout; a closed pipe (`pbxguard reg list | head`) ends the command quietly instead
 /// of panicking.
+#[macro_export]
 macro_rules! outln {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
@@ -36,6 +38,10 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Ext(c) => ext(&open_store(&data())?, c),
         Command::Reg(RegCommand::List { json }) => reg_list(&open_store(&data())?, json),
         Command::Settings(c) => settings_cmd(&open_store(&data())?, c),
+        Command::Bans(c) => security_cmd::bans(&open_store(&data())?, c),
+        Command::Trust(c) => security_cmd::trust(&open_store(&data())?, c),
+        Command::Acl(c) => security_cmd::acl(&open_store(&data())?, c),
+        Command::Events { follow, json, last } => security_cmd::events(&open_store(&data())?, follow, json, last),
     }
 }
 
@@ -70,8 +76,13 @@ fn credentials(number: &str, realm: &str, secret: &str) -> Credentials {
 fn ext(store: &Store, cmd: ExtCommand) -> Result<()> {
     let realm = settings::get(store, "sip.realm")?;
     match cmd {
-        ExtCommand::Add { number, secret, algorithms } => {
+        ExtCommand::Add { number, secret, algorithms, acl } => {
             check_number(&number)?;
+            if let Some(g) = &acl
+                && store.acl(g)?.is_none()
+            {
+                bail!("ACL group {g:?} does not exist; create it first with `pbxguard acl add {g} CIDR...`");
+            }
             if let Some(a) = &algorithms {
                 parse_algorithms(a).map_err(|e| anyhow!("--algorithms: {e}"))?;
             }
@@ -81,6 +92,7 @@ fn ext(store: &Store, cmd: ExtCommand) -> Result<()> {
                 number: number.clone(),
                 credentials: credentials(&number, &realm, &secret),
                 algorithms,
+                acl,
                 created_at: now,
                 updated_at: now,
             };
@@ -100,6 +112,16 @@ fn ext(store: &Store, cmd: ExtCommand) -> Result<()> {
                 outln!("extension {number}: secret changed");
             }
         }
+        ExtCommand::Acl { number, group } => {
+            let group = (group != "none").then_some(group);
+            if let Some(g) = &group
+                && store.acl(g)?.is_none()
+            {
+                bail!("ACL group {g:?} does not exist; create it first with `pbxguard acl add {g} CIDR...`");
+            }
+            store.set_extension_acl(&number, group.as_deref())?;
+            outln!("extension {number}: ACL group {}", group.as_deref().unwrap_or("none"));
+        }
         ExtCommand::Del { number } => {
             store.delete_extension(&number)?;
             outln!("extension {number} deleted");
@@ -111,7 +133,7 @@ fn ext(store: &Store, cmd: ExtCommand) -> Result<()> {
             if json {
                 let v: Vec<_> = exts
                     .iter()
-                    .map(|e| json!({"number": e.number, "algorithms": e.algorithms, "registrations": count(&e.number), "created_at": e.created_at, "updated_at": e.updated_at}))
+                    .map(|e| json!({"number": e.number, "algorithms": e.algorithms, "acl": e.acl, "registrations": count(&e.number), "created_at": e.created_at, "updated_at": e.updated_at}))
                     .collect();
                 outln!("{}", serde_json::to_string_pretty(&v)?);
             } else {

@@ -2,10 +2,12 @@
 //! the operator commands live in their own modules.
 
 mod cli;
+#[macro_use]
 mod commands;
 mod config;
 mod daemon;
 mod secret;
+mod security_cmd;
 mod settings;
 
 use clap::Parser;

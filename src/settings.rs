@@ -88,7 +88,66 @@ pub(crate) const SETTINGS: &[SettingDef] = &[
             _ => Err("expected a number from 1 to 100".into()),
         },
     },
+    SettingDef {
+        key: "shield.flood",
+        default: Some("30/2s"),
+        doc: "Flood: a source sending more than COUNT messages (any SIP message, valid or not) within DURATION of the first is banned by the next one. Trusted networks are exempt.",
+        validate: |v| threshold(v).map(drop),
+    },
+    SettingDef {
+        key: "shield.brute_force",
+        default: Some("5/10m"),
+        doc: "Brute force: COUNT failed authentications from one address within DURATION ban it. A success resets its count.",
+        validate: |v| threshold(v).map(drop),
+    },
+    SettingDef {
+        key: "shield.enumeration",
+        default: Some("3/10m"),
+        doc: "Enumeration: COUNT distinct unknown users tried from one address within DURATION ban it.",
+        validate: |v| threshold(v).map(drop),
+    },
+    SettingDef {
+        key: "shield.malformed",
+        default: Some("10/1m"),
+        doc: "Malformed messages: COUNT from one address within DURATION ban it.",
+        validate: |v| threshold(v).map(drop),
+    },
+    SettingDef {
+        key: "shield.user_attack",
+        default: Some("20/10m"),
+        doc: "Distributed attack on one extension: COUNT failures against it within DURATION from 3 or more addresses raise an alert and throttle it for 15 minutes; addresses that authenticated as it before are never throttled.",
+        validate: |v| threshold(v).map(drop),
+    },
+    SettingDef {
+        key: "shield.ban_durations",
+        default: Some("1h,6h,24h,7d"),
+        doc: "Ban length for an address's 1st, 2nd, 3rd... offence within 30 days; the last one repeats.",
+        validate: |v| durations(v).map(drop),
+    },
+    SettingDef {
+        key: "shield.scanner_user_agents",
+        default: Some(""),
+        doc: "Extra User-Agent substrings (comma-separated, case-insensitive) that mark an attack tool, on top of the built-in list (friendly-scanner, sipvicious, sipcli, ...). A match bans the source at once.",
+        validate: |v| if v.len() > 4096 { Err("at most 4096 characters".into()) } else { Ok(()) },
+    },
 ];
+
+fn threshold(v: &str) -> Result<(u32, u64), String> {
+    let err = || format!("expected COUNT/DURATION such as 30/2s or 5/10m, not {v:?}");
+    let (n, d) = v.split_once('/').ok_or_else(err)?;
+    let n: u32 = n.trim().parse().ok().filter(|n| (1..=100_000).contains(n)).ok_or_else(err)?;
+    let d = pbxguard_shield::config::parse_duration_ms(d).ok_or_else(err)?;
+    Ok((n, d))
+}
+
+fn durations(v: &str) -> Result<Vec<u64>, String> {
+    v.split(',')
+        .map(|d| {
+            pbxguard_shield::config::parse_duration_ms(d)
+                .ok_or_else(|| format!("{d:?} is not a duration such as 1h, 6h, 24h or 7d"))
+        })
+        .collect()
+}
 
 fn def(key: &str) -> Result<&'static SettingDef> {
     SETTINGS.iter().find(|d| d.key == key).ok_or_else(|| {
@@ -149,6 +208,30 @@ pub(crate) fn registrar_config(store: &Store) -> Result<RegistrarConfig> {
         default_expires: get_num(store, "registrar.default_expires")?,
         max_contacts: get_num(store, "registrar.max_contacts")?,
     })
+}
+
+/// The protection engine's configuration as currently stored.
+pub(crate) fn shield_config(store: &Store) -> Result<pbxguard_shield::ShieldConfig> {
+    let t = |k: &str| -> Result<pbxguard_shield::Threshold> {
+        let (max, window_ms) = threshold(&get(store, k)?).map_err(|e| anyhow!("{k}: {e}"))?;
+        Ok(pbxguard_shield::Threshold { max, window_ms })
+    };
+    Ok(pbxguard_shield::ShieldConfig {
+        flood: t("shield.flood")?,
+        brute_force: t("shield.brute_force")?,
+        enumeration: t("shield.enumeration")?,
+        malformed: t("shield.malformed")?,
+        user_failures: t("shield.user_attack")?,
+        ban_durations_ms: durations(&get(store, "shield.ban_durations")?)
+            .map_err(|e| anyhow!("shield.ban_durations: {e}"))?,
+        ..Default::default()
+    })
+}
+
+pub(crate) fn fingerprints(store: &Store) -> Result<pbxguard_shield::Fingerprints> {
+    let extra = get(store, "shield.scanner_user_agents")?;
+    let uas = pbxguard_shield::fingerprint::DEFAULT_USER_AGENTS.iter().copied().chain(extra.split(','));
+    Ok(pbxguard_shield::Fingerprints::new(uas, pbxguard_shield::fingerprint::DEFAULT_FROM_PATTERNS.iter().copied()))
 }
 
 fn host_name() -> String {

@@ -4,17 +4,18 @@
 
 use libfuzzer_sys::fuzz_target;
 use pbxguard_pbx::{Directory, ExtensionAuth, RegistrarConfig, Service, Transport};
+use pbxguard_shield::{Shield, ShieldConfig};
 use pbxguard_sip::{Algorithm, Limits, Message, ha1};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-fn service() -> &'static Mutex<Service> {
-    static S: OnceLock<Mutex<Service>> = OnceLock::new();
+fn service() -> &'static Mutex<(Service, Shield)> {
+    static S: OnceLock<Mutex<(Service, Shield)>> = OnceLock::new();
     S.get_or_init(|| {
         let mut m = HashMap::new();
-        m.insert("1001".to_owned(), ExtensionAuth { ha1: Algorithm::ALL.map(|a| ha1(a, "1001", "fuzz", "pw")), algorithms: None });
+        m.insert("1001".to_owned(), ExtensionAuth { ha1: Algorithm::ALL.map(|a| ha1(a, "1001", "fuzz", "pw")), algorithms: None, acl: None });
         let cfg = RegistrarConfig { realm: "fuzz".into(), ..Default::default() };
-        Mutex::new(Service::new(cfg, Arc::new(Directory::new(m)), [1; 32], 7))
+        Mutex::new((Service::new(cfg, Arc::new(Directory::new(m)), [1; 32], 7), Shield::new(ShieldConfig::default())))
     })
 }
 
@@ -22,11 +23,14 @@ fuzz_target!(|data: &[u8]| {
     let Some((&sel, rest)) = data.split_first() else { return };
     let src = format!("10.0.0.{}:{}", sel % 4, 5060 + u16::from(sel >> 4)).parse().unwrap();
     let transport = [Transport::Udp, Transport::Tcp, Transport::Tls][usize::from(sel % 3)];
-    let mut svc = service().lock().unwrap();
+    let mut guard = service().lock().unwrap();
+    let (svc, shield) = &mut *guard;
     let now = 1_800_000_000 + u64::from(sel) * 7;
-    if let Some(reply) = svc.handle(now, rest, src, transport) {
+    if let Some(reply) = svc.handle(shield, now * 1000, rest, src, transport) {
         Message::parse(&reply, &Limits::default()).expect("our replies parse");
     }
     while svc.poll_event().is_some() {}
+    while shield.poll_decision().is_some() {}
     svc.handle_timeout(now);
+    shield.handle_timeout(now * 1000);
 });

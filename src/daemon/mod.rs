@@ -2,6 +2,7 @@
 //! reloads extensions and settings when another process commits to the database.
 
 mod persist;
+mod reload;
 mod stream;
 mod tls;
 mod udp;
@@ -9,9 +10,10 @@ mod udp;
 use crate::cli::RunArgs;
 use crate::commands::{DEFAULT_DATA, now_secs};
 use crate::config::Config;
-use crate::settings::{open_store, parse_algorithms, registrar_config};
+use crate::settings::{self, open_store, parse_algorithms, registrar_config};
 use anyhow::{Context, Result, bail};
-use pbxguard_pbx::{Binding, Directory, Event, ExtensionAuth, Service};
+use pbxguard_pbx::{Binding, Directory, ExtensionAuth, Service};
+use pbxguard_shield::{AclGroup, Ban, BanReason, Decision, Prefix, Rule, Shield};
 use pbxguard_store::Store;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -19,11 +21,20 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// The service shared by every listener. The lock is held only for one `handle` call (microseconds),
-/// never across an await.
-pub(crate) type Shared = Arc<Mutex<Service>>;
+/// Everything the packet path needs: the protection engine (shared by every protocol) and the SIP
+/// service. One lock, held for one `handle` call (microseconds), never across an await.
+pub(crate) struct Core {
+    pub(crate) shield: Shield,
+    pub(crate) sip: Service,
+}
 
-fn lock(s: &Shared) -> std::sync::MutexGuard<'_, Service> {
+pub(crate) type Shared = Arc<Mutex<Core>>;
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+pub(crate) fn lock(s: &Shared) -> std::sync::MutexGuard<'_, Core> {
     // A panic while holding the lock is a bug, but the service state is still consistent enough to keep
     // serving: recover rather than take every listener down.
     s.lock().unwrap_or_else(|p| p.into_inner())
@@ -37,19 +48,31 @@ pub(crate) fn handle(
     source: SocketAddr,
     transport: pbxguard_pbx::Transport,
 ) -> Option<Vec<u8>> {
-    let mut batch: Vec<Event> = Vec::new();
+    let mut batch: Vec<persist::Msg> = Vec::new();
     let reply = {
-        let mut svc = lock(shared);
-        let r = svc.handle(now_secs() as u64, data, source, transport);
-        while let Some(e) = svc.poll_event() {
-            batch.push(e);
-        }
+        let mut core = lock(shared);
+        let Core { shield, sip } = &mut *core;
+        let r = sip.handle(shield, now_ms(), data, source, transport);
+        drain(shield, sip, &mut batch);
         r
     };
-    for e in batch {
-        events.send(e);
+    for m in batch {
+        events.send(m);
     }
     reply
+}
+
+/// Moves what the service and the shield produced into `out`, applying what must take effect at once.
+pub(crate) fn drain(shield: &mut Shield, sip: &mut Service, out: &mut Vec<persist::Msg>) {
+    while let Some(e) = sip.poll_event() {
+        out.push(persist::Msg::Event(e));
+    }
+    while let Some(d) = shield.poll_decision() {
+        if let Decision::ThrottleUser { user, until_ms } = &d {
+            sip.throttle_user(user.clone(), *until_ms);
+        }
+        out.push(persist::Msg::Decision(d));
+    }
 }
 
 fn listen_overrides(flags: &[String], from_config: &[SocketAddr], what: &str) -> Result<Vec<SocketAddr>> {
@@ -69,20 +92,40 @@ fn listen_overrides(flags: &[String], from_config: &[SocketAddr], what: &str) ->
         .collect()
 }
 
-fn directory(store: &Store) -> Result<Directory> {
+pub(crate) fn acl_groups(store: &Store) -> Result<HashMap<String, Arc<AclGroup>>> {
+    let mut out = HashMap::new();
+    for row in store.acls()? {
+        let rules = row
+            .rules
+            .split_whitespace()
+            .map(Rule::parse)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("ACL group {}: {e}", row.name))?;
+        out.insert(row.name.clone(), Arc::new(AclGroup { name: row.name, rules }));
+    }
+    Ok(out)
+}
+
+pub(crate) fn directory(store: &Store) -> Result<Directory> {
+    let acls = acl_groups(store)?;
     let mut m = HashMap::new();
     for e in store.extensions()? {
         let algorithms = match &e.algorithms {
             Some(a) => Some(parse_algorithms(a).map_err(|err| anyhow::anyhow!("extension {}: {err}", e.number))?),
             None => None,
         };
+        // An extension whose group vanished fails closed: an empty group admits nobody.
+        let acl = e
+            .acl
+            .as_ref()
+            .map(|g| acls.get(g).cloned().unwrap_or_else(|| Arc::new(AclGroup { name: g.clone(), rules: Vec::new() })));
         let c = e.credentials;
-        m.insert(e.number, ExtensionAuth { ha1: [c.ha1_md5, c.ha1_sha256, c.ha1_sha512_256], algorithms });
+        m.insert(e.number, ExtensionAuth { ha1: [c.ha1_md5, c.ha1_sha256, c.ha1_sha512_256], algorithms, acl });
     }
     Ok(Directory::new(m))
 }
 
-fn restore_bindings(store: &Store, svc: &mut Service) -> Result<usize> {
+pub(crate) fn restore_bindings(store: &Store, svc: &mut Service) -> Result<usize> {
     let mut by_ext: HashMap<String, Vec<Binding>> = HashMap::new();
     let rows = store.bindings(now_secs())?;
     let n = rows.len();
@@ -112,6 +155,29 @@ fn restore_bindings(store: &Store, svc: &mut Service) -> Result<usize> {
         svc.registrar_mut().restore(ext, bindings);
     }
     Ok(n)
+}
+
+pub(crate) fn ban_from_row(r: &pbxguard_store::BanRow) -> Option<Ban> {
+    Some(Ban {
+        target: Prefix::parse_lenient(&r.target).ok()?,
+        reason: BanReason::parse(&r.reason)?,
+        evidence: r.evidence.clone(),
+        first_seen_ms: r.first_seen_ms as u64,
+        created_ms: r.created_ms as u64,
+        expires_ms: r.expires_ms.map(|e| e as u64),
+        offence: r.offence,
+        note: r.note.clone(),
+    })
+}
+
+/// Trusted networks: the operator's list plus every specific address the daemon listens on.
+pub(crate) fn trusted(store: &Store, listening: &[std::net::SocketAddr]) -> Result<Vec<Prefix>> {
+    let mut out: Vec<Prefix> = Vec::new();
+    for (cidr, _) in store.trusted()? {
+        out.push(Prefix::parse_lenient(&cidr).map_err(|e| anyhow::anyhow!("trusted network {cidr}: {e}"))?);
+    }
+    out.extend(listening.iter().map(|a| a.ip()).filter(|ip| !ip.is_unspecified()).map(Prefix::host));
+    Ok(out)
 }
 
 fn init_logging(cfg: &Config) {
@@ -159,9 +225,16 @@ pub(crate) fn run(data: Option<PathBuf>, args: RunArgs) -> Result<()> {
     let dir = directory(&store)?;
     tracing::info!(realm = %rcfg.realm, extensions = dir.len(), data = %data.display(), "starting");
     let mut svc = Service::new(rcfg, Arc::new(dir), key, seed);
+    svc.set_fingerprints(settings::fingerprints(&store)?);
     let restored = restore_bindings(&store, &mut svc)?;
-    tracing::info!(bindings = restored, "registrations restored");
-    let shared: Shared = Arc::new(Mutex::new(svc));
+    let mut shield = Shield::new(settings::shield_config(&store)?);
+    let now = now_ms();
+    let rows = store.bans_for_history(now as i64 - shield.config().history_ms as i64)?;
+    shield.restore(now, rows.iter().filter_map(ban_from_row));
+    let listening: Vec<_> = udp_addrs.iter().chain(&tcp_addrs).chain(&tls_addrs).copied().collect();
+    shield.set_trusted(trusted(&store, &listening)?);
+    tracing::info!(bindings = restored, bans = shield.ban_count(), "registrations and bans restored");
+    let shared: Shared = Arc::new(Mutex::new(Core { shield, sip: svc }));
     let (events, persister) = persist::start(data.join("pbxguard.db"))?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -177,9 +250,12 @@ pub(crate) fn run(data: Option<PathBuf>, args: RunArgs) -> Result<()> {
     tracing::info!(udp = ?udp_bound, tcp = ?tcp_bound, tls = ?tls_bound, "pbxguard ready");
 
     let reload = {
-        let shared = shared.clone();
+        let (shared, events) = (shared.clone(), events.clone());
         let path = data.join("pbxguard.db");
-        std::thread::Builder::new().name("pbxguard-reload".into()).spawn(move || reload_loop(&path, &shared))?
+        let listening: Vec<_> = udp_bound.iter().chain(&tcp_bound).chain(&tls_bound).copied().collect();
+        std::thread::Builder::new()
+            .name("pbxguard-reload".into())
+            .spawn(move || reload::run(&path, &shared, &events, &listening))?
     };
     rt.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -195,58 +271,4 @@ pub(crate) fn run(data: Option<PathBuf>, args: RunArgs) -> Result<()> {
     let _ = std::fs::remove_file(data.join("listen.json"));
     rt.shutdown_timeout(Duration::from_millis(200));
     Ok(())
-}
-
-/// Applies commits made by other processes (the CLI) within a second, and does the periodic cleanup.
-fn reload_loop(db: &Path, shared: &Shared) {
-    let store = match Store::open(db) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "reload thread cannot open the database; CLI changes need a restart");
-            return;
-        }
-    };
-    let mut version = store.data_version().unwrap_or(0);
-    let mut revision = store.config_revision().unwrap_or(0);
-    let mut last_purge = now_secs();
-    loop {
-        std::thread::sleep(Duration::from_millis(250));
-        let v = match store.data_version() {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::warn!(error = %e, "checking the database for changes failed");
-                continue;
-            }
-        };
-        if v == version {
-            // Nothing committed by anyone else.
-        } else if let Ok(r) = store.config_revision().inspect(|_| version = v)
-            && r != revision
-        {
-            revision = r;
-            match (directory(&store), registrar_config(&store)) {
-                (Ok(dir), Ok(cfg)) => {
-                    let n = dir.len();
-                    let mut svc = lock(shared);
-                    if svc.config() != &cfg {
-                        tracing::info!(?cfg, "settings changed");
-                        svc.set_config(cfg);
-                    }
-                    svc.set_directory(Arc::new(dir));
-                    tracing::debug!(extensions = n, "extensions reloaded");
-                }
-                (Err(e), _) | (_, Err(e)) => {
-                    tracing::error!(error = %e, "reloading extensions/settings failed; keeping the previous ones")
-                }
-            }
-        }
-        let now = now_secs();
-        if now - last_purge >= 5 {
-            last_purge = now;
-            lock(shared).handle_timeout(now as u64);
-            if let Err(e) = store.purge_expired_bindings(now) {
-                tracing::warn!(error = %e, "purging expired registrations failed");
-            }
-        }
-    }
 }

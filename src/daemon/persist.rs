@@ -4,7 +4,9 @@
 
 use anyhow::Result;
 use pbxguard_pbx::{Binding, Event};
+use pbxguard_shield::Decision;
 use pbxguard_store::Store;
+use pbxguard_store::{BanRow, EventRow};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,8 +20,9 @@ const QUEUE: usize = 65_536;
 /// much (a clean shutdown flushes).
 const WRITE_BACK: Duration = Duration::from_millis(250);
 
-enum Msg {
+pub(crate) enum Msg {
     Event(Event),
+    Decision(Decision),
     Flush,
 }
 
@@ -30,8 +33,8 @@ pub(crate) struct Sender {
 }
 
 impl Sender {
-    pub(crate) fn send(&self, e: Event) {
-        if let Err(TrySendError::Full(_)) = self.tx.try_send(Msg::Event(e)) {
+    pub(crate) fn send(&self, m: Msg) {
+        if let Err(TrySendError::Full(_)) = self.tx.try_send(m) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -70,24 +73,123 @@ fn to_row(ext: &str, b: &Binding) -> pbxguard_store::Binding {
     }
 }
 
-fn log_event(e: &Event) {
+/// Security events worth keeping are logged and returned as rows; routine ones only logged at debug.
+fn event_row(e: &Event, at_ms: i64) -> Option<EventRow> {
+    let row = |kind: &str, source: &std::net::SocketAddr, user: Option<&str>, detail: String| EventRow {
+        id: 0,
+        at_ms,
+        kind: kind.to_owned(),
+        source: Some(source.ip().to_string()),
+        user: user.map(str::to_owned),
+        detail,
+    };
     match e {
         Event::BindingsChanged { extension, bindings } => {
             tracing::debug!(extension, contacts = bindings.len(), "registration changed");
+            None
+        }
+        Event::AuthSucceeded { source, user } => {
+            tracing::debug!(%source, user, "authenticated");
+            None
         }
         Event::AuthFailed { source, user, known, method } => {
             tracing::warn!(%source, user, known, method, "authentication failed");
+            let what = if *known { "wrong credentials" } else { "unknown user" };
+            Some(row("auth-failed", source, Some(user), format!("{method}: {what}")))
         }
-        Event::AuthSucceeded { source, user } => tracing::debug!(%source, user, "authenticated"),
         Event::NonceReplay { source, user } => {
-            tracing::warn!(%source, user, "replayed nonce-count refused")
+            tracing::warn!(%source, user, "replayed nonce-count refused");
+            Some(row("nonce-replay", source, Some(user), "replayed nonce-count refused".into()))
         }
         Event::IdentityMismatch { source, user, aor } => {
             tracing::warn!(%source, user, aor, "authenticated user tried to register another extension");
+            Some(row("identity-mismatch", source, Some(user), format!("tried to register {aor}")))
         }
-        Event::Malformed { source, reason } => tracing::info!(%source, reason, "malformed message"),
+        Event::Malformed { source, reason } => {
+            tracing::info!(%source, reason, "malformed message");
+            Some(row("malformed", source, None, reason.clone()))
+        }
+        Event::Scanner { source, evidence } => {
+            tracing::warn!(%source, evidence, "scanner");
+            Some(row("scanner", source, None, evidence.clone()))
+        }
+        Event::AclDenied { source, user, group, rule } => {
+            tracing::warn!(%source, user, group, ?rule, "outside the extension's ACL");
+            let why = rule.as_ref().map_or("no rule matches".to_owned(), |r| format!("rule {r}"));
+            Some(row("acl-denied", source, Some(user), format!("group {group}: {why}")))
+        }
+        Event::UnknownUser { source, user } => {
+            tracing::info!(%source, user, "REGISTER for an unknown extension");
+            Some(row("unknown-user", source, Some(user), "REGISTER for an unknown extension".into()))
+        }
     }
 }
+
+fn ban_row(b: &pbxguard_shield::Ban) -> BanRow {
+    BanRow {
+        target: b.target.to_string(),
+        reason: b.reason.as_str().to_owned(),
+        evidence: b.evidence.clone(),
+        first_seen_ms: b.first_seen_ms as i64,
+        created_ms: b.created_ms as i64,
+        expires_ms: b.expires_ms.map(|e| e as i64),
+        offence: b.offence,
+        note: b.note.clone(),
+    }
+}
+
+/// Carries out a decision's persistent part; returns the event row that records it.
+fn apply_decision(store: &Store, d: &Decision, at_ms: i64) -> Option<EventRow> {
+    let ev = |kind: &str, source: Option<String>, detail: String| {
+        Some(EventRow { id: 0, at_ms, kind: kind.to_owned(), source, user: None, detail })
+    };
+    match d {
+        Decision::Ban(b) => {
+            let until = b.expires_ms.map_or("until removed".to_owned(), |e| {
+                format!("for {}", pbxguard_shield::config::format_duration_ms(e.saturating_sub(b.created_ms)))
+            });
+            tracing::warn!(target = %b.target, reason = b.reason.as_str(), evidence = b.evidence, offence = b.offence, until, "banned");
+            if let Err(e) = store.upsert_ban(&ban_row(b)) {
+                tracing::error!(error = %e, "saving a ban failed");
+            }
+            ev(
+                "ban",
+                Some(b.target.to_string()),
+                format!("{}: {} ({until}, offence {})", b.reason.as_str(), b.evidence, b.offence),
+            )
+        }
+        Decision::Unban { target, expired } => {
+            if !expired && let Err(e) = store.delete_ban(&target.to_string()) {
+                tracing::error!(error = %e, "removing a ban failed");
+            }
+            tracing::info!(%target, expired, "ban lifted");
+            ev(
+                "unban",
+                Some(target.to_string()),
+                if *expired { "expired".into() } else { "removed by an operator".into() },
+            )
+        }
+        Decision::Alert { message } => {
+            tracing::warn!(message, "alert");
+            ev("alert", None, message.clone())
+        }
+        Decision::ThrottleUser { user, until_ms } => {
+            let r = ev("throttle", None, format!("extension {user} throttled until {until_ms}"));
+            r.map(|mut r| {
+                r.user = Some(user.clone());
+                r
+            })
+        }
+        Decision::Report { ip, reason, .. } => {
+            tracing::debug!(%ip, reason = reason.as_str(), "attacker report (reporting not configured)");
+            None
+        }
+    }
+}
+
+/// Security events kept: at most this many, and none older than 30 days.
+const EVENTS_KEPT: i64 = 100_000;
+const EVENTS_MAX_AGE_MS: i64 = 30 * 86_400_000;
 
 pub(crate) fn start(db: PathBuf) -> Result<(Sender, Persister)> {
     let (tx, rx) = sync_channel(QUEUE);
@@ -108,12 +210,14 @@ fn run(store: &mut Store, rx: &Receiver<Msg>, done: &(Mutex<bool>, Condvar), dro
         // Sleep, then drain: the packet path's sends never wake this thread one by one.
         std::thread::sleep(next_write.saturating_duration_since(Instant::now()));
         let mut flush = false;
+        let mut rows: Vec<EventRow> = Vec::new();
         loop {
             match rx.try_recv() {
                 Ok(Msg::Event(Event::BindingsChanged { extension, bindings })) => {
                     pending.insert(extension, bindings);
                 }
-                Ok(Msg::Event(e)) => log_event(&e),
+                Ok(Msg::Event(e)) => rows.extend(event_row(&e, super::now_ms() as i64)),
+                Ok(Msg::Decision(d)) => rows.extend(apply_decision(store, &d, super::now_ms() as i64)),
                 Ok(Msg::Flush) => flush = true,
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => return,
@@ -130,6 +234,12 @@ fn run(store: &mut Store, rx: &Receiver<Msg>, done: &(Mutex<bool>, Condvar), dro
                 .collect();
             if let Err(e) = store.replace_bindings_batch(rows.iter().map(|(e, r)| (e.as_str(), r.as_slice()))) {
                 tracing::error!(error = %e, "saving registrations failed");
+            }
+        }
+        if !rows.is_empty() {
+            let now = super::now_ms() as i64;
+            if let Err(e) = store.append_events(&rows, EVENTS_KEPT, EVENTS_MAX_AGE_MS, now) {
+                tracing::error!(error = %e, "saving security events failed");
             }
         }
         let d = dropped.load(Ordering::Relaxed);

@@ -36,6 +36,8 @@ pub(crate) struct Attempt<'m, 'a> {
     pub(crate) hint: Option<&'m str>,
     pub(crate) source: SocketAddr,
     pub(crate) now: u64,
+    /// Users this source may not try now (a throttled extension): their answers are never checked.
+    pub(crate) blocked: &'m dyn Fn(&str) -> bool,
 }
 
 pub(crate) struct Authenticator {
@@ -83,7 +85,7 @@ impl Authenticator {
         dir: &Directory,
         attempt: Attempt<'_, '_>,
     ) -> AuthVerdict {
-        let Attempt { msg, header, hint, source, now } = attempt;
+        let Attempt { msg, header, hint, source, now, blocked } = attempt;
         let offered = |user: Option<&str>| {
             user.and_then(|u| dir.get(u)).and_then(|e| e.algorithms.clone()).unwrap_or_else(|| cfg.algorithms.clone())
         };
@@ -118,7 +120,8 @@ impl Authenticator {
             }
         };
         let method = msg.method().map_or("", |m| m.as_str());
-        let verified = creds.verify(alg, ha1, method) && known;
+        // Always hash, so a blocked or unknown user costs the same as a wrong password.
+        let verified = creds.verify(alg, ha1, method) && known && !blocked(&user);
         let (issued, flags) = match status {
             NonceStatus::Invalid => return challenge(false, false, algorithms),
             NonceStatus::Stale { flags } if verified => {

@@ -8,6 +8,8 @@ pub struct ExtensionAuth {
     pub ha1: [String; 3],
     /// Algorithms offered to this extension, in order; `None` follows the global setting.
     pub algorithms: Option<Vec<Algorithm>>,
+    /// Where this extension may be used from; `None`: anywhere.
+    pub acl: Option<std::sync::Arc<pbxguard_shield::AclGroup>>,
 }
 
 impl ExtensionAuth {

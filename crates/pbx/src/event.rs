@@ -54,4 +54,21 @@ pub enum Event {
         source: SocketAddr,
         reason: String,
     },
+    /// A request from an attack tool (silently dropped).
+    Scanner {
+        source: SocketAddr,
+        evidence: String,
+    },
+    /// Authenticated, but from outside the extension's ACL group.
+    AclDenied {
+        source: SocketAddr,
+        user: String,
+        group: String,
+        rule: Option<String>,
+    },
+    /// A REGISTER for an extension that does not exist.
+    UnknownUser {
+        source: SocketAddr,
+        user: String,
+    },
 }

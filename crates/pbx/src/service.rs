@@ -8,8 +8,9 @@ use crate::directory::Directory;
 use crate::event::Event;
 use crate::registrar::{RegisterReply, Registrar};
 use crate::txcache::TxCache;
+use pbxguard_shield::{Fingerprints, Observation, Shield, Verdict};
 use pbxguard_sip::{HeaderName, Limits, Message, Method, ParseError, Request, ResponseBuilder, check_request};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -49,6 +50,9 @@ pub struct Service {
     scratch: Vec<Event>,
     to_tag: String,
     dropped_events: u64,
+    fingerprints: Fingerprints,
+    /// Extensions under a distributed attack, until when (ms).
+    throttled: HashMap<String, u64>,
 }
 
 enum Handled {
@@ -72,6 +76,8 @@ impl Service {
             scratch: Vec::new(),
             to_tag: format!("pg{seed:016x}"),
             dropped_events: 0,
+            fingerprints: Fingerprints::default(),
+            throttled: HashMap::new(),
         }
     }
 
@@ -87,6 +93,15 @@ impl Service {
         let d = directory.clone();
         self.registrar.retain_extensions(|e| d.contains(e));
         self.directory = directory;
+    }
+
+    pub fn set_fingerprints(&mut self, f: Fingerprints) {
+        self.fingerprints = f;
+    }
+
+    /// Until `until_ms`, only addresses that authenticated as `user` before may try it.
+    pub fn throttle_user(&mut self, user: String, until_ms: u64) {
+        self.throttled.insert(user, until_ms);
     }
 
     pub fn registrar(&self) -> &Registrar {
@@ -105,6 +120,7 @@ impl Service {
     pub fn handle_timeout(&mut self, now: u64) {
         self.registrar.purge(now);
         self.txcache.expire(now);
+        self.throttled.retain(|_, until| *until > now * 1000);
     }
 
     /// Sizes of the bounded tables, for metrics and the memory-cap tests.
@@ -125,15 +141,33 @@ impl Service {
     }
 
     /// Handles one message. Returns the bytes to send back to `source` on the same transport, if any.
-    pub fn handle(&mut self, now: u64, data: &[u8], source: SocketAddr, transport: Transport) -> Option<Vec<u8>> {
+    /// Handles one message. `shield` decides first whether the source is heard at all, and learns from
+    /// what follows. Returns the bytes to send back to `source` on the same transport, if any.
+    pub fn handle(
+        &mut self,
+        shield: &mut Shield,
+        now_ms: u64,
+        data: &[u8],
+        source: SocketAddr,
+        transport: Transport,
+    ) -> Option<Vec<u8>> {
+        let ip = source.ip();
+        if let Verdict::Drop(_) = shield.admit(now_ms, ip) {
+            return None;
+        }
+        let now = now_ms / 1000;
         let msg = match Message::parse(data, &self.limits) {
             Ok(m) => m,
-            Err(e) => return self.malformed(data, e, source),
+            Err(e) => {
+                shield.observe(now_ms, Observation::Malformed { ip, reason: &e.to_string() });
+                return self.malformed(data, e, source);
+            }
         };
         let req = match check_request(&msg) {
             Ok(r) => r,
             Err(pbxguard_sip::SanityError::NotARequest) => return None, // responses: no client transactions yet
             Err(e) => {
+                shield.observe(now_ms, Observation::Malformed { ip, reason: &e.to_string() });
                 self.push_event(Event::Malformed { source, reason: e.to_string() });
                 let reason = match e.status() {
                     505 => "Version Not Supported",
@@ -143,6 +177,12 @@ impl Service {
                 return Some(self.reply(&msg, e.status(), reason, source).finish(None, b""));
             }
         };
+        // Attack tools get silence, and their source a ban (only the transport address, never a header).
+        if let Some(evidence) = self.fingerprints.check(msg.user_agent(), msg.header(HeaderName::From)) {
+            shield.observe(now_ms, Observation::Scanner { ip, evidence: &evidence });
+            self.push_event(Event::Scanner { source, evidence });
+            return None;
+        }
         let key = req
             .via
             .branch()
@@ -153,7 +193,7 @@ impl Service {
         {
             return Some(cached.to_vec());
         }
-        match self.dispatch(now, &msg, &req, source, transport) {
+        match self.dispatch(shield, now_ms, &msg, &req, source, transport) {
             Handled::Reply(r) => Some(r),
             Handled::Final(r) => {
                 if let Some(k) = key {
@@ -192,7 +232,8 @@ impl Service {
 
     fn dispatch(
         &mut self,
-        now: u64,
+        shield: &mut Shield,
+        now_ms: u64,
         msg: &Message<'_>,
         req: &Request<'_>,
         source: SocketAddr,
@@ -234,21 +275,43 @@ impl Service {
             let r = self.reply(msg, 200, "OK", source).header("Allow", ALLOW).header("Accept", "application/sdp");
             return Handled::Final(r.header("Supported", "path, outbound").finish(None, b""));
         }
-        self.register(now, msg, req, source, transport)
+        self.register(shield, now_ms, msg, req, source, transport)
     }
 
     fn register(
         &mut self,
-        now: u64,
+        shield: &mut Shield,
+        now_ms: u64,
         msg: &Message<'_>,
         req: &Request<'_>,
         source: SocketAddr,
         transport: Transport,
     ) -> Handled {
+        let now = now_ms / 1000;
+        let ip = source.ip();
         let aor = req.to.uri.user;
-        let attempt = Attempt { msg, header: HeaderName::Authorization, hint: aor, source, now };
+        // An unauthenticated REGISTER for a user that does not exist is how extensions are enumerated
+        // (svwar). The answer stays the same as for a real one; the shield counts it.
+        if let Some(a) = aor
+            && !self.directory.contains(a)
+            && msg.header(HeaderName::Authorization).is_none()
+        {
+            shield.observe(now_ms, Observation::UnknownUser { ip, user: a });
+            self.push_event(Event::UnknownUser { source, user: a.to_owned() });
+        }
+        let throttled = &self.throttled;
+        let blocked = |user: &str| {
+            throttled.get(user).is_some_and(|&until| until > now_ms) && !shield.authenticated_before(ip, user)
+        };
+        let attempt = Attempt { msg, header: HeaderName::Authorization, hint: aor, source, now, blocked: &blocked };
         let verdict = self.auth.authenticate(&self.config, &self.directory, attempt);
         if let Some((user, known, replay)) = verdict.failure {
+            let obs = if known {
+                Observation::AuthFailed { ip, user: &user }
+            } else {
+                Observation::UnknownUser { ip, user: &user }
+            };
+            shield.observe(now_ms, obs);
             let e = if replay {
                 Event::NonceReplay { source, user }
             } else {
@@ -271,11 +334,20 @@ impl Service {
                 return Handled::Final(self.reply(msg, 403, "Forbidden", source).finish(None, b""));
             }
         };
+        shield.observe(now_ms, Observation::AuthSucceeded { ip, user: &user });
         self.push_event(Event::AuthSucceeded { source, user: user.clone() });
         // The authenticated identity must own the address-of-record (RFC 3261 §10.3 step 4).
         if aor != Some(user.as_str()) {
             self.push_event(Event::IdentityMismatch { source, user, aor: aor.unwrap_or("").to_owned() });
             return Handled::Final(self.reply(msg, 403, "Forbidden", source).finish(None, b""));
+        }
+        if let Some(acl) = self.directory.get(&user).and_then(|e| e.acl.clone()) {
+            let (allowed, rule) = acl.check(ip);
+            if !allowed {
+                let rule = rule.map(|r| r.to_string());
+                self.push_event(Event::AclDenied { source, user, group: acl.name.clone(), rule });
+                return Handled::Final(self.reply(msg, 403, "Forbidden", source).finish(None, b""));
+            }
         }
         self.scratch.clear();
         let mut events = std::mem::take(&mut self.scratch);

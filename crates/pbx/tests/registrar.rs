@@ -1,7 +1,9 @@
 //! Registrar behaviour through the sans-IO service, on a virtual clock.
 
 use pbxguard_pbx::{Directory, Event, ExtensionAuth, RegistrarConfig, Service, Transport};
+use pbxguard_shield::{Shield, ShieldConfig, Threshold};
 use pbxguard_sip::{Algorithm, Credentials, HeaderName, Limits, Message, StartLine, ha1};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,7 +14,10 @@ const T0: u64 = 1_800_000_000;
 fn service() -> Service {
     let mut m = HashMap::new();
     for (n, pw) in [("1001", "Secr3t!pw"), ("1002", "0ther#Pw9")] {
-        m.insert(n.to_owned(), ExtensionAuth { ha1: Algorithm::ALL.map(|a| ha1(a, n, REALM, pw)), algorithms: None });
+        m.insert(
+            n.to_owned(),
+            ExtensionAuth { ha1: Algorithm::ALL.map(|a| ha1(a, n, REALM, pw)), algorithms: None, acl: None },
+        );
     }
     let cfg = RegistrarConfig { realm: REALM.into(), ..Default::default() };
     Service::new(cfg, Arc::new(Directory::new(m)), [9; 32], 1)
@@ -39,8 +44,23 @@ impl Reply {
     }
 }
 
+thread_local! {
+    /// These tests are about the registrar: a shield that never floods, and bans only where a test says.
+    static SHIELD: RefCell<Shield> = RefCell::new(Shield::new(ShieldConfig {
+        flood: Threshold { max: u32::MAX, window_ms: 1 },
+        brute_force: Threshold { max: 1000, window_ms: 1 },
+        enumeration: Threshold { max: 1000, window_ms: 1 },
+        malformed: Threshold { max: 1000, window_ms: 1 },
+        ..Default::default()
+    }));
+}
+
+fn handle(svc: &mut Service, now: u64, data: &[u8]) -> Option<Vec<u8>> {
+    SHIELD.with(|s| svc.handle(&mut s.borrow_mut(), now * 1000, data, src(), Transport::Udp))
+}
+
 fn send(svc: &mut Service, now: u64, msg: &str) -> Option<Reply> {
-    let out = svc.handle(now, msg.as_bytes(), src(), Transport::Udp)?;
+    let out = handle(svc, now, msg.as_bytes())?;
     let raw = String::from_utf8(out).unwrap();
     let m = Message::parse(raw.as_bytes(), &Limits::default()).expect("our replies parse");
     let StartLine::Response { code, .. } = m.start else { panic!("not a response") };
@@ -404,7 +424,7 @@ fn rfc4475_wire_answers() {
     for (name, want) in table {
         let mut svc = service();
         let buf = std::fs::read(format!("{dir}/{name}.dat")).unwrap();
-        let got = svc.handle(T0, &buf, src(), Transport::Udp).map(|r| {
+        let got = handle(&mut svc, T0, &buf).map(|r| {
             let m = Message::parse(&r, &Limits::default()).expect("reply parses");
             match m.start {
                 StartLine::Response { code, .. } => code,

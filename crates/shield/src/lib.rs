@@ -382,13 +382,15 @@ impl Shield {
 
     /// Restores bans from storage at start-up (and after another process changed them); their offence
     /// counts seed the progressive policy.
-    pub fn restore(&mut self, bans: impl IntoIterator<Item = Ban>) {
+    pub fn restore(&mut self, now_ms: u64, bans: impl IntoIterator<Item = Ban>) {
         let mut fresh = Ledger::default();
         for b in bans {
             if b.target.is_host() {
                 fresh.note_offence(b.target.addr(), b.offence, b.created_ms);
             }
-            fresh.insert(b);
+            if b.active(now_ms) {
+                fresh.insert(b);
+            }
         }
         // Keep the in-memory offence history of addresses whose bans already ended.
         std::mem::swap(&mut self.ledger, &mut fresh);

@@ -19,11 +19,13 @@ pub struct Extension {
     pub credentials: Credentials,
     /// Digest algorithms offered to this extension, in order; `None` follows the global setting.
     pub algorithms: Option<String>,
+    /// ACL group restricting where the extension may be used from.
+    pub acl: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
-const COLUMNS: &str = "number, realm, ha1_md5, ha1_sha256, ha1_sha512_256, algorithms, created_at, updated_at";
+const COLUMNS: &str = "number, realm, ha1_md5, ha1_sha256, ha1_sha512_256, algorithms, created_at, updated_at, acl";
 
 fn row(r: &Row<'_>) -> rusqlite::Result<Extension> {
     Ok(Extension {
@@ -37,6 +39,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<Extension> {
         algorithms: r.get(5)?,
         created_at: r.get(6)?,
         updated_at: r.get(7)?,
+        acl: r.get(8)?,
     })
 }
 
@@ -44,7 +47,7 @@ impl Store {
     pub fn add_extension(&self, ext: &Extension) -> Result<()> {
         let c = &ext.credentials;
         let res = self.conn.execute(
-            &format!("INSERT INTO extensions({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+            &format!("INSERT INTO extensions({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
             params![
                 ext.number,
                 c.realm,
@@ -53,7 +56,8 @@ impl Store {
                 c.ha1_sha512_256,
                 ext.algorithms,
                 ext.created_at,
-                ext.updated_at
+                ext.updated_at,
+                ext.acl
             ],
         );
         match res {

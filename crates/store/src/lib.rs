@@ -8,10 +8,12 @@
 mod bindings;
 mod extensions;
 mod migrations;
+mod security;
 mod settings;
 
 pub use bindings::Binding;
 pub use extensions::{Credentials, Extension};
+pub use security::{AclRow, BanOp, BanRow, EventRow};
 
 use rusqlite::Connection;
 use std::path::Path;
@@ -26,6 +28,8 @@ pub enum StoreError {
     ExtensionExists(String),
     #[error("extension {0} does not exist")]
     NoSuchExtension(String),
+    #[error("{0}")]
+    InUse(String),
     #[error("database schema version {found} is newer than this pbxguard understands ({known}); upgrade pbxguard")]
     SchemaTooNew { found: i64, known: i64 },
 }

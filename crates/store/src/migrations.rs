@@ -45,6 +45,52 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER settings_ins AFTER INSERT ON settings BEGIN UPDATE revision SET n = n + 1; END;
     CREATE TRIGGER settings_upd AFTER UPDATE ON settings BEGIN UPDATE revision SET n = n + 1; END;
     CREATE TRIGGER settings_del AFTER DELETE ON settings BEGIN UPDATE revision SET n = n + 1; END;",
+    // 3: protection: bans (the daemon's ledger, written back), operator ban intents for a running daemon,
+    // trusted networks, ACL groups, and the security event log.
+    "CREATE TABLE bans (
+        target        TEXT PRIMARY KEY,
+        reason        TEXT NOT NULL,
+        evidence      TEXT NOT NULL,
+        first_seen_ms INTEGER NOT NULL,
+        created_ms    INTEGER NOT NULL,
+        expires_ms    INTEGER,
+        offence       INTEGER NOT NULL,
+        note          TEXT
+    );
+    CREATE TABLE ban_ops (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        op          TEXT NOT NULL CHECK (op IN ('ban', 'unban')),
+        target      TEXT NOT NULL,
+        duration_ms INTEGER,
+        note        TEXT,
+        created_ms  INTEGER NOT NULL
+    );
+    CREATE TABLE trusted (
+        cidr       TEXT PRIMARY KEY,
+        note       TEXT,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE acl_groups (
+        name       TEXT PRIMARY KEY,
+        rules      TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    ALTER TABLE extensions ADD COLUMN acl TEXT REFERENCES acl_groups(name);
+    CREATE TABLE events (
+        id     INTEGER PRIMARY KEY AUTOINCREMENT,
+        at_ms  INTEGER NOT NULL,
+        kind   TEXT NOT NULL,
+        source TEXT,
+        user   TEXT,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX events_at ON events(at_ms);
+    CREATE TRIGGER ban_ops_ins AFTER INSERT ON ban_ops BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER trusted_ins AFTER INSERT ON trusted BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER trusted_del AFTER DELETE ON trusted BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER acl_ins AFTER INSERT ON acl_groups BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER acl_upd AFTER UPDATE ON acl_groups BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER acl_del AFTER DELETE ON acl_groups BEGIN UPDATE revision SET n = n + 1; END;",
 ];
 
 pub(crate) fn run(conn: &mut Connection) -> Result<()> {

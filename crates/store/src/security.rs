@@ -1,0 +1,289 @@
+//! Protection data: bans, operator ban intents, trusted networks, ACL groups and security events.
+//! Addresses and rules are stored as text; the shield validates them before they get here.
+
+use crate::{Result, Store, StoreError};
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BanRow {
+    pub target: String,
+    pub reason: String,
+    pub evidence: String,
+    pub first_seen_ms: i64,
+    pub created_ms: i64,
+    pub expires_ms: Option<i64>,
+    pub offence: u32,
+    pub note: Option<String>,
+}
+
+/// An operator's ban change, queued for a running daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BanOp {
+    pub id: i64,
+    pub ban: bool,
+    pub target: String,
+    pub duration_ms: Option<i64>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventRow {
+    pub id: i64,
+    pub at_ms: i64,
+    pub kind: String,
+    pub source: Option<String>,
+    pub user: Option<String>,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AclRow {
+    pub name: String,
+    /// Rules separated by spaces, `!` marking a deny.
+    pub rules: String,
+    pub created_at: i64,
+}
+
+impl Store {
+    pub fn upsert_ban(&self, b: &BanRow) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO bans(target, reason, evidence, first_seen_ms, created_ms, expires_ms, offence, note)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT(target) DO UPDATE SET reason = excluded.reason, evidence = excluded.evidence,
+               created_ms = excluded.created_ms, expires_ms = excluded.expires_ms, offence = excluded.offence,
+               note = excluded.note",
+            params![b.target, b.reason, b.evidence, b.first_seen_ms, b.created_ms, b.expires_ms, b.offence, b.note],
+        )?;
+        Ok(())
+    }
+
+    pub fn delete_ban(&self, target: &str) -> Result<bool> {
+        Ok(self.conn.execute("DELETE FROM bans WHERE target = ?1", [target])? > 0)
+    }
+
+    pub fn ban(&self, target: &str) -> Result<Option<BanRow>> {
+        Ok(self.bans_where("WHERE target = ?1", [target])?.pop())
+    }
+
+    /// Bans still in force at `now_ms`.
+    pub fn bans(&self, now_ms: i64) -> Result<Vec<BanRow>> {
+        self.bans_where("WHERE expires_ms IS NULL OR expires_ms > ?1 ORDER BY created_ms", [now_ms])
+    }
+
+    fn bans_where<P: rusqlite::Params>(&self, clause: &str, p: P) -> Result<Vec<BanRow>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT target, reason, evidence, first_seen_ms, created_ms, expires_ms, offence, note FROM bans {clause}"
+        ))?;
+        let rows = st.query_map(p, |r| {
+            Ok(BanRow {
+                target: r.get(0)?,
+                reason: r.get(1)?,
+                evidence: r.get(2)?,
+                first_seen_ms: r.get(3)?,
+                created_ms: r.get(4)?,
+                expires_ms: r.get(5)?,
+                offence: r.get(6)?,
+                note: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Bans in force at `since_ms` or later, expired ones included: their offence counts make repeat
+    /// offenders' next bans longer.
+    pub fn bans_for_history(&self, since_ms: i64) -> Result<Vec<BanRow>> {
+        self.bans_where("WHERE expires_ms IS NULL OR expires_ms > ?1 ORDER BY created_ms", [since_ms])
+    }
+
+    /// Forgets expired bans older than the history window.
+    pub fn purge_bans(&self, before_ms: i64) -> Result<usize> {
+        Ok(self.conn.execute("DELETE FROM bans WHERE expires_ms IS NOT NULL AND expires_ms < ?1", [before_ms])?)
+    }
+
+    pub fn push_ban_op(
+        &self,
+        ban: bool,
+        target: &str,
+        duration_ms: Option<i64>,
+        note: Option<&str>,
+        now_ms: i64,
+    ) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO ban_ops(op, target, duration_ms, note, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![if ban { "ban" } else { "unban" }, target, duration_ms, note, now_ms],
+        )?;
+        // Intents older than a day have been applied by any daemon that was running.
+        self.conn.execute("DELETE FROM ban_ops WHERE created_ms < ?1", [now_ms - 86_400_000])?;
+        Ok(())
+    }
+
+    pub fn ban_ops_after(&self, id: i64) -> Result<Vec<BanOp>> {
+        let mut st =
+            self.conn.prepare("SELECT id, op, target, duration_ms, note FROM ban_ops WHERE id > ?1 ORDER BY id")?;
+        let rows = st.query_map([id], |r| {
+            Ok(BanOp {
+                id: r.get(0)?,
+                ban: r.get::<_, String>(1)? == "ban",
+                target: r.get(2)?,
+                duration_ms: r.get(3)?,
+                note: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn last_ban_op(&self) -> Result<i64> {
+        Ok(self.conn.query_row("SELECT COALESCE(MAX(id), 0) FROM ban_ops", [], |r| r.get(0))?)
+    }
+
+    pub fn add_trusted(&self, cidr: &str, note: Option<&str>, now: i64) -> Result<bool> {
+        Ok(self.conn.execute(
+            "INSERT OR IGNORE INTO trusted(cidr, note, created_at) VALUES (?1, ?2, ?3)",
+            params![cidr, note, now],
+        )? > 0)
+    }
+
+    pub fn delete_trusted(&self, cidr: &str) -> Result<bool> {
+        Ok(self.conn.execute("DELETE FROM trusted WHERE cidr = ?1", [cidr])? > 0)
+    }
+
+    pub fn trusted(&self) -> Result<Vec<(String, Option<String>)>> {
+        let mut st = self.conn.prepare("SELECT cidr, note FROM trusted ORDER BY cidr")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn put_acl(&self, name: &str, rules: &str, now: i64) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO acl_groups(name, rules, created_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT(name) DO UPDATE SET rules = excluded.rules",
+            params![name, rules, now],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes an ACL group; refused while extensions use it (names them).
+    pub fn delete_acl(&self, name: &str) -> Result<bool> {
+        let users: Vec<String> = {
+            let mut st = self.conn.prepare("SELECT number FROM extensions WHERE acl = ?1 ORDER BY number")?;
+            st.query_map([name], |r| r.get(0))?.collect::<Result<_, _>>()?
+        };
+        if !users.is_empty() {
+            return Err(StoreError::InUse(format!(
+                "ACL group {name} is assigned to extension(s) {}",
+                users.join(", ")
+            )));
+        }
+        Ok(self.conn.execute("DELETE FROM acl_groups WHERE name = ?1", [name])? > 0)
+    }
+
+    pub fn acl(&self, name: &str) -> Result<Option<AclRow>> {
+        Ok(self
+            .conn
+            .query_row("SELECT name, rules, created_at FROM acl_groups WHERE name = ?1", [name], |r| {
+                Ok(AclRow { name: r.get(0)?, rules: r.get(1)?, created_at: r.get(2)? })
+            })
+            .optional()?)
+    }
+
+    pub fn acls(&self) -> Result<Vec<AclRow>> {
+        let mut st = self.conn.prepare("SELECT name, rules, created_at FROM acl_groups ORDER BY name")?;
+        let rows = st.query_map([], |r| Ok(AclRow { name: r.get(0)?, rules: r.get(1)?, created_at: r.get(2)? }))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn set_extension_acl(&self, number: &str, acl: Option<&str>) -> Result<()> {
+        if self.conn.execute("UPDATE extensions SET acl = ?2 WHERE number = ?1", params![number, acl])? == 0 {
+            return Err(StoreError::NoSuchExtension(number.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Appends security events and enforces retention: at most `keep` rows and none older than
+    /// `max_age_ms`.
+    pub fn append_events(&mut self, events: &[EventRow], keep: i64, max_age_ms: i64, now_ms: i64) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut st =
+                tx.prepare_cached("INSERT INTO events(at_ms, kind, source, user, detail) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+            for e in events {
+                st.execute(params![e.at_ms, e.kind, e.source, e.user, e.detail])?;
+            }
+        }
+        tx.execute("DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?1", [keep])?;
+        tx.execute("DELETE FROM events WHERE at_ms < ?1", [now_ms - max_age_ms])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Events with id above `after`, oldest first, at most `limit`.
+    pub fn events_after(&self, after: i64, limit: i64) -> Result<Vec<EventRow>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id, at_ms, kind, source, user, detail FROM events WHERE id > ?1 ORDER BY id LIMIT ?2")?;
+        let rows = st.query_map([after, limit], |r| {
+            Ok(EventRow {
+                id: r.get(0)?,
+                at_ms: r.get(1)?,
+                kind: r.get(2)?,
+                source: r.get(3)?,
+                user: r.get(4)?,
+                detail: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The id of the `n`-th newest event (to show the tail of the log).
+    pub fn events_tail_start(&self, n: i64) -> Result<i64> {
+        Ok(self.conn.query_row("SELECT COALESCE(MAX(id), 0) - ?1 FROM events", [n], |r| r.get(0))?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bans_events_acl() {
+        let mut s = Store::open_in_memory().unwrap();
+        let b = BanRow {
+            target: "192.0.2.1".into(),
+            reason: "scanner".into(),
+            evidence: "ua".into(),
+            first_seen_ms: 1,
+            created_ms: 1,
+            expires_ms: Some(100),
+            offence: 1,
+            note: None,
+        };
+        s.upsert_ban(&b).unwrap();
+        s.upsert_ban(&BanRow { offence: 2, ..b.clone() }).unwrap();
+        assert_eq!(s.bans(50).unwrap()[0].offence, 2);
+        assert!(s.bans(100).unwrap().is_empty());
+        assert!(s.delete_ban("192.0.2.1").unwrap());
+        s.push_ban_op(true, "10.0.0.0/8", None, Some("x"), 1000).unwrap();
+        assert_eq!(s.ban_ops_after(0).unwrap().len(), 1);
+        assert_eq!(s.last_ban_op().unwrap(), 1);
+        let ev = |i| EventRow { id: 0, at_ms: i, kind: "k".into(), source: None, user: None, detail: "d".into() };
+        s.append_events(&(0..10).map(ev).collect::<Vec<_>>(), 5, 1_000_000, 10).unwrap();
+        assert_eq!(s.events_after(0, 100).unwrap().len(), 5);
+        s.put_acl("office", "192.0.2.0/24", 0).unwrap();
+        s.add_extension(&crate::Extension {
+            number: "100".into(),
+            credentials: crate::Credentials {
+                realm: "r".into(),
+                ha1_md5: "a".into(),
+                ha1_sha256: "b".into(),
+                ha1_sha512_256: "c".into(),
+            },
+            algorithms: None,
+            acl: Some("office".into()),
+            created_at: 0,
+            updated_at: 0,
+        })
+        .unwrap();
+        assert!(matches!(s.delete_acl("office"), Err(StoreError::InUse(m)) if m.contains("100")));
+    }
+}

@@ -1,0 +1,114 @@
+//! Applies what other processes (the CLI) commit, within a second, and runs the periodic housekeeping.
+
+use super::{Shared, acl_groups, directory, drain, lock, now_ms, persist, trusted};
+use crate::commands::now_secs;
+use crate::settings::{self, registrar_config};
+use pbxguard_shield::Prefix;
+use pbxguard_store::Store;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+fn reload_config(store: &Store, shared: &Shared, listening: &[SocketAddr]) -> anyhow::Result<()> {
+    let dir = directory(store)?;
+    let cfg = registrar_config(store)?;
+    let shield_cfg = settings::shield_config(store)?;
+    let fingerprints = settings::fingerprints(store)?;
+    let trusted = trusted(store, listening)?;
+    let _ = acl_groups(store)?;
+    let mut core = lock(shared);
+    if core.sip.config() != &cfg {
+        tracing::info!(?cfg, "registrar settings changed");
+        core.sip.set_config(cfg);
+    }
+    if core.shield.config() != &shield_cfg {
+        tracing::info!(?shield_cfg, "protection settings changed");
+        core.shield.set_config(shield_cfg);
+    }
+    core.sip.set_fingerprints(fingerprints);
+    core.shield.set_trusted(trusted);
+    core.sip.set_directory(std::sync::Arc::new(dir));
+    Ok(())
+}
+
+/// Applies operators' ban changes queued since `after`; returns the last applied id.
+fn apply_ban_ops(store: &Store, shared: &Shared, events: &persist::Sender, after: i64) -> anyhow::Result<i64> {
+    let ops = store.ban_ops_after(after)?;
+    let Some(last) = ops.last().map(|o| o.id) else { return Ok(after) };
+    let mut out = Vec::new();
+    {
+        let mut core = lock(shared);
+        for op in ops {
+            let Ok(target) = Prefix::parse_lenient(&op.target) else { continue };
+            if op.ban {
+                if let Err(e) = core.shield.ban(now_ms(), target, op.duration_ms.map(|d| d as u64), op.note) {
+                    tracing::warn!(%target, error = %e, "operator ban not applied");
+                }
+            } else {
+                core.shield.unban(target);
+            }
+        }
+        let super::Core { shield, sip } = &mut *core;
+        drain(shield, sip, &mut out);
+    }
+    for m in out {
+        events.send(m);
+    }
+    Ok(last)
+}
+
+pub(crate) fn run(db: &Path, shared: &Shared, events: &persist::Sender, listening: &[SocketAddr]) {
+    let store = match Store::open(db) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "reload thread cannot open the database; CLI changes need a restart");
+            return;
+        }
+    };
+    let mut version = store.data_version().unwrap_or(0);
+    let mut revision = store.config_revision().unwrap_or(0);
+    let mut last_op = store.last_ban_op().unwrap_or(0);
+    let mut last_purge = now_secs();
+    loop {
+        std::thread::sleep(Duration::from_millis(250));
+        match store.data_version() {
+            Ok(v) if v != version => {
+                version = v;
+                match store.config_revision() {
+                    Ok(r) if r != revision => {
+                        revision = r;
+                        if let Err(e) = reload_config(&store, shared, listening) {
+                            tracing::error!(error = %e, "reloading configuration failed; keeping the previous one");
+                        }
+                        match apply_ban_ops(&store, shared, events, last_op) {
+                            Ok(id) => last_op = id,
+                            Err(e) => tracing::error!(error = %e, "applying ban changes failed"),
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "reading the configuration revision failed"),
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "checking the database for changes failed"),
+        }
+        let now = now_secs();
+        if now - last_purge >= 1 {
+            last_purge = now;
+            let mut out = Vec::new();
+            {
+                let mut core = lock(shared);
+                let super::Core { shield, sip } = &mut *core;
+                sip.handle_timeout(now as u64);
+                shield.handle_timeout(now_ms());
+                drain(shield, sip, &mut out);
+            }
+            for m in out {
+                events.send(m);
+            }
+            if let Err(e) = store.purge_expired_bindings(now) {
+                tracing::warn!(error = %e, "purging expired registrations failed");
+            }
+        }
+    }
+}
