@@ -126,8 +126,14 @@ pub(crate) const SETTINGS: &[SettingDef] = &[
     },
     SettingDef {
         key: "shield.scanner_user_agents",
-        default: Some(""),
-        doc: "Extra User-Agent substrings (comma-separated, case-insensitive) that mark an attack tool, on top of the built-in list (friendly-scanner, sipvicious, sipcli, ...). A match bans the source at once.",
+        default: Some(SCANNER_UAS),
+        doc: "User-Agent substrings (comma-separated, case-insensitive) that mark an attack tool; a match bans the source at once. Entries that real phones share (e.g. bare \"sip\") do not belong here.",
+        validate: |v| if v.len() > 4096 { Err("at most 4096 characters".into()) } else { Ok(()) },
+    },
+    SettingDef {
+        key: "shield.scanner_from",
+        default: Some("\"sipvicious\",@1.1.1.1>"),
+        doc: "From-header substrings (comma-separated, case-insensitive) that mark an attack tool: sipvicious' display name and its fake host.",
         validate: |v| if v.len() > 4096 { Err("at most 4096 characters".into()) } else { Ok(()) },
     },
 ];
@@ -229,10 +235,13 @@ pub(crate) fn shield_config(store: &Store) -> Result<pbxguard_shield::ShieldConf
 }
 
 pub(crate) fn fingerprints(store: &Store) -> Result<pbxguard_shield::Fingerprints> {
-    let extra = get(store, "shield.scanner_user_agents")?;
-    let uas = pbxguard_shield::fingerprint::DEFAULT_USER_AGENTS.iter().copied().chain(extra.split(','));
-    Ok(pbxguard_shield::Fingerprints::new(uas, pbxguard_shield::fingerprint::DEFAULT_FROM_PATTERNS.iter().copied()))
+    let uas = get(store, "shield.scanner_user_agents")?;
+    let from = get(store, "shield.scanner_from")?;
+    Ok(pbxguard_shield::Fingerprints::new(uas.split(','), from.split(',')))
 }
+
+/// The built-in scanner list as the setting's default (kept in one place: the shield crate).
+const SCANNER_UAS: &str = "friendly-scanner,sipvicious,sipcli,sip-scan,sipsak,sundayddr,iwar,sivus,siparmyknife,smap,vaxsipuseragent,pplsip,sipptk,cesar,nmap nse,nessus";
 
 fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -258,4 +267,14 @@ pub(crate) fn open_store(data: &Path) -> Result<Store> {
         store.set_setting("sip.realm", &host_name())?;
     }
     Ok(store)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn scanner_default_matches_the_shield_list() {
+        assert_eq!(super::SCANNER_UAS, pbxguard_shield::fingerprint::DEFAULT_USER_AGENTS.join(","));
+        let d = super::SETTINGS.iter().find(|d| d.key == "shield.scanner_from").unwrap();
+        assert_eq!(d.default.unwrap(), pbxguard_shield::fingerprint::DEFAULT_FROM_PATTERNS.join(","));
+    }
 }

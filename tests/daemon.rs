@@ -3,59 +3,14 @@
 
 mod common;
 use common::*;
-use pbxguard_sip::{Algorithm, Limits, Message, StartLine, ha1};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{TcpStream, UdpSocket};
 use std::time::Duration;
 
 fn udp_client() -> UdpSocket {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
     s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
     s
-}
-
-fn status(reply: &[u8]) -> u16 {
-    match Message::parse(reply, &Limits::default()).expect("reply parses").start {
-        StartLine::Response { code, .. } => code,
-        StartLine::Request { .. } => panic!("request instead of response"),
-    }
-}
-
-/// One UDP exchange; `None` when nothing comes back within the timeout.
-fn exchange(sock: &UdpSocket, to: SocketAddr, msg: &[u8]) -> Option<Vec<u8>> {
-    sock.send_to(msg, to).unwrap();
-    let mut buf = vec![0u8; 65_535];
-    sock.recv_from(&mut buf).ok().map(|(n, _)| buf[..n].to_vec())
-}
-
-fn register(sock: &UdpSocket, to: SocketAddr, user: &str, extra: &str) -> Vec<u8> {
-    // Every transaction needs its own branch (or the server rightly answers from its transaction cache)
-    // and a higher CSeq within the Call-ID (or the registrar refuses it as out of order).
-    static BRANCH: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let cseq = BRANCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-    let local = sock.local_addr().unwrap();
-    let msg = format!(
-        "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};rport;branch=z9hG4bK{user}x{cseq}\r\nMax-Forwards: 70\r\n\
-         From: <sip:{user}@127.0.0.1>;tag=t{cseq}\r\nTo: <sip:{user}@127.0.0.1>\r\nCall-ID: reg-{user}-{}\r\nCSeq: {cseq} REGISTER\r\n\
-         Contact: <sip:{user}@{local}>\r\nExpires: 600\r\n{extra}Content-Length: 0\r\n\r\n",
-        local.port()
-    );
-    exchange(sock, to, msg.as_bytes()).expect("registrar answers")
-}
-
-/// Registers with digest; returns the final status.
-fn login(sock: &UdpSocket, to: SocketAddr, realm: &str, user: &str, pw: &str) -> u16 {
-    let ch = String::from_utf8(register(sock, to, user, "")).unwrap();
-    assert_eq!(status(ch.as_bytes()), 401, "{ch}");
-    let nonce = ch.split("nonce=\"").nth(1).unwrap().split('"').next().unwrap();
-    let uri = "sip:127.0.0.1";
-    let h1 = ha1(Algorithm::Md5, user, realm, pw);
-    let ha2 = Algorithm::Md5.hash(&[b"REGISTER", uri.as_bytes()]);
-    let resp = Algorithm::Md5.hash(&[h1.as_bytes(), nonce.as_bytes(), b"00000001", b"abc", b"auth", ha2.as_bytes()]);
-    let auth = format!(
-        "Authorization: Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{resp}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"abc\"\r\n"
-    );
-    status(&register(sock, to, user, &auth))
 }
 
 #[test]
@@ -65,21 +20,22 @@ fn registrations_survive_restart_and_cli_changes_apply_live() {
     cli_ok(&d.0, &["ext", "add", "1001", "--secret", "Resta7t!pw"]);
     let mut daemon = Daemon::start(&d.0);
     let sock = udp_client();
-    assert_eq!(login(&sock, daemon.udp, "restart.test", "1001", "Resta7t!pw"), 200);
+    assert_eq!(digest_register(&sock, daemon.udp, "restart.test", "1001", "Resta7t!pw"), 200);
     // Added while the daemon runs: usable within a second.
     cli_ok(&d.0, &["ext", "add", "1002", "--secret", "L1ve!add"]);
     let ok = wait_for(Duration::from_secs(1), || {
-        (login(&sock, daemon.udp, "restart.test", "1002", "L1ve!add") == 200).then_some(())
+        (digest_register(&sock, daemon.udp, "restart.test", "1002", "L1ve!add") == 200).then_some(())
     });
     assert!(ok.is_some(), "extension added by the CLI not usable within a second");
     // A changed secret applies too: the old one stops working.
     cli_ok(&d.0, &["ext", "passwd", "1002", "--secret", "N3w!secret"]);
     assert!(
-        wait_for(Duration::from_secs(1), || (login(&sock, daemon.udp, "restart.test", "1002", "N3w!secret") == 200)
+        wait_for(Duration::from_secs(1), || (digest_register(&sock, daemon.udp, "restart.test", "1002", "N3w!secret")
+            == 200)
             .then_some(()))
         .is_some()
     );
-    assert_eq!(login(&sock, daemon.udp, "restart.test", "1002", "L1ve!add"), 401);
+    assert_eq!(digest_register(&sock, daemon.udp, "restart.test", "1002", "L1ve!add"), 401);
     wait_for(Duration::from_secs(2), || (registrations(&d.0).len() == 2).then_some(())).expect("both bindings stored");
     daemon.stop();
     let daemon = Daemon::start(&d.0);

@@ -1,10 +1,11 @@
 //! The whole request path (parse, sanity, dispatch, registrar, authenticator, response builder) on
 //! arbitrary bytes from a few sources, with the clock moving: no panic, and every reply parses.
+//! (Scanner fingerprints still ban; a banned source is unbanned when the clock passes its ban.)
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use pbxguard_pbx::{Directory, ExtensionAuth, RegistrarConfig, Service, Transport};
-use pbxguard_shield::{Shield, ShieldConfig};
+use pbxguard_shield::{Shield, ShieldConfig, Threshold};
 use pbxguard_sip::{Algorithm, Limits, Message, ha1};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -15,7 +16,15 @@ fn service() -> &'static Mutex<(Service, Shield)> {
         let mut m = HashMap::new();
         m.insert("1001".to_owned(), ExtensionAuth { ha1: Algorithm::ALL.map(|a| ha1(a, "1001", "fuzz", "pw")), algorithms: None, acl: None });
         let cfg = RegistrarConfig { realm: "fuzz".into(), ..Default::default() };
-        Mutex::new((Service::new(cfg, Arc::new(Directory::new(m)), [1; 32], 7), Shield::new(ShieldConfig::default())))
+        Mutex::new((Service::new(cfg, Arc::new(Directory::new(m)), [1; 32], 7), Shield::new(ShieldConfig {
+            // Bans would silence the four fuzzing sources for good and stop exploration; the detectors
+            // still count every input.
+            flood: Threshold { max: u32::MAX, window_ms: 1 },
+            brute_force: Threshold { max: u32::MAX, window_ms: 1 },
+            enumeration: Threshold { max: 1_000, window_ms: 1 },
+            malformed: Threshold { max: u32::MAX, window_ms: 1 },
+            ..Default::default()
+        })))
     })
 }
 
@@ -25,7 +34,9 @@ fuzz_target!(|data: &[u8]| {
     let transport = [Transport::Udp, Transport::Tcp, Transport::Tls][usize::from(sel % 3)];
     let mut guard = service().lock().unwrap();
     let (svc, shield) = &mut *guard;
-    let now = 1_800_000_000 + u64::from(sel) * 7;
+    // The clock moves 10 s per input, so bans (and nonces) expire as the fuzzer goes on.
+    static CLOCK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let now = 1_800_000_000 + CLOCK.fetch_add(10, std::sync::atomic::Ordering::Relaxed) + u64::from(sel);
     if let Some(reply) = svc.handle(shield, now * 1000, rest, src, transport) {
         Message::parse(&reply, &Limits::default()).expect("our replies parse");
     }

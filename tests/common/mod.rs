@@ -2,7 +2,8 @@
 //! loopback ports picked by the kernel, plus the CLI against the same data.
 #![allow(dead_code, unreachable_pub)]
 
-use std::net::SocketAddr;
+use pbxguard_sip::{Algorithm, ha1};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -147,4 +148,50 @@ pub fn require(program: &str) {
     let found =
         std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file())).unwrap_or(false);
     assert!(found, "{program} is not installed; run the README's test command (scripts/test.sh), which installs it");
+}
+
+/// Status code of a response.
+pub fn status(reply: &[u8]) -> u16 {
+    use pbxguard_sip::{Limits, Message, StartLine};
+    match Message::parse(reply, &Limits::default()).expect("reply parses").start {
+        StartLine::Response { code, .. } => code,
+        StartLine::Request { .. } => panic!("request instead of response"),
+    }
+}
+
+/// One UDP exchange; `None` when nothing comes back within the socket's read timeout.
+pub fn exchange(sock: &UdpSocket, to: SocketAddr, msg: &[u8]) -> Option<Vec<u8>> {
+    sock.send_to(msg, to).unwrap();
+    let mut buf = vec![0u8; 65_535];
+    sock.recv_from(&mut buf).ok().map(|(n, _)| buf[..n].to_vec())
+}
+
+pub fn register(sock: &UdpSocket, to: SocketAddr, user: &str, extra: &str) -> Vec<u8> {
+    // Every transaction needs its own branch (or the server rightly answers from its transaction cache)
+    // and a higher CSeq within the Call-ID (or the registrar refuses it as out of order).
+    static BRANCH: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let cseq = BRANCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    let local = sock.local_addr().unwrap();
+    let msg = format!(
+        "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};rport;branch=z9hG4bK{user}x{cseq}\r\nMax-Forwards: 70\r\n\
+         From: <sip:{user}@127.0.0.1>;tag=t{cseq}\r\nTo: <sip:{user}@127.0.0.1>\r\nCall-ID: reg-{user}-{}\r\nCSeq: {cseq} REGISTER\r\n\
+         Contact: <sip:{user}@{local}>\r\nExpires: 600\r\n{extra}Content-Length: 0\r\n\r\n",
+        local.port()
+    );
+    exchange(sock, to, msg.as_bytes()).unwrap_or_default()
+}
+
+/// Registers `user` over UDP with digest authentication (MD5); returns the final status.
+pub fn digest_register(sock: &UdpSocket, to: SocketAddr, realm: &str, user: &str, pw: &str) -> u16 {
+    let ch = String::from_utf8(register(sock, to, user, "")).unwrap();
+    assert_eq!(status(ch.as_bytes()), 401, "{ch}");
+    let nonce = ch.split("nonce=\"").nth(1).unwrap().split('"').next().unwrap();
+    let uri = "sip:127.0.0.1";
+    let h1 = ha1(Algorithm::Md5, user, realm, pw);
+    let ha2 = Algorithm::Md5.hash(&[b"REGISTER", uri.as_bytes()]);
+    let resp = Algorithm::Md5.hash(&[h1.as_bytes(), nonce.as_bytes(), b"00000001", b"abc", b"auth", ha2.as_bytes()]);
+    let auth = format!(
+        "Authorization: Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{resp}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"abc\"\r\n"
+    );
+    status(&register(sock, to, user, &auth))
 }

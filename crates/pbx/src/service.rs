@@ -159,7 +159,9 @@ impl Service {
         let msg = match Message::parse(data, &self.limits) {
             Ok(m) => m,
             Err(e) => {
-                shield.observe(now_ms, Observation::Malformed { ip, reason: &e.to_string() });
+                if shield.observe(now_ms, Observation::Malformed { ip, reason: &e.to_string() }) {
+                    return None;
+                }
                 return self.malformed(data, e, source);
             }
         };
@@ -167,8 +169,11 @@ impl Service {
             Ok(r) => r,
             Err(pbxguard_sip::SanityError::NotARequest) => return None, // responses: no client transactions yet
             Err(e) => {
-                shield.observe(now_ms, Observation::Malformed { ip, reason: &e.to_string() });
+                let banned = shield.observe(now_ms, Observation::Malformed { ip, reason: &e.to_string() });
                 self.push_event(Event::Malformed { source, reason: e.to_string() });
+                if banned || e == pbxguard_sip::SanityError::TooManyVias {
+                    return None;
+                }
                 let reason = match e.status() {
                     505 => "Version Not Supported",
                     416 => "Unsupported URI Scheme",
@@ -215,6 +220,9 @@ impl Service {
         // there is nobody to answer and silence is cheaper.
         let msg = Message::parse_headers_only(data, &self.limits).ok()?;
         let has = |n| msg.count(n) == 1;
+        if msg.header_values(HeaderName::Via).count() > pbxguard_sip::MAX_VIAS {
+            return None;
+        }
         if !(msg.header(HeaderName::Via).is_some()
             && has(HeaderName::From)
             && has(HeaderName::To)
@@ -296,8 +304,11 @@ impl Service {
             && !self.directory.contains(a)
             && msg.header(HeaderName::Authorization).is_none()
         {
-            shield.observe(now_ms, Observation::UnknownUser { ip, user: a });
+            let banned = shield.observe(now_ms, Observation::UnknownUser { ip, user: a });
             self.push_event(Event::UnknownUser { source, user: a.to_owned() });
+            if banned {
+                return Handled::Silent;
+            }
         }
         let throttled = &self.throttled;
         let blocked = |user: &str| {
@@ -311,13 +322,16 @@ impl Service {
             } else {
                 Observation::UnknownUser { ip, user: &user }
             };
-            shield.observe(now_ms, obs);
+            let banned = shield.observe(now_ms, obs);
             let e = if replay {
                 Event::NonceReplay { source, user }
             } else {
                 Event::AuthFailed { source, user, known, method: "REGISTER" }
             };
             self.push_event(e);
+            if banned {
+                return Handled::Silent;
+            }
         }
         let user = match verdict.outcome {
             AuthOutcome::Ok(user) => user,

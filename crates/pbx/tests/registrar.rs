@@ -437,3 +437,22 @@ fn rfc4475_wire_answers() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// Found by the service fuzzer: a request with hundreds of Via entries made a reply too long to parse.
+#[test]
+fn absurd_via_counts_get_silence_and_replies_stay_parseable() {
+    let mut svc = service();
+    let many = |n: usize, bad: bool| {
+        let vias: Vec<String> = (0..n).map(|i| format!("SIP/2.0/UDP h{i}.example.com;branch=z9hG4bK{i}")).collect();
+        let mut v = vias.join(", ");
+        if bad {
+            v.push_str(", SIP/2.0/UDP ;;");
+        }
+        simple("OPTIONS", "").replace("Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKOPTIONS0", &format!("Via: {v}"))
+    };
+    assert!(handle(&mut svc, T0, many(200, true).as_bytes()).is_none());
+    assert!(handle(&mut svc, T0, many(71, false).as_bytes()).is_none());
+    let r = send(&mut svc, T0, &many(69, true)).unwrap();
+    assert_eq!((r.code, r.header("Via").len()), (400, 70));
+    assert_eq!(send(&mut svc, T0, &many(70, false)).unwrap().code, 200);
+}

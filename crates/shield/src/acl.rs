@@ -54,7 +54,7 @@ impl AclGroup {
             .rules
             .iter()
             .filter(|r| r.prefix().contains(ip))
-            .max_by_key(|r| (r.prefix().len(), matches!(r, Rule::Deny(_))));
+            .max_by_key(|r| (r.prefix().prefix_len(), matches!(r, Rule::Deny(_))));
         match best {
             Some(r @ Rule::Allow(_)) => (true, Some(*r)),
             Some(r) => (false, Some(*r)),

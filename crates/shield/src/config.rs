@@ -77,7 +77,7 @@ pub fn parse_duration_ms(s: &str) -> Option<u64> {
 
 pub fn format_duration_ms(ms: u64) -> String {
     for (unit, size) in [("w", 7 * DAY_MS), ("d", DAY_MS), ("h", HOUR_MS), ("m", 60_000), ("s", 1_000)] {
-        if ms >= size && ms % size == 0 {
+        if ms >= size && ms.is_multiple_of(size) {
             return format!("{}{unit}", ms / size);
         }
     }

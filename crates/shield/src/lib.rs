@@ -242,7 +242,9 @@ impl Shield {
         self.known_good.get(&(user.to_owned(), canonical(ip))).is_some()
     }
 
-    pub fn observe(&mut self, now_ms: u64, obs: Observation<'_>) {
+    /// Learns from one observation. Returns true when the source is banned as a result, so the caller
+    /// can withhold its reply to the very message that crossed the line.
+    pub fn observe(&mut self, now_ms: u64, obs: Observation<'_>) -> bool {
         let ip = match obs {
             Observation::AuthFailed { ip, .. }
             | Observation::AuthSucceeded { ip, .. }
@@ -257,13 +259,16 @@ impl Shield {
                 s.failures.reset();
                 s.unknown.reset();
             }
-            return;
+            return false;
         }
         if let Observation::AuthFailed { user, .. } | Observation::UnknownUser { user, .. } = obs {
             self.user_attack(now_ms, ip, user);
         }
-        if self.trusted.contains(ip) || self.ledger.find(now_ms, ip).is_some() {
-            return;
+        if self.trusted.contains(ip) {
+            return false;
+        }
+        if self.ledger.find(now_ms, ip).is_some() {
+            return true;
         }
         let cfg = &self.cfg;
         let s = self.sources.entry(&ip);
@@ -301,8 +306,12 @@ impl Shield {
             }
             Observation::AuthSucceeded { .. } => None,
         };
-        if let Some((reason, evidence)) = trigger {
-            self.ban_detected(now_ms, ip, reason, evidence);
+        match trigger {
+            Some((reason, evidence)) => {
+                self.ban_detected(now_ms, ip, reason, evidence);
+                true
+            }
+            None => false,
         }
     }
 

@@ -25,7 +25,14 @@ pub enum SanityError {
     BadHeader(&'static str),
     #[error("CSeq method does not match the request method")]
     CSeqMismatch,
+    /// More Via entries than any real path has (Max-Forwards starts at 70): not worth an answer, which
+    /// would have to repeat them all.
+    #[error("more than {MAX_VIAS} Via entries")]
+    TooManyVias,
 }
+
+/// The most Via entries a request may carry.
+pub const MAX_VIAS: usize = 70;
 
 impl SanityError {
     /// The status code a server answers (RFC 3261 §8.2.2.1, §21.4.16, §21.5.6).
@@ -82,6 +89,9 @@ pub fn check_request<'a>(msg: &Message<'a>) -> Result<Request<'a>, SanityError> 
     };
     if !version.eq_ignore_ascii_case("SIP/2.0") {
         return Err(SanityError::UnsupportedVersion);
+    }
+    if msg.header_values(HeaderName::Via).count() > MAX_VIAS {
+        return Err(SanityError::TooManyVias);
     }
     let mut vias = msg.header_values(HeaderName::Via);
     let top = vias.next().ok_or(SanityError::MissingHeader("Via"))?;

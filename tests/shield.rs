@@ -1,0 +1,222 @@
+//! The protection engine against real attack tools and traffic on loopback. Attackers send from their
+//! own loopback addresses (127.0.0.66...), legitimate traffic from others, so bans hit only attackers.
+
+mod common;
+use common::*;
+use std::net::{SocketAddr, UdpSocket};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn options(from: &str, to: SocketAddr, tag: &str) -> Option<u16> {
+    let s = UdpSocket::bind((from, 0)).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(400))).unwrap();
+    let local = s.local_addr().unwrap();
+    let msg = format!(
+        "OPTIONS sip:{to} SIP/2.0\r\nVia: SIP/2.0/UDP {local};rport;branch=z9hG4bK{tag}\r\nMax-Forwards: 70\r\n\
+         From: <sip:probe@{from}>;tag={tag}\r\nTo: <sip:{to}>\r\nCall-ID: {tag}@{from}\r\nCSeq: 1 OPTIONS\r\n\
+         User-Agent: pbxguard-test\r\nContent-Length: 0\r\n\r\n"
+    );
+    s.send_to(msg.as_bytes(), to).unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, _) = s.recv_from(&mut buf).ok()?;
+    std::str::from_utf8(&buf[..n]).ok()?.get(8..11)?.parse().ok()
+}
+
+fn ban_of(data: &std::path::Path, ip: &str) -> Option<serde_json::Value> {
+    let bans: Vec<serde_json::Value> = serde_json::from_str(&cli_ok(data, &["bans", "list", "--json"])).unwrap();
+    bans.into_iter().find(|b| b["target"] == ip)
+}
+
+/// Runs a sipvicious tool from `bind` (see tests/sv/bindwrap.py); returns its output.
+fn sipvicious(home: &std::path::Path, bind: &str, tool: &str, args: &[&str]) -> std::thread::JoinHandle<String> {
+    let wrapper = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sv/bindwrap.py");
+    let mut cmd = Command::new("timeout");
+    cmd.args(["90", "/usr/bin/python3", wrapper, bind, tool]).args(args).env("HOME", home);
+    std::thread::spawn(move || {
+        let o = cmd.output().expect("run sipvicious");
+        format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    })
+}
+
+#[test]
+fn sipvicious_tools_are_detected_banned_and_never_crack_a_strong_secret() {
+    require("svmap");
+    let d = TempDir::new("sipvicious");
+    let home = d.0.join("svhome");
+    std::fs::create_dir_all(&home).unwrap();
+    let words = d.0.join("words.txt");
+    std::fs::write(&words, "password\n123456\n1001\nsecret\nadmin\n1234\nqwerty\nletmein\nabc123\npassw0rd\n1001abc\n")
+        .unwrap();
+    cli_ok(&d.0, &["ext", "add", "1001", "--secret", "Str0ng!Secret#2026"]);
+    let daemon = Daemon::start(&d.0);
+    let (host, port) = (daemon.udp.ip().to_string(), daemon.udp.port().to_string());
+    let target = [host.as_str(), "-p", port.as_str()];
+    let w = words.to_str().unwrap();
+
+    // Round 1, default fingerprints: every tool is recognised by its User-Agent at its first message.
+    let runs = [
+        ("127.0.0.66", sipvicious(&home, "127.0.0.66", "svmap", &[&target[..], &["-P", "0"]].concat())),
+        (
+            "127.0.0.67",
+            sipvicious(&home, "127.0.0.67", "svwar", &[&target[..], &["-e", "1000-1010", "--force"]].concat()),
+        ),
+        ("127.0.0.68", sipvicious(&home, "127.0.0.68", "svcrack", &[&target[..], &["-u", "1001", "-d", w]].concat())),
+    ];
+    for (ip, run) in runs {
+        let out = run.join().unwrap();
+        let ban = ban_of(&d.0, ip).unwrap_or_else(|| panic!("{ip} not banned; tool said:\n{out}\n{}", daemon.log()));
+        assert_eq!(ban["reason"], "scanner", "{ban}");
+        assert!(!out.contains("Str0ng!Secret#2026"), "{out}");
+        // Banned: silence, even for an innocent-looking request.
+        assert_eq!(options(ip, daemon.udp, &format!("after-{ip}")), None);
+    }
+
+    // Round 2, fingerprints switched off: the behaviour detectors catch the same tools.
+    cli_ok(&d.0, &["settings", "set", "shield.scanner_user_agents", ""]);
+    cli_ok(&d.0, &["settings", "set", "shield.scanner_from", ""]);
+    std::thread::sleep(Duration::from_millis(600)); // the daemon applies settings within a second
+    let war = sipvicious(&home, "127.0.0.69", "svwar", &[&target[..], &["-e", "1000-1010", "--force"]].concat());
+    let crack = sipvicious(&home, "127.0.0.70", "svcrack", &[&target[..], &["-u", "1001", "-d", w]].concat());
+    let (war, crack) = (war.join().unwrap(), crack.join().unwrap());
+    assert_eq!(ban_of(&d.0, "127.0.0.70").map(|b| b["reason"].clone()), Some("brute-force".into()), "{crack}");
+    assert!(!crack.contains("| 1001"), "svcrack found a password:\n{crack}");
+    // svwar gives up at once: an unknown extension is answered exactly like a real one.
+    assert!(war.contains("found nothing") && !war.contains("| 1001 "), "{war}");
+    // An enumerator that carries on anyway is banned at its third unknown extension.
+    let sock = UdpSocket::bind("127.0.0.71:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let answers: Vec<bool> = ["7001", "7002", "7003", "1001"]
+        .iter()
+        .map(|u| !common::register(&sock, daemon.udp, u, "").is_empty())
+        .collect();
+    assert_eq!(answers, [true, true, false, false]);
+    assert_eq!(ban_of(&d.0, "127.0.0.71").map(|b| b["reason"].clone()), Some("enumeration".into()));
+
+    // Legitimate traffic from another address is untouched.
+    assert_eq!(options("127.0.0.2", daemon.udp, "legit"), Some(200));
+    let events = cli_ok(&d.0, &["events", "--json", "--last", "1000"]);
+    assert!(events.lines().any(|l| l.contains("\"kind\":\"ban\"") && l.contains("127.0.0.70")), "{events}");
+}
+
+#[test]
+fn registrations_keep_succeeding_during_a_flood_from_another_address() {
+    require("sipp");
+    let d = TempDir::new("flood");
+    let mut csv = String::from("SEQUENTIAL\n");
+    for i in 0..50 {
+        let ext = 3000 + i;
+        cli_ok(&d.0, &["ext", "add", &ext.to_string(), "--secret", &format!("Fl00d!{ext}")]);
+        csv.push_str(&format!("{ext};[authentication username={ext} password=Fl00d!{ext}]\n"));
+    }
+    std::fs::write(d.0.join("users.csv"), csv).unwrap();
+    let daemon = Daemon::start(&d.0);
+    let target = daemon.udp;
+    // The flood: REGISTERs with an ordinary User-Agent from 127.0.0.66 at 5,000/s for 12 s (bounded).
+    let flood = std::thread::spawn(move || {
+        let s = UdpSocket::bind("127.0.0.66:0").unwrap();
+        let start = Instant::now();
+        let mut sent = 0u64;
+        while start.elapsed() < Duration::from_secs(12) && sent < 60_000 {
+            for _ in 0..50 {
+                let msg = format!(
+                    "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.66:5060;branch=z9hG4bKf{sent}\r\n\
+                     From: <sip:3000@127.0.0.1>;tag={sent}\r\nTo: <sip:3000@127.0.0.1>\r\nCall-ID: flood{sent}\r\n\
+                     CSeq: 1 REGISTER\r\nUser-Agent: Yealink SIP-T46S\r\nContent-Length: 0\r\n\r\n"
+                );
+                let _ = s.send_to(msg.as_bytes(), target);
+                sent += 1;
+            }
+            let due = Duration::from_micros(sent * 200);
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        (sent, start.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    // Legitimate registrations from 127.0.0.2 at 5/s (10 messages/s, under the 30 per 2 s flood limit).
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sipp/reg_auth.xml");
+    let o = Command::new("timeout")
+        .args(["60", "sipp", "-sf", scenario, "-inf", "users.csv", &target.to_string(), "-i", "127.0.0.2", "-p", "0"])
+        .args(["-m", "50", "-r", "5", "-nostdin", "-timeout", "40s", "-timeout_error"])
+        .current_dir(&d.0)
+        .output()
+        .unwrap();
+    let (sent, elapsed) = flood.join().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let line = |label: &str| {
+        out.lines().find(|l| l.trim_start().starts_with(label)).map(|l| l.split('|').nth(2).unwrap().trim().to_owned())
+    };
+    assert!(sent as f64 / elapsed.as_secs_f64() >= 4_500.0, "flood too slow: {sent} in {elapsed:?}");
+    assert_eq!((line("Successful call").as_deref(), line("Failed call").as_deref()), (Some("50"), Some("0")), "{out}");
+    let ban = ban_of(&d.0, "127.0.0.66").expect("flooder banned");
+    assert_eq!(ban["reason"], "flood");
+    assert!(ban_of(&d.0, "127.0.0.2").is_none());
+}
+
+#[test]
+fn bans_and_unbans_survive_restarts() {
+    let d = TempDir::new("bans");
+    let mut daemon = Daemon::start(&d.0);
+    assert_eq!(options("127.0.0.77", daemon.udp, "a1"), Some(200));
+    cli_ok(&d.0, &["bans", "add", "127.0.0.77", "--reason", "abuse report #42", "--for", "2h"]);
+    let banned = wait_for(Duration::from_secs(1), || options("127.0.0.77", daemon.udp, "a2").is_none().then_some(()));
+    assert!(banned.is_some(), "a ban added with the CLI applies within a second");
+    // A detector ban too: a scanner from 127.0.0.78.
+    let s = UdpSocket::bind("127.0.0.78:0").unwrap();
+    let scan = format!(
+        "OPTIONS sip:{0} SIP/2.0\r\nVia: SIP/2.0/UDP {1};branch=z9hG4bKscan\r\nFrom: \"sipvicious\"<sip:100@1.1.1.1>;tag=1\r\n\
+         To: <sip:{0}>\r\nCall-ID: scan\r\nCSeq: 1 OPTIONS\r\nUser-Agent: friendly-scanner\r\nContent-Length: 0\r\n\r\n",
+        daemon.udp,
+        s.local_addr().unwrap()
+    );
+    s.send_to(scan.as_bytes(), daemon.udp).unwrap();
+    wait_for(Duration::from_secs(2), || ban_of(&d.0, "127.0.0.78")).expect("scanner banned");
+    daemon.stop();
+    let mut daemon = Daemon::start(&d.0);
+    assert_eq!(options("127.0.0.77", daemon.udp, "a3"), None);
+    assert_eq!(options("127.0.0.78", daemon.udp, "a4"), None);
+    let ban = ban_of(&d.0, "127.0.0.77").unwrap();
+    assert_eq!((ban["reason"].as_str(), ban["note"].as_str()), (Some("manual"), Some("abuse report #42")));
+    cli_ok(&d.0, &["bans", "del", "127.0.0.78"]);
+    assert!(
+        wait_for(Duration::from_secs(1), || (options("127.0.0.78", daemon.udp, "a5") == Some(200)).then_some(()))
+            .is_some()
+    );
+    daemon.stop();
+    let daemon = Daemon::start(&d.0);
+    assert_eq!(options("127.0.0.78", daemon.udp, "a6"), Some(200), "an unban stays an unban");
+    assert_eq!(options("127.0.0.77", daemon.udp, "a7"), None);
+    // Operator mistakes change nothing and say how to fix them.
+    let o = cli(&d.0, &["bans", "add", "10.0.0.1/8", "--reason", "x"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("did you mean 10.0.0.0/8"));
+    cli_ok(&d.0, &["trust", "add", "127.0.0.0/30"]);
+    let o = cli(&d.0, &["bans", "add", "127.0.0.2", "--reason", "x"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("trusted network 127.0.0.0/30"));
+}
+
+#[test]
+fn acl_groups_restrict_where_an_extension_registers_from() {
+    let d = TempDir::new("acl");
+    cli_ok(&d.0, &["settings", "set", "sip.realm", "acl.test"]);
+    cli_ok(&d.0, &["acl", "add", "office", "127.0.0.0/29", "!127.0.0.5"]);
+    cli_ok(&d.0, &["ext", "add", "1001", "--secret", "Acl!test99", "--acl", "office"]);
+    let o = cli(&d.0, &["ext", "add", "1002", "--secret", "x", "--acl", "nope"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("ACL group \"nope\" does not exist"));
+    let daemon = Daemon::start(&d.0);
+    let reg = |from: &str| -> u16 {
+        let sock = UdpSocket::bind((from, 0)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        common::digest_register(&sock, daemon.udp, "acl.test", "1001", "Acl!test99")
+    };
+    assert_eq!(reg("127.0.0.3"), 200);
+    assert_eq!(reg("127.0.0.5"), 403);
+    assert_eq!(reg("127.0.0.9"), 403);
+    let denied = wait_for(Duration::from_secs(2), || {
+        let events = cli_ok(&d.0, &["events", "--json"]);
+        events.lines().find(|l| l.contains("acl-denied") && l.contains("127.0.0.5")).map(str::to_owned)
+    });
+    assert!(denied.expect("acl-denied event").contains("!127.0.0.5"));
+    let o = cli(&d.0, &["acl", "del", "office"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("assigned to extension(s) 1001"));
+}
