@@ -36,6 +36,9 @@ pub(crate) enum Command {
     /// ACL groups: where extensions may be used from.
     #[command(subcommand)]
     Acl(AclCommand),
+    /// VoIP blacklists (voipbl format): import, check, stats.
+    #[command(subcommand)]
+    Blacklist(BlacklistCommand),
     /// Security events (newest last).
     Events {
         /// Keep printing new events as they happen.
@@ -187,4 +190,25 @@ pub(crate) enum SettingsCommand {
     Get { key: String },
     /// Change a setting (validated first; nothing changes on error).
     Set { key: String, value: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BlacklistCommand {
+    /// Import (or replace) a list from a file or an http(s) URL; URL lists are refreshed on a schedule
+    /// (setting blacklist.refresh).
+    Import {
+        source: String,
+        /// Name of the list (default: the URL's host or the file's name).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Which list and entry match an address (and whether a trusted network overrides it).
+    Check { ip: std::net::IpAddr },
+    /// Lists with their size, source and last refresh.
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a list.
+    Del { name: String },
 }

@@ -41,6 +41,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Bans(c) => security_cmd::bans(&open_store(&data())?, c),
         Command::Trust(c) => security_cmd::trust(&open_store(&data())?, c),
         Command::Acl(c) => security_cmd::acl(&open_store(&data())?, c),
+        Command::Blacklist(c) => security_cmd::blacklist(&mut open_store(&data())?, c),
         Command::Events { follow, json, last } => security_cmd::events(&open_store(&data())?, follow, json, last),
     }
 }

@@ -1,6 +1,7 @@
 //! pbxguard: a security-first SIP PBX edge. `main` only parses arguments and hands over; the daemon and
 //! the operator commands live in their own modules.
 
+mod blacklist;
 mod cli;
 #[macro_use]
 mod commands;

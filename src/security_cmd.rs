@@ -2,7 +2,7 @@
 //! Ban changes are written to the database (so they show at once and survive restarts) and queued for
 //! a running daemon, which applies them within a second.
 
-use crate::cli::{AclCommand, BansCommand, TrustCommand};
+use crate::cli::{AclCommand, BansCommand, BlacklistCommand, TrustCommand};
 use crate::commands::now_secs;
 use anyhow::{Result, anyhow, bail};
 use pbxguard_shield::config::{format_duration_ms, parse_duration_ms};
@@ -224,4 +224,58 @@ pub(crate) fn events(store: &Store, follow: bool, json: bool, last: i64) -> Resu
             std::thread::sleep(Duration::from_millis(250));
         }
     }
+}
+
+pub(crate) fn blacklist(store: &mut Store, cmd: BlacklistCommand) -> Result<()> {
+    match cmd {
+        BlacklistCommand::Import { source, name } => {
+            let name = name.unwrap_or_else(|| crate::blacklist::default_name(&source));
+            let started = std::time::Instant::now();
+            let (n, bad) = crate::blacklist::import(store, &name, &source, true)?;
+            outln!(
+                "blacklist {name}: {n} entries from {source} ({bad} unreadable lines skipped) in {:.1}s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        BlacklistCommand::Check { ip } => {
+            let set = crate::blacklist::load(store)?;
+            let p = Prefix::host(ip);
+            match set.lookup(ip) {
+                Some((entry, list)) => {
+                    outln!("{ip} is listed in {list} (entry {entry})");
+                    if let Some(t) = is_trusted(store, &p)? {
+                        outln!("but it is in the trusted network {t}, which wins: it is not blocked");
+                    }
+                }
+                None => outln!("{ip} is not in any blacklist"),
+            }
+        }
+        BlacklistCommand::Stats { json } => {
+            let lists = store.blacklists()?;
+            if json {
+                outln!("{}", serde_json::to_string_pretty(&lists)?);
+            } else {
+                let now = now_ms();
+                outln!("{:<16} {:>9} {:>6} {:<12} {:<40} LAST ERROR", "LIST", "ENTRIES", "BAD", "REFRESHED", "SOURCE");
+                for b in lists {
+                    outln!(
+                        "{:<16} {:>9} {:>6} {:<12} {:<40} {}",
+                        b.name,
+                        b.entries,
+                        b.bad_lines,
+                        relative(Some(b.refreshed_at * 1000), now),
+                        b.source,
+                        b.last_error.unwrap_or_default()
+                    );
+                }
+            }
+        }
+        BlacklistCommand::Del { name } => {
+            if !store.delete_blacklist(&name)? {
+                bail!("no blacklist named {name:?} (see `pbxguard blacklist stats`)");
+            }
+            outln!("blacklist {name} removed");
+        }
+    }
+    Ok(())
 }

@@ -136,6 +136,36 @@ pub(crate) const SETTINGS: &[SettingDef] = &[
         doc: "From-header substrings (comma-separated, case-insensitive) that mark an attack tool: sipvicious' display name and its fake host.",
         validate: |v| if v.len() > 4096 { Err("at most 4096 characters".into()) } else { Ok(()) },
     },
+    SettingDef {
+        key: "blacklist.refresh",
+        default: Some("4h"),
+        doc: "How often blacklists imported from a URL are downloaded again. A failed download keeps the previous entries.",
+        validate: |v| match pbxguard_shield::config::parse_duration_ms(v) {
+            Some(ms) if ms >= 60_000 => Ok(()),
+            _ => Err("expected a duration of at least 1m, such as 30m, 4h or 1d".into()),
+        },
+    },
+    SettingDef {
+        key: "report.url",
+        default: Some(""),
+        doc: "Where banned attackers are reported (voipbl-style HTTP endpoint, form POST of ip, reason, evidence, time). Empty: reporting off. Only detector bans are reported, never operator bans.",
+        validate: |v| {
+            if v.is_empty() || crate::blacklist::is_url(v) {
+                Ok(())
+            } else {
+                Err("expected an http:// or https:// URL, or empty to turn reporting off".into())
+            }
+        },
+    },
+    SettingDef {
+        key: "report.per_minute",
+        default: Some("30"),
+        doc: "Most reports sent per minute; the rest wait in a bounded queue. Failed reports are retried with exponential backoff (up to 8 attempts).",
+        validate: |v| match v.parse::<u32>() {
+            Ok(1..=6000) => Ok(()),
+            _ => Err("expected a number from 1 to 6000".into()),
+        },
+    },
 ];
 
 fn threshold(v: &str) -> Result<(u32, u64), String> {

@@ -3,6 +3,7 @@
 
 mod persist;
 mod reload;
+mod report;
 mod stream;
 mod tls;
 mod udp;
@@ -233,9 +234,17 @@ pub(crate) fn run(data: Option<PathBuf>, args: RunArgs) -> Result<()> {
     shield.restore(now, rows.iter().filter_map(ban_from_row));
     let listening: Vec<_> = udp_addrs.iter().chain(&tcp_addrs).chain(&tls_addrs).copied().collect();
     shield.set_trusted(trusted(&store, &listening)?);
-    tracing::info!(bindings = restored, bans = shield.ban_count(), "registrations and bans restored");
+    let lists = crate::blacklist::fingerprint(&store)?;
+    shield.set_blacklist(Arc::new(crate::blacklist::load(&store)?));
+    tracing::info!(
+        bindings = restored,
+        bans = shield.ban_count(),
+        blacklisted = shield.blacklist().len(),
+        "registrations, bans and blacklists restored"
+    );
     let shared: Shared = Arc::new(Mutex::new(Core { shield, sip: svc }));
-    let (events, persister) = persist::start(data.join("pbxguard.db"))?;
+    let reporter = report::start(&data.join("pbxguard.db"))?;
+    let (events, persister) = persist::start(data.join("pbxguard.db"), reporter)?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -255,8 +264,12 @@ pub(crate) fn run(data: Option<PathBuf>, args: RunArgs) -> Result<()> {
         let listening: Vec<_> = udp_bound.iter().chain(&tcp_bound).chain(&tls_bound).copied().collect();
         std::thread::Builder::new()
             .name("pbxguard-reload".into())
-            .spawn(move || reload::run(&path, &shared, &events, &listening))?
+            .spawn(move || reload::run(&path, &shared, &events, &listening, lists))?
     };
+    {
+        let path = data.join("pbxguard.db");
+        std::thread::Builder::new().name("pbxguard-lists".into()).spawn(move || reload::refresh_blacklists(&path))?;
+    }
     rt.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {

@@ -180,10 +180,7 @@ fn apply_decision(store: &Store, d: &Decision, at_ms: i64) -> Option<EventRow> {
                 r
             })
         }
-        Decision::Report { ip, reason, .. } => {
-            tracing::debug!(%ip, reason = reason.as_str(), "attacker report (reporting not configured)");
-            None
-        }
+        Decision::Report { .. } => None,
     }
 }
 
@@ -191,18 +188,26 @@ fn apply_decision(store: &Store, d: &Decision, at_ms: i64) -> Option<EventRow> {
 const EVENTS_KEPT: i64 = 100_000;
 const EVENTS_MAX_AGE_MS: i64 = 30 * 86_400_000;
 
-pub(crate) fn start(db: PathBuf) -> Result<(Sender, Persister)> {
+pub(crate) fn start(db: PathBuf, reporter: SyncSender<super::report::Report>) -> Result<(Sender, Persister)> {
     let (tx, rx) = sync_channel(QUEUE);
     let dropped = Arc::new(AtomicU64::new(0));
     let done = Arc::new((Mutex::new(false), Condvar::new()));
     let mut store = Store::open(&db)?;
     let d2 = done.clone();
     let dr = dropped.clone();
-    std::thread::Builder::new().name("pbxguard-persist".into()).spawn(move || run(&mut store, &rx, &d2, &dr))?;
+    std::thread::Builder::new()
+        .name("pbxguard-persist".into())
+        .spawn(move || run(&mut store, &rx, &d2, &dr, &reporter))?;
     Ok((Sender { tx: tx.clone(), dropped }, Persister { tx, done }))
 }
 
-fn run(store: &mut Store, rx: &Receiver<Msg>, done: &(Mutex<bool>, Condvar), dropped: &AtomicU64) {
+fn run(
+    store: &mut Store,
+    rx: &Receiver<Msg>,
+    done: &(Mutex<bool>, Condvar),
+    dropped: &AtomicU64,
+    reporter: &SyncSender<super::report::Report>,
+) {
     let mut pending: HashMap<String, Vec<Binding>> = HashMap::new();
     let mut reported_drops = 0;
     let mut next_write = Instant::now() + WRITE_BACK;
@@ -217,6 +222,10 @@ fn run(store: &mut Store, rx: &Receiver<Msg>, done: &(Mutex<bool>, Condvar), dro
                     pending.insert(extension, bindings);
                 }
                 Ok(Msg::Event(e)) => rows.extend(event_row(&e, super::now_ms() as i64)),
+                Ok(Msg::Decision(Decision::Report { ip, reason, evidence })) => {
+                    let r = super::report::Report { ip, reason: reason.as_str(), evidence, at_ms: super::now_ms() };
+                    let _ = reporter.try_send(r);
+                }
                 Ok(Msg::Decision(d)) => rows.extend(apply_decision(store, &d, super::now_ms() as i64)),
                 Ok(Msg::Flush) => flush = true,
                 Err(TryRecvError::Empty) => break,

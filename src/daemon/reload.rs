@@ -9,7 +9,22 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-fn reload_config(store: &Store, shared: &Shared, listening: &[SocketAddr]) -> anyhow::Result<()> {
+fn reload_config(
+    store: &Store,
+    shared: &Shared,
+    listening: &[SocketAddr],
+    lists: &mut Vec<(String, i64, i64)>,
+) -> anyhow::Result<()> {
+    // Blacklists are compiled here, outside the lock, and only when their content changed.
+    let fp = crate::blacklist::fingerprint(store)?;
+    let blacklist = if fp != *lists {
+        let set = crate::blacklist::load(store)?;
+        tracing::info!(entries = set.len(), "blacklists loaded");
+        *lists = fp;
+        Some(std::sync::Arc::new(set))
+    } else {
+        None
+    };
     let dir = directory(store)?;
     let cfg = registrar_config(store)?;
     let shield_cfg = settings::shield_config(store)?;
@@ -28,6 +43,9 @@ fn reload_config(store: &Store, shared: &Shared, listening: &[SocketAddr]) -> an
     core.sip.set_fingerprints(fingerprints);
     core.shield.set_trusted(trusted);
     core.sip.set_directory(std::sync::Arc::new(dir));
+    if let Some(b) = blacklist {
+        core.shield.set_blacklist(b);
+    }
     Ok(())
 }
 
@@ -57,7 +75,13 @@ fn apply_ban_ops(store: &Store, shared: &Shared, events: &persist::Sender, after
     Ok(last)
 }
 
-pub(crate) fn run(db: &Path, shared: &Shared, events: &persist::Sender, listening: &[SocketAddr]) {
+pub(crate) fn run(
+    db: &Path,
+    shared: &Shared,
+    events: &persist::Sender,
+    listening: &[SocketAddr],
+    mut lists: Vec<(String, i64, i64)>,
+) {
     let store = match Store::open(db) {
         Ok(s) => s,
         Err(e) => {
@@ -77,7 +101,7 @@ pub(crate) fn run(db: &Path, shared: &Shared, events: &persist::Sender, listenin
                 match store.config_revision() {
                     Ok(r) if r != revision => {
                         revision = r;
-                        if let Err(e) = reload_config(&store, shared, listening) {
+                        if let Err(e) = reload_config(&store, shared, listening, &mut lists) {
                             tracing::error!(error = %e, "reloading configuration failed; keeping the previous one");
                         }
                         match apply_ban_ops(&store, shared, events, last_op) {
@@ -110,5 +134,24 @@ pub(crate) fn run(db: &Path, shared: &Shared, events: &persist::Sender, listenin
                 tracing::warn!(error = %e, "purging expired registrations failed");
             }
         }
+    }
+}
+
+/// Downloads URL blacklists again when their refresh interval has passed.
+pub(crate) fn refresh_blacklists(db: &Path) {
+    let mut store = match Store::open(db) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "blacklist refresh thread cannot open the database");
+            return;
+        }
+    };
+    loop {
+        let interval = settings::get(&store, "blacklist.refresh")
+            .ok()
+            .and_then(|v| pbxguard_shield::config::parse_duration_ms(&v))
+            .map_or(4 * 3600, |ms| (ms / 1000) as i64);
+        crate::blacklist::refresh_due(&mut store, interval);
+        std::thread::sleep(Duration::from_secs(30));
     }
 }

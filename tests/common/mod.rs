@@ -195,3 +195,53 @@ pub fn digest_register(sock: &UdpSocket, to: SocketAddr, realm: &str, user: &str
     );
     status(&register(sock, to, user, &auth))
 }
+
+/// A tiny HTTP/1.1 server on 127.0.0.1 for blacklist downloads and attacker reports: answers each
+/// request with the next scripted (status, body) (the last one repeats) and records the requests.
+pub struct HttpServer {
+    pub addr: SocketAddr,
+    pub requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl HttpServer {
+    pub fn start(script: Vec<(u16, String)>) -> Self {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = requests.clone();
+        std::thread::spawn(move || {
+            for (i, conn) in listener.incoming().enumerate() {
+                let Ok(mut conn) = conn else { continue };
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut head = String::new();
+                let mut len = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                    head.push_str(&line);
+                }
+                let mut body = vec![0u8; len];
+                let _ = reader.read_exact(&mut body);
+                head.push_str(&String::from_utf8_lossy(&body));
+                log.lock().unwrap().push(head);
+                let (status, body) = script.get(i).or(script.last()).cloned().unwrap_or((200, String::new()));
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        Self { addr, requests }
+    }
+
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}

@@ -18,7 +18,7 @@ pub use acl::{AclGroup, Rule};
 pub use ban::{Ban, BanReason};
 pub use config::{ShieldConfig, Threshold};
 pub use fingerprint::Fingerprints;
-pub use net::{Prefix, PrefixError, PrefixSet, canonical};
+pub use net::{Prefix, PrefixError, PrefixSet, canonical, parse_list};
 
 use ban::Ledger;
 use std::collections::VecDeque;

@@ -279,3 +279,36 @@ mod tests {
         assert!(PrefixSet::<()>::new(vec![]).lookup(ip("1.2.3.4")).is_none());
     }
 }
+
+/// Parses a blacklist in voipbl format: one IPv4/IPv6 address or CIDR per line, `#` starts a comment,
+/// blank lines ignored. Host bits are cleared (lists often carry them). Returns the prefixes and the
+/// line numbers (1-based) that were not addresses.
+pub fn parse_list(text: &str) -> (Vec<Prefix>, Vec<usize>) {
+    let mut ok = Vec::new();
+    let mut bad = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let entry = line.split('#').next().unwrap_or("").trim();
+        if entry.is_empty() {
+            continue;
+        }
+        match Prefix::parse_lenient(entry) {
+            Ok(p) => ok.push(p),
+            Err(_) => bad.push(i + 1),
+        }
+    }
+    (ok, bad)
+}
+
+#[cfg(test)]
+mod list_tests {
+    #[test]
+    fn voipbl_format() {
+        let (ok, bad) =
+            super::parse_list("# VoIPBL\n1.2.3.4\n\n5.6.7.0/24 # range\n2001:db8::/32\nbogus\n10.0.0.1/8\n");
+        assert_eq!(
+            ok.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["1.2.3.4", "5.6.7.0/24", "2001:db8::/32", "10.0.0.0/8"]
+        );
+        assert_eq!(bad, [6]);
+    }
+}

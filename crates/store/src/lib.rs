@@ -6,12 +6,14 @@
 //! serialise writers, and [`Store::data_version`] lets the daemon notice another process's commit.
 
 mod bindings;
+mod blacklists;
 mod extensions;
 mod migrations;
 mod security;
 mod settings;
 
 pub use bindings::Binding;
+pub use blacklists::BlacklistInfo;
 pub use extensions::{Credentials, Extension};
 pub use security::{AclRow, BanOp, BanRow, EventRow};
 

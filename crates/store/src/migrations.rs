@@ -91,6 +91,23 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER acl_ins AFTER INSERT ON acl_groups BEGIN UPDATE revision SET n = n + 1; END;
     CREATE TRIGGER acl_upd AFTER UPDATE ON acl_groups BEGIN UPDATE revision SET n = n + 1; END;
     CREATE TRIGGER acl_del AFTER DELETE ON acl_groups BEGIN UPDATE revision SET n = n + 1; END;",
+    // 4: VoIP blacklists (voipbl format), replaced whole on each import or refresh.
+    "CREATE TABLE blacklists (
+        name          TEXT PRIMARY KEY,
+        source        TEXT NOT NULL,
+        entries       INTEGER NOT NULL,
+        bad_lines     INTEGER NOT NULL,
+        refreshed_at  INTEGER NOT NULL,
+        last_error    TEXT
+    );
+    CREATE TABLE blacklist_entries (
+        list  TEXT NOT NULL REFERENCES blacklists(name) ON DELETE CASCADE,
+        cidr  TEXT NOT NULL
+    );
+    CREATE INDEX blacklist_entries_list ON blacklist_entries(list);
+    CREATE TRIGGER blacklists_ins AFTER INSERT ON blacklists BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER blacklists_upd AFTER UPDATE OF refreshed_at, entries ON blacklists BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER blacklists_del AFTER DELETE ON blacklists BEGIN UPDATE revision SET n = n + 1; END;",
 ];
 
 pub(crate) fn run(conn: &mut Connection) -> Result<()> {
