@@ -228,7 +228,8 @@ pub(crate) fn run(data: Option<PathBuf>, args: RunArgs) -> Result<()> {
     let mut svc = Service::new(rcfg, Arc::new(dir), key, seed);
     svc.set_fingerprints(settings::fingerprints(&store)?);
     let restored = restore_bindings(&store, &mut svc)?;
-    let mut shield = Shield::new(settings::shield_config(&store)?);
+    let mut shield =
+        Shield::with_seed(settings::shield_config(&store)?, u64::from_le_bytes(crate::secret::random_bytes::<8>()));
     let now = now_ms();
     let rows = store.bans_for_history(now as i64 - shield.config().history_ms as i64)?;
     shield.restore(now, rows.iter().filter_map(ban_from_row));

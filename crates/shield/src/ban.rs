@@ -2,6 +2,7 @@
 //! history that makes repeat offenders' bans longer.
 
 use crate::config::ShieldConfig;
+use crate::hash::SeededState;
 use crate::net::{Prefix, PrefixSet};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -59,9 +60,10 @@ impl Ban {
     }
 }
 
-#[derive(Default)]
 pub(crate) struct Ledger {
-    hosts: HashMap<IpAddr, Ban>,
+    hosts: HashMap<IpAddr, Ban, SeededState>,
+    /// Expiry per banned address (u64::MAX: until removed): the compact copy the fast path reads.
+    expiry: HashMap<IpAddr, u64, SeededState>,
     prefixes: Vec<Ban>,
     compiled: PrefixSet<usize>,
     /// Offences per address: (count, last offence time).
@@ -69,6 +71,25 @@ pub(crate) struct Ledger {
 }
 
 impl Ledger {
+    pub(crate) fn new(seed: u64) -> Self {
+        Self {
+            hosts: HashMap::with_hasher(SeededState(seed)),
+            expiry: HashMap::with_hasher(SeededState(seed)),
+            prefixes: Vec::new(),
+            compiled: PrefixSet::default(),
+            history: HashMap::new(),
+        }
+    }
+
+    /// The fast-path question: is `ip` banned at `now_ms`?
+    #[inline]
+    pub(crate) fn is_banned(&self, now_ms: u64, ip: IpAddr) -> bool {
+        if self.expiry.get(&ip).is_some_and(|&e| e > now_ms) {
+            return true;
+        }
+        !self.prefixes.is_empty() && self.find(now_ms, ip).is_some()
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.hosts.len() + self.prefixes.len()
     }
@@ -91,6 +112,7 @@ impl Ledger {
 
     pub(crate) fn insert(&mut self, ban: Ban) {
         if ban.target.is_host() {
+            self.expiry.insert(ban.target.addr(), ban.expires_ms.unwrap_or(u64::MAX));
             self.hosts.insert(ban.target.addr(), ban);
         } else {
             self.prefixes.retain(|b| b.target != ban.target);
@@ -101,6 +123,7 @@ impl Ledger {
 
     pub(crate) fn remove(&mut self, target: Prefix) -> Option<Ban> {
         if target.is_host() {
+            self.expiry.remove(&target.addr());
             return self.hosts.remove(&target.addr());
         }
         let i = self.prefixes.iter().position(|b| b.target == target)?;
@@ -140,6 +163,7 @@ impl Ledger {
             }
             keep
         });
+        self.expiry.retain(|_, e| *e > now_ms);
         let before = self.prefixes.len();
         self.prefixes.retain(|b| {
             let keep = b.active(now_ms);

@@ -11,6 +11,7 @@ pub mod acl;
 mod ban;
 pub mod config;
 pub mod fingerprint;
+mod hash;
 pub mod net;
 mod tracker;
 
@@ -117,6 +118,7 @@ pub struct Counters {
 }
 
 pub struct Shield {
+    seed: u64,
     cfg: ShieldConfig,
     trusted: PrefixSet<()>,
     blacklist: Arc<PrefixSet<ListName>>,
@@ -145,16 +147,23 @@ fn ip_key(ip: IpAddr) -> u64 {
 }
 
 impl Shield {
+    /// A shield with a fixed hash seed (tests, benchmarks). The daemon uses [`Shield::with_seed`].
     pub fn new(cfg: ShieldConfig) -> Self {
+        Self::with_seed(cfg, 0x243f_6a88_85a3_08d3)
+    }
+
+    /// `seed` keys the per-address hash tables; give each process a random one.
+    pub fn with_seed(cfg: ShieldConfig, seed: u64) -> Self {
         let cap = cfg.tracker_cap;
         Self {
+            seed,
             cfg,
             trusted: PrefixSet::default(),
             blacklist: Arc::new(PrefixSet::default()),
-            ledger: Ledger::default(),
-            sources: Capped::new(cap),
-            users: Capped::new(cap),
-            known_good: Capped::new(cap),
+            ledger: Ledger::new(seed),
+            sources: Capped::new(cap, seed),
+            users: Capped::new(cap, seed ^ 1),
+            known_good: Capped::new(cap, seed ^ 2),
             decisions: VecDeque::new(),
             counters: Counters::default(),
         }
@@ -206,7 +215,7 @@ impl Shield {
         if self.trusted.contains(ip) {
             return Verdict::Allow;
         }
-        if self.ledger.find(now_ms, ip).is_some() {
+        if self.ledger.is_banned(now_ms, ip) {
             self.counters.dropped_banned += 1;
             return Verdict::Drop(DropReason::Banned);
         }
@@ -267,7 +276,7 @@ impl Shield {
         if self.trusted.contains(ip) {
             return false;
         }
-        if self.ledger.find(now_ms, ip).is_some() {
+        if self.ledger.is_banned(now_ms, ip) {
             return true;
         }
         let cfg = &self.cfg;
@@ -392,7 +401,7 @@ impl Shield {
     /// Restores bans from storage at start-up (and after another process changed them); their offence
     /// counts seed the progressive policy.
     pub fn restore(&mut self, now_ms: u64, bans: impl IntoIterator<Item = Ban>) {
-        let mut fresh = Ledger::default();
+        let mut fresh = Ledger::new(self.seed);
         for b in bans {
             if b.target.is_host() {
                 fresh.note_offence(b.target.addr(), b.offence, b.created_ms);

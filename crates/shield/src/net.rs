@@ -148,6 +148,10 @@ impl FromStr for Prefix {
 #[derive(Debug, Clone, Default)]
 pub struct PrefixSet<T> {
     v4: Vec<(u32, u32, usize)>,
+    /// `v4_index[b]`: the first v4 range starting at or after `b << 16`, so a lookup searches only the
+    /// ranges of its /16 (plus the one before, which may reach into it): two or three cache misses
+    /// instead of eighteen for a 200,000-entry list.
+    v4_index: Vec<u32>,
     v6: Vec<(u128, u128, usize)>,
     entries: Vec<(Prefix, T)>,
 }
@@ -192,7 +196,28 @@ impl<T> PrefixSet<T> {
             let (lo, hi, is4) = p.bounds();
             if is4 { v4.push((lo as u32, hi as u32, i)) } else { v6.push((lo, hi, i)) }
         }
-        Self { v4: merge(v4), v6: merge(v6), entries }
+        let v4 = merge(v4);
+        let mut v4_index = vec![0u32; 65_537];
+        let mut j = 0usize;
+        for (b, slot) in v4_index.iter_mut().enumerate() {
+            while j < v4.len() && ((v4[j].0 >> 16) as usize) < b {
+                j += 1;
+            }
+            *slot = j as u32;
+        }
+        Self { v4, v4_index, v6: merge(v6), entries }
+    }
+
+    #[inline]
+    fn find_v4(&self, x: u32) -> Option<usize> {
+        if self.v4.is_empty() {
+            return None;
+        }
+        let b = (x >> 16) as usize;
+        let (lo, hi) = (self.v4_index[b] as usize, self.v4_index[b + 1] as usize);
+        let i = lo + self.v4[lo..hi].partition_point(|r| r.0 <= x);
+        let r = self.v4.get(i.checked_sub(1)?)?;
+        (x <= r.1).then_some(r.2)
     }
 
     pub fn len(&self) -> usize {
@@ -211,7 +236,7 @@ impl<T> PrefixSet<T> {
             (x <= r.1).then_some(r.2)
         }
         let i = match canonical(ip) {
-            IpAddr::V4(a) => find(&self.v4, u32::from(a)),
+            IpAddr::V4(a) => self.find_v4(u32::from(a)),
             IpAddr::V6(a) => find(&self.v6, u128::from(a)),
         }?;
         let hit = self.entries.get(i)?;
@@ -220,13 +245,8 @@ impl<T> PrefixSet<T> {
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let c = canonical(ip);
-        match c {
-            IpAddr::V4(a) => {
-                let x = u32::from(a);
-                let i = self.v4.partition_point(|r| r.0 <= x);
-                i > 0 && x <= self.v4[i - 1].1
-            }
+        match canonical(ip) {
+            IpAddr::V4(a) => self.find_v4(u32::from(a)).is_some(),
             IpAddr::V6(a) => {
                 let x = u128::from(a);
                 let i = self.v6.partition_point(|r| r.0 <= x);

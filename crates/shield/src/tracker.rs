@@ -3,6 +3,7 @@
 //! source can lose its counters when millions of others arrive, which only delays its detection.
 
 use crate::config::Threshold;
+use crate::hash::SeededState;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 
@@ -55,19 +56,23 @@ impl Distinct {
 }
 
 pub(crate) struct Capped<K, V> {
-    map: HashMap<K, V>,
+    map: HashMap<K, V, SeededState>,
     pub(crate) order: VecDeque<K>,
     cap: usize,
     evicted: u64,
 }
 
 impl<K: Hash + Eq + Clone, V: Default> Capped<K, V> {
-    pub(crate) fn new(cap: usize) -> Self {
-        Self { map: HashMap::new(), order: VecDeque::new(), cap: cap.max(1), evicted: 0 }
+    pub(crate) fn new(cap: usize, seed: u64) -> Self {
+        Self { map: HashMap::with_hasher(SeededState(seed)), order: VecDeque::new(), cap: cap.max(1), evicted: 0 }
     }
 
     pub(crate) fn entry(&mut self, key: &K) -> &mut V {
-        if !self.map.contains_key(key) {
+        // One lookup on the hot path (the key is usually tracked already).
+        if self.map.contains_key(key) {
+            return self.map.get_mut(key).expect("checked above");
+        }
+        {
             while self.map.len() >= self.cap {
                 match self.order.pop_front() {
                     Some(old) => {
@@ -126,7 +131,7 @@ mod tests {
         let mut d = Distinct::default();
         assert_eq!((d.add(0, 1, t), d.add(1, 1, t), d.add(2, 2, t), d.add(3, 3, t), d.add(4, 4, t)), (1, 1, 2, 3, 3));
         assert_eq!(d.add(1000, 9, t), 1);
-        let mut c: Capped<u32, u32> = Capped::new(2);
+        let mut c: Capped<u32, u32> = Capped::new(2, 7);
         *c.entry(&1) += 1;
         *c.entry(&2) += 1;
         *c.entry(&3) += 1;

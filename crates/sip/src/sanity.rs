@@ -87,11 +87,12 @@ pub fn check_request<'a>(msg: &Message<'a>) -> Result<Request<'a>, SanityError> 
     let StartLine::Request { method, uri, version } = msg.start else {
         return Err(SanityError::NotARequest);
     };
-    if !version.eq_ignore_ascii_case("SIP/2.0") {
-        return Err(SanityError::UnsupportedVersion);
-    }
+    // First: every answer repeats the Vias, so an absurd count gets no answer at all.
     if msg.header_values(HeaderName::Via).count() > MAX_VIAS {
         return Err(SanityError::TooManyVias);
+    }
+    if !version.eq_ignore_ascii_case("SIP/2.0") {
+        return Err(SanityError::UnsupportedVersion);
     }
     let mut vias = msg.header_values(HeaderName::Via);
     let top = vias.next().ok_or(SanityError::MissingHeader("Via"))?;
