@@ -10,114 +10,19 @@ response-time trace (SIPp records whole milliseconds, so "0" means under 1 ms). 
 Usage: bench/regbench.py [--rates 2000,5000,8000] [--dur 10] [--users 10000] [--transport u1]
 Needs: sipp (sip-tester), kamailio (+ -x tlsf), a release build (cargo build --release).
 """
-import argparse, csv, glob, json, os, shutil, signal, subprocess, sys, time
+import argparse, csv, glob, json, os, shutil, subprocess, sys, time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "pbxguard")
-HZ = os.sysconf("SC_CLK_TCK")
-
-
-def ticks(pids):
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime + stime (all threads)
-        except (FileNotFoundError, ProcessLookupError):
-            pass
-    return total
-
-
-def kamailio_pids(main_pid):
-    pids = []
-    for p in os.listdir("/proc"):
-        if p.isdigit():
-            try:
-                with open(f"/proc/{p}/stat") as f:
-                    s = f.read()
-                if "(kamailio)" in s and (int(p) == main_pid or int(s.rsplit(")", 1)[1].split()[1]) == main_pid):
-                    pids.append(int(p))
-            except (FileNotFoundError, ProcessLookupError, ValueError):
-                pass
-    return pids
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import HZ, ROOT, Kamailio, Pbxguard, ticks, users  # noqa: E402
 
 
 def write_users(work, n):
     csvp = os.path.join(work, "users.csv")
     with open(csvp, "w") as f:
         f.write("SEQUENTIAL\n")
-        for i in range(n):
-            u = f"u{i:05d}"
-            f.write(f"{u};[authentication username={u} password=pw{i:05d}x]\n")
+        for u, p in users(n):
+            f.write(f"{u};[authentication username={u} password={p}]\n")
     return csvp
-
-
-class Pbxguard:
-    name = "pbxguard"
-
-    def __init__(self, work, n, port):
-        self.data = os.path.join(work, "pbxguard-data")
-        self.port = port
-        if not os.path.exists(os.path.join(self.data, "ready")):
-            shutil.rmtree(self.data, ignore_errors=True)
-            env = dict(os.environ, PBXGUARD_DATA=self.data)
-            subprocess.run([BIN, "settings", "set", "sip.realm", "bench"], env=env, check=True, capture_output=True)
-            # Two CLI processes at a time: 10,000 extensions take ~15 s.
-            procs = []
-            for i in range(n):
-                procs.append(subprocess.Popen([BIN, "ext", "add", f"u{i:05d}", "--secret", f"pw{i:05d}x"], env=env, stdout=subprocess.DEVNULL))
-                if len(procs) >= 4:
-                    procs.pop(0).wait()
-            for p in procs:
-                p.wait()
-            open(os.path.join(self.data, "ready"), "w").close()
-
-    def start(self):
-        # Fresh registrations each step: drop the previous step's bindings.
-        subprocess.run(["sqlite3", os.path.join(self.data, "pbxguard.db"), "DELETE FROM bindings"], check=False)
-        self.proc = subprocess.Popen([BIN, "--data", self.data, "run", "--sip-udp", f"127.0.0.1:{self.port}",
-                                      "--sip-tcp", f"127.0.0.1:{self.port}", "--sip-tls", "off"],
-                                     stderr=open(os.path.join(self.data, "..", "pbxguard.log"), "a"))
-        for _ in range(200):
-            if os.path.exists(os.path.join(self.data, "listen.json")):
-                break
-            time.sleep(0.05)
-        return [self.proc.pid]
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=10)
-
-
-class Kamailio:
-    name = "kamailio (-x tlsf)"
-
-    def __init__(self, work, n, port):
-        self.dir = os.path.join(work, "kamailio")
-        os.makedirs(os.path.join(self.dir, "dbtext"), exist_ok=True)
-        os.makedirs(os.path.join(self.dir, "run"), exist_ok=True)
-        with open(os.path.join(self.dir, "dbtext", "version"), "w") as f:
-            f.write("table_name(string) table_version(int)\nhtable:2\n")
-        with open(os.path.join(self.dir, "dbtext", "htable"), "w") as f:
-            f.write("id(int,auto) key_name(string) key_type(int) value_type(int) key_value(string) expires(int)\n")
-            for i in range(n):
-                f.write(f"{i + 1}:u{i:05d}:0:0:pw{i:05d}x:0\n")
-        cfg = open(os.path.join(ROOT, "bench", "kamailio", "registrar.cfg")).read()
-        with open(os.path.join(self.dir, "kamailio.cfg"), "w") as f:
-            f.write(cfg.replace("@DIR@", self.dir).replace("@PORT@", str(port)))
-        self.port = port
-
-    def start(self):
-        self.proc = subprocess.Popen(["kamailio", "-f", os.path.join(self.dir, "kamailio.cfg"), "-DD", "-E", "-m", "512",
-                                      "-M", "16", "-Y", os.path.join(self.dir, "run"), "-x", "tlsf"],
-                                     stderr=open(os.path.join(self.dir, "kamailio.log"), "a"))
-        time.sleep(2.0)  # kamailio forks its children after loading the htable
-        return kamailio_pids(self.proc.pid)
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=10)
 
 
 def run_sipp(work, target, csvp, rate, dur, transport, tag, instances=2):

@@ -220,3 +220,40 @@ fn acl_groups_restrict_where_an_extension_registers_from() {
     let o = cli(&d.0, &["acl", "del", "office"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("assigned to extension(s) 1001"));
 }
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches(" kB")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// One datagram from each of 1,000,000 distinct source addresses (all of 127.100.0.0/12 is local, so
+/// no spoofing privileges are needed): per-source state stays under the tracker cap (100,000), so the
+/// daemon's resident memory stays under 256 MiB, and it keeps answering.
+#[test]
+fn a_million_distinct_sources_leave_memory_under_the_cap() {
+    let d = TempDir::new("million");
+    let daemon = Daemon::start(&d.0);
+    let pid = daemon.pid();
+    let before = rss_kib(pid);
+    let msg = b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKm\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:x>\r\nCall-ID: m\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+    let started = Instant::now();
+    for i in 0..1_000_000u32 {
+        let src = std::net::Ipv4Addr::from(0x7f64_0000 + i);
+        let s = UdpSocket::bind((src, 0)).unwrap();
+        s.send_to(msg, daemon.udp).unwrap();
+    }
+    eprintln!("sent from 1,000,000 sources in {:?}", started.elapsed());
+    // Let the daemon drain its socket, then measure.
+    assert_eq!(options("127.0.0.2", daemon.udp, "after-million"), Some(200));
+    let after = rss_kib(pid);
+    eprintln!("daemon RSS: {before} KiB before, {after} KiB after");
+    assert!(after < 256 * 1024, "RSS {after} KiB");
+}

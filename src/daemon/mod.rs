@@ -1,6 +1,7 @@
 //! The daemon: binds the SIP listeners, drives the sans-IO service, persists what it reports, and
 //! reloads extensions and settings when another process commits to the database.
 
+mod mmsg;
 mod persist;
 mod reload;
 mod report;

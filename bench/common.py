@@ -1,0 +1,126 @@
+"""Shared pieces of the side-by-side benchmarks: CPU accounting from /proc, and the two servers
+(pbxguard, Kamailio 5.6 with -x tlsf) started fresh for each measurement."""
+import os, shutil, signal, subprocess, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release", "pbxguard")
+HZ = os.sysconf("SC_CLK_TCK")
+SCANNER_UAS = ["friendly-scanner", "sipvicious", "sipcli", "sip-scan", "VaxSIPUserAgent", "pplsip", "sundayddr",
+               "iWar", "SIVuS", "siparmyknife", "smap"]
+
+
+def ticks(pids):
+    """utime + stime of the processes (all their threads), in clock ticks."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total
+
+
+def udp_rcvbuf_errors():
+    with open("/proc/net/snmp") as f:
+        lines = [l.split() for l in f if l.startswith("Udp:")]
+    return int(lines[1][lines[0].index("RcvbufErrors")])
+
+
+def kamailio_pids(main_pid):
+    pids = []
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    s = f.read()
+                if "(kamailio)" in s and (int(p) == main_pid or int(s.rsplit(")", 1)[1].split()[1]) == main_pid):
+                    pids.append(int(p))
+            except (FileNotFoundError, ProcessLookupError, ValueError):
+                pass
+    return pids
+
+
+def users(n):
+    return [(f"u{i:05d}", f"pw{i:05d}x") for i in range(n)]
+
+
+class Pbxguard:
+    name = "pbxguard"
+
+    def __init__(self, work, n, port):
+        self.data = os.path.join(work, "pbxguard-data")
+        self.port = port
+        if not os.path.exists(os.path.join(self.data, f"ready-{n}")):
+            shutil.rmtree(self.data, ignore_errors=True)
+            env = dict(os.environ, PBXGUARD_DATA=self.data)
+            subprocess.run([BIN, "settings", "set", "sip.realm", "bench"], env=env, check=True, capture_output=True)
+            procs = []
+            for u, p in users(n):
+                procs.append(subprocess.Popen([BIN, "ext", "add", u, "--secret", p], env=env, stdout=subprocess.DEVNULL))
+                if len(procs) >= 4:
+                    procs.pop(0).wait()
+            for p in procs:
+                p.wait()
+            open(os.path.join(self.data, f"ready-{n}"), "w").close()
+
+    def start(self):
+        # A fresh start for each step: no registrations or bans left from the previous one.
+        db = os.path.join(self.data, "pbxguard.db")
+        subprocess.run(["sqlite3", db, "DELETE FROM bindings; DELETE FROM bans; DELETE FROM events;"], check=False)
+        try:
+            os.unlink(os.path.join(self.data, "listen.json"))
+        except FileNotFoundError:
+            pass
+        self.proc = subprocess.Popen([BIN, "--data", self.data, "run", "--sip-udp", f"127.0.0.1:{self.port}",
+                                      "--sip-tcp", f"127.0.0.1:{self.port}", "--sip-tls", "off"],
+                                     stderr=open(os.path.join(self.data, "..", "pbxguard.log"), "a"))
+        for _ in range(200):
+            if os.path.exists(os.path.join(self.data, "listen.json")):
+                break
+            time.sleep(0.05)
+        return [self.proc.pid]
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=10)
+
+
+class Kamailio:
+    def __init__(self, work, n, port, edge=False):
+        self.name = "kamailio -x tlsf" + (" (pike+secfilter)" if edge else "")
+        self.dir = os.path.join(work, "kamailio")
+        self.edge = edge
+        db = os.path.join(self.dir, "dbtext")
+        os.makedirs(db, exist_ok=True)
+        os.makedirs(os.path.join(self.dir, "run"), exist_ok=True)
+        with open(os.path.join(db, "version"), "w") as f:
+            f.write("id(int,auto) table_name(string) table_version(int) \n1:htable:2\n2:secfilter:1\n")
+        with open(os.path.join(db, "htable"), "w") as f:
+            f.write("id(int,auto) key_name(string) key_type(int) value_type(int) key_value(string) expires(int) \n")
+            for i, (u, p) in enumerate(users(n), 1):
+                f.write(f"{i}:{u}:0:0:{p}:0\n")
+        with open(os.path.join(db, "secfilter"), "w") as f:
+            f.write("id(int,auto) action(int) type(int) data(string) \n")
+            for i, ua in enumerate(SCANNER_UAS, 1):
+                f.write(f"{i}:0:0:{ua}\n")
+        cfg = open(os.path.join(ROOT, "bench", "kamailio", "registrar.cfg")).read()
+        with open(os.path.join(self.dir, "kamailio.cfg"), "w") as f:
+            f.write(cfg.replace("@DIR@", self.dir).replace("@PORT@", str(port)))
+        self.port = port
+
+    def start(self):
+        args = ["kamailio", "-f", os.path.join(self.dir, "kamailio.cfg"), "-DD", "-E", "-m", "512", "-M", "16",
+                "-Y", os.path.join(self.dir, "run"), "-x", "tlsf"]
+        if self.edge:
+            args += ["-A", "EDGE"]
+        self.proc = subprocess.Popen(args, stderr=open(os.path.join(self.dir, "kamailio.log"), "a"))
+        time.sleep(2.0)  # it forks its children after loading the htable
+        if self.proc.poll() is not None:
+            raise SystemExit(f"kamailio failed to start; see {self.dir}/kamailio.log")
+        return kamailio_pids(self.proc.pid)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=10)
