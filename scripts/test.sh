@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian 12 machine: installs the real peers the end-to-end tests
-# talk to (SIPp, baresip), then formatting, lints and every test. Needs root (or sudo) for apt-get.
+# talk to (SIPp, baresip, sipvicious), then formatting, lints and every test. Needs root (or sudo) for apt-get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 command -v sipp >/dev/null || need+=(sip-tester)
 command -v baresip >/dev/null || need+=(baresip-core)
+command -v svmap >/dev/null || need+=(sipvicious)
+[ -x /bin/kill ] || need+=(procps)   # the tests stop the daemon with SIGTERM
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
