@@ -73,7 +73,8 @@ class Pbxguard:
             os.unlink(os.path.join(self.data, "listen.json"))
         except FileNotFoundError:
             pass
-        self.proc = subprocess.Popen([BIN, "--data", self.data, "run", "--sip-udp", f"127.0.0.1:{self.port}",
+        extra = os.environ.get("PBXGUARD_BENCH_ARGS", "").split()
+        self.proc = subprocess.Popen([BIN, "--data", self.data, "run", *extra, "--sip-udp", f"127.0.0.1:{self.port}",
                                       "--sip-tcp", f"127.0.0.1:{self.port}", "--sip-tls", "off"],
                                      stderr=open(os.path.join(self.data, "..", "pbxguard.log"), "a"))
         for _ in range(200):

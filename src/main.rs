@@ -13,6 +13,11 @@ mod settings;
 
 use clap::Parser;
 
+/// glibc's allocator spent a quarter of the daemon's CPU under load (perf, 10,000 registrations/s);
+/// mimalloc's thread-local free lists cut that to a few percent.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     match commands::run(cli) {

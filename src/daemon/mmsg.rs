@@ -92,3 +92,27 @@ impl Receiver {
         Some((data, addr))
     }
 }
+
+/// Sends every reply of a batch with one sendmmsg(2). Returns how many the kernel took; the caller
+/// sends the rest one by one (a partial send happens when the socket buffer is full).
+pub(crate) fn send_batch(fd: RawFd, replies: &[(Vec<u8>, SocketAddr)]) -> usize {
+    let n = replies.len().min(BATCH);
+    if n == 0 {
+        return 0;
+    }
+    let addrs: Vec<socket2::SockAddr> = replies[..n].iter().map(|(_, a)| socket2::SockAddr::from(*a)).collect();
+    let mut iovs: Vec<libc::iovec> =
+        replies[..n].iter().map(|(b, _)| libc::iovec { iov_base: b.as_ptr() as *mut libc::c_void, iov_len: b.len() }).collect();
+    // SAFETY: all-zero is a valid mmsghdr; every pointer set below refers to `addrs`, `iovs` or the
+    // reply buffers, which outlive the call, and the kernel only reads through them.
+    let mut hdrs: Vec<libc::mmsghdr> = (0..n).map(|_| unsafe { std::mem::zeroed() }).collect();
+    for i in 0..n {
+        hdrs[i].msg_hdr.msg_name = addrs[i].as_ptr() as *mut libc::c_void;
+        hdrs[i].msg_hdr.msg_namelen = addrs[i].len();
+        hdrs[i].msg_hdr.msg_iov = &raw mut iovs[i];
+        hdrs[i].msg_hdr.msg_iovlen = 1;
+    }
+    // SAFETY: see above.
+    let sent = unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), n as libc::c_uint, 0) };
+    if sent < 0 { 0 } else { sent as usize }
+}

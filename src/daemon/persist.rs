@@ -88,10 +88,6 @@ fn event_row(e: &Event, at_ms: i64) -> Option<EventRow> {
             tracing::debug!(extension, contacts = bindings.len(), "registration changed");
             None
         }
-        Event::AuthSucceeded { source, user } => {
-            tracing::debug!(%source, user, "authenticated");
-            None
-        }
         Event::AuthFailed { source, user, known, method } => {
             tracing::warn!(%source, user, known, method, "authentication failed");
             let what = if *known { "wrong credentials" } else { "unknown user" };

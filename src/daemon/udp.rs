@@ -1,7 +1,7 @@
-//! UDP listeners: blocking reader threads, each looping recv → service → send. Several threads share a
-//! socket so one slow reply never stalls the queue; the large receive buffer absorbs bursts.
+//! UDP listeners: one socket and one thread per worker (SO_REUSEPORT), each looping batched receive →
+//! service → batched send. The large receive buffers absorb bursts.
 
-use super::mmsg::{BATCH, Receiver};
+use super::mmsg::{BATCH, Receiver, send_batch};
 use super::{Core, Shared, drain, lock, now_ms, persist};
 use anyhow::{Context, Result};
 use pbxguard_pbx::Transport;
@@ -11,6 +11,9 @@ use std::os::fd::AsRawFd;
 
 fn bind(addr: SocketAddr) -> Result<UdpSocket> {
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // One socket per worker, all on the same port: the kernel spreads sources over them by flow hash,
+    // so each thread has its own queue, and a flood from one source loads one worker, not all.
+    s.set_reuse_port(true)?;
     if addr.is_ipv6() {
         // Keep IPv6 sockets IPv6-only so "0.0.0.0:5060" and "[::]:5060" can both be configured.
         s.set_only_v6(true)?;
@@ -32,10 +35,14 @@ pub(crate) fn start(
 ) -> Result<Vec<SocketAddr>> {
     let mut bound = Vec::new();
     for &addr in addrs {
-        let sock = bind(addr)?;
-        bound.push(sock.local_addr()?);
-        for i in 0..workers {
-            let sock = sock.try_clone()?;
+        let first = bind(addr)?;
+        let actual = first.local_addr()?;
+        bound.push(actual);
+        let mut socks = vec![first];
+        for _ in 1..workers {
+            socks.push(bind(actual)?);
+        }
+        for (i, sock) in socks.into_iter().enumerate() {
             let shared = shared.clone();
             let events = events.clone();
             std::thread::Builder::new().name(format!("sip-udp-{i}")).spawn(move || worker(&sock, &shared, &events))?;
@@ -71,7 +78,8 @@ fn worker(sock: &UdpSocket, shared: &Shared, events: &persist::Sender) {
             }
             drain(shield, sip, &mut out);
         }
-        for (r, src) in replies.drain(..) {
+        let sent = send_batch(fd, &replies);
+        for (r, src) in replies.drain(..).skip(sent) {
             if let Err(e) = sock.send_to(&r, src) {
                 tracing::debug!(error = %e, %src, "udp send failed");
             }

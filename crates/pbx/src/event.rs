@@ -34,10 +34,6 @@ pub enum Event {
         known: bool,
         method: &'static str,
     },
-    AuthSucceeded {
-        source: SocketAddr,
-        user: String,
-    },
     /// Credentials reused a nonce-count already seen for their nonce (RFC 7616 §3.4).
     NonceReplay {
         source: SocketAddr,

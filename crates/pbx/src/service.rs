@@ -348,8 +348,8 @@ impl Service {
                 return Handled::Final(self.reply(msg, 403, "Forbidden", source).finish(None, b""));
             }
         };
+        // Successes are not events (they would double the event traffic); the shield learns them.
         shield.observe(now_ms, Observation::AuthSucceeded { ip, user: &user });
-        self.push_event(Event::AuthSucceeded { source, user: user.clone() });
         // The authenticated identity must own the address-of-record (RFC 3261 §10.3 step 4).
         if aor != Some(user.as_str()) {
             self.push_event(Event::IdentityMismatch { source, user, aor: aor.unwrap_or("").to_owned() });
