@@ -152,6 +152,14 @@ fn registrations_keep_succeeding_during_a_flood_from_another_address() {
     let ban = ban_of(&d.0, "127.0.0.66").expect("flooder banned");
     assert_eq!(ban["reason"], "flood");
     assert!(ban_of(&d.0, "127.0.0.2").is_none());
+    // The drops are counted in the metrics file (Prometheus text format).
+    let dropped = wait_for(Duration::from_secs(3), || {
+        let text = std::fs::read_to_string(d.0.join("metrics.prom")).ok()?;
+        let line = text.lines().find(|l| l.starts_with("pbxguard_dropped_total{reason=\"banned\"}"))?;
+        let n: u64 = line.rsplit(' ').next()?.parse().ok()?;
+        (n > sent / 2).then_some(n)
+    });
+    assert!(dropped.is_some(), "metrics.prom: {:?}", std::fs::read_to_string(d.0.join("metrics.prom")));
 }
 
 #[test]

@@ -101,8 +101,10 @@ pub(crate) fn send_batch(fd: RawFd, replies: &[(Vec<u8>, SocketAddr)]) -> usize 
         return 0;
     }
     let addrs: Vec<socket2::SockAddr> = replies[..n].iter().map(|(_, a)| socket2::SockAddr::from(*a)).collect();
-    let mut iovs: Vec<libc::iovec> =
-        replies[..n].iter().map(|(b, _)| libc::iovec { iov_base: b.as_ptr() as *mut libc::c_void, iov_len: b.len() }).collect();
+    let mut iovs: Vec<libc::iovec> = replies[..n]
+        .iter()
+        .map(|(b, _)| libc::iovec { iov_base: b.as_ptr() as *mut libc::c_void, iov_len: b.len() })
+        .collect();
     // SAFETY: all-zero is a valid mmsghdr; every pointer set below refers to `addrs`, `iovs` or the
     // reply buffers, which outlive the call, and the kernel only reads through them.
     let mut hdrs: Vec<libc::mmsghdr> = (0..n).map(|_| unsafe { std::mem::zeroed() }).collect();
@@ -115,4 +117,14 @@ pub(crate) fn send_batch(fd: RawFd, replies: &[(Vec<u8>, SocketAddr)]) -> usize 
     // SAFETY: see above.
     let sent = unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), n as libc::c_uint, 0) };
     if sent < 0 { 0 } else { sent as usize }
+}
+
+/// Lowers the calling thread's scheduling priority (nice 10), for background work such as writing
+/// registrations to disk: on a busy machine it yields to the threads that answer packets.
+pub(crate) fn lower_thread_priority() {
+    // SAFETY: plain system calls on the calling thread's own id; failure only leaves the priority as is.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+    }
 }

@@ -191,9 +191,10 @@ pub(crate) fn start(db: PathBuf, reporter: SyncSender<super::report::Report>) ->
     let mut store = Store::open(&db)?;
     let d2 = done.clone();
     let dr = dropped.clone();
-    std::thread::Builder::new()
-        .name("pbxguard-persist".into())
-        .spawn(move || run(&mut store, &rx, &d2, &dr, &reporter))?;
+    std::thread::Builder::new().name("pbxguard-persist".into()).spawn(move || {
+        super::mmsg::lower_thread_priority();
+        run(&mut store, &rx, &d2, &dr, &reporter)
+    })?;
     Ok((Sender { tx: tx.clone(), dropped }, Persister { tx, done }))
 }
 

@@ -130,6 +130,11 @@ pub(crate) fn run(
             for m in out {
                 events.send(m);
             }
+            if let Some(dir) = db.parent()
+                && let Err(e) = write_metrics(dir, shared)
+            {
+                tracing::debug!(error = %e, "writing metrics.prom failed");
+            }
             if let Err(e) = store.purge_expired_bindings(now) {
                 tracing::warn!(error = %e, "purging expired registrations failed");
             }
@@ -154,4 +159,55 @@ pub(crate) fn refresh_blacklists(db: &Path) {
         crate::blacklist::refresh_due(&mut store, interval);
         std::thread::sleep(Duration::from_secs(30));
     }
+}
+
+/// Writes `<data>/metrics.prom` in the Prometheus text format (node_exporter's textfile collector reads
+/// it as is), replaced atomically every second.
+fn write_metrics(dir: &Path, shared: &Shared) -> std::io::Result<()> {
+    let (c, bans, listed, (sources, users, evicted), regs, (tx, nonces, _), dropped_events) = {
+        let core = lock(shared);
+        (
+            core.shield.counters(),
+            core.shield.ban_count(),
+            core.shield.blacklist().len(),
+            core.shield.tracker_stats(),
+            core.sip.registrar().binding_count(),
+            core.sip.table_sizes(),
+            core.sip.dropped_events(),
+        )
+    };
+    let text = format!(
+        "# HELP pbxguard_dropped_total Messages dropped before parsing, without a reply.\n\
+         # TYPE pbxguard_dropped_total counter\n\
+         pbxguard_dropped_total{{reason=\"banned\"}} {}\n\
+         pbxguard_dropped_total{{reason=\"blacklisted\"}} {}\n\
+         # HELP pbxguard_bans_total Bans decided by the detectors since start.\n\
+         # TYPE pbxguard_bans_total counter\n\
+         pbxguard_bans_total {}\n\
+         # HELP pbxguard_bans_active Bans in force.\n\
+         # TYPE pbxguard_bans_active gauge\n\
+         pbxguard_bans_active {bans}\n\
+         # HELP pbxguard_blacklist_entries Entries in the loaded blacklists.\n\
+         # TYPE pbxguard_blacklist_entries gauge\n\
+         pbxguard_blacklist_entries {listed}\n\
+         # HELP pbxguard_trackers Detector state entries (capped).\n\
+         # TYPE pbxguard_trackers gauge\n\
+         pbxguard_trackers{{kind=\"source\"}} {sources}\n\
+         pbxguard_trackers{{kind=\"user\"}} {users}\n\
+         pbxguard_trackers{{kind=\"transaction\"}} {tx}\n\
+         pbxguard_trackers{{kind=\"nonce\"}} {nonces}\n\
+         # HELP pbxguard_trackers_evicted_total Detector entries evicted by the cap.\n\
+         # TYPE pbxguard_trackers_evicted_total counter\n\
+         pbxguard_trackers_evicted_total {evicted}\n\
+         # HELP pbxguard_registrations Current bindings.\n\
+         # TYPE pbxguard_registrations gauge\n\
+         pbxguard_registrations {regs}\n\
+         # HELP pbxguard_events_dropped_total Service events dropped because the queue was full.\n\
+         # TYPE pbxguard_events_dropped_total counter\n\
+         pbxguard_events_dropped_total {dropped_events}\n",
+        c.dropped_banned, c.dropped_blacklisted, c.bans
+    );
+    let tmp = dir.join("metrics.prom.tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(tmp, dir.join("metrics.prom"))
 }

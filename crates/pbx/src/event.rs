@@ -22,49 +22,20 @@ pub struct Binding {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// The complete current set of bindings of an extension (empty: none left).
-    BindingsChanged {
-        extension: String,
-        bindings: Vec<Binding>,
-    },
+    BindingsChanged { extension: String, bindings: Vec<Binding> },
     /// A digest response did not verify. `known` tells whether the user exists; it is for the operator's
     /// log only and never changes what the client sees.
-    AuthFailed {
-        source: SocketAddr,
-        user: String,
-        known: bool,
-        method: &'static str,
-    },
+    AuthFailed { source: SocketAddr, user: String, known: bool, method: &'static str },
     /// Credentials reused a nonce-count already seen for their nonce (RFC 7616 §3.4).
-    NonceReplay {
-        source: SocketAddr,
-        user: String,
-    },
+    NonceReplay { source: SocketAddr, user: String },
     /// Authenticated as one extension but registering another.
-    IdentityMismatch {
-        source: SocketAddr,
-        user: String,
-        aor: String,
-    },
+    IdentityMismatch { source: SocketAddr, user: String, aor: String },
     /// A message that failed to parse or failed the sanity checks.
-    Malformed {
-        source: SocketAddr,
-        reason: String,
-    },
+    Malformed { source: SocketAddr, reason: String },
     /// A request from an attack tool (silently dropped).
-    Scanner {
-        source: SocketAddr,
-        evidence: String,
-    },
+    Scanner { source: SocketAddr, evidence: String },
     /// Authenticated, but from outside the extension's ACL group.
-    AclDenied {
-        source: SocketAddr,
-        user: String,
-        group: String,
-        rule: Option<String>,
-    },
+    AclDenied { source: SocketAddr, user: String, group: String, rule: Option<String> },
     /// A REGISTER for an extension that does not exist.
-    UnknownUser {
-        source: SocketAddr,
-        user: String,
-    },
+    UnknownUser { source: SocketAddr, user: String },
 }

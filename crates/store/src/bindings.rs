@@ -25,31 +25,7 @@ pub struct Binding {
 impl Store {
     /// Replaces every binding of `extension` with `bindings`, atomically.
     pub fn replace_bindings(&mut self, extension: &str, bindings: &[Binding]) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        tx.execute("DELETE FROM bindings WHERE extension = ?1", [extension])?;
-        {
-            let mut st = tx.prepare_cached(
-                "INSERT INTO bindings(extension, uri, contact, expires_at, call_id, cseq, q, source, transport, user_agent, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            )?;
-            for b in bindings {
-                st.execute(params![
-                    b.extension,
-                    b.uri,
-                    b.contact,
-                    b.expires_at,
-                    b.call_id,
-                    b.cseq,
-                    b.q,
-                    b.source,
-                    b.transport,
-                    b.user_agent,
-                    b.updated_at
-                ])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
+        self.replace_bindings_batch([(extension, bindings)])
     }
 
     /// Applies many extensions' replacements in one transaction (the daemon batches writes).
