@@ -47,9 +47,11 @@ def users(n):
 
 
 class Pbxguard:
-    name = "pbxguard"
-
-    def __init__(self, work, n, port):
+    def __init__(self, work, n, port, shield_limit=None):
+        """`shield_limit`: a flood limit such as "65535/2s" for load tests from an untrusted source, so the
+        shield tracks every message (as pike does with a high density) without banning the generator."""
+        self.name = "pbxguard" + (" (shield on)" if shield_limit else "")
+        self.shield_limit = shield_limit
         self.data = os.path.join(work, "pbxguard-data")
         self.port = port
         if not os.path.exists(os.path.join(self.data, f"ready-{n}")):
@@ -68,6 +70,9 @@ class Pbxguard:
     def start(self):
         # A fresh start for each step: no registrations or bans left from the previous one.
         db = os.path.join(self.data, "pbxguard.db")
+        env = dict(os.environ, PBXGUARD_DATA=self.data)
+        subprocess.run([BIN, "settings", "set", "shield.flood", self.shield_limit or "30/2s"], env=env, check=True,
+                       capture_output=True)
         subprocess.run(["sqlite3", db, "DELETE FROM bindings; DELETE FROM bans; DELETE FROM events;"], check=False)
         try:
             os.unlink(os.path.join(self.data, "listen.json"))
@@ -89,8 +94,9 @@ class Pbxguard:
 
 
 class Kamailio:
-    def __init__(self, work, n, port, edge=False):
+    def __init__(self, work, n, port, edge=False, pike_density=16):
         self.name = "kamailio -x tlsf" + (" (pike+secfilter)" if edge else "")
+        self.pike_density = pike_density
         self.dir = os.path.join(work, "kamailio")
         self.edge = edge
         db = os.path.join(self.dir, "dbtext")
@@ -115,7 +121,7 @@ class Kamailio:
         args = ["kamailio", "-f", os.path.join(self.dir, "kamailio.cfg"), "-DD", "-E", "-m", "512", "-M", "16",
                 "-Y", os.path.join(self.dir, "run"), "-x", "tlsf"]
         if self.edge:
-            args += ["-A", "EDGE"]
+            args += ["-A", "EDGE", "-A", f"PIKE_DENSITY={self.pike_density}"]
         self.proc = subprocess.Popen(args, stderr=open(os.path.join(self.dir, "kamailio.log"), "a"))
         time.sleep(2.0)  # it forks its children after loading the htable
         if self.proc.poll() is not None:

@@ -25,7 +25,7 @@ def write_users(work, n):
     return csvp
 
 
-def run_sipp(work, target, csvp, rate, dur, transport, tag, instances=2):
+def run_sipp(work, target, csvp, rate, dur, transport, tag, source_ip="127.0.0.1", instances=2):
     scen = os.path.join(ROOT, "tests", "sipp", "reg_auth.xml")
     procs, stats = [], []
     for i in range(instances):
@@ -34,7 +34,7 @@ def run_sipp(work, target, csvp, rate, dur, transport, tag, instances=2):
         shutil.rmtree(d, ignore_errors=True)
         os.makedirs(d)
         statf = os.path.join(d, "stat.csv")
-        cmd = ["sipp", "-sf", scen, "-inf", csvp, target, "-t", transport, "-i", "127.0.0.1", "-p", "0",
+        cmd = ["sipp", "-sf", scen, "-inf", csvp, target, "-t", transport, "-i", source_ip, "-p", "0",
                "-r", str(r), "-m", str(int(r * dur)), "-l", str(int(r * 3)), "-buff_size", "4194304",
                "-recv_timeout", "5000", "-default_behaviors", "none", "-nostdin", "-timeout", f"{dur + 30}s",
                "-trace_stat", "-stf", statf, "-fd", "1", "-trace_rtt", "-rtt_freq", "100"]
@@ -71,10 +71,17 @@ def main():
     ap.add_argument("--transport", default="u1")
     ap.add_argument("--servers", default="pbxguard,kamailio")
     ap.add_argument("--work", default="/tmp/pbxguard-bench")
+    ap.add_argument("--edge", action="store_true",
+                    help="protection on: SIPp sends from 127.0.0.2 (untrusted), pbxguard's shield tracks every "
+                         "message, Kamailio runs pike (density 65535, so it never blocks) and secfilter")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
     csvp = write_users(a.work, a.users)
-    servers = {"pbxguard": lambda: Pbxguard(a.work, a.users, 15090), "kamailio": lambda: Kamailio(a.work, a.users, 15070)}
+    servers = {
+        "pbxguard": lambda: Pbxguard(a.work, a.users, 15090, shield_limit="100000/1s" if a.edge else None),
+        "kamailio": lambda: Kamailio(a.work, a.users, 15070, edge=a.edge, pike_density=65535),
+    }
+    source_ip = "127.0.0.2" if a.edge else "127.0.0.1"
     results = []
     print("| server | transport | offered/s | ok | failed | fail % | achieved/s | server CPU % | CPU ms per 1k regs | p50 ms | p99 ms |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -83,7 +90,8 @@ def main():
         for rate in [int(x) for x in a.rates.split(",")]:
             pids = srv.start()
             t0, c0 = time.time(), ticks(pids)
-            ok, failed, p50, p99 = run_sipp(a.work, f"127.0.0.1:{srv.port}", csvp, rate, a.dur, a.transport, f"{name}-{rate}")
+            ok, failed, p50, p99 = run_sipp(a.work, f"127.0.0.1:{srv.port}", csvp, rate, a.dur, a.transport, f"{name}-{rate}",
+                                            source_ip)
             wall, cpu = time.time() - t0, (ticks(pids) - c0) / HZ
             srv.stop()
             total = ok + failed

@@ -7,6 +7,13 @@ use std::net::{SocketAddr, UdpSocket};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// The load-generating tests run one at a time, so one's traffic never starves another's timing.
+static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    HEAVY.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn options(from: &str, to: SocketAddr, tag: &str) -> Option<u16> {
     let s = UdpSocket::bind((from, 0)).unwrap();
     s.set_read_timeout(Some(Duration::from_millis(400))).unwrap();
@@ -40,6 +47,7 @@ fn sipvicious(home: &std::path::Path, bind: &str, tool: &str, args: &[&str]) -> 
 
 #[test]
 fn sipvicious_tools_are_detected_banned_and_never_crack_a_strong_secret() {
+    let _serial = heavy();
     require("svmap");
     let d = TempDir::new("sipvicious");
     let home = d.0.join("svhome");
@@ -100,6 +108,7 @@ fn sipvicious_tools_are_detected_banned_and_never_crack_a_strong_secret() {
 
 #[test]
 fn registrations_keep_succeeding_during_a_flood_from_another_address() {
+    let _serial = heavy();
     require("sipp");
     let d = TempDir::new("flood");
     let mut csv = String::from("SEQUENTIAL\n");
@@ -247,6 +256,7 @@ fn rss_kib(pid: u32) -> u64 {
 /// daemon's resident memory stays under 256 MiB, and it keeps answering.
 #[test]
 fn a_million_distinct_sources_leave_memory_under_the_cap() {
+    let _serial = heavy();
     let d = TempDir::new("million");
     let daemon = Daemon::start(&d.0);
     let pid = daemon.pid();
