@@ -189,7 +189,13 @@ pub(crate) enum SettingsCommand {
     /// One setting's value.
     Get { key: String },
     /// Change a setting (validated first; nothing changes on error).
-    Set { key: String, value: String },
+    Set {
+        key: String,
+        value: String,
+        /// For password_policy.*: print fixed extensions and their new secrets as CSV (number,secret).
+        #[arg(long)]
+        csv: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,8 +5,7 @@ use crate::cli::{Cli, Command, ExtCommand, RegCommand, SecretArgs, SettingsComma
 use crate::security_cmd;
 use crate::settings::{self, open_store, parse_algorithms};
 use anyhow::{Result, anyhow, bail};
-use pbxguard_sip::{Algorithm, ha1};
-use pbxguard_store::{Credentials, Extension, Store};
+use pbxguard_store::{Extension, Store};
 use serde_json::json;
 
 /// Prints a line to stdout; a closed pipe (`pbxguard reg list | head`) ends the command quietly instead
@@ -37,7 +36,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Run(args) => crate::daemon::run(cli.data, args),
         Command::Ext(c) => ext(&open_store(&data())?, c),
         Command::Reg(RegCommand::List { json }) => reg_list(&open_store(&data())?, json),
-        Command::Settings(c) => settings_cmd(&open_store(&data())?, c),
+        Command::Settings(c) => settings_cmd(&mut open_store(&data())?, c),
         Command::Bans(c) => security_cmd::bans(&open_store(&data())?, c),
         Command::Trust(c) => security_cmd::trust(&open_store(&data())?, c),
         Command::Acl(c) => security_cmd::acl(&open_store(&data())?, c),
@@ -56,7 +55,7 @@ fn check_number(n: &str) -> Result<()> {
 }
 
 /// Returns the secret and whether it was generated (and must be shown once).
-fn secret_of(args: SecretArgs) -> Result<(String, bool)> {
+fn secret_of(store: &Store, number: &str, args: SecretArgs) -> Result<(String, bool)> {
     match (args.secret, args.generate) {
         (Some(s), false) => {
             if s.is_empty() || s.len() > 128 || s.chars().any(char::is_control) {
@@ -64,14 +63,9 @@ fn secret_of(args: SecretArgs) -> Result<(String, bool)> {
             }
             Ok((s, false))
         }
-        (None, true) => Ok((crate::secret::generate_secret(), true)),
+        (None, true) => Ok((crate::policy::generate(&crate::policy::policy(store)?, number), true)),
         _ => bail!("give exactly one of --secret S or --generate"),
     }
-}
-
-fn credentials(number: &str, realm: &str, secret: &str) -> Credentials {
-    let [md5, sha256, sha512] = Algorithm::ALL.map(|a| ha1(a, number, realm, secret));
-    Credentials { realm: realm.to_owned(), ha1_md5: md5, ha1_sha256: sha256, ha1_sha512_256: sha512 }
 }
 
 fn ext(store: &Store, cmd: ExtCommand) -> Result<()> {
@@ -87,13 +81,18 @@ fn ext(store: &Store, cmd: ExtCommand) -> Result<()> {
             if let Some(a) = &algorithms {
                 parse_algorithms(a).map_err(|e| anyhow!("--algorithms: {e}"))?;
             }
-            let (secret, generated) = secret_of(secret)?;
+            if store.extension(&number)?.is_some() {
+                bail!("extension {number} already exists (change its secret with `pbxguard ext passwd {number}`)");
+            }
+            let (secret, generated) = secret_of(store, &number, secret)?;
+            let violations = crate::policy::require(store, &number, &secret)?;
             let now = now_secs();
             let ext = Extension {
                 number: number.clone(),
-                credentials: credentials(&number, &realm, &secret),
+                credentials: crate::policy::credentials(&number, &realm, &secret),
                 algorithms,
                 acl,
+                policy_violations: crate::policy::codes(&violations),
                 created_at: now,
                 updated_at: now,
             };
@@ -105,8 +104,13 @@ fn ext(store: &Store, cmd: ExtCommand) -> Result<()> {
             }
         }
         ExtCommand::Passwd { number, secret } => {
-            let (secret, generated) = secret_of(secret)?;
-            store.set_credentials(&number, &credentials(&number, &realm, &secret), now_secs())?;
+            if store.extension(&number)?.is_none() {
+                bail!("extension {number} does not exist");
+            }
+            let (secret, generated) = secret_of(store, &number, secret)?;
+            let violations = crate::policy::require(store, &number, &secret)?;
+            let creds = crate::policy::credentials(&number, &realm, &secret);
+            store.set_credentials(&number, &creds, crate::policy::codes(&violations).as_deref(), now_secs())?;
             if generated {
                 outln!("extension {number}: new secret (shown once): {secret}");
             } else {
@@ -134,7 +138,8 @@ fn ext(store: &Store, cmd: ExtCommand) -> Result<()> {
             if json {
                 let v: Vec<_> = exts
                     .iter()
-                    .map(|e| json!({"number": e.number, "algorithms": e.algorithms, "acl": e.acl, "registrations": count(&e.number), "created_at": e.created_at, "updated_at": e.updated_at}))
+                    .map(|e| json!({"number": e.number, "algorithms": e.algorithms, "acl": e.acl,
+                        "compliant": e.policy_violations.is_none(), "policy_violations": e.policy_violations, "registrations": count(&e.number), "created_at": e.created_at, "updated_at": e.updated_at}))
                     .collect();
                 outln!("{}", serde_json::to_string_pretty(&v)?);
             } else {
@@ -175,7 +180,7 @@ fn reg_list(store: &Store, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn settings_cmd(store: &Store, cmd: SettingsCommand) -> Result<()> {
+fn settings_cmd(store: &mut Store, cmd: SettingsCommand) -> Result<()> {
     match cmd {
         SettingsCommand::List { json } => {
             let rows: Vec<_> = settings::SETTINGS
@@ -193,9 +198,40 @@ fn settings_cmd(store: &Store, cmd: SettingsCommand) -> Result<()> {
             }
         }
         SettingsCommand::Get { key } => outln!("{}", settings::get(store, &key)?),
-        SettingsCommand::Set { key, value } => {
+        SettingsCommand::Set { key, value, csv } => {
             settings::set(store, &key, &value)?;
-            outln!("{key} = {value}");
+            if csv {
+                // stdout is the CSV file for provisioning; the confirmation goes to stderr.
+                eprintln!("{key} = {value}");
+            } else {
+                outln!("{key} = {value}");
+            }
+            if key.starts_with("password_policy.") && crate::policy::enforced(store)? {
+                let fix = settings::get(store, "password_policy.autofix")? == "true";
+                let rows = crate::policy::review(store, fix)?;
+                if csv {
+                    outln!("extension,secret");
+                    for (n, _, s) in &rows {
+                        outln!("{n},{}", s.as_deref().unwrap_or(""));
+                    }
+                } else if rows.is_empty() {
+                    outln!("every extension's secret meets the password policy");
+                } else if fix {
+                    outln!("{} non-compliant secret(s) replaced; the new secrets are shown once:", rows.len());
+                    outln!("{:<12} {:<22} WAS", "EXTENSION", "NEW SECRET");
+                    for (n, r, s) in &rows {
+                        outln!("{n:<12} {:<22} {r}", s.as_deref().unwrap_or(""));
+                    }
+                } else {
+                    outln!(
+                        "{} extension(s) have a secret that breaks the policy (fix with `ext passwd NUMBER --generate`, or turn on password_policy.autofix):",
+                        rows.len()
+                    );
+                    for (n, r, _) in &rows {
+                        outln!("{n:<12} {r}");
+                    }
+                }
+            }
         }
     }
     Ok(())

@@ -166,7 +166,32 @@ pub(crate) const SETTINGS: &[SettingDef] = &[
             _ => Err("expected a number from 1 to 6000".into()),
         },
     },
+    SettingDef {
+        key: "password_policy.enforce",
+        default: Some("true"),
+        doc: "Enable the password policy for SIP extensions: ext add and ext passwd refuse a secret that breaks it (8+ characters, upper and lower case, a digit, a special character, not containing the extension number, not a common password, no run of 4 identical or consecutive characters), and say why. Turning it on lists every non-compliant extension.",
+        validate: bool_setting,
+    },
+    SettingDef {
+        key: "password_policy.autofix",
+        default: Some("false"),
+        doc: "Automatically fix invalid passwords: while the policy is enforced, every extension whose secret breaks it gets a generated compliant secret, shown once (settings set ... --csv for provisioning), and a security event is logged.",
+        validate: bool_setting,
+    },
+    SettingDef {
+        key: "password_policy.min_length",
+        default: Some("8"),
+        doc: "Shortest SIP secret the policy accepts (8 to 64).",
+        validate: |v| match v.parse::<u32>() {
+            Ok(8..=64) => Ok(()),
+            _ => Err("expected a number from 8 to 64".into()),
+        },
+    },
 ];
+
+fn bool_setting(v: &str) -> Result<(), String> {
+    if v == "true" || v == "false" { Ok(()) } else { Err("expected true or false".into()) }
+}
 
 fn threshold(v: &str) -> Result<(u32, u64), String> {
     let err = || format!("expected COUNT/DURATION such as 30/2s or 5/10m, not {v:?}");

@@ -5,6 +5,8 @@ use common::*;
 use std::process::Command;
 
 fn add_extensions(data: &std::path::Path, n: usize) -> std::path::PathBuf {
+    // Load-test accounts with formulaic secrets: the password policy is not what this test is about.
+    cli_ok(data, &["settings", "set", "password_policy.enforce", "false"]);
     let mut csv = String::from("SEQUENTIAL\n");
     for i in 0..n {
         let ext = 20_000 + i;

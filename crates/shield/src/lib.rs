@@ -13,6 +13,7 @@ pub mod config;
 pub mod fingerprint;
 mod hash;
 pub mod net;
+pub mod password;
 mod tracker;
 
 pub use acl::{AclGroup, Rule};
@@ -20,6 +21,7 @@ pub use ban::{Ban, BanReason};
 pub use config::{ShieldConfig, Threshold};
 pub use fingerprint::Fingerprints;
 pub use net::{Prefix, PrefixError, PrefixSet, canonical, parse_list};
+pub use password::{PasswordPolicy, PinPolicy, Violation};
 
 use ban::Ledger;
 use std::collections::VecDeque;

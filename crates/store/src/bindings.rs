@@ -107,7 +107,15 @@ mod tests {
     fn ext(n: &str) -> Extension {
         let c =
             Credentials { realm: "r".into(), ha1_md5: "a".into(), ha1_sha256: "b".into(), ha1_sha512_256: "c".into() };
-        Extension { number: n.into(), credentials: c, algorithms: None, acl: None, created_at: 0, updated_at: 0 }
+        Extension {
+            number: n.into(),
+            credentials: c,
+            algorithms: None,
+            acl: None,
+            policy_violations: None,
+            created_at: 0,
+            updated_at: 0,
+        }
     }
 
     fn binding(ext: &str, uri: &str, exp: i64) -> super::Binding {

@@ -21,11 +21,14 @@ pub struct Extension {
     pub algorithms: Option<String>,
     /// ACL group restricting where the extension may be used from.
     pub acl: Option<String>,
+    /// Password-policy rules its secret broke when it was set (codes, comma-separated); `None`: compliant.
+    pub policy_violations: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
-const COLUMNS: &str = "number, realm, ha1_md5, ha1_sha256, ha1_sha512_256, algorithms, created_at, updated_at, acl";
+const COLUMNS: &str =
+    "number, realm, ha1_md5, ha1_sha256, ha1_sha512_256, algorithms, created_at, updated_at, acl, policy_violations";
 
 fn row(r: &Row<'_>) -> rusqlite::Result<Extension> {
     Ok(Extension {
@@ -40,6 +43,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<Extension> {
         created_at: r.get(6)?,
         updated_at: r.get(7)?,
         acl: r.get(8)?,
+        policy_violations: r.get(9)?,
     })
 }
 
@@ -47,7 +51,7 @@ impl Store {
     pub fn add_extension(&self, ext: &Extension) -> Result<()> {
         let c = &ext.credentials;
         let res = self.conn.execute(
-            &format!("INSERT INTO extensions({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+            &format!("INSERT INTO extensions({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
             params![
                 ext.number,
                 c.realm,
@@ -57,7 +61,8 @@ impl Store {
                 ext.algorithms,
                 ext.created_at,
                 ext.updated_at,
-                ext.acl
+                ext.acl,
+                ext.policy_violations
             ],
         );
         match res {
@@ -85,10 +90,12 @@ impl Store {
         Ok(self.conn.query_row("SELECT COUNT(*) FROM extensions", [], |r| r.get(0))?)
     }
 
-    pub fn set_credentials(&self, number: &str, c: &Credentials, now: i64) -> Result<()> {
+    /// Replaces an extension's secret (as HA1s) and records its policy compliance.
+    pub fn set_credentials(&self, number: &str, c: &Credentials, violations: Option<&str>, now: i64) -> Result<()> {
         let n = self.conn.execute(
-            "UPDATE extensions SET realm = ?2, ha1_md5 = ?3, ha1_sha256 = ?4, ha1_sha512_256 = ?5, updated_at = ?6 WHERE number = ?1",
-            params![number, c.realm, c.ha1_md5, c.ha1_sha256, c.ha1_sha512_256, now],
+            "UPDATE extensions SET realm = ?2, ha1_md5 = ?3, ha1_sha256 = ?4, ha1_sha512_256 = ?5, updated_at = ?6,
+               policy_violations = ?7 WHERE number = ?1",
+            params![number, c.realm, c.ha1_md5, c.ha1_sha256, c.ha1_sha512_256, now, violations],
         )?;
         if n == 0 {
             return Err(StoreError::NoSuchExtension(number.to_owned()));

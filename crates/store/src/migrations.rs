@@ -108,6 +108,8 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER blacklists_ins AFTER INSERT ON blacklists BEGIN UPDATE revision SET n = n + 1; END;
     CREATE TRIGGER blacklists_upd AFTER UPDATE OF refreshed_at, entries ON blacklists BEGIN UPDATE revision SET n = n + 1; END;
     CREATE TRIGGER blacklists_del AFTER DELETE ON blacklists BEGIN UPDATE revision SET n = n + 1; END;",
+    // 5: password policy compliance, judged when a secret is set and recorded (codes, comma-separated).
+    "ALTER TABLE extensions ADD COLUMN policy_violations TEXT;",
 ];
 
 pub(crate) fn run(conn: &mut Connection) -> Result<()> {

@@ -280,6 +280,7 @@ mod tests {
             },
             algorithms: None,
             acl: Some("office".into()),
+            policy_violations: None,
             created_at: 0,
             updated_at: 0,
         })

@@ -1,0 +1,87 @@
+//! The password policy applied to SIP secrets: checking a secret when it is set, generating compliant
+//! ones, and the guide's two switches (enforce; automatically fix invalid passwords).
+
+use crate::settings;
+use anyhow::{Result, bail};
+use pbxguard_shield::{PasswordPolicy, Violation};
+use pbxguard_sip::{Algorithm, ha1};
+use pbxguard_store::{Credentials, EventRow, Store};
+
+pub(crate) fn policy(store: &Store) -> Result<PasswordPolicy> {
+    Ok(PasswordPolicy { min_len: settings::get(store, "password_policy.min_length")?.parse()?, ..Default::default() })
+}
+
+pub(crate) fn enforced(store: &Store) -> Result<bool> {
+    Ok(settings::get(store, "password_policy.enforce")? == "true")
+}
+
+pub(crate) fn check(p: &PasswordPolicy, number: &str, secret: &str) -> Vec<Violation> {
+    p.check(secret, &[(number, "the extension number")])
+}
+
+/// The recorded form of a check: `None` when compliant, else the rule codes.
+pub(crate) fn codes(v: &[Violation]) -> Option<String> {
+    (!v.is_empty()).then(|| v.iter().map(Violation::code).collect::<Vec<_>>().join(","))
+}
+
+/// Refuses a non-compliant secret when the policy is enforced, listing every reason.
+pub(crate) fn require(store: &Store, number: &str, secret: &str) -> Result<Vec<Violation>> {
+    let v = check(&policy(store)?, number, secret);
+    if !v.is_empty() && enforced(store)? {
+        let reasons: Vec<String> = v.iter().map(|r| format!("  - {r}")).collect();
+        bail!(
+            "the secret for extension {number} does not meet the password policy:\n{}\nnothing was changed. Use --generate \
+             for a strong random secret (or turn the policy off with `pbxguard settings set password_policy.enforce false`, \
+             which is not recommended)",
+            reasons.join("\n")
+        );
+    }
+    Ok(v)
+}
+
+/// A random secret that passes the policy for this extension.
+pub(crate) fn generate(p: &PasswordPolicy, number: &str) -> String {
+    loop {
+        let s = crate::secret::generate_secret();
+        if check(p, number, &s).is_empty() && s.chars().count() >= p.min_len {
+            return s;
+        }
+    }
+}
+
+pub(crate) fn credentials(number: &str, realm: &str, secret: &str) -> Credentials {
+    let [md5, sha256, sha512] = Algorithm::ALL.map(|a| ha1(a, number, realm, secret));
+    Credentials { realm: realm.to_owned(), ha1_md5: md5, ha1_sha256: sha256, ha1_sha512_256: sha512 }
+}
+
+/// Lists the extensions whose secret broke the policy when it was set; with `fix`, gives each a new
+/// compliant secret, returns them (to be shown once) and records a security event per extension.
+pub(crate) fn review(store: &mut Store, fix: bool) -> Result<Vec<(String, String, Option<String>)>> {
+    let p = policy(store)?;
+    let realm = settings::get(store, "sip.realm")?;
+    let now = crate::commands::now_secs();
+    let mut out = Vec::new();
+    let mut events = Vec::new();
+    for e in store.extensions()?.into_iter().filter(|e| e.policy_violations.is_some()) {
+        let reasons = e.policy_violations.clone().unwrap_or_default();
+        if fix {
+            let secret = generate(&p, &e.number);
+            store.set_credentials(&e.number, &credentials(&e.number, &realm, &secret), None, now)?;
+            events.push(EventRow {
+                id: 0,
+                at_ms: crate::daemon::now_ms() as i64,
+                kind: "secret-autofix".into(),
+                source: None,
+                user: Some(e.number.clone()),
+                detail: format!("non-compliant secret ({reasons}) replaced by a generated one"),
+            });
+            out.push((e.number, reasons, Some(secret)));
+        } else {
+            out.push((e.number, reasons, None));
+        }
+    }
+    if !events.is_empty() {
+        store.append_events(&events, 100_000, 30 * 86_400_000, crate::daemon::now_ms() as i64)?;
+    }
+    Ok(out)
+}
