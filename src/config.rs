@@ -29,7 +29,7 @@ pub(crate) struct SipConfig {
     pub(crate) tcp: Vec<SocketAddr>,
     /// TLS listen addresses. Default `["0.0.0.0:5061"]`.
     pub(crate) tls: Vec<SocketAddr>,
-    /// Threads reading each UDP socket. Default 2.
+    /// Sockets (SO_REUSEPORT) and threads per UDP address. Default 2.
     pub(crate) udp_workers: usize,
     /// Most simultaneous TCP+TLS connections; more are refused. Default 10000.
     pub(crate) max_connections: usize,
