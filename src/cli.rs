@@ -39,6 +39,12 @@ pub(crate) enum Command {
     /// VoIP blacklists (voipbl format): import, check, stats.
     #[command(subcommand)]
     Blacklist(BlacklistCommand),
+    /// Voicemail mailboxes (PINs, forced initialisation).
+    #[command(subcommand)]
+    Vm(VmCommand),
+    /// Admin accounts (argon2id); the first is admin/admin and must be changed first.
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Security events (newest last).
     Events {
         /// Keep printing new events as they happen.
@@ -217,4 +223,47 @@ pub(crate) enum BlacklistCommand {
     },
     /// Remove a list.
     Del { name: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum YesNo {
+    Yes,
+    No,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum VmCommand {
+    /// Set a mailbox PIN. A PIN equal to the extension number forces initialisation at first login.
+    Set {
+        extension: String,
+        #[arg(long)]
+        pin: String,
+        /// Require recording a name at initialisation (default yes).
+        #[arg(long, value_enum)]
+        force_name: Option<YesNo>,
+        /// Require recording a greeting at initialisation (default yes).
+        #[arg(long, value_enum)]
+        force_greeting: Option<YesNo>,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AdminCommand {
+    /// Change an admin password (the password policy applies).
+    Passwd {
+        #[arg(default_value = "admin")]
+        name: String,
+        #[arg(long, conflicts_with = "generate")]
+        password: Option<String>,
+        #[arg(long)]
+        generate: bool,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
 }

@@ -41,6 +41,8 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Trust(c) => security_cmd::trust(&open_store(&data())?, c),
         Command::Acl(c) => security_cmd::acl(&open_store(&data())?, c),
         Command::Blacklist(c) => security_cmd::blacklist(&mut open_store(&data())?, c),
+        Command::Vm(c) => crate::accounts_cmd::vm(&open_store(&data())?, c),
+        Command::Admin(c) => crate::accounts_cmd::admin(&open_store(&data())?, c),
         Command::Events { follow, json, last } => security_cmd::events(&open_store(&data())?, follow, json, last),
     }
 }

@@ -1,9 +1,9 @@
 //! pbxguard: a security-first SIP PBX edge. `main` only parses arguments and hands over; the daemon and
 //! the operator commands live in their own modules.
 
+mod accounts_cmd;
 mod blacklist;
 mod cli;
-#[macro_use]
 mod commands;
 mod config;
 mod daemon;

@@ -4,6 +4,7 @@
 
 use crate::cli::{AclCommand, BansCommand, BlacklistCommand, TrustCommand};
 use crate::commands::now_secs;
+use crate::outln;
 use anyhow::{Result, anyhow, bail};
 use pbxguard_shield::config::{format_duration_ms, parse_duration_ms};
 use pbxguard_shield::{Prefix, Rule};

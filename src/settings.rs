@@ -187,6 +187,15 @@ pub(crate) const SETTINGS: &[SettingDef] = &[
             _ => Err("expected a number from 8 to 64".into()),
         },
     },
+    SettingDef {
+        key: "voicemail.pin_min_length",
+        default: Some("6"),
+        doc: "Shortest voicemail PIN accepted (never under 4). PINs are digits only, not the extension number, not one repeated digit, not an ascending or descending run, not a common PIN; setting the PIN to the extension number is allowed and forces initialisation.",
+        validate: |v| match v.parse::<u32>() {
+            Ok(4..=16) => Ok(()),
+            _ => Err("expected a number from 4 to 16".into()),
+        },
+    },
 ];
 
 fn bool_setting(v: &str) -> Result<(), String> {
@@ -321,6 +330,7 @@ pub(crate) fn open_store(data: &Path) -> Result<Store> {
     if store.setting("sip.realm")?.is_none() {
         store.set_setting("sip.realm", &host_name())?;
     }
+    crate::accounts_cmd::ensure_default_admin(&store)?;
     Ok(store)
 }
 

@@ -5,6 +5,7 @@
 //! Several processes share the file (the daemon and the CLI); SQLite's locking and `busy_timeout`
 //! serialise writers, and [`Store::data_version`] lets the daemon notice another process's commit.
 
+mod accounts;
 mod bindings;
 mod blacklists;
 mod extensions;
@@ -12,6 +13,7 @@ mod migrations;
 mod security;
 mod settings;
 
+pub use accounts::{Admin, Mailbox};
 pub use bindings::Binding;
 pub use blacklists::BlacklistInfo;
 pub use extensions::{Credentials, Extension};

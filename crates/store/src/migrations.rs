@@ -110,6 +110,24 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER blacklists_del AFTER DELETE ON blacklists BEGIN UPDATE revision SET n = n + 1; END;",
     // 5: password policy compliance, judged when a secret is set and recorded (codes, comma-separated).
     "ALTER TABLE extensions ADD COLUMN policy_violations TEXT;",
+    // 6: voicemail mailboxes (PIN hashed) and admin accounts (argon2id); the first admin is admin/admin,
+    // flagged must-change, inserted by the application (it owns the hashing).
+    "CREATE TABLE mailboxes (
+        extension          TEXT PRIMARY KEY REFERENCES extensions(number) ON DELETE CASCADE,
+        pin_hash           TEXT NOT NULL,
+        must_initialise    INTEGER NOT NULL,
+        force_name         INTEGER NOT NULL,
+        force_greeting     INTEGER NOT NULL,
+        name_recorded      INTEGER NOT NULL DEFAULT 0,
+        greeting_recorded  INTEGER NOT NULL DEFAULT 0,
+        updated_at         INTEGER NOT NULL
+    );
+    CREATE TABLE admins (
+        name        TEXT PRIMARY KEY,
+        hash        TEXT NOT NULL,
+        must_change INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL
+    );",
 ];
 
 pub(crate) fn run(conn: &mut Connection) -> Result<()> {
