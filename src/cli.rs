@@ -39,6 +39,9 @@ pub(crate) enum Command {
     /// VoIP blacklists (voipbl format): import, check, stats.
     #[command(subcommand)]
     Blacklist(BlacklistCommand),
+    /// Import extensions and mailboxes (Asterisk/FreePBX configs, CSV).
+    #[command(subcommand)]
+    Import(ImportCommand),
     /// Voicemail mailboxes (PINs, forced initialisation).
     #[command(subcommand)]
     Vm(VmCommand),
@@ -265,5 +268,22 @@ pub(crate) enum AdminCommand {
     List {
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ImportCommand {
+    /// Read pjsip.conf, sip.conf, iax.conf and voicemail.conf (with #include and templates) from DIR.
+    Asterisk {
+        dir: PathBuf,
+        /// Show what would happen, extension by extension, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Read a CSV with a header naming `number` and optionally `secret` and `pin` columns.
+    Csv {
+        file: PathBuf,
+        #[arg(long)]
+        dry_run: bool,
     },
 }

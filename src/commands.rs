@@ -41,6 +41,12 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Trust(c) => security_cmd::trust(&open_store(&data())?, c),
         Command::Acl(c) => security_cmd::acl(&open_store(&data())?, c),
         Command::Blacklist(c) => security_cmd::blacklist(&mut open_store(&data())?, c),
+        Command::Import(crate::cli::ImportCommand::Asterisk { dir, dry_run }) => {
+            crate::import::asterisk(&mut open_store(&data())?, &dir, dry_run)
+        }
+        Command::Import(crate::cli::ImportCommand::Csv { file, dry_run }) => {
+            crate::import::csv(&mut open_store(&data())?, &file, dry_run)
+        }
         Command::Vm(c) => crate::accounts_cmd::vm(&open_store(&data())?, c),
         Command::Admin(c) => crate::accounts_cmd::admin(&open_store(&data())?, c),
         Command::Events { follow, json, last } => security_cmd::events(&open_store(&data())?, follow, json, last),
@@ -49,7 +55,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
 
 /// Extension numbers are what phones put in the user part of a SIP URI; keep them to characters that
 /// need no escaping there.
-fn check_number(n: &str) -> Result<()> {
+pub(crate) fn check_number(n: &str) -> Result<()> {
     if n.is_empty() || n.len() > 32 || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
         bail!("invalid extension number {n:?}: use 1-32 letters, digits, '.', '_' or '-'");
     }

@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod config;
 mod daemon;
+mod import;
 mod policy;
 mod secret;
 mod security_cmd;

@@ -15,8 +15,17 @@ fn voicemail_pins_follow_the_policy_and_the_extension_pin_forces_initialisation(
     let out = cli_ok(&d.0, &["vm", "set", "1001", "--pin", "1001", "--force-greeting", "no"]);
     assert!(out.contains("must initialise"), "{out}");
     let m = mailbox(&d.0, "1001");
-    assert_eq!((m["must_initialise"].as_bool(), m["force_name"].as_bool(), m["force_greeting"].as_bool()), (Some(true), Some(true), Some(false)));
-    for (pin, reason) in [("123456", "ascending or descending run"), ("777777", "repeat one digit"), ("12a4", "digits only"), ("5839", "at least 6"), ("112233", "most common PINs")] {
+    assert_eq!(
+        (m["must_initialise"].as_bool(), m["force_name"].as_bool(), m["force_greeting"].as_bool()),
+        (Some(true), Some(true), Some(false))
+    );
+    for (pin, reason) in [
+        ("123456", "ascending or descending run"),
+        ("777777", "repeat one digit"),
+        ("12a4", "digits only"),
+        ("5839", "at least 6"),
+        ("112233", "most common PINs"),
+    ] {
         let o = cli(&d.0, &["vm", "set", "1001", "--pin", pin]);
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(!o.status.success() && err.contains(reason) && err.contains("nothing was changed"), "{pin}: {err}");

@@ -76,4 +76,18 @@ impl Store {
     pub fn config_revision(&self) -> Result<i64> {
         Ok(self.conn.query_row("SELECT n FROM revision WHERE id = 1", [], |r| r.get(0))?)
     }
+
+    /// Starts a transaction spanning several repository calls (an import); end it with [`Store::commit`]
+    /// or [`Store::rollback`]. Calls that open their own transaction cannot be used inside.
+    pub fn begin(&self) -> Result<()> {
+        Ok(self.conn.execute_batch("BEGIN IMMEDIATE")?)
+    }
+
+    pub fn commit(&self) -> Result<()> {
+        Ok(self.conn.execute_batch("COMMIT")?)
+    }
+
+    pub fn rollback(&self) -> Result<()> {
+        Ok(self.conn.execute_batch("ROLLBACK")?)
+    }
 }

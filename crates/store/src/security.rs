@@ -203,18 +203,30 @@ impl Store {
     /// Appends security events and enforces retention: at most `keep` rows and none older than
     /// `max_age_ms`.
     pub fn append_events(&mut self, events: &[EventRow], keep: i64, max_age_ms: i64, now_ms: i64) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        {
-            let mut st =
-                tx.prepare_cached("INSERT INTO events(at_ms, kind, source, user, detail) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+        if events.is_empty() {
+            return Ok(());
+        }
+        // Inside an import's transaction, write in it; otherwise in a transaction of our own.
+        let own = self.conn.is_autocommit();
+        if own {
+            self.conn.execute_batch("BEGIN")?;
+        }
+        let write = || -> Result<()> {
+            let mut st = self
+                .conn
+                .prepare_cached("INSERT INTO events(at_ms, kind, source, user, detail) VALUES (?1, ?2, ?3, ?4, ?5)")?;
             for e in events {
                 st.execute(params![e.at_ms, e.kind, e.source, e.user, e.detail])?;
             }
+            self.conn.execute("DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?1", [keep])?;
+            self.conn.execute("DELETE FROM events WHERE at_ms < ?1", [now_ms - max_age_ms])?;
+            Ok(())
+        };
+        let r = write();
+        if own {
+            self.conn.execute_batch(if r.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
         }
-        tx.execute("DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?1", [keep])?;
-        tx.execute("DELETE FROM events WHERE at_ms < ?1", [now_ms - max_age_ms])?;
-        tx.commit()?;
-        Ok(())
+        r
     }
 
     /// Events with id above `after`, oldest first, at most `limit`.

@@ -1,0 +1,203 @@
+//! Importing extensions and mailboxes from Asterisk/FreePBX configurations and CSV files. Every import
+//! runs in one transaction (a failure changes nothing), applies the password policy (reporting weak
+//! secrets, or replacing them when auto-fix is on), never stores a clear secret, and can be previewed
+//! with `--dry-run`, extension by extension.
+
+mod asterisk;
+
+use crate::outln;
+use crate::policy;
+use anyhow::{Result, anyhow, bail};
+use asterisk::{Account, MailboxDef};
+use pbxguard_shield::PinPolicy;
+use pbxguard_store::{EventRow, Extension, Mailbox, Store};
+use std::path::Path;
+
+struct Line {
+    number: String,
+    action: String,
+    detail: String,
+    new_secret: Option<String>,
+}
+
+pub(crate) fn asterisk(store: &mut Store, dir: &Path, dry_run: bool) -> Result<()> {
+    if !dir.is_dir() {
+        bail!("{} is not a directory (give the Asterisk configuration directory, e.g. /etc/asterisk)", dir.display());
+    }
+    let found = asterisk::read_dir(dir)?;
+    if found.accounts.is_empty() && found.mailboxes.is_empty() {
+        bail!("no pjsip.conf, sip.conf, iax.conf or voicemail.conf with accounts in {}", dir.display());
+    }
+    run(store, found.accounts, found.mailboxes, dry_run)
+}
+
+/// CSV with a header: `number,secret[,pin]` (secret empty: generate one).
+pub(crate) fn csv(store: &mut Store, file: &Path, dry_run: bool) -> Result<()> {
+    let text = std::fs::read_to_string(file).map_err(|e| anyhow!("{}: {e}", file.display()))?;
+    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    let (_, header) = lines.next().ok_or_else(|| anyhow!("{}: empty file", file.display()))?;
+    let cols: Vec<String> = header.split(',').map(|c| c.trim().to_ascii_lowercase()).collect();
+    let col = |name: &str| cols.iter().position(|c| c == name);
+    let (Some(n_col), s_col, p_col) = (col("number"), col("secret"), col("pin")) else {
+        bail!("{}:1: the header must name a `number` column (and optionally `secret`, `pin`)", file.display());
+    };
+    let (mut accounts, mut mailboxes) = (Vec::new(), Vec::new());
+    for (i, l) in lines {
+        let f: Vec<&str> = l.split(',').map(str::trim).collect();
+        let origin = format!("{}:{}", file.display(), i + 1);
+        let number = f.get(n_col).filter(|n| !n.is_empty()).ok_or_else(|| anyhow!("{origin}: no number"))?.to_string();
+        let secret = s_col.and_then(|c| f.get(c)).filter(|s| !s.is_empty()).map(|s| s.to_string());
+        if let Some(pin) = p_col.and_then(|c| f.get(c)).filter(|p| !p.is_empty()) {
+            mailboxes.push(MailboxDef { number: number.clone(), pin: pin.to_string(), origin: origin.clone() });
+        }
+        accounts.push(Account { number, secret, origin });
+    }
+    run(store, accounts, mailboxes, dry_run)
+}
+
+fn run(store: &mut Store, accounts: Vec<Account>, mailboxes: Vec<MailboxDef>, dry_run: bool) -> Result<()> {
+    let p = policy::policy(store)?;
+    let autofix = crate::settings::get(store, "password_policy.autofix")? == "true" && policy::enforced(store)?;
+    let realm = crate::settings::get(store, "sip.realm")?;
+    let pin_min: usize = crate::settings::get(store, "voicemail.pin_min_length")?.parse()?;
+    let now = crate::commands::now_secs();
+    let mut report: Vec<Line> = Vec::new();
+    let mut exts = Vec::new();
+    let mut events = Vec::new();
+    let mut imported = std::collections::HashSet::new();
+    for a in accounts {
+        let line = |action: &str, detail: String| Line {
+            number: a.number.clone(),
+            action: action.into(),
+            detail,
+            new_secret: None,
+        };
+        if crate::commands::check_number(&a.number).is_err() {
+            report.push(line("skip", format!("not a usable extension number ({})", a.origin)));
+            continue;
+        }
+        if store.extension(&a.number)?.is_some() {
+            report.push(line("skip", "already exists".into()));
+            continue;
+        }
+        let (secret, mut l) = match a.secret {
+            None => {
+                let s = policy::generate(&p, &a.number);
+                let mut l = line("import", "had no secret: generated one".into());
+                l.new_secret = Some(s.clone());
+                (s, l)
+            }
+            Some(s) => {
+                let v = policy::check(&p, &a.number, &s);
+                if v.is_empty() {
+                    (s, line("import", "secret meets the policy".into()))
+                } else if autofix {
+                    let new = policy::generate(&p, &a.number);
+                    let reasons = policy::codes(&v).unwrap_or_default();
+                    let mut l = line("import", format!("weak secret ({reasons}) replaced by a generated one"));
+                    l.new_secret = Some(new.clone());
+                    events.push(EventRow {
+                        id: 0,
+                        at_ms: now * 1000,
+                        kind: "secret-autofix".into(),
+                        source: None,
+                        user: Some(a.number.clone()),
+                        detail: format!("imported with a weak secret ({reasons}); replaced"),
+                    });
+                    (new, l)
+                } else {
+                    let reasons = policy::codes(&v).unwrap_or_default();
+                    (
+                        s,
+                        line(
+                            "import",
+                            format!("WEAK secret kept ({reasons}): turn on password_policy.autofix or run ext passwd"),
+                        ),
+                    )
+                }
+            }
+        };
+        let violations = policy::codes(&policy::check(&p, &a.number, &secret));
+        l.detail = format!("{} ({})", l.detail, a.origin);
+        exts.push(Extension {
+            number: a.number.clone(),
+            credentials: policy::credentials(&a.number, &realm, &secret),
+            algorithms: None,
+            acl: None,
+            policy_violations: violations,
+            created_at: now,
+            updated_at: now,
+        });
+        imported.insert(a.number);
+        report.push(l);
+    }
+    let mut boxes = Vec::new();
+    for m in mailboxes {
+        if !imported.contains(&m.number) && store.extension(&m.number)?.is_none() {
+            report.push(Line {
+                number: m.number,
+                action: "skip".into(),
+                detail: format!("mailbox without an extension ({})", m.origin),
+                new_secret: None,
+            });
+            continue;
+        }
+        let v = PinPolicy { min_len: pin_min }.check(&m.pin, &m.number);
+        // A weak PIN is kept only behind forced initialisation: the owner must choose a new one first.
+        let must_initialise = !v.is_empty();
+        let detail = if v.is_empty() {
+            "mailbox: PIN meets the policy".to_owned()
+        } else {
+            format!("mailbox: weak PIN ({}): must initialise at first login", policy::codes(&v).unwrap_or_default())
+        };
+        report.push(Line { number: m.number.clone(), action: "mailbox".into(), detail, new_secret: None });
+        boxes.push(Mailbox {
+            extension: m.number,
+            pin_hash: if dry_run { String::new() } else { crate::accounts_cmd::hash(&m.pin)? },
+            must_initialise,
+            force_name: true,
+            force_greeting: true,
+            name_recorded: false,
+            greeting_recorded: false,
+            updated_at: now,
+        });
+    }
+    if !dry_run {
+        store.begin()?;
+        let applied = (|| -> Result<()> {
+            for e in &exts {
+                store.add_extension(e)?;
+            }
+            for b in &boxes {
+                store.put_mailbox(b)?;
+            }
+            store.append_events(&events, 100_000, 30 * 86_400_000, now * 1000)?;
+            Ok(())
+        })();
+        match applied {
+            Ok(()) => store.commit()?,
+            Err(e) => {
+                store.rollback()?;
+                return Err(e.context("the import changed nothing"));
+            }
+        }
+    }
+    outln!("{:<12} {:<8} DETAILS", "EXTENSION", if dry_run { "WOULD" } else { "ACTION" });
+    for l in &report {
+        outln!("{:<12} {:<8} {}", l.number, l.action, l.detail);
+    }
+    let shown: Vec<&Line> = report.iter().filter(|l| l.new_secret.is_some()).collect();
+    if !dry_run && !shown.is_empty() {
+        outln!("\nnew secrets (shown once):");
+        for l in shown {
+            outln!("{:<12} {}", l.number, l.new_secret.as_deref().unwrap_or(""));
+        }
+    }
+    outln!(
+        "\n{} extension(s) and {} mailbox(es) {}",
+        exts.len(),
+        boxes.len(),
+        if dry_run { "would be imported (dry run: nothing changed)" } else { "imported" }
+    );
+    Ok(())
+}
