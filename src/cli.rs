@@ -42,6 +42,10 @@ pub(crate) enum Command {
     /// Import extensions and mailboxes (Asterisk/FreePBX configs, CSV).
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Export extensions as CSV (number, acl, algorithms, compliant, mailbox, must_initialise). Secrets
+    /// exist only as hashes and are never exported.
+    #[command(subcommand)]
+    Export(ExportCommand),
     /// Voicemail mailboxes (PINs, forced initialisation).
     #[command(subcommand)]
     Vm(VmCommand),
@@ -286,4 +290,9 @@ pub(crate) enum ImportCommand {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ExportCommand {
+    Csv,
 }

@@ -47,6 +47,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Import(crate::cli::ImportCommand::Csv { file, dry_run }) => {
             crate::import::csv(&mut open_store(&data())?, &file, dry_run)
         }
+        Command::Export(crate::cli::ExportCommand::Csv) => export_csv(&open_store(&data())?),
         Command::Vm(c) => crate::accounts_cmd::vm(&open_store(&data())?, c),
         Command::Admin(c) => crate::accounts_cmd::admin(&open_store(&data())?, c),
         Command::Events { follow, json, last } => security_cmd::events(&open_store(&data())?, follow, json, last),
@@ -241,6 +242,25 @@ fn settings_cmd(store: &mut Store, cmd: SettingsCommand) -> Result<()> {
                 }
             }
         }
+    }
+    Ok(())
+}
+
+fn export_csv(store: &Store) -> Result<()> {
+    let boxes: std::collections::HashMap<String, bool> =
+        store.mailboxes()?.into_iter().map(|m| (m.extension, m.must_initialise)).collect();
+    outln!("number,acl,algorithms,compliant,mailbox,must_initialise");
+    for e in store.extensions()? {
+        let mb = boxes.get(&e.number);
+        outln!(
+            "{},{},{},{},{},{}",
+            e.number,
+            e.acl.unwrap_or_default(),
+            e.algorithms.unwrap_or_default().replace(',', ";"),
+            e.policy_violations.is_none(),
+            mb.is_some(),
+            mb.copied().unwrap_or(false)
+        );
     }
     Ok(())
 }

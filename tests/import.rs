@@ -93,6 +93,9 @@ fn csv_import_with_dry_run() {
     let out = cli_ok(&d.0, &["import", "csv", f.to_str().unwrap()]);
     assert!(row(&out, "5002")[0].contains("generated one") && out.contains("new secrets (shown once)"), "{out}");
     assert_eq!(extensions(&d.0).len(), 2);
+    let export = cli_ok(&d.0, &["export", "csv"]);
+    assert_eq!(export.lines().next(), Some("number,acl,algorithms,compliant,mailbox,must_initialise"));
+    assert!(export.contains("5001,,,true,true,false") && export.contains("5002,,,true,false,false"), "{export}");
     let bad = d.0.join("bad.csv");
     std::fs::write(&bad, "ext,secret\n1,2\n").unwrap();
     let o = cli(&d.0, &["import", "csv", bad.to_str().unwrap()]);
