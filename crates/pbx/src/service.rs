@@ -55,6 +55,16 @@ pub struct Service {
     throttled: HashMap<String, u64>,
 }
 
+/// One request being handled: what every handler needs.
+#[derive(Clone, Copy)]
+struct Incoming<'m, 'a> {
+    msg: &'m Message<'a>,
+    req: &'m Request<'a>,
+    source: SocketAddr,
+    transport: Transport,
+    now_ms: u64,
+}
+
 enum Handled {
     Reply(Vec<u8>),
     /// Cacheable final response of a non-INVITE transaction.
@@ -198,7 +208,7 @@ impl Service {
         {
             return Some(cached.to_vec());
         }
-        match self.dispatch(shield, now_ms, &msg, &req, source, transport) {
+        match self.dispatch(shield, Incoming { msg: &msg, req: &req, source, transport, now_ms }) {
             Handled::Reply(r) => Some(r),
             Handled::Final(r) => {
                 if let Some(k) = key {
@@ -238,15 +248,8 @@ impl Service {
         ResponseBuilder::new(msg, code, reason, source, &self.to_tag)
     }
 
-    fn dispatch(
-        &mut self,
-        shield: &mut Shield,
-        now_ms: u64,
-        msg: &Message<'_>,
-        req: &Request<'_>,
-        source: SocketAddr,
-        transport: Transport,
-    ) -> Handled {
+    fn dispatch(&mut self, shield: &mut Shield, inc: Incoming<'_, '_>) -> Handled {
+        let Incoming { msg, req, source, .. } = inc;
         let to_self_options = req.method == Method::Options && req.uri.user.is_none();
         match req.method {
             Method::Ack => return Handled::Silent,
@@ -283,18 +286,11 @@ impl Service {
             let r = self.reply(msg, 200, "OK", source).header("Allow", ALLOW).header("Accept", "application/sdp");
             return Handled::Final(r.header("Supported", "path, outbound").finish(None, b""));
         }
-        self.register(shield, now_ms, msg, req, source, transport)
+        self.register(shield, inc)
     }
 
-    fn register(
-        &mut self,
-        shield: &mut Shield,
-        now_ms: u64,
-        msg: &Message<'_>,
-        req: &Request<'_>,
-        source: SocketAddr,
-        transport: Transport,
-    ) -> Handled {
+    fn register(&mut self, shield: &mut Shield, inc: Incoming<'_, '_>) -> Handled {
+        let Incoming { msg, req, source, transport, now_ms } = inc;
         let now = now_ms / 1000;
         let ip = source.ip();
         let aor = req.to.uri.user;
