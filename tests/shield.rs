@@ -82,7 +82,28 @@ fn sipvicious_tools_are_detected_banned_and_never_crack_a_strong_secret() {
     // Round 2, fingerprints switched off: the behaviour detectors catch the same tools.
     cli_ok(&d.0, &["settings", "set", "shield.scanner_user_agents", ""]);
     cli_ok(&d.0, &["settings", "set", "shield.scanner_from", ""]);
-    std::thread::sleep(Duration::from_millis(600)); // the daemon applies settings within a second
+    // Await the daemon applying it: a friendly-scanner probe starts getting answers. Each probe comes from
+    // a fresh address, since one sent too early is banned (as it should be).
+    let probe = |n: u32| {
+        let s = UdpSocket::bind(format!("127.0.1.{n}:0")).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        let msg = format!(
+            "OPTIONS sip:{0} SIP/2.0\r\nVia: SIP/2.0/UDP {1};branch=z9hG4bKp{n}\r\nFrom: <sip:p@{1}>;tag=1\r\nTo: <sip:{0}>\r\n\
+             Call-ID: p{n}\r\nCSeq: 1 OPTIONS\r\nUser-Agent: friendly-scanner\r\nContent-Length: 0\r\n\r\n",
+            daemon.udp,
+            s.local_addr().unwrap()
+        );
+        exchange(&s, daemon.udp, msg.as_bytes()).is_some()
+    };
+    let mut n = 0;
+    assert!(
+        wait_for(Duration::from_secs(2), || {
+            n += 1;
+            probe(n).then_some(())
+        })
+        .is_some(),
+        "settings not applied"
+    );
     let war = sipvicious(&home, "127.0.0.69", "svwar", &[&target[..], &["-e", "1000-1010", "--force"]].concat());
     let crack = sipvicious(&home, "127.0.0.70", "svcrack", &[&target[..], &["-u", "1001", "-d", w]].concat());
     let (war, crack) = (war.join().unwrap(), crack.join().unwrap());
