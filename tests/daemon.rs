@@ -123,3 +123,32 @@ fn tcp_frames_pipelined_messages_and_answers_keepalives() {
     let n = s.read(&mut buf).unwrap_or(0);
     assert_eq!(n, 0, "connection should be closed");
 }
+
+/// IPv6 listeners next to IPv4 ones on the same port numbers' families: a phone on ::1 registers over
+/// UDP and TCP, and its binding shows its IPv6 source.
+#[test]
+fn ipv6_registration_over_udp_and_tcp() {
+    let d = TempDir::new("ipv6");
+    cli_ok(&d.0, &["settings", "set", "sip.realm", "v6.test"]);
+    cli_ok(&d.0, &["ext", "add", "1001", "--secret", "V6!reg#Test9"]);
+    let daemon = Daemon::start_with(&d.0, &["--sip-udp", "[::1]:0", "--sip-tcp", "[::1]:0"]);
+    let udp6 = *daemon.udp_all.iter().find(|a| a.is_ipv6()).expect("an IPv6 UDP listener");
+    let tcp6 = *daemon.tcp_all.iter().find(|a| a.is_ipv6()).expect("an IPv6 TCP listener");
+    let sock = UdpSocket::bind("[::1]:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    assert_eq!(digest_register(&sock, udp6, "v6.test", "1001", "V6!reg#Test9"), 200);
+    let regs = wait_for(Duration::from_secs(2), || {
+        let r = registrations(&d.0);
+        (!r.is_empty()).then_some(r)
+    })
+    .unwrap();
+    assert!(regs[0]["source"].as_str().unwrap().starts_with("[::1]:"), "{regs:?}");
+    // OPTIONS over TCP on IPv6.
+    let mut s = TcpStream::connect(tcp6).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    s.write_all(b"OPTIONS sip:[::1] SIP/2.0\r\nVia: SIP/2.0/TCP [::1]:1;branch=z9hG4bKv6\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:[::1]>\r\nCall-ID: v6\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").unwrap();
+    let mut buf = [0u8; 2048];
+    let n = s.read(&mut buf).unwrap();
+    assert!(buf[..n].starts_with(b"SIP/2.0 200 OK"), "{}", String::from_utf8_lossy(&buf[..n]));
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("received=::1"));
+}

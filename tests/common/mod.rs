@@ -74,6 +74,9 @@ pub struct Daemon {
     pub udp: SocketAddr,
     pub tcp: SocketAddr,
     pub tls: SocketAddr,
+    /// Every bound address, when extra listeners were asked for.
+    pub udp_all: Vec<SocketAddr>,
+    pub tcp_all: Vec<SocketAddr>,
     pub log: PathBuf,
 }
 
@@ -108,7 +111,18 @@ impl Daemon {
         })
         .unwrap_or_else(|| panic!("daemon did not start: {}", std::fs::read_to_string(&log).unwrap_or_default()));
         let addr = |k: &str| listen[k][0].as_str().unwrap().parse().unwrap();
-        Self { child: Some(child), data: data.to_owned(), udp: addr("udp"), tcp: addr("tcp"), tls: addr("tls"), log }
+        let all =
+            |k: &str| listen[k].as_array().unwrap().iter().map(|a| a.as_str().unwrap().parse().unwrap()).collect();
+        Self {
+            child: Some(child),
+            data: data.to_owned(),
+            udp: addr("udp"),
+            tcp: addr("tcp"),
+            tls: addr("tls"),
+            udp_all: all("udp"),
+            tcp_all: all("tcp"),
+            log,
+        }
     }
 
     /// Stops with SIGTERM (a clean shutdown that flushes pending writes) and waits.
