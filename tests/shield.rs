@@ -215,6 +215,21 @@ fn bans_and_unbans_survive_restarts() {
     let mut daemon = Daemon::start(&d.0);
     assert_eq!(options("127.0.0.77", daemon.udp, "a3"), None);
     assert_eq!(options("127.0.0.78", daemon.udp, "a4"), None);
+    // Over TCP too: the connection of a banned source is closed before it can send anything.
+    {
+        use std::io::Read;
+        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        sock.bind(&"127.0.0.77:0".parse::<std::net::SocketAddr>().unwrap().into()).unwrap();
+        sock.connect(&daemon.tcp.into()).unwrap();
+        let mut tcp: std::net::TcpStream = sock.into();
+        tcp.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let closed = match tcp.read(&mut [0u8; 16]) {
+            Ok(0) => true,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+            Ok(_) => false,
+        };
+        assert!(closed, "the daemon kept a banned source's connection open");
+    }
     let ban = ban_of(&d.0, "127.0.0.77").unwrap();
     assert_eq!((ban["reason"].as_str(), ban["note"].as_str()), (Some("manual"), Some("abuse report #42")));
     cli_ok(&d.0, &["bans", "del", "127.0.0.78"]);

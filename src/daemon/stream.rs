@@ -76,6 +76,10 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, ctx: Ctx) 
                 continue;
             }
         };
+        // A banned or blacklisted source gets its connection closed at once, before any TLS work.
+        if super::lock(&ctx.shared).shield.is_blocked(super::now_ms(), peer.ip()) {
+            continue;
+        }
         let Ok(permit) = ctx.slots.clone().try_acquire_owned() else {
             tracing::warn!(%peer, "connection limit reached; refusing connection");
             continue;

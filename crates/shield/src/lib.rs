@@ -236,6 +236,13 @@ impl Shield {
         Verdict::Allow
     }
 
+    /// Read-only fast check: would `admit` drop this source (banned or blacklisted, and not trusted)?
+    /// Used where nothing should be counted, such as accepting a TCP connection.
+    pub fn is_blocked(&self, now_ms: u64, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        !self.trusted.contains(ip) && (self.ledger.is_banned(now_ms, ip) || self.blacklist.contains(ip))
+    }
+
     /// Read-only check (for the CLI and tests): is this address dropped, and why.
     pub fn lookup(&self, now_ms: u64, ip: IpAddr) -> Option<(DropReason, String)> {
         let ip = canonical(ip);
