@@ -312,3 +312,34 @@ fn a_million_distinct_sources_leave_memory_under_the_cap() {
     eprintln!("daemon RSS: {before} KiB before, {after} KiB after");
     assert!(after < 256 * 1024, "RSS {after} KiB");
 }
+
+/// A password-guessing campaign against one extension from many addresses, each staying under the
+/// brute-force threshold: the extension is throttled, so even the right password from a new address is
+/// refused, while a phone that registered before keeps working.
+#[test]
+fn a_distributed_attack_throttles_the_extension_but_not_its_phones() {
+    let d = TempDir::new("throttle");
+    cli_ok(&d.0, &["settings", "set", "sip.realm", "thr.test"]);
+    cli_ok(&d.0, &["ext", "add", "1001", "--secret", "Thr0ttle!Pw#1"]);
+    let daemon = Daemon::start(&d.0);
+    let reg = |from: &str, pw: &str| {
+        let s = UdpSocket::bind((from, 0)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        common::digest_register(&s, daemon.udp, "thr.test", "1001", pw)
+    };
+    assert_eq!(reg("127.0.0.2", "Thr0ttle!Pw#1"), 200, "the phone registers first");
+    for attacker in 81..86 {
+        for _ in 0..4 {
+            assert_eq!(reg(&format!("127.0.0.{attacker}"), "guess-Pw!1"), 401);
+        }
+    }
+    assert_ne!(reg("127.0.0.86", "Thr0ttle!Pw#1"), 200, "a new address is refused even with the right password");
+    assert_eq!(reg("127.0.0.2", "Thr0ttle!Pw#1"), 200, "the phone that authenticated before is not affected");
+    let events = wait_for(Duration::from_secs(2), || {
+        let e = cli_ok(&d.0, &["events", "--json", "--last", "1000"]);
+        (e.contains("\"kind\":\"alert\"") && e.contains("\"kind\":\"throttle\"")).then_some(e)
+    });
+    assert!(events.is_some(), "alert and throttle events expected");
+    let bans: Vec<serde_json::Value> = serde_json::from_str(&cli_ok(&d.0, &["bans", "list", "--json"])).unwrap();
+    assert!(bans.is_empty(), "no single attacker crossed the brute-force threshold: {bans:?}");
+}
