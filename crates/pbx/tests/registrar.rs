@@ -224,46 +224,27 @@ fn wrong_password_rechallenges_then_403_and_unknown_user_looks_identical() {
     assert_eq!(known, unknown);
 }
 
+/// One REGISTER from 1001's phone: a new transaction (branch from `cseq`) with `extra` headers.
+fn reg1001(svc: &mut Service, now: u64, cseq: u32, extra: String) -> Reply {
+    let r = Reg { user: "1001", cseq, branch: format!("t{cseq}"), extra, contact: "<sip:1001@192.0.2.10>" };
+    send(svc, now, &register(&r)).unwrap()
+}
+
 #[test]
 fn replayed_nonce_count_and_stale_nonce() {
     let mut svc = service();
-    let c = "<sip:1001@192.0.2.10>";
-    let nonce = send(
-        &mut svc,
-        T0,
-        &register(&Reg { user: "1001", cseq: 1, branch: "1".into(), extra: String::new(), contact: c }),
-    )
-    .unwrap()
-    .nonce();
+    let nonce = reg1001(&mut svc, T0, 1, String::new()).nonce();
     let good = auth_header("1001", "Secr3t!pw", &nonce, 1, Algorithm::Md5);
-    let r = send(
-        &mut svc,
-        T0,
-        &register(&Reg { user: "1001", cseq: 2, branch: "2".into(), extra: good.clone(), contact: c }),
-    )
-    .unwrap();
-    assert_eq!(r.code, 200);
+    assert_eq!(reg1001(&mut svc, T0, 2, good.clone()).code, 200);
     // The same credentials in a new transaction: a replay, refused with a fresh challenge.
-    let r = send(&mut svc, T0, &register(&Reg { user: "1001", cseq: 3, branch: "3".into(), extra: good, contact: c }))
-        .unwrap();
-    assert_eq!(r.code, 401);
+    assert_eq!(reg1001(&mut svc, T0, 3, good).code, 401);
     assert!(std::iter::from_fn(|| svc.poll_event()).any(|e| matches!(e, Event::NonceReplay { .. })));
     // A higher nc on the same nonce is fine.
     let next = auth_header("1001", "Secr3t!pw", &nonce, 2, Algorithm::Md5);
-    assert_eq!(
-        send(&mut svc, T0 + 10, &register(&Reg { user: "1001", cseq: 4, branch: "4".into(), extra: next, contact: c }))
-            .unwrap()
-            .code,
-        200
-    );
+    assert_eq!(reg1001(&mut svc, T0 + 10, 4, next).code, 200);
     // After the 300 s TTL the right password gets stale=true, not 403.
     let late = auth_header("1001", "Secr3t!pw", &nonce, 3, Algorithm::Md5);
-    let r = send(
-        &mut svc,
-        T0 + 301,
-        &register(&Reg { user: "1001", cseq: 5, branch: "5".into(), extra: late, contact: c }),
-    )
-    .unwrap();
+    let r = reg1001(&mut svc, T0 + 301, 5, late);
     assert_eq!(r.code, 401);
     assert!(r.header("WWW-Authenticate").iter().all(|h| h.contains("stale=true")));
 }
@@ -271,65 +252,25 @@ fn replayed_nonce_count_and_stale_nonce() {
 #[test]
 fn sha256_and_identity_checks() {
     let mut svc = service();
-    let c = "<sip:1001@192.0.2.10>";
-    let nonce = send(
-        &mut svc,
-        T0,
-        &register(&Reg { user: "1001", cseq: 1, branch: "1".into(), extra: String::new(), contact: c }),
-    )
-    .unwrap()
-    .nonce();
+    let nonce = reg1001(&mut svc, T0, 1, String::new()).nonce();
     let h = auth_header("1001", "Secr3t!pw", &nonce, 1, Algorithm::Sha256);
-    assert_eq!(
-        send(&mut svc, T0, &register(&Reg { user: "1001", cseq: 2, branch: "2".into(), extra: h, contact: c }))
-            .unwrap()
-            .code,
-        200
-    );
+    assert_eq!(reg1001(&mut svc, T0, 2, h).code, 200);
     // 1002 authenticates correctly but registers 1001's AOR.
-    let nonce = send(
-        &mut svc,
-        T0,
-        &register(&Reg { user: "1001", cseq: 3, branch: "2b".into(), extra: String::new(), contact: c }),
-    )
-    .unwrap()
-    .nonce();
+    let nonce = reg1001(&mut svc, T0, 3, String::new()).nonce();
     let h = auth_header("1002", "0ther#Pw9", &nonce, 1, Algorithm::Md5);
-    assert_eq!(
-        send(&mut svc, T0, &register(&Reg { user: "1001", cseq: 3, branch: "3".into(), extra: h, contact: c }))
-            .unwrap()
-            .code,
-        403
-    );
+    assert_eq!(reg1001(&mut svc, T0, 4, h).code, 403);
     // Credentials parse check: the one we built is well-formed.
-    assert!(
-        Credentials::parse(
-            auth_header("a", "b", "n", 1, Algorithm::Md5).trim_start_matches("Authorization: ").trim_end()
-        )
-        .is_some()
-    );
+    let header = auth_header("a", "b", "n", 1, Algorithm::Md5);
+    assert!(Credentials::parse(header.trim_start_matches("Authorization: ").trim_end()).is_some());
 }
 
 #[test]
 fn retransmission_gets_the_cached_final_response() {
     let mut svc = service();
-    let c = "<sip:1001@192.0.2.10>";
-    let nonce = send(
-        &mut svc,
-        T0,
-        &register(&Reg { user: "1001", cseq: 1, branch: "1".into(), extra: String::new(), contact: c }),
-    )
-    .unwrap()
-    .nonce();
-    let msg = register(&Reg {
-        user: "1001",
-        cseq: 2,
-        branch: "2".into(),
-        extra: auth_header("1001", "Secr3t!pw", &nonce, 1, Algorithm::Md5),
-        contact: c,
-    });
-    let a = send(&mut svc, T0, &msg).unwrap();
-    let b = send(&mut svc, T0 + 1, &msg).unwrap();
+    let nonce = reg1001(&mut svc, T0, 1, String::new()).nonce();
+    let auth = auth_header("1001", "Secr3t!pw", &nonce, 1, Algorithm::Md5);
+    let a = reg1001(&mut svc, T0, 2, auth.clone());
+    let b = reg1001(&mut svc, T0 + 1, 2, auth);
     assert_eq!((a.code, a.raw), (200, b.raw));
 }
 
