@@ -30,10 +30,6 @@ pub(crate) fn ensure_default_admin(store: &Store) -> Result<()> {
     Ok(())
 }
 
-fn reasons(v: &[pbxguard_shield::Violation]) -> String {
-    v.iter().map(|r| format!("  - {r}")).collect::<Vec<_>>().join("\n")
-}
-
 pub(crate) fn admin(store: &Store, cmd: AdminCommand) -> Result<()> {
     ensure_default_admin(store)?;
     match cmd {
@@ -41,24 +37,17 @@ pub(crate) fn admin(store: &Store, cmd: AdminCommand) -> Result<()> {
             let account =
                 store.admin(&name)?.ok_or_else(|| anyhow!("no admin account {name:?} (see `pbxguard admin list`)"))?;
             let policy = PasswordPolicy::default();
+            let identity = [(name.as_str(), "the account name")];
             let (password, shown) = match (password, generate) {
                 (Some(p), false) => (p, false),
-                (None, true) => {
-                    let p = loop {
-                        let s = crate::secret::generate_secret();
-                        if policy.check(&s, &[(&name, "the account name")]).is_empty() {
-                            break s;
-                        }
-                    };
-                    (p, true)
-                }
+                (None, true) => (crate::policy::generate_for(&policy, &identity), true),
                 _ => bail!("give exactly one of --password P or --generate"),
             };
-            let v = policy.check(&password, &[(&name, "the account name")]);
+            let v = policy.check(&password, &identity);
             if !v.is_empty() {
                 bail!(
                     "the password for {name} does not meet the password policy:\n{}\nnothing was changed",
-                    reasons(&v)
+                    crate::policy::reasons(&v)
                 );
             }
             if verify(&password, &account.hash) {
@@ -105,7 +94,7 @@ pub(crate) fn vm(store: &Store, cmd: VmCommand) -> Result<()> {
                         "the PIN for mailbox {extension} does not meet the PIN policy:\n{}\nnothing was changed. \
                          (Setting the PIN to the extension number is allowed: it forces the owner to choose a new PIN \
                          and record a name and greeting at first login.)",
-                        reasons(&v)
+                        crate::policy::reasons(&v)
                     );
                 }
             }

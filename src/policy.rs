@@ -28,12 +28,11 @@ pub(crate) fn codes(v: &[Violation]) -> Option<String> {
 pub(crate) fn require(store: &Store, number: &str, secret: &str) -> Result<Vec<Violation>> {
     let v = check(&policy(store)?, number, secret);
     if !v.is_empty() && enforced(store)? {
-        let reasons: Vec<String> = v.iter().map(|r| format!("  - {r}")).collect();
         bail!(
             "the secret for extension {number} does not meet the password policy:\n{}\nnothing was changed. Use --generate \
              for a strong random secret (or turn the policy off with `pbxguard settings set password_policy.enforce false`, \
              which is not recommended)",
-            reasons.join("\n")
+            reasons(&v)
         );
     }
     Ok(v)
@@ -41,12 +40,23 @@ pub(crate) fn require(store: &Store, number: &str, secret: &str) -> Result<Vec<V
 
 /// A random secret that passes the policy for this extension.
 pub(crate) fn generate(p: &PasswordPolicy, number: &str) -> String {
+    generate_for(p, &[(number, "the extension number")])
+}
+
+/// A random secret that passes the policy and contains none of `identities`.
+pub(crate) fn generate_for(p: &PasswordPolicy, identities: &[(&str, &str)]) -> String {
     loop {
-        let s = crate::secret::generate_secret();
-        if check(p, number, &s).is_empty() && s.chars().count() >= p.min_len {
+        // 20 characters, or longer when the policy asks for more.
+        let s = crate::secret::generate_secret(p.min_len.max(20));
+        if p.check(&s, identities).is_empty() {
             return s;
         }
     }
+}
+
+/// Every reason, one per line, for an operator-facing refusal.
+pub(crate) fn reasons(v: &[Violation]) -> String {
+    v.iter().map(|r| format!("  - {r}")).collect::<Vec<_>>().join("\n")
 }
 
 pub(crate) fn credentials(number: &str, realm: &str, secret: &str) -> Credentials {

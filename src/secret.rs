@@ -10,35 +10,29 @@ pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     b
 }
 
-/// A 20-character secret drawn from letters, digits and specials, with at least one of each class
-/// (unambiguous characters only, so it survives being read over the phone).
-pub(crate) fn generate_secret() -> String {
-    const LOWER: &[u8] = b"abcdefghijkmnopqrstuvwxyz";
-    const UPPER: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ";
-    const DIGIT: &[u8] = b"23456789";
-    const SPECIAL: &[u8] = b"!$%^*-_+=";
-    let classes = [LOWER, UPPER, DIGIT, SPECIAL];
-    loop {
-        let bytes = random_bytes::<20>();
-        let s: Vec<u8> = bytes
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
-                let set = if i < 4 { classes[i] } else { classes[(*b as usize) % 4] };
-                set[(*b as usize / 4) % set.len()]
-            })
-            .collect();
-        // Shuffle the guaranteed first four with more randomness so positions carry no pattern.
-        let mut s = s;
-        let r = random_bytes::<20>();
-        for i in (1..s.len()).rev() {
-            s.swap(i, r[i] as usize % (i + 1));
-        }
-        let s = String::from_utf8(s).expect("ASCII");
-        if classes.iter().all(|c| s.bytes().any(|b| c.contains(&b))) {
-            return s;
-        }
+/// A `len`-character secret (at least 4) drawn from letters, digits and specials, with at least one of
+/// each class (unambiguous characters only, so it survives being read over the phone).
+pub(crate) fn generate_secret(len: usize) -> String {
+    const CLASSES: [&[u8]; 4] = [b"abcdefghijkmnopqrstuvwxyz", b"ABCDEFGHJKLMNPQRSTUVWXYZ", b"23456789", b"!$%^*-_+="];
+    let len = len.max(CLASSES.len());
+    let mut pick = vec![0u8; len];
+    let mut order = vec![0u8; len];
+    getrandom::fill(&mut pick).expect("the OS random source is available");
+    getrandom::fill(&mut order).expect("the OS random source is available");
+    // One character of each class first, so every class is present, then any class; then a shuffle so
+    // positions carry no pattern.
+    let mut s: Vec<u8> = pick
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            let set = CLASSES[if i < CLASSES.len() { i } else { usize::from(b) % CLASSES.len() }];
+            set[usize::from(b / 4) % set.len()]
+        })
+        .collect();
+    for i in (1..len).rev() {
+        s.swap(i, usize::from(order[i]) % (i + 1));
     }
+    String::from_utf8(s).expect("ASCII")
 }
 
 /// Reads a 32-byte key file, creating it (mode 0600) on first use.
@@ -65,9 +59,9 @@ pub(crate) fn load_or_create_key(path: &Path) -> Result<[u8; 32]> {
 mod tests {
     #[test]
     fn generated_secrets_have_every_class() {
-        for _ in 0..200 {
-            let s = super::generate_secret();
-            assert_eq!(s.len(), 20);
+        for len in [4, 20, 64].into_iter().flat_map(|l| std::iter::repeat_n(l, 100)) {
+            let s = super::generate_secret(len);
+            assert_eq!(s.len(), len);
             assert!(s.bytes().any(|b| b.is_ascii_lowercase()) && s.bytes().any(|b| b.is_ascii_uppercase()));
             assert!(s.bytes().any(|b| b.is_ascii_digit()) && s.bytes().any(|b| !b.is_ascii_alphanumeric()));
         }

@@ -31,13 +31,9 @@ fn round(ms: i64) -> u64 {
     (s / unit).max(1) * unit * 1000
 }
 
-fn is_trusted(store: &Store, p: &Prefix) -> Result<Option<String>> {
-    for (cidr, _) in store.trusted()? {
-        if Prefix::parse_lenient(&cidr).is_ok_and(|t| t.contains(p.addr())) {
-            return Ok(Some(cidr));
-        }
-    }
-    Ok(None)
+/// The trusted network containing `p`, as the daemon computes them.
+fn is_trusted(store: &Store, p: &Prefix) -> Result<Option<Prefix>> {
+    Ok(crate::daemon::trusted(store, &[])?.into_iter().find(|t| t.contains(p.addr())))
 }
 
 pub(crate) fn bans(store: &Store, cmd: BansCommand) -> Result<()> {

@@ -108,6 +108,8 @@ fn tcp_frames_pipelined_messages_and_answers_keepalives() {
     let third = opt(3);
     s.write_all(&third.as_bytes()[..40]).unwrap();
     s.flush().unwrap();
+    // Not synchronisation: a pause between the two halves so the daemon most likely reads them apart
+    // and must hold a partial message (the assertions below hold either way).
     std::thread::sleep(Duration::from_millis(50));
     s.write_all(&third.as_bytes()[40..]).unwrap();
     let mut got = Vec::new();

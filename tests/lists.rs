@@ -106,8 +106,24 @@ fn banned_attackers_are_reported_with_retry() {
         assert!(r.starts_with("POST /update/ HTTP/1.1"), "{r}");
         assert!(r.contains("ip=127.0.0.80") && r.contains("reason=scanner"), "{r}");
     }
-    // Operator bans are never reported.
+    // Operator bans are never reported. Await a later detector ban's report instead of sleeping:
+    // reports leave in order, so had the operator ban been reported, it would have arrived first.
     cli_ok(&d.0, &["bans", "add", "127.0.0.81", "--reason", "manual"]);
-    std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(server.requests().len(), 2);
+    wait_for(Duration::from_secs(2), || ban_listed(&d.0, "127.0.0.81")).expect("operator ban applied");
+    let s = UdpSocket::bind("127.0.0.82:0").unwrap();
+    s.send_to(scan.replace("branch=z9hG4bKr", "branch=z9hG4bKr2").as_bytes(), daemon.udp).unwrap();
+    let reqs = wait_for(Duration::from_secs(15), || {
+        let r = server.requests();
+        (r.len() >= 3).then_some(r)
+    })
+    .expect("the second detector ban is reported");
+    assert!(reqs[2].contains("ip=127.0.0.82"), "{}", reqs[2]);
+    assert!(!reqs.iter().any(|r| r.contains("ip=127.0.0.81")), "{reqs:?}");
+}
+
+/// Whether a ban on `ip` has reached the daemon (it writes the ban back, operator bans included, and
+/// logs a `ban` event for it).
+fn ban_listed(data: &std::path::Path, ip: &str) -> Option<()> {
+    let events = cli_ok(data, &["events", "--json"]);
+    events.lines().any(|l| l.contains("\"kind\":\"ban\"") && l.contains(ip)).then_some(())
 }

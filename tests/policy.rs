@@ -29,6 +29,10 @@ fn weak_secrets_are_refused_with_every_reason_and_nothing_changes() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("common password \"password\""));
     let list: Vec<serde_json::Value> = serde_json::from_str(&cli_ok(&d.0, &["ext", "list", "--json"])).unwrap();
     assert_eq!(list[0]["compliant"], true);
+    // A longer minimum than the usual 20-character secret: generated secrets follow it.
+    cli_ok(&d.0, &["settings", "set", "password_policy.min_length", "40"]);
+    let out = cli_ok(&d.0, &["ext", "passwd", "1001", "--generate"]);
+    assert_eq!(out.trim().rsplit(' ').next().unwrap().len(), 40, "{out}");
 }
 
 #[test]

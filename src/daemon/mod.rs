@@ -5,6 +5,7 @@ mod mmsg;
 mod persist;
 mod reload;
 mod report;
+mod rows;
 mod stream;
 mod tls;
 mod udp;
@@ -15,7 +16,7 @@ use crate::config::Config;
 use crate::settings::{self, open_store, parse_algorithms, registrar_config};
 use anyhow::{Context, Result, bail};
 use pbxguard_pbx::{Binding, Directory, ExtensionAuth, Service};
-use pbxguard_shield::{AclGroup, Ban, BanReason, Decision, Prefix, Rule, Shield};
+use pbxguard_shield::{AclGroup, Decision, Prefix, Rule, Shield};
 use pbxguard_store::Store;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -131,45 +132,13 @@ pub(crate) fn restore_bindings(store: &Store, svc: &mut Service) -> Result<usize
     let mut by_ext: HashMap<String, Vec<Binding>> = HashMap::new();
     let rows = store.bindings(now_secs())?;
     let n = rows.len();
-    for b in rows {
-        let Ok(source) = b.source.parse() else {
-            continue;
-        };
-        let transport = match b.transport.as_str() {
-            "tcp" => "tcp",
-            "tls" => "tls",
-            _ => "udp",
-        };
-        by_ext.entry(b.extension).or_default().push(Binding {
-            uri: b.uri,
-            contact: b.contact,
-            expires_at: b.expires_at as u64,
-            call_id: b.call_id,
-            cseq: b.cseq,
-            q: b.q.map(|q| q as f32),
-            source,
-            transport,
-            user_agent: b.user_agent,
-            updated_at: b.updated_at as u64,
-        });
+    for (ext, binding) in rows.into_iter().filter_map(rows::binding_from_row) {
+        by_ext.entry(ext).or_default().push(binding);
     }
     for (ext, bindings) in by_ext {
         svc.registrar_mut().restore(ext, bindings);
     }
     Ok(n)
-}
-
-pub(crate) fn ban_from_row(r: &pbxguard_store::BanRow) -> Option<Ban> {
-    Some(Ban {
-        target: Prefix::parse_lenient(&r.target).ok()?,
-        reason: BanReason::parse(&r.reason)?,
-        evidence: r.evidence.clone(),
-        first_seen_ms: r.first_seen_ms as u64,
-        created_ms: r.created_ms as u64,
-        expires_ms: r.expires_ms.map(|e| e as u64),
-        offence: r.offence,
-        note: r.note.clone(),
-    })
 }
 
 /// Trusted networks: the operator's list plus every specific address the daemon listens on.
@@ -233,7 +202,7 @@ pub(crate) fn run(data: Option<PathBuf>, args: RunArgs) -> Result<()> {
         Shield::with_seed(settings::shield_config(&store)?, u64::from_le_bytes(crate::secret::random_bytes::<8>()));
     let now = now_ms();
     let rows = store.bans_for_history(now as i64 - shield.config().history_ms as i64)?;
-    shield.restore(now, rows.iter().filter_map(ban_from_row));
+    shield.restore(now, rows.iter().filter_map(rows::ban_from_row));
     let listening: Vec<_> = udp_addrs.iter().chain(&tcp_addrs).chain(&tls_addrs).copied().collect();
     shield.set_trusted(trusted(&store, &listening)?);
     let lists = crate::blacklist::fingerprint(&store)?;

@@ -5,8 +5,8 @@
 use anyhow::Result;
 use pbxguard_pbx::{Binding, Event};
 use pbxguard_shield::Decision;
+use pbxguard_store::EventRow;
 use pbxguard_store::Store;
-use pbxguard_store::{BanRow, EventRow};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,22 +54,6 @@ impl Persister {
             let g = m.lock().unwrap_or_else(|p| p.into_inner());
             let _ = cv.wait_timeout_while(g, Duration::from_secs(5), |done| !*done);
         }
-    }
-}
-
-fn to_row(ext: &str, b: &Binding) -> pbxguard_store::Binding {
-    pbxguard_store::Binding {
-        extension: ext.to_owned(),
-        uri: b.uri.clone(),
-        contact: b.contact.clone(),
-        expires_at: b.expires_at as i64,
-        call_id: b.call_id.clone(),
-        cseq: b.cseq,
-        q: b.q.map(f64::from),
-        source: b.source.to_string(),
-        transport: b.transport.to_owned(),
-        user_agent: b.user_agent.clone(),
-        updated_at: b.updated_at as i64,
     }
 }
 
@@ -121,19 +105,6 @@ fn event_row(e: &Event, at_ms: i64) -> Option<EventRow> {
     }
 }
 
-fn ban_row(b: &pbxguard_shield::Ban) -> BanRow {
-    BanRow {
-        target: b.target.to_string(),
-        reason: b.reason.as_str().to_owned(),
-        evidence: b.evidence.clone(),
-        first_seen_ms: b.first_seen_ms as i64,
-        created_ms: b.created_ms as i64,
-        expires_ms: b.expires_ms.map(|e| e as i64),
-        offence: b.offence,
-        note: b.note.clone(),
-    }
-}
-
 /// Carries out a decision's persistent part; returns the event row that records it.
 fn apply_decision(store: &Store, d: &Decision, at_ms: i64) -> Option<EventRow> {
     let ev = |kind: &str, source: Option<String>, detail: String| {
@@ -145,7 +116,7 @@ fn apply_decision(store: &Store, d: &Decision, at_ms: i64) -> Option<EventRow> {
                 format!("for {}", pbxguard_shield::config::format_duration_ms(e.saturating_sub(b.created_ms)))
             });
             tracing::warn!(target = %b.target, reason = b.reason.as_str(), evidence = b.evidence, offence = b.offence, until, "banned");
-            if let Err(e) = store.upsert_ban(&ban_row(b)) {
+            if let Err(e) = store.upsert_ban(&super::rows::ban_to_row(b)) {
                 tracing::error!(error = %e, "saving a ban failed");
             }
             ev(
@@ -234,7 +205,7 @@ fn run(
             let rows: Vec<(String, Vec<pbxguard_store::Binding>)> = pending
                 .drain()
                 .map(|(ext, bs)| {
-                    let rows = bs.iter().map(|b| to_row(&ext, b)).collect();
+                    let rows = bs.iter().map(|b| super::rows::binding_to_row(&ext, b)).collect();
                     (ext, rows)
                 })
                 .collect();

@@ -138,6 +138,11 @@ pub(crate) fn run(
             if let Err(e) = store.purge_expired_bindings(now) {
                 tracing::warn!(error = %e, "purging expired registrations failed");
             }
+            // Expired bans are kept while they still count as offences (history window), then dropped.
+            let history_ms = lock(shared).shield.config().history_ms as i64;
+            if let Err(e) = store.purge_bans(now * 1000 - history_ms) {
+                tracing::warn!(error = %e, "purging old bans failed");
+            }
         }
     }
 }

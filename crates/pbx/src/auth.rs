@@ -5,6 +5,7 @@
 use crate::config::RegistrarConfig;
 use crate::directory::Directory;
 use crate::nonce_counts::{NcCheck, NonceCounts};
+use pbxguard_shield::canonical;
 use pbxguard_sip::{Algorithm, Challenge, Credentials, HeaderName, Message, NonceKey, NonceStatus};
 use std::net::SocketAddr;
 
@@ -59,7 +60,7 @@ impl Authenticator {
 
     pub(crate) fn nonce(&mut self, now: u64, retry: bool, source: SocketAddr) -> String {
         self.unique = self.unique.wrapping_add(1);
-        self.key.issue(now, if retry { FLAG_RETRY } else { 0 }, self.unique, canonical_ip(source))
+        self.key.issue(now, if retry { FLAG_RETRY } else { 0 }, self.unique, canonical(source.ip()))
     }
 
     pub(crate) fn challenges(
@@ -107,7 +108,7 @@ impl Authenticator {
         let Some(alg) = creds.algorithm().filter(|a| algorithms.contains(a)) else {
             return challenge(false, false, algorithms);
         };
-        let ip = canonical_ip(source);
+        let ip = canonical(source.ip());
         let status = self.key.check(creds.nonce, now, cfg.nonce_ttl, ip);
         let entry = dir.get(&user);
         let known = entry.is_some();
@@ -148,13 +149,5 @@ impl Authenticator {
             AuthOutcome::Challenge { stale: false, retry: true, algorithms }
         };
         AuthVerdict { outcome, failure: Some((user, known, false)) }
-    }
-}
-
-/// Nonces are bound to the client's address; an IPv4-mapped IPv6 address is the same client.
-pub(crate) fn canonical_ip(source: SocketAddr) -> std::net::IpAddr {
-    match source.ip() {
-        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
-        v4 => v4,
     }
 }

@@ -61,8 +61,10 @@ impl Registrar {
         events: &mut Vec<Event>,
     ) -> RegisterReply {
         let contacts: Vec<&str> = msg.header_values(HeaderName::Contact).collect();
-        let current = self.locations.get(extension).cloned().unwrap_or_default();
-        let mut next: Vec<Binding> = current.iter().filter(|b| b.expires_at > now).cloned().collect();
+        let current = self.locations.get(extension);
+        let before = current.map_or(0, Vec::len);
+        let mut next: Vec<Binding> =
+            current.map(|v| v.iter().filter(|b| b.expires_at > now).cloned().collect()).unwrap_or_default();
         let out_of_order = |b: &Binding| b.call_id == req.call_id && req.cseq.seq <= b.cseq;
 
         if contacts.contains(&"*") {
@@ -130,7 +132,9 @@ impl Registrar {
                 next.drain(..drop);
             }
         }
-        let changed = next != current;
+        // A contact in the request always rewrites its binding (expiry, CSeq, time); a query (no Contact)
+        // changes something only when expired bindings were dropped.
+        let changed = !contacts.is_empty() || next.len() != before;
         let contacts =
             next.iter().map(|b| format!("{};expires={}", b.contact, b.expires_at.saturating_sub(now))).collect();
         if changed {

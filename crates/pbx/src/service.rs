@@ -230,7 +230,7 @@ impl Service {
         // there is nobody to answer and silence is cheaper.
         let msg = Message::parse_headers_only(data, &self.limits).ok()?;
         let has = |n| msg.count(n) == 1;
-        if msg.header_values(HeaderName::Via).count() > pbxguard_sip::MAX_VIAS {
+        if pbxguard_sip::too_many_vias(&msg) {
             return None;
         }
         if !(msg.header(HeaderName::Via).is_some()

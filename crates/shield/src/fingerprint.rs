@@ -66,10 +66,6 @@ impl Fingerprints {
         }
         None
     }
-
-    pub fn user_agents(&self) -> &[String] {
-        &self.user_agents
-    }
 }
 
 #[cfg(test)]

@@ -243,18 +243,6 @@ impl Shield {
         !self.trusted.contains(ip) && (self.ledger.is_banned(now_ms, ip) || self.blacklist.contains(ip))
     }
 
-    /// Read-only check (for the CLI and tests): is this address dropped, and why.
-    pub fn lookup(&self, now_ms: u64, ip: IpAddr) -> Option<(DropReason, String)> {
-        let ip = canonical(ip);
-        if self.trusted.contains(ip) {
-            return None;
-        }
-        if let Some(b) = self.ledger.find(now_ms, ip) {
-            return Some((DropReason::Banned, format!("{} ({})", b.target, b.reason.as_str())));
-        }
-        self.blacklist.lookup(ip).map(|(p, list)| (DropReason::Blacklisted, format!("{p} in {list}")))
-    }
-
     /// Whether `ip` has authenticated as `user` before: such addresses are never throttled.
     pub fn authenticated_before(&self, ip: IpAddr, user: &str) -> bool {
         self.known_good.get(&(user.to_owned(), canonical(ip))).is_some()

@@ -26,6 +26,6 @@ pub use headers::{CSeq, NameAddr, Param, Params, Via};
 pub use message::{Header, HeaderName, Message, Method, StartLine};
 pub use parse::{Limits, stream_frame_len};
 pub use response::ResponseBuilder;
-pub use sanity::{MAX_VIAS, Request, SanityError, check_request};
+pub use sanity::{MAX_VIAS, Request, SanityError, check_request, too_many_vias};
 pub use scan::split_commas;
 pub use uri::{Scheme, Uri};

@@ -167,21 +167,6 @@ impl<'a> HeaderName<'a> {
             Self::Other(s) => s,
         }
     }
-
-    /// Headers whose value is a comma-separated list that may also be split over several lines
-    /// (RFC 3261 §7.3.1). Authorization-type headers contain commas but are not lists.
-    pub fn is_list(&self) -> bool {
-        matches!(
-            self,
-            Self::Via
-                | Self::Contact
-                | Self::Require
-                | Self::ProxyRequire
-                | Self::Supported
-                | Self::Route
-                | Self::RecordRoute
-        )
-    }
 }
 
 /// One header line. `value` is the raw text after the colon, trimmed, and may still contain folded

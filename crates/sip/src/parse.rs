@@ -1,6 +1,7 @@
 use crate::error::ParseError;
 use crate::message::{Header, HeaderName, Message, Method, StartLine};
 use crate::scan;
+use crate::scan::is_token_byte;
 
 /// Hard limits applied while parsing. They bound the work an attacker can cause per message; anything
 /// over a limit is a typed [`ParseError`], never a truncation.
@@ -39,10 +40,6 @@ struct Head {
 
 fn trim_cr(buf: &[u8], start: usize, end: usize) -> usize {
     if end > start && buf[end - 1] == b'\r' { end - 1 } else { end }
-}
-
-fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
 }
 
 fn split_head(buf: &[u8], limits: &Limits) -> Result<Head, ParseError> {

@@ -34,6 +34,12 @@ pub enum SanityError {
 /// The most Via entries a request may carry.
 pub const MAX_VIAS: usize = 70;
 
+/// Every answer repeats the request's Vias, so a request over [`MAX_VIAS`] gets no answer at all: not
+/// even a 400 or 505, which would be too long for the receiver to parse.
+pub fn too_many_vias(msg: &Message<'_>) -> bool {
+    msg.header_values(HeaderName::Via).nth(MAX_VIAS).is_some()
+}
+
 impl SanityError {
     /// The status code a server answers (RFC 3261 §8.2.2.1, §21.4.16, §21.5.6).
     pub fn status(&self) -> u16 {
@@ -87,8 +93,7 @@ pub fn check_request<'a>(msg: &Message<'a>) -> Result<Request<'a>, SanityError> 
     let StartLine::Request { method, uri, version } = msg.start else {
         return Err(SanityError::NotARequest);
     };
-    // First: every answer repeats the Vias, so an absurd count gets no answer at all.
-    if msg.header_values(HeaderName::Via).count() > MAX_VIAS {
+    if too_many_vias(msg) {
         return Err(SanityError::TooManyVias);
     }
     if !version.eq_ignore_ascii_case("SIP/2.0") {

@@ -121,10 +121,6 @@ impl<'a> Uri<'a> {
             n.eq_ignore_ascii_case(name).then_some(v)
         })
     }
-
-    pub fn is_sip(&self) -> bool {
-        matches!(self.scheme, Scheme::Sip | Scheme::Sips)
-    }
 }
 
 #[cfg(test)]
