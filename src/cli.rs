@@ -52,6 +52,21 @@ pub(crate) enum Command {
     /// Admin accounts (argon2id); the first is admin/admin and must be changed first.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Trunks: upstream SIP gateways for external calls.
+    #[command(subcommand)]
+    Trunk(TrunkCommand),
+    /// Outbound routes: number patterns to trunks, tried in order.
+    #[command(subcommand)]
+    Route(RouteCommand),
+    /// Classes of Service: which categories of numbers an extension may call.
+    #[command(subcommand)]
+    Cos(CosCommand),
+    /// Inbound numbers (DIDs) from trunks to extensions.
+    #[command(subcommand)]
+    Did(DidCommand),
+    /// Calls in progress and recent calls.
+    #[command(subcommand)]
+    Calls(CallsCommand),
     /// Security events (newest last).
     Events {
         /// Keep printing new events as they happen.
@@ -154,7 +169,15 @@ pub(crate) enum ExtCommand {
         /// ACL group: the extension may only be used from the networks it allows.
         #[arg(long)]
         acl: Option<String>,
+        /// Class of Service (default: the CoS named "default" if one exists, else internal, emergency,
+        /// local, national and toll-free).
+        #[arg(long)]
+        cos: Option<String>,
     },
+    /// Assign a Class of Service to an extension ("none": the default).
+    Cos { number: String, cos: String },
+    /// Re-enable outbound calls of an extension suspended by the toll-fraud limits.
+    Enable { number: String },
     /// Assign an ACL group to an extension ("none" removes it).
     Acl { number: String, group: String },
     /// List extensions.
@@ -295,4 +318,105 @@ pub(crate) enum ImportCommand {
 #[derive(Debug, Subcommand)]
 pub(crate) enum ExportCommand {
     Csv,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TrunkCommand {
+    /// Add a trunk. Inbound calls are recognised by the source address it resolves to, never by headers.
+    Add {
+        name: String,
+        #[arg(long)]
+        host: String,
+        #[arg(long, default_value_t = 5060)]
+        port: u16,
+        #[arg(long, value_enum, default_value = "udp")]
+        transport: TransportArg,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Del {
+        name: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum TransportArg {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RouteCommand {
+    /// Append a route. PATTERN: a number, an Asterisk pattern (_NXXNXXXXXX, _011., X Z N [1-5] . !)
+    /// or a regular expression starting with ^.
+    Add {
+        #[arg(allow_hyphen_values = true)]
+        pattern: String,
+        #[arg(long)]
+        trunk: String,
+        /// Leading digits to remove before sending to the trunk.
+        #[arg(long, default_value_t = 0)]
+        strip: u32,
+        /// Digits to add in front after stripping.
+        #[arg(long, default_value = "")]
+        prepend: String,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a route by the ID `route list` shows.
+    Del { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CosCommand {
+    /// Create a Class of Service. Categories: internal, emergency, local, national, mobile, toll-free,
+    /// international, premium-rate (emergency is always allowed).
+    Add {
+        name: String,
+        #[arg(long)]
+        allow: String,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Del {
+        name: String,
+    },
+    /// Which category a number falls in under the current numbering plan.
+    Classify {
+        number: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DidCommand {
+    Add {
+        number: String,
+        #[arg(long)]
+        ext: String,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Del {
+        number: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CallsCommand {
+    /// Calls in progress first, then the most recent.
+    List {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 50)]
+        last: u32,
+    },
 }

@@ -50,6 +50,11 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Export(crate::cli::ExportCommand::Csv) => export_csv(&open_store(&data())?),
         Command::Vm(c) => crate::accounts_cmd::vm(&open_store(&data())?, c),
         Command::Admin(c) => crate::accounts_cmd::admin(&open_store(&data())?, c),
+        Command::Trunk(c) => crate::calls_cmd::trunk(&open_store(&data())?, c),
+        Command::Route(c) => crate::calls_cmd::route(&open_store(&data())?, c),
+        Command::Cos(c) => crate::calls_cmd::cos(&open_store(&data())?, c),
+        Command::Did(c) => crate::calls_cmd::did(&open_store(&data())?, c),
+        Command::Calls(c) => crate::calls_cmd::calls(&open_store(&data())?, c),
         Command::Events { follow, json, last } => security_cmd::events(&open_store(&data())?, follow, json, last),
     }
 }
@@ -80,8 +85,11 @@ fn secret_of(store: &Store, number: &str, args: SecretArgs) -> Result<(String, b
 fn ext(store: &Store, cmd: ExtCommand) -> Result<()> {
     let realm = settings::get(store, "sip.realm")?;
     match cmd {
-        ExtCommand::Add { number, secret, algorithms, acl } => {
+        ExtCommand::Add { number, secret, algorithms, acl, cos } => {
             check_number(&number)?;
+            if let Some(c) = &cos {
+                crate::calls_cmd::require_cos(store, c)?;
+            }
             if let Some(g) = &acl
                 && store.acl(g)?.is_none()
             {
@@ -102,6 +110,8 @@ fn ext(store: &Store, cmd: ExtCommand) -> Result<()> {
                 algorithms,
                 acl,
                 policy_violations: crate::policy::codes(&violations),
+                cos,
+                suspended: None,
                 created_at: now,
                 updated_at: now,
             };
@@ -136,6 +146,22 @@ fn ext(store: &Store, cmd: ExtCommand) -> Result<()> {
             store.set_extension_acl(&number, group.as_deref())?;
             outln!("extension {number}: ACL group {}", group.as_deref().unwrap_or("none"));
         }
+        ExtCommand::Cos { number, cos } => {
+            let cos = (cos != "none").then_some(cos);
+            if let Some(c) = &cos {
+                crate::calls_cmd::require_cos(store, c)?;
+            }
+            store.set_extension_cos(&number, cos.as_deref())?;
+            outln!("extension {number}: class of service {}", cos.as_deref().unwrap_or("default"));
+        }
+        ExtCommand::Enable { number } => {
+            let Some(e) = store.extension(&number)? else { bail!("extension {number} does not exist") };
+            store.set_suspended(&number, None)?;
+            match e.suspended {
+                Some(why) => outln!("extension {number}: outbound calls re-enabled (was suspended: {why})"),
+                None => outln!("extension {number} was not suspended"),
+            }
+        }
         ExtCommand::Del { number } => {
             store.delete_extension(&number)?;
             outln!("extension {number} deleted");
@@ -147,18 +173,20 @@ fn ext(store: &Store, cmd: ExtCommand) -> Result<()> {
             if json {
                 let v: Vec<_> = exts
                     .iter()
-                    .map(|e| json!({"number": e.number, "algorithms": e.algorithms, "acl": e.acl,
+                    .map(|e| json!({"number": e.number, "algorithms": e.algorithms, "acl": e.acl, "cos": e.cos, "suspended": e.suspended,
                         "compliant": e.policy_violations.is_none(), "policy_violations": e.policy_violations, "registrations": count(&e.number), "created_at": e.created_at, "updated_at": e.updated_at}))
                     .collect();
                 outln!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                outln!("{:<12} {:<14} {:<20}", "EXTENSION", "REGISTRATIONS", "ALGORITHMS");
+                outln!("{:<12} {:<14} {:<20} {:<12} STATUS", "EXTENSION", "REGISTRATIONS", "ALGORITHMS", "COS");
                 for e in &exts {
                     outln!(
-                        "{:<12} {:<14} {:<20}",
+                        "{:<12} {:<14} {:<20} {:<12} {}",
                         e.number,
                         count(&e.number),
-                        e.algorithms.as_deref().unwrap_or("(global)")
+                        e.algorithms.as_deref().unwrap_or("(global)"),
+                        e.cos.as_deref().unwrap_or("(default)"),
+                        e.suspended.as_deref().map_or("ok".to_owned(), |w| format!("SUSPENDED: {w}"))
                     );
                 }
             }

@@ -35,6 +35,9 @@ pub(crate) struct SipConfig {
     pub(crate) max_connections: usize,
     /// Seconds a TCP/TLS connection may stay silent before it is closed. Default 900.
     pub(crate) idle_timeout: u64,
+    /// Address put in Via and Record-Route when proxying calls. Default: the listen address if it is
+    /// specific, else the host's primary address.
+    pub(crate) advertise: Option<std::net::IpAddr>,
 }
 
 impl Default for SipConfig {
@@ -46,6 +49,7 @@ impl Default for SipConfig {
             udp_workers: 2,
             max_connections: 10_000,
             idle_timeout: 900,
+            advertise: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod accounts_cmd;
 mod blacklist;
+mod calls_cmd;
 mod cli;
 mod commands;
 mod config;

@@ -196,7 +196,55 @@ pub(crate) const SETTINGS: &[SettingDef] = &[
             _ => Err("expected a number from 4 to 16".into()),
         },
     },
+    SettingDef {
+        key: "calls.numbering_plan",
+        default: Some("nanp"),
+        doc: "Numbering plan that gives each dialled number its category for Class of Service: nanp (North America: 911, 011/00/+ international, 1-8XX toll-free, 1-900 premium, 10/11-digit national, 7-digit local) or e164 (generic: 112/911/999, 00/+ international, 09 premium, 080 toll-free, 06/07/015-017 mobile, 0 national, other local).",
+        validate: |v| pbxguard_shield::NumberingPlan::by_name(v).map(drop),
+    },
+    SettingDef {
+        key: "calls.max_duration",
+        default: Some("4h"),
+        doc: "A call with no in-dialog request (no BYE, no re-INVITE) for this long is dropped from the dialog table and frees its concurrent-call slot (a phone that vanished mid-call).",
+        validate: |v| {
+            pbxguard_shield::config::parse_duration_ms(v)
+                .filter(|d| *d >= 60_000)
+                .map(drop)
+                .ok_or_else(|| "expected a duration of at least 1m, such as 4h".into())
+        },
+    },
+    SettingDef {
+        key: "fraud.max_concurrent",
+        default: Some("2"),
+        doc: "Toll fraud: most concurrent outbound (trunk) calls per extension; one more gets 403 and a security event.",
+        validate: |v| count(v, 1, 1000),
+    },
+    SettingDef {
+        key: "fraud.calls_per_hour",
+        default: Some("20"),
+        doc: "Toll fraud: most outbound (trunk) call attempts per extension in any 60 minutes.",
+        validate: |v| count(v, 1, 1_000_000),
+    },
+    SettingDef {
+        key: "fraud.international_per_hour",
+        default: Some("10"),
+        doc: "Toll fraud: most international call attempts in any 60 minutes, all extensions together.",
+        validate: |v| count(v, 0, 1_000_000),
+    },
+    SettingDef {
+        key: "fraud.suspend",
+        default: Some("true"),
+        doc: "Suspend an extension's outbound calls when it goes over fraud.calls_per_hour or fraud.international_per_hour, until an operator runs `pbxguard ext enable NUMBER` (emergency calls always pass).",
+        validate: bool_setting,
+    },
 ];
+
+fn count(v: &str, min: u32, max: u32) -> Result<(), String> {
+    match v.parse::<u32>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(()),
+        _ => Err(format!("expected a whole number from {min} to {max}")),
+    }
+}
 
 fn bool_setting(v: &str) -> Result<(), String> {
     if v == "true" || v == "false" { Ok(()) } else { Err("expected true or false".into()) }
@@ -295,6 +343,16 @@ pub(crate) fn shield_config(store: &Store) -> Result<pbxguard_shield::ShieldConf
         ban_durations_ms: durations(&get(store, "shield.ban_durations")?)
             .map_err(|e| anyhow!("shield.ban_durations: {e}"))?,
         ..Default::default()
+    })
+}
+
+/// Toll-fraud limits as currently stored.
+pub(crate) fn call_limits(store: &Store) -> Result<pbxguard_shield::CallLimits> {
+    Ok(pbxguard_shield::CallLimits {
+        max_concurrent: get_num(store, "fraud.max_concurrent")?,
+        per_hour: get_num(store, "fraud.calls_per_hour")?,
+        international_per_hour: get_num(store, "fraud.international_per_hour")?,
+        suspend: get(store, "fraud.suspend")? == "true",
     })
 }
 

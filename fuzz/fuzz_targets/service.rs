@@ -14,7 +14,7 @@ fn service() -> &'static Mutex<(Service, Shield)> {
     static S: OnceLock<Mutex<(Service, Shield)>> = OnceLock::new();
     S.get_or_init(|| {
         let mut m = HashMap::new();
-        m.insert("1001".to_owned(), ExtensionAuth { ha1: Algorithm::ALL.map(|a| ha1(a, "1001", "fuzz", "pw")), algorithms: None, acl: None });
+        m.insert("1001".to_owned(), ExtensionAuth { ha1: Algorithm::ALL.map(|a| ha1(a, "1001", "fuzz", "pw")), algorithms: None, acl: None, ..Default::default() });
         let cfg = RegistrarConfig { realm: "fuzz".into(), ..Default::default() };
         Mutex::new((Service::new(cfg, Arc::new(Directory::new(m)), [1; 32], 7), Shield::new(ShieldConfig {
             // Bans would silence the four fuzzing sources for good and stop exploration; the detectors

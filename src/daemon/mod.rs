@@ -2,6 +2,7 @@
 //! reloads extensions and settings when another process commits to the database.
 
 mod mmsg;
+mod net;
 mod persist;
 mod reload;
 mod report;
@@ -15,7 +16,7 @@ use crate::commands::{DEFAULT_DATA, now_secs};
 use crate::config::Config;
 use crate::settings::{self, open_store, parse_algorithms, registrar_config};
 use anyhow::{Context, Result, bail};
-use pbxguard_pbx::{Binding, Directory, ExtensionAuth, Service};
+use pbxguard_pbx::{Binding, DialPlan, Directory, ExtensionAuth, Route, Service, Transport, Trunk};
 use pbxguard_shield::{AclGroup, Decision, Prefix, Rule, Shield};
 use pbxguard_store::Store;
 use std::collections::HashMap;
@@ -43,26 +44,76 @@ pub(crate) fn lock(s: &Shared) -> std::sync::MutexGuard<'_, Core> {
     s.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Runs one message through the service and hands its events to the persister.
+/// Runs one message through the service, sends what it forwards and hands its events to the persister.
 pub(crate) fn handle(
-    shared: &Shared,
-    events: &persist::Sender,
+    net: &Arc<net::Net>,
     data: &[u8],
     source: SocketAddr,
     transport: pbxguard_pbx::Transport,
 ) -> Option<Vec<u8>> {
     let mut batch: Vec<persist::Msg> = Vec::new();
+    let mut tx = Vec::new();
     let reply = {
-        let mut core = lock(shared);
+        let mut core = lock(&net.shared);
         let Core { shield, sip } = &mut *core;
         let r = sip.handle(shield, now_ms(), data, source, transport);
         drain(shield, sip, &mut batch);
+        take_transmits(sip, &mut tx);
         r
     };
+    net.send_all(&mut tx);
     for m in batch {
-        events.send(m);
+        net.events.send(m);
     }
     reply
+}
+
+pub(crate) fn take_transmits(sip: &mut Service, out: &mut Vec<pbxguard_pbx::Transmit>) {
+    while let Some(t) = sip.poll_transmit() {
+        out.push(t);
+    }
+}
+
+/// The proxy's clock: retransmissions and timeouts, every 20 ms.
+fn timer(net: &Arc<net::Net>) {
+    let mut batch = Vec::new();
+    let mut tx = Vec::new();
+    loop {
+        std::thread::sleep(Duration::from_millis(20));
+        {
+            let mut core = lock(&net.shared);
+            let Core { shield, sip } = &mut *core;
+            sip.handle_timer(now_ms());
+            drain(shield, sip, &mut batch);
+            take_transmits(sip, &mut tx);
+        }
+        net.send_all(&mut tx);
+        for m in batch.drain(..) {
+            net.events.send(m);
+        }
+    }
+}
+
+/// The address to advertise for a listener bound to `bound`: the configured one, the bound IP when it
+/// is specific, else the address the host would use towards the Internet (no packet is sent).
+fn advertised(bound: SocketAddr, configured: Option<std::net::IpAddr>) -> SocketAddr {
+    if let Some(ip) = configured {
+        return SocketAddr::new(ip, bound.port());
+    }
+    if !bound.ip().is_unspecified() {
+        return bound;
+    }
+    let probe = if bound.is_ipv4() { "192.0.2.1:9" } else { "[2001:db8::1]:9" };
+    let any = if bound.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+    let ip = std::net::UdpSocket::bind(any)
+        .and_then(|s| s.connect(probe).and_then(|_| s.local_addr()))
+        .map(|a| a.ip())
+        .unwrap_or(if bound.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    SocketAddr::new(ip, bound.port())
 }
 
 /// Moves what the service and the shield produced into `out`, applying what must take effect at once.
@@ -123,9 +174,60 @@ pub(crate) fn directory(store: &Store) -> Result<Directory> {
             .as_ref()
             .map(|g| acls.get(g).cloned().unwrap_or_else(|| Arc::new(AclGroup { name: g.clone(), rules: Vec::new() })));
         let c = e.credentials;
-        m.insert(e.number, ExtensionAuth { ha1: [c.ha1_md5, c.ha1_sha256, c.ha1_sha512_256], algorithms, acl });
+        m.insert(
+            e.number,
+            ExtensionAuth {
+                ha1: [c.ha1_md5, c.ha1_sha256, c.ha1_sha512_256],
+                algorithms,
+                acl,
+                cos: e.cos,
+                suspended: e.suspended.is_some(),
+            },
+        );
     }
     Ok(Directory::new(m))
+}
+
+/// Trunks, routes, DIDs, Classes of Service, numbering plan and fraud limits as stored. A trunk whose
+/// host does not resolve is left out (and logged), not fatal: the other routes keep working.
+pub(crate) fn dialplan(store: &Store) -> Result<DialPlan> {
+    let mut plan = DialPlan {
+        plan: pbxguard_shield::NumberingPlan::by_name(&settings::get(store, "calls.numbering_plan")?)
+            .map_err(|e| anyhow::anyhow!("calls.numbering_plan: {e}"))?,
+        limits: settings::call_limits(store)?,
+        max_call_ms: pbxguard_shield::config::parse_duration_ms(&settings::get(store, "calls.max_duration")?)
+            .unwrap_or(4 * 3_600_000),
+        ..DialPlan::default()
+    };
+    for t in store.trunks()? {
+        let addr = std::net::ToSocketAddrs::to_socket_addrs(&(t.host.as_str(), t.port)).ok().and_then(|mut a| a.next());
+        let Some(addr) = addr else {
+            tracing::error!(trunk = t.name, host = t.host, "trunk host does not resolve; its routes are unusable");
+            continue;
+        };
+        let transport = match t.transport.as_str() {
+            "tcp" => Transport::Tcp,
+            "tls" => Transport::Tls,
+            _ => Transport::Udp,
+        };
+        plan.trunks.push(Arc::new(Trunk { name: t.name, host: t.host, addr, transport }));
+    }
+    for r in store.routes()? {
+        match pbxguard_shield::Pattern::parse(&r.pattern) {
+            Ok(pattern) => {
+                plan.routes.push(Route { pattern, trunk: r.trunk, strip: r.strip as usize, prepend: r.prepend })
+            }
+            Err(e) => tracing::error!(route = r.id, error = e, "stored route pattern is invalid; skipped"),
+        }
+    }
+    for d in store.dids()? {
+        plan.dids.insert(d.number, d.extension);
+    }
+    for c in store.cos_list()? {
+        let allow = pbxguard_shield::Categories::parse(&c.allow).map_err(|e| anyhow::anyhow!("cos {}: {e}", c.name))?;
+        plan.cos.insert(c.name.clone(), pbxguard_shield::ClassOfService { name: c.name, allow });
+    }
+    Ok(plan)
 }
 
 pub(crate) fn restore_bindings(store: &Store, svc: &mut Service) -> Result<usize> {
@@ -196,6 +298,11 @@ pub(crate) fn run(data: Option<PathBuf>, args: RunArgs) -> Result<()> {
     let dir = directory(&store)?;
     tracing::info!(realm = %rcfg.realm, extensions = dir.len(), data = %data.display(), "starting");
     let mut svc = Service::new(rcfg, Arc::new(dir), key, seed);
+    svc.set_dialplan(Arc::new(dialplan(&store)?));
+    let stale = store.close_stale_calls(now_secs())?;
+    if stale > 0 {
+        tracing::info!(calls = stale, "calls in progress at the last stop marked ended");
+    }
     svc.set_fingerprints(settings::fingerprints(&store)?);
     let restored = restore_bindings(&store, &mut svc)?;
     let mut shield =
@@ -222,10 +329,27 @@ pub(crate) fn run(data: Option<PathBuf>, args: RunArgs) -> Result<()> {
         .enable_all()
         .thread_name("pbxguard-io")
         .build()?;
-    let udp_bound = udp::start(&udp_addrs, cfg.sip.udp_workers, &shared, &events)?;
+    let net = net::Net::new(
+        shared.clone(),
+        events.clone(),
+        cfg.sip.max_connections,
+        Duration::from_secs(cfg.sip.idle_timeout),
+        rt.handle().clone(),
+    );
+    let udp_bound = udp::start(&udp_addrs, cfg.sip.udp_workers, &net)?;
     let tls_acceptor = if tls_addrs.is_empty() { None } else { Some(tls::acceptor(&data, &cfg.tls)?) };
-    let (tcp_bound, tls_bound) =
-        rt.block_on(stream::start(&tcp_addrs, &tls_addrs, tls_acceptor, &cfg.sip, &shared, &events))?;
+    let (tcp_bound, tls_bound) = rt.block_on(stream::start(&tcp_addrs, &tls_addrs, tls_acceptor, &net))?;
+    let locals = pbxguard_pbx::Locals {
+        udp: udp_bound.first().map(|&a| advertised(a, cfg.sip.advertise)),
+        tcp: tcp_bound.first().map(|&a| advertised(a, cfg.sip.advertise)),
+        tls: tls_bound.first().map(|&a| advertised(a, cfg.sip.advertise)),
+    };
+    tracing::info!(?locals, "addresses advertised in Via and Record-Route");
+    lock(&shared).sip.set_locals(locals);
+    {
+        let net = net.clone();
+        std::thread::Builder::new().name("pbxguard-timer".into()).spawn(move || timer(&net))?;
+    }
     write_listen_file(&data, &udp_bound, &tcp_bound, &tls_bound)?;
     tracing::info!(udp = ?udp_bound, tcp = ?tcp_bound, tls = ?tls_bound, "pbxguard ready");
 

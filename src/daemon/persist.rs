@@ -102,6 +102,57 @@ fn event_row(e: &Event, at_ms: i64) -> Option<EventRow> {
             tracing::info!(%source, user, "REGISTER for an unknown extension");
             Some(row("unknown-user", source, Some(user), "REGISTER for an unknown extension".into()))
         }
+        Event::CallRefused { source, extension, number, status, rule } => {
+            tracing::warn!(%source, extension, number, status, rule, "call refused");
+            Some(row("call-refused", source, Some(extension), format!("call to {number} refused ({status}): {rule}")))
+        }
+        Event::ExtensionSuspended { extension, rule } => {
+            tracing::warn!(extension, rule, "extension suspended");
+            Some(EventRow {
+                id: 0,
+                at_ms,
+                kind: "suspended".into(),
+                source: None,
+                user: Some(extension.clone()),
+                detail: format!("outbound calls suspended: {rule}; re-enable with `pbxguard ext enable {extension}`"),
+            })
+        }
+        Event::CallStarted { .. } | Event::CallAnswered { .. } | Event::CallEnded { .. } => None,
+    }
+}
+
+/// The calls log and suspensions: state, not security events.
+fn apply_call(store: &Store, e: &Event, now_s: i64) {
+    let r = match e {
+        Event::CallStarted { call_id, source, caller, callee, category, trunk } => {
+            tracing::info!(call_id, caller, callee, category, ?trunk, "call started");
+            store.call_started(&pbxguard_store::CallRow {
+                call_id: call_id.clone(),
+                caller: caller.clone(),
+                callee: callee.clone(),
+                category: (*category).to_owned(),
+                trunk: trunk.clone(),
+                source: source.to_string(),
+                state: "ringing".into(),
+                status: None,
+                started_at: now_s,
+                answered_at: None,
+                ended_at: None,
+            })
+        }
+        Event::CallAnswered { call_id } => {
+            tracing::info!(call_id, "call answered");
+            store.call_answered(call_id, now_s)
+        }
+        Event::CallEnded { call_id, status } => {
+            tracing::info!(call_id, status, "call ended");
+            store.call_ended(call_id, *status, now_s)
+        }
+        Event::ExtensionSuspended { extension, rule } => store.set_suspended(extension, Some(rule)),
+        _ => Ok(()),
+    };
+    if let Err(err) = r {
+        tracing::error!(error = %err, "saving a call failed");
     }
 }
 
@@ -184,12 +235,24 @@ fn run(
         std::thread::sleep(next_write.saturating_duration_since(Instant::now()));
         let mut flush = false;
         let mut rows: Vec<EventRow> = Vec::new();
+        let mut calls: Vec<Event> = Vec::new();
         loop {
             match rx.try_recv() {
                 Ok(Msg::Event(Event::BindingsChanged { extension, bindings })) => {
                     pending.insert(extension, bindings);
                 }
-                Ok(Msg::Event(e)) => rows.extend(event_row(&e, super::now_ms() as i64)),
+                Ok(Msg::Event(e)) => {
+                    rows.extend(event_row(&e, super::now_ms() as i64));
+                    if matches!(
+                        e,
+                        Event::CallStarted { .. }
+                            | Event::CallAnswered { .. }
+                            | Event::CallEnded { .. }
+                            | Event::ExtensionSuspended { .. }
+                    ) {
+                        calls.push(e);
+                    }
+                }
                 Ok(Msg::Decision(Decision::Report { ip, reason, evidence })) => {
                     let r = super::report::Report { ip, reason: reason.as_str(), evidence, at_ms: super::now_ms() };
                     let _ = reporter.try_send(r);
@@ -211,6 +274,17 @@ fn run(
                 .collect();
             if let Err(e) = store.replace_bindings_batch(rows.iter().map(|(e, r)| (e.as_str(), r.as_slice()))) {
                 tracing::error!(error = %e, "saving registrations failed");
+            }
+        }
+        if !calls.is_empty() {
+            let now_s = super::now_ms() as i64 / 1000;
+            // One transaction for the batch: a busy proxy writes a few rows per call.
+            let began = store.begin().is_ok();
+            for e in &calls {
+                apply_call(store, e, now_s);
+            }
+            if began && let Err(e) = store.commit() {
+                tracing::error!(error = %e, "saving calls failed");
             }
         }
         if !rows.is_empty() {

@@ -26,6 +26,7 @@ fn reload_config(
         None
     };
     let dir = directory(store)?;
+    let plan = super::dialplan(store)?;
     let cfg = registrar_config(store)?;
     let shield_cfg = settings::shield_config(store)?;
     let fingerprints = settings::fingerprints(store)?;
@@ -43,6 +44,7 @@ fn reload_config(
     core.sip.set_fingerprints(fingerprints);
     core.shield.set_trusted(trusted);
     core.sip.set_directory(std::sync::Arc::new(dir));
+    core.sip.set_dialplan(std::sync::Arc::new(plan));
     if let Some(b) = blacklist {
         core.shield.set_blacklist(b);
     }

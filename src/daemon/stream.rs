@@ -1,9 +1,10 @@
 //! TCP and TLS listeners (RFC 3261 §18.3): messages are framed by Content-Length, replies go back on the
-//! connection the request came in on. Connections are capped and closed when idle; a framing error
-//! closes the connection, since the stream can no longer be trusted to be in sync.
+//! connection the request came in on, and the proxy can send on any open connection (registered
+//! phones are reached over the connection they registered on). Connections are capped and closed when
+//! idle; a framing error closes the connection, since the stream can no longer be trusted to be in sync.
 
-use super::{Shared, handle, persist};
-use crate::config::SipConfig;
+use super::net::Net;
+use super::{handle, lock, now_ms};
 use anyhow::{Context, Result};
 use pbxguard_pbx::Transport;
 use pbxguard_sip::{Limits, stream_frame_len};
@@ -11,17 +12,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
-
-#[derive(Clone)]
-struct Ctx {
-    shared: Shared,
-    events: persist::Sender,
-    slots: Arc<Semaphore>,
-    idle: Duration,
-}
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener> {
     let s =
@@ -40,32 +32,24 @@ pub(crate) async fn start(
     tcp: &[SocketAddr],
     tls: &[SocketAddr],
     acceptor: Option<TlsAcceptor>,
-    cfg: &SipConfig,
-    shared: &Shared,
-    events: &persist::Sender,
+    net: &Arc<Net>,
 ) -> Result<(Vec<SocketAddr>, Vec<SocketAddr>)> {
-    let ctx = Ctx {
-        shared: shared.clone(),
-        events: events.clone(),
-        slots: Arc::new(Semaphore::new(cfg.max_connections)),
-        idle: Duration::from_secs(cfg.idle_timeout),
-    };
     let mut tcp_bound = Vec::new();
     for &a in tcp {
         let l = bind(a).await?;
         tcp_bound.push(l.local_addr()?);
-        tokio::spawn(accept_loop(l, None, ctx.clone()));
+        tokio::spawn(accept_loop(l, None, net.clone()));
     }
     let mut tls_bound = Vec::new();
     for &a in tls {
         let l = bind(a).await?;
         tls_bound.push(l.local_addr()?);
-        tokio::spawn(accept_loop(l, acceptor.clone(), ctx.clone()));
+        tokio::spawn(accept_loop(l, acceptor.clone(), net.clone()));
     }
     Ok((tcp_bound, tls_bound))
 }
 
-async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, ctx: Ctx) {
+async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, net: Arc<Net>) {
     loop {
         let (sock, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -77,22 +61,22 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, ctx: Ctx) 
             }
         };
         // A banned or blacklisted source gets its connection closed at once, before any TLS work.
-        if super::lock(&ctx.shared).shield.is_blocked(super::now_ms(), peer.ip()) {
+        if lock(&net.shared).shield.is_blocked(now_ms(), peer.ip()) {
             continue;
         }
-        let Ok(permit) = ctx.slots.clone().try_acquire_owned() else {
+        let Ok(permit) = net.slots.clone().try_acquire_owned() else {
             tracing::warn!(%peer, "connection limit reached; refusing connection");
             continue;
         };
         let _ = sock.set_nodelay(true);
-        let ctx = ctx.clone();
+        let net = net.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
             let _permit = permit;
             match tls {
-                None => serve(sock, peer, Transport::Tcp, &ctx).await,
+                None => serve(sock, peer, Transport::Tcp, &net, None).await,
                 Some(acc) => match tokio::time::timeout(Duration::from_secs(10), acc.accept(sock)).await {
-                    Ok(Ok(s)) => serve(s, peer, Transport::Tls, &ctx).await,
+                    Ok(Ok(s)) => serve(s, peer, Transport::Tls, &net, None).await,
                     Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                 },
@@ -101,7 +85,51 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, ctx: Ctx) 
     }
 }
 
-async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, peer: SocketAddr, transport: Transport, ctx: &Ctx) {
+/// Opens a TCP connection for the proxy (to a trunk or a phone with no open connection), sends
+/// `first`, and serves the connection like an accepted one so answers come back.
+pub(crate) async fn connect(net: Arc<Net>, addr: SocketAddr, first: Vec<u8>) {
+    let Ok(permit) = net.slots.clone().try_acquire_owned() else {
+        tracing::warn!(%addr, "connection limit reached; not connecting");
+        return;
+    };
+    match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await {
+        Ok(Ok(sock)) => {
+            let _ = sock.set_nodelay(true);
+            serve(sock, addr, Transport::Tcp, &net, Some(first)).await;
+        }
+        Ok(Err(e)) => tracing::info!(%addr, error = %e, "TCP connect failed"),
+        Err(_) => tracing::info!(%addr, "TCP connect timed out"),
+    }
+    drop(permit);
+}
+
+async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    s: S,
+    peer: SocketAddr,
+    transport: Transport,
+    net: &Arc<Net>,
+    first: Option<Vec<u8>>,
+) {
+    let (mut rd, mut wr) = tokio::io::split(s);
+    let mut queue = net.register(peer);
+    let writer = tokio::spawn(async move {
+        if let Some(f) = first
+            && wr.write_all(&f).await.is_err()
+        {
+            return;
+        }
+        while let Some(m) = queue.recv().await {
+            if wr.write_all(&m).await.is_err() {
+                return;
+            }
+        }
+    });
+    read_loop(&mut rd, peer, transport, net).await;
+    writer.abort();
+    net.unregister(peer);
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, peer: SocketAddr, transport: Transport, net: &Arc<Net>) {
     let limits = Limits::default();
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut chunk = vec![0u8; 16 * 1024];
@@ -111,20 +139,22 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, peer: SocketAddr, tr
             if lead >= 4 {
                 // RFC 5626 §3.5.1 keep-alive: answer a CRLFCRLF ping with a CRLF pong.
                 buf.drain(..lead);
-                if s.write_all(b"\r\n").await.is_err() {
-                    return;
-                }
+                net.send(pbxguard_pbx::Transmit {
+                    target: pbxguard_pbx::Target { addr: peer, transport },
+                    data: b"\r\n".to_vec(),
+                });
             } else if lead == buf.len() {
                 break;
             }
             match stream_frame_len(&buf, &limits) {
                 Ok(Some((skip, len))) => {
-                    let reply = handle(&ctx.shared, &ctx.events, &buf[skip..skip + len], peer, transport);
+                    let reply = handle(net, &buf[skip..skip + len], peer, transport);
                     buf.drain(..skip + len);
-                    if let Some(r) = reply
-                        && s.write_all(&r).await.is_err()
-                    {
-                        return;
+                    if let Some(r) = reply {
+                        net.send(pbxguard_pbx::Transmit {
+                            target: pbxguard_pbx::Target { addr: peer, transport },
+                            data: r,
+                        });
                     }
                 }
                 Ok(None) => break,
@@ -134,7 +164,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, peer: SocketAddr, tr
                 }
             }
         }
-        match tokio::time::timeout(ctx.idle, s.read(&mut chunk)).await {
+        match tokio::time::timeout(net.idle, rd.read(&mut chunk)).await {
             Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
             Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
         }

@@ -2,12 +2,14 @@
 //! service → batched send. The large receive buffers absorb bursts.
 
 use super::mmsg::{BATCH, Receiver, send_batch};
-use super::{Core, Shared, drain, lock, now_ms, persist};
+use super::net::Net;
+use super::{Core, drain, lock, now_ms, take_transmits};
 use anyhow::{Context, Result};
 use pbxguard_pbx::Transport;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 
 fn bind(addr: SocketAddr) -> Result<UdpSocket> {
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
@@ -27,12 +29,7 @@ fn bind(addr: SocketAddr) -> Result<UdpSocket> {
     Ok(s.into())
 }
 
-pub(crate) fn start(
-    addrs: &[SocketAddr],
-    workers: usize,
-    shared: &Shared,
-    events: &persist::Sender,
-) -> Result<Vec<SocketAddr>> {
+pub(crate) fn start(addrs: &[SocketAddr], workers: usize, net: &Arc<Net>) -> Result<Vec<SocketAddr>> {
     let mut bound = Vec::new();
     for &addr in addrs {
         let first = bind(addr)?;
@@ -42,20 +39,21 @@ pub(crate) fn start(
         for _ in 1..workers {
             socks.push(bind(actual)?);
         }
+        net.add_udp(socks[0].try_clone()?);
         for (i, sock) in socks.into_iter().enumerate() {
-            let shared = shared.clone();
-            let events = events.clone();
-            std::thread::Builder::new().name(format!("sip-udp-{i}")).spawn(move || worker(&sock, &shared, &events))?;
+            let net = net.clone();
+            std::thread::Builder::new().name(format!("sip-udp-{i}")).spawn(move || worker(&sock, &net))?;
         }
     }
     Ok(bound)
 }
 
-fn worker(sock: &UdpSocket, shared: &Shared, events: &persist::Sender) {
+fn worker(sock: &UdpSocket, net: &Arc<Net>) {
     let fd = sock.as_raw_fd();
     let mut rx = Receiver::new();
     let mut replies: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(BATCH);
     let mut out = Vec::new();
+    let mut forwards = Vec::new();
     loop {
         let n = match rx.recv(fd) {
             Ok(n) => n,
@@ -67,7 +65,7 @@ fn worker(sock: &UdpSocket, shared: &Shared, events: &persist::Sender) {
         };
         {
             // One lock for the whole batch: under a flood that is one acquisition per 32 datagrams.
-            let mut core = lock(shared);
+            let mut core = lock(&net.shared);
             let Core { shield, sip } = &mut *core;
             let now = now_ms();
             for i in 0..n {
@@ -77,6 +75,7 @@ fn worker(sock: &UdpSocket, shared: &Shared, events: &persist::Sender) {
                 }
             }
             drain(shield, sip, &mut out);
+            take_transmits(sip, &mut forwards);
         }
         let sent = send_batch(fd, &replies);
         for (r, src) in replies.drain(..).skip(sent) {
@@ -84,8 +83,9 @@ fn worker(sock: &UdpSocket, shared: &Shared, events: &persist::Sender) {
                 tracing::debug!(error = %e, %src, "udp send failed");
             }
         }
+        net.send_all(&mut forwards);
         for m in out.drain(..) {
-            events.send(m);
+            net.events.send(m);
         }
     }
 }

@@ -125,6 +125,8 @@ fn run(store: &mut Store, accounts: Vec<Account>, mailboxes: Vec<MailboxDef>, dr
             algorithms: None,
             acl: None,
             policy_violations: violations,
+            cos: None,
+            suspended: None,
             created_at: now,
             updated_at: now,
         });

@@ -2,7 +2,7 @@ use pbxguard_sip::Algorithm;
 use std::collections::HashMap;
 
 /// What authentication needs to know about one extension.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ExtensionAuth {
     /// HA1 in hex for MD5, SHA-256 and SHA-512-256, in [`Algorithm::ALL`] order.
     pub ha1: [String; 3],
@@ -10,6 +10,10 @@ pub struct ExtensionAuth {
     pub algorithms: Option<Vec<Algorithm>>,
     /// Where this extension may be used from; `None`: anywhere.
     pub acl: Option<std::sync::Arc<pbxguard_shield::AclGroup>>,
+    /// Class of Service name; `None`: the default CoS.
+    pub cos: Option<String>,
+    /// Suspended by the toll-fraud limits or an operator: no outbound calls until re-enabled.
+    pub suspended: bool,
 }
 
 impl ExtensionAuth {

@@ -22,20 +22,80 @@ pub struct Binding {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// The complete current set of bindings of an extension (empty: none left).
-    BindingsChanged { extension: String, bindings: Vec<Binding> },
+    BindingsChanged {
+        extension: String,
+        bindings: Vec<Binding>,
+    },
     /// A digest response did not verify. `known` tells whether the user exists; it is for the operator's
     /// log only and never changes what the client sees.
-    AuthFailed { source: SocketAddr, user: String, known: bool, method: &'static str },
+    AuthFailed {
+        source: SocketAddr,
+        user: String,
+        known: bool,
+        method: &'static str,
+    },
     /// Credentials reused a nonce-count already seen for their nonce (RFC 7616 §3.4).
-    NonceReplay { source: SocketAddr, user: String },
+    NonceReplay {
+        source: SocketAddr,
+        user: String,
+    },
     /// Authenticated as one extension but registering another.
-    IdentityMismatch { source: SocketAddr, user: String, aor: String },
+    IdentityMismatch {
+        source: SocketAddr,
+        user: String,
+        aor: String,
+    },
     /// A message that failed to parse or failed the sanity checks.
-    Malformed { source: SocketAddr, reason: String },
+    Malformed {
+        source: SocketAddr,
+        reason: String,
+    },
     /// A request from an attack tool (silently dropped).
-    Scanner { source: SocketAddr, evidence: String },
+    Scanner {
+        source: SocketAddr,
+        evidence: String,
+    },
     /// Authenticated, but from outside the extension's ACL group.
-    AclDenied { source: SocketAddr, user: String, group: String, rule: Option<String> },
+    AclDenied {
+        source: SocketAddr,
+        user: String,
+        group: String,
+        rule: Option<String>,
+    },
     /// A REGISTER for an extension that does not exist.
-    UnknownUser { source: SocketAddr, user: String },
+    UnknownUser {
+        source: SocketAddr,
+        user: String,
+    },
+    /// An INVITE was authorised and forwarded. `caller` is the extension or `trunk:NAME`.
+    CallStarted {
+        call_id: String,
+        source: SocketAddr,
+        caller: String,
+        callee: String,
+        category: &'static str,
+        trunk: Option<String>,
+    },
+    CallAnswered {
+        call_id: String,
+    },
+    /// The call ended: `status` 200 for a BYE, else the final status of a failed set-up (or 408 when a
+    /// silent dialog was dropped after the longest call time).
+    CallEnded {
+        call_id: String,
+        status: u16,
+    },
+    /// A call refused by policy (Class of Service, toll-fraud limit, suspension): a security event.
+    CallRefused {
+        source: SocketAddr,
+        extension: String,
+        number: String,
+        status: u16,
+        rule: String,
+    },
+    /// Outbound calls of an extension stopped until an operator re-enables it.
+    ExtensionSuspended {
+        extension: String,
+        rule: String,
+    },
 }

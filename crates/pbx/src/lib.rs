@@ -7,17 +7,22 @@
 //! arrive as snapshots ([`Directory`], [`RegistrarConfig`]) whenever the operator changes them.
 
 mod auth;
+mod calls;
 mod config;
 mod date;
+mod dialplan;
 mod directory;
 mod event;
 mod nonce_counts;
+mod proxy;
 mod registrar;
 mod service;
 mod txcache;
 
 pub use config::RegistrarConfig;
+pub use dialplan::{DialPlan, Route, Trunk};
 pub use directory::{Directory, ExtensionAuth};
 pub use event::{Binding, Event};
+pub use proxy::{Locals, Target, Transmit};
 pub use registrar::Registrar;
 pub use service::{Service, Transport};

@@ -4,11 +4,13 @@
 use crate::auth::{Attempt, AuthOutcome, Authenticator};
 use crate::config::RegistrarConfig;
 use crate::date::http_date;
+use crate::dialplan::DialPlan;
 use crate::directory::Directory;
 use crate::event::Event;
+use crate::proxy::{Locals, Proxy, Transmit, outcome_events};
 use crate::registrar::{RegisterReply, Registrar};
 use crate::txcache::TxCache;
-use pbxguard_shield::{Fingerprints, Observation, Shield, Verdict};
+use pbxguard_shield::{Fingerprints, FraudGuard, Observation, Shield, Verdict};
 use pbxguard_sip::{HeaderName, Limits, Message, Method, ParseError, Request, ResponseBuilder, check_request};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -32,7 +34,8 @@ impl Transport {
     }
 }
 
-const ALLOW: &str = "REGISTER, OPTIONS, ACK, CANCEL, BYE";
+pub(crate) const ALLOW: &str =
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, REFER, PRACK, MESSAGE, NOTIFY";
 /// Extensions we implement, for Require/Proxy-Require checks (RFC 3261 §8.2.2.3). `path` and `outbound`
 /// are tolerated on REGISTER because phones behind edge proxies send them; none is required to work.
 const SUPPORTED: &[&str] = &["path", "outbound", "gruu"];
@@ -40,10 +43,10 @@ const SUPPORTED: &[&str] = &["path", "outbound", "gruu"];
 const MAX_EVENTS: usize = 65_536;
 
 pub struct Service {
-    config: RegistrarConfig,
-    directory: Arc<Directory>,
+    pub(crate) config: RegistrarConfig,
+    pub(crate) directory: Arc<Directory>,
     auth: Authenticator,
-    registrar: Registrar,
+    pub(crate) registrar: Registrar,
     limits: Limits,
     txcache: TxCache,
     events: VecDeque<Event>,
@@ -53,19 +56,25 @@ pub struct Service {
     fingerprints: Fingerprints,
     /// Extensions under a distributed attack, until when (ms).
     throttled: HashMap<String, u64>,
+    pub(crate) proxy: Proxy,
+    pub(crate) dialplan: Arc<DialPlan>,
+    pub(crate) locals: Locals,
+    /// Extensions suspended here and when (ms), until the directory shows the stored flag.
+    pub(crate) suspended: HashMap<String, u64>,
 }
 
 /// One request being handled: what every handler needs.
 #[derive(Clone, Copy)]
-struct Incoming<'m, 'a> {
-    msg: &'m Message<'a>,
-    req: &'m Request<'a>,
-    source: SocketAddr,
-    transport: Transport,
-    now_ms: u64,
+pub(crate) struct Incoming<'m, 'a> {
+    pub(crate) msg: &'m Message<'a>,
+    pub(crate) req: &'m Request<'a>,
+    pub(crate) data: &'m [u8],
+    pub(crate) source: SocketAddr,
+    pub(crate) transport: Transport,
+    pub(crate) now_ms: u64,
 }
 
-enum Handled {
+pub(crate) enum Handled {
     Reply(Vec<u8>),
     /// Cacheable final response of a non-INVITE transaction.
     Final(Vec<u8>),
@@ -88,7 +97,47 @@ impl Service {
             dropped_events: 0,
             fingerprints: Fingerprints::default(),
             throttled: HashMap::new(),
+            proxy: Proxy::new(seed, FraudGuard::default()),
+            dialplan: Arc::new(DialPlan::default()),
+            locals: Locals::default(),
+            suspended: HashMap::new(),
         }
+    }
+
+    /// The addresses put in Via and Record-Route when proxying.
+    pub fn set_locals(&mut self, locals: Locals) {
+        self.locals = locals;
+    }
+
+    pub fn set_dialplan(&mut self, plan: Arc<DialPlan>) {
+        self.proxy.fraud.set_limits(plan.limits);
+        self.proxy.max_call_ms = plan.max_call_ms;
+        self.dialplan = plan;
+    }
+
+    /// The next message to send somewhere other than back to a request's source.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.proxy.outbox.pop_front()
+    }
+
+    /// Proxy timers (retransmissions, timeouts); call every few tens of milliseconds.
+    pub fn handle_timer(&mut self, now_ms: u64) {
+        let mut outcomes = Vec::new();
+        let mut ended = Vec::new();
+        self.proxy.tick(now_ms, &mut outcomes, &mut ended);
+        let mut ev = Vec::new();
+        outcome_events(&mut self.proxy, outcomes, &mut ev);
+        for info in ended {
+            ev.push(Event::CallEnded { call_id: info.call_id, status: 408 });
+        }
+        for e in ev {
+            self.push_event(e);
+        }
+    }
+
+    /// Calls in progress or established: (call-id, caller, callee, answered).
+    pub fn active_calls(&self) -> usize {
+        self.proxy.dialogs.len()
     }
 
     pub fn config(&self) -> &RegistrarConfig {
@@ -131,18 +180,21 @@ impl Service {
         self.registrar.purge(now);
         self.txcache.expire(now);
         self.throttled.retain(|_, until| *until > now * 1000);
+        // By then the stored flag has reached the directory; an operator's re-enable wins afterwards.
+        self.suspended.retain(|_, at| *at + 10_000 > now * 1000);
+        self.proxy.fraud.housekeeping(now * 1000);
     }
 
     /// Sizes of the bounded tables, for metrics and the memory-cap tests.
     pub fn table_sizes(&self) -> (usize, usize, usize) {
-        (self.txcache.len(), self.auth.tracked_nonces(), self.registrar.binding_count())
+        (self.txcache.len() + self.proxy.table_size(), self.auth.tracked_nonces(), self.registrar.binding_count())
     }
 
     pub fn dropped_events(&self) -> u64 {
         self.dropped_events
     }
 
-    fn push_event(&mut self, e: Event) {
+    pub(crate) fn push_event(&mut self, e: Event) {
         if self.events.len() >= MAX_EVENTS {
             self.dropped_events += 1;
         } else {
@@ -177,7 +229,10 @@ impl Service {
         };
         let req = match check_request(&msg) {
             Ok(r) => r,
-            Err(pbxguard_sip::SanityError::NotARequest) => return None, // responses: no client transactions yet
+            Err(pbxguard_sip::SanityError::NotARequest) => {
+                self.on_response(now_ms, &msg, data, source);
+                return None;
+            }
             Err(e) => {
                 let banned = shield.observe(now_ms, Observation::Malformed { ip, reason: &e.to_string() });
                 self.push_event(Event::Malformed { source, reason: e.to_string() });
@@ -208,7 +263,7 @@ impl Service {
         {
             return Some(cached.to_vec());
         }
-        match self.dispatch(shield, Incoming { msg: &msg, req: &req, source, transport, now_ms }) {
+        match self.dispatch(shield, Incoming { msg: &msg, req: &req, data, source, transport, now_ms }) {
             Handled::Reply(r) => Some(r),
             Handled::Final(r) => {
                 if let Some(k) = key {
@@ -244,20 +299,23 @@ impl Service {
         Some(self.reply(&msg, 400, "Bad Request", source).finish(None, b""))
     }
 
-    fn reply(&self, msg: &Message<'_>, code: u16, reason: &str, source: SocketAddr) -> ResponseBuilder {
+    pub(crate) fn reply(&self, msg: &Message<'_>, code: u16, reason: &str, source: SocketAddr) -> ResponseBuilder {
         ResponseBuilder::new(msg, code, reason, source, &self.to_tag)
     }
 
     fn dispatch(&mut self, shield: &mut Shield, inc: Incoming<'_, '_>) -> Handled {
         let Incoming { msg, req, source, .. } = inc;
         let to_self_options = req.method == Method::Options && req.uri.user.is_none();
+        let in_dialog = req.to.tag().is_some();
         match req.method {
-            Method::Ack => return Handled::Silent,
+            Method::Ack => return self.ack(inc),
             _ if req.max_forwards == Some(0) && !to_self_options => {
                 return Handled::Final(self.reply(msg, 483, "Too Many Hops", source).finish(None, b""));
             }
-            Method::Register | Method::Options => {}
-            Method::Cancel | Method::Bye => {
+            Method::Register | Method::Options | Method::Invite if !in_dialog => {}
+            Method::Cancel => return self.cancel(inc),
+            _ if in_dialog => return self.in_dialog(shield, inc),
+            Method::Bye => {
                 return Handled::Final(
                     self.reply(msg, 481, "Call/Transaction Does Not Exist", source).finish(None, b""),
                 );
@@ -286,11 +344,88 @@ impl Service {
             let r = self.reply(msg, 200, "OK", source).header("Allow", ALLOW).header("Accept", "application/sdp");
             return Handled::Final(r.header("Supported", "path, outbound").finish(None, b""));
         }
+        if req.method == Method::Invite {
+            return self.invite(shield, inc);
+        }
         self.register(shield, inc)
     }
 
+    /// Digest authentication with the shield's bookkeeping, shared by the registrar (401) and the
+    /// proxy (407). `Err` carries the answer for a request that did not authenticate.
+    pub(crate) fn authenticate(
+        &mut self,
+        shield: &mut Shield,
+        inc: Incoming<'_, '_>,
+        proxy: bool,
+        hint: Option<&str>,
+    ) -> Result<String, Handled> {
+        let Incoming { msg, source, now_ms, .. } = inc;
+        let now = now_ms / 1000;
+        let ip = source.ip();
+        let method = msg.method().map_or("", |m| m.as_str());
+        let header = if proxy { HeaderName::ProxyAuthorization } else { HeaderName::Authorization };
+        let throttled = &self.throttled;
+        let blocked = |user: &str| {
+            throttled.get(user).is_some_and(|&until| until > now_ms) && !shield.authenticated_before(ip, user)
+        };
+        let attempt = Attempt { msg, header, hint, source, now, blocked: &blocked };
+        let verdict = self.auth.authenticate(&self.config, &self.directory, attempt);
+        if let Some((user, known, replay)) = verdict.failure {
+            let obs = if known {
+                Observation::AuthFailed { ip, user: &user }
+            } else {
+                Observation::UnknownUser { ip, user: &user }
+            };
+            let banned = shield.observe(now_ms, obs);
+            let e = if replay {
+                Event::NonceReplay { source, user }
+            } else {
+                Event::AuthFailed { source, user, known, method: if proxy { "INVITE" } else { "REGISTER" } }
+            };
+            let _ = method;
+            self.push_event(e);
+            if banned {
+                return Err(Handled::Silent);
+            }
+        }
+        match verdict.outcome {
+            AuthOutcome::Ok(user) => {
+                // Successes are not events (they would double the event traffic); the shield learns them.
+                shield.observe(now_ms, Observation::AuthSucceeded { ip, user: &user });
+                Ok(user)
+            }
+            AuthOutcome::Challenge { stale, retry, algorithms } => {
+                let (code, reason, name) = if proxy {
+                    (407, "Proxy Authentication Required", "Proxy-Authenticate")
+                } else {
+                    (401, "Unauthorized", "WWW-Authenticate")
+                };
+                let mut r = self.reply(msg, code, reason, source);
+                for c in self.auth.challenges(&self.config, now, source, stale, retry, &algorithms) {
+                    r = r.header(name, &c);
+                }
+                // Not cached: a retransmitted request may carry the same credentials and deserve the
+                // same challenge, but a fresh nonce costs as little as a lookup.
+                Err(Handled::Reply(r.finish(None, b"")))
+            }
+            AuthOutcome::Forbidden => Err(Handled::Final(self.reply(msg, 403, "Forbidden", source).finish(None, b""))),
+        }
+    }
+
+    /// The extension's ACL admits the source; otherwise an event and the 403 to send.
+    pub(crate) fn acl_check(&mut self, inc: Incoming<'_, '_>, user: &str) -> Result<(), Handled> {
+        let Some(acl) = self.directory.get(user).and_then(|e| e.acl.clone()) else { return Ok(()) };
+        let (allowed, rule) = acl.check(inc.source.ip());
+        if allowed {
+            return Ok(());
+        }
+        let rule = rule.map(|r| r.to_string());
+        self.push_event(Event::AclDenied { source: inc.source, user: user.to_owned(), group: acl.name.clone(), rule });
+        Err(Handled::Final(self.reply(inc.msg, 403, "Forbidden", inc.source).finish(None, b"")))
+    }
+
     fn register(&mut self, shield: &mut Shield, inc: Incoming<'_, '_>) -> Handled {
-        let Incoming { msg, req, source, transport, now_ms } = inc;
+        let Incoming { msg, req, source, transport, now_ms, .. } = inc;
         let now = now_ms / 1000;
         let ip = source.ip();
         let aor = req.to.uri.user;
@@ -306,58 +441,17 @@ impl Service {
                 return Handled::Silent;
             }
         }
-        let throttled = &self.throttled;
-        let blocked = |user: &str| {
-            throttled.get(user).is_some_and(|&until| until > now_ms) && !shield.authenticated_before(ip, user)
+        let user = match self.authenticate(shield, inc, false, aor) {
+            Ok(u) => u,
+            Err(h) => return h,
         };
-        let attempt = Attempt { msg, header: HeaderName::Authorization, hint: aor, source, now, blocked: &blocked };
-        let verdict = self.auth.authenticate(&self.config, &self.directory, attempt);
-        if let Some((user, known, replay)) = verdict.failure {
-            let obs = if known {
-                Observation::AuthFailed { ip, user: &user }
-            } else {
-                Observation::UnknownUser { ip, user: &user }
-            };
-            let banned = shield.observe(now_ms, obs);
-            let e = if replay {
-                Event::NonceReplay { source, user }
-            } else {
-                Event::AuthFailed { source, user, known, method: "REGISTER" }
-            };
-            self.push_event(e);
-            if banned {
-                return Handled::Silent;
-            }
-        }
-        let user = match verdict.outcome {
-            AuthOutcome::Ok(user) => user,
-            AuthOutcome::Challenge { stale, retry, algorithms } => {
-                let mut r = self.reply(msg, 401, "Unauthorized", source);
-                for c in self.auth.challenges(&self.config, now, source, stale, retry, &algorithms) {
-                    r = r.header("WWW-Authenticate", &c);
-                }
-                // Not cached: a retransmitted REGISTER may carry the same credentials and deserve the
-                // same challenge, but a fresh nonce costs as little as a lookup.
-                return Handled::Reply(r.finish(None, b""));
-            }
-            AuthOutcome::Forbidden => {
-                return Handled::Final(self.reply(msg, 403, "Forbidden", source).finish(None, b""));
-            }
-        };
-        // Successes are not events (they would double the event traffic); the shield learns them.
-        shield.observe(now_ms, Observation::AuthSucceeded { ip, user: &user });
         // The authenticated identity must own the address-of-record (RFC 3261 §10.3 step 4).
         if aor != Some(user.as_str()) {
             self.push_event(Event::IdentityMismatch { source, user, aor: aor.unwrap_or("").to_owned() });
             return Handled::Final(self.reply(msg, 403, "Forbidden", source).finish(None, b""));
         }
-        if let Some(acl) = self.directory.get(&user).and_then(|e| e.acl.clone()) {
-            let (allowed, rule) = acl.check(ip);
-            if !allowed {
-                let rule = rule.map(|r| r.to_string());
-                self.push_event(Event::AclDenied { source, user, group: acl.name.clone(), rule });
-                return Handled::Final(self.reply(msg, 403, "Forbidden", source).finish(None, b""));
-            }
+        if let Err(h) = self.acl_check(inc, &user) {
+            return h;
         }
         self.scratch.clear();
         let mut events = std::mem::take(&mut self.scratch);

@@ -16,7 +16,12 @@ fn service() -> Service {
     for (n, pw) in [("1001", "Secr3t!pw"), ("1002", "0ther#Pw9")] {
         m.insert(
             n.to_owned(),
-            ExtensionAuth { ha1: Algorithm::ALL.map(|a| ha1(a, n, REALM, pw)), algorithms: None, acl: None },
+            ExtensionAuth {
+                ha1: Algorithm::ALL.map(|a| ha1(a, n, REALM, pw)),
+                algorithms: None,
+                acl: None,
+                ..Default::default()
+            },
         );
     }
     let cfg = RegistrarConfig { realm: REALM.into(), ..Default::default() };

@@ -10,7 +10,9 @@
 pub mod acl;
 mod ban;
 pub mod config;
+pub mod dialing;
 pub mod fingerprint;
+pub mod fraud;
 mod hash;
 pub mod net;
 pub mod password;
@@ -19,7 +21,9 @@ mod tracker;
 pub use acl::{AclGroup, Rule};
 pub use ban::{Ban, BanReason};
 pub use config::{ShieldConfig, Threshold};
+pub use dialing::{Categories, Category, ClassOfService, NumberingPlan, Pattern};
 pub use fingerprint::Fingerprints;
+pub use fraud::{CallLimits, FraudGuard, Refusal};
 pub use net::{Prefix, PrefixError, PrefixSet, canonical, parse_list};
 pub use password::{PasswordPolicy, PinPolicy, Violation};
 

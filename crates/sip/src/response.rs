@@ -11,7 +11,9 @@ pub struct ResponseBuilder {
     buf: Vec<u8>,
 }
 
-fn write_top_via(via: &Via<'_>, source: SocketAddr, out: &mut Vec<u8>) {
+/// Writes a Via with `received` set to the source address and, when the sender asked for it (or
+/// `force_rport`), `rport` set to the source port (RFC 3581 §4).
+pub(crate) fn write_via_received(via: &Via<'_>, source: SocketAddr, force_rport: bool, out: &mut Vec<u8>) {
     out.extend_from_slice(b"Via: SIP/2.0/");
     out.extend_from_slice(via.transport.as_bytes());
     out.push(b' ');
@@ -19,6 +21,7 @@ fn write_top_via(via: &Via<'_>, source: SocketAddr, out: &mut Vec<u8>) {
     if let Some(p) = via.port {
         out.extend_from_slice(format!(":{p}").as_bytes());
     }
+    let mut has_rport = false;
     for p in via.params.iter() {
         if p.name.eq_ignore_ascii_case("received") {
             continue;
@@ -26,6 +29,7 @@ fn write_top_via(via: &Via<'_>, source: SocketAddr, out: &mut Vec<u8>) {
         out.push(b';');
         out.extend_from_slice(p.name.as_bytes());
         if p.name.eq_ignore_ascii_case("rport") {
+            has_rport = true;
             out.extend_from_slice(format!("={}", source.port()).as_bytes());
             continue;
         }
@@ -39,6 +43,9 @@ fn write_top_via(via: &Via<'_>, source: SocketAddr, out: &mut Vec<u8>) {
                 out.extend_from_slice(v.as_bytes());
             }
         }
+    }
+    if force_rport && !has_rport {
+        out.extend_from_slice(format!(";rport={}", source.port()).as_bytes());
     }
     let ip = match source.ip() {
         std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or_else(|| v6.to_string(), |v4| v4.to_string()),
@@ -59,7 +66,7 @@ impl ResponseBuilder {
         for line in req.header_all(HeaderName::Via) {
             for v in crate::scan::split_commas(line) {
                 match (first, Via::parse(v)) {
-                    (true, Some(via)) => write_top_via(&via, source, &mut buf),
+                    (true, Some(via)) => write_via_received(&via, source, false, &mut buf),
                     _ => {
                         buf.extend_from_slice(b"Via: ");
                         write_unfolded(v, &mut buf);

@@ -113,6 +113,8 @@ mod tests {
             algorithms: None,
             acl: None,
             policy_violations: None,
+            cos: None,
+            suspended: None,
             created_at: 0,
             updated_at: 0,
         }

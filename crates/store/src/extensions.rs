@@ -23,12 +23,16 @@ pub struct Extension {
     pub acl: Option<String>,
     /// Password-policy rules its secret broke when it was set (codes, comma-separated); `None`: compliant.
     pub policy_violations: Option<String>,
+    /// Class of Service; `None`: the default one.
+    pub cos: Option<String>,
+    /// Why outbound calls are suspended (a toll-fraud rule), until an operator re-enables them.
+    pub suspended: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
-const COLUMNS: &str =
-    "number, realm, ha1_md5, ha1_sha256, ha1_sha512_256, algorithms, created_at, updated_at, acl, policy_violations";
+const COLUMNS: &str = "number, realm, ha1_md5, ha1_sha256, ha1_sha512_256, algorithms, created_at, updated_at, acl, policy_violations, cos, \
+     suspended";
 
 fn row(r: &Row<'_>) -> rusqlite::Result<Extension> {
     Ok(Extension {
@@ -44,6 +48,8 @@ fn row(r: &Row<'_>) -> rusqlite::Result<Extension> {
         updated_at: r.get(7)?,
         acl: r.get(8)?,
         policy_violations: r.get(9)?,
+        cos: r.get(10)?,
+        suspended: r.get(11)?,
     })
 }
 
@@ -51,7 +57,7 @@ impl Store {
     pub fn add_extension(&self, ext: &Extension) -> Result<()> {
         let c = &ext.credentials;
         let res = self.conn.execute(
-            &format!("INSERT INTO extensions({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+            &format!("INSERT INTO extensions({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
             params![
                 ext.number,
                 c.realm,
@@ -62,7 +68,9 @@ impl Store {
                 ext.created_at,
                 ext.updated_at,
                 ext.acl,
-                ext.policy_violations
+                ext.policy_violations,
+                ext.cos,
+                ext.suspended
             ],
         );
         match res {
@@ -97,6 +105,26 @@ impl Store {
                policy_violations = ?7 WHERE number = ?1",
             params![number, c.realm, c.ha1_md5, c.ha1_sha256, c.ha1_sha512_256, now, violations],
         )?;
+        if n == 0 {
+            return Err(StoreError::NoSuchExtension(number.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Sets (or clears) an extension's Class of Service.
+    pub fn set_extension_cos(&self, number: &str, cos: Option<&str>) -> Result<()> {
+        self.update_extension(number, "cos", cos)
+    }
+
+    /// Suspends outbound calls (with the reason) or re-enables them (`None`).
+    pub fn set_suspended(&self, number: &str, reason: Option<&str>) -> Result<()> {
+        self.update_extension(number, "suspended", reason)
+    }
+
+    fn update_extension(&self, number: &str, column: &str, value: Option<&str>) -> Result<()> {
+        let n = self
+            .conn
+            .execute(&format!("UPDATE extensions SET {column} = ?2 WHERE number = ?1"), params![number, value])?;
         if n == 0 {
             return Err(StoreError::NoSuchExtension(number.to_owned()));
         }

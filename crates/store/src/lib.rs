@@ -8,6 +8,7 @@
 mod accounts;
 mod bindings;
 mod blacklists;
+mod calls;
 mod extensions;
 mod migrations;
 mod security;
@@ -16,6 +17,7 @@ mod settings;
 pub use accounts::{Admin, Mailbox};
 pub use bindings::Binding;
 pub use blacklists::BlacklistInfo;
+pub use calls::{CallRow, CosRow, DidRow, RouteRow, TrunkRow};
 pub use extensions::{Credentials, Extension};
 pub use security::{AclRow, BanOp, BanRow, EventRow};
 

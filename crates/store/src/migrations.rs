@@ -128,6 +128,49 @@ const MIGRATIONS: &[&str] = &[
         must_change INTEGER NOT NULL,
         updated_at  INTEGER NOT NULL
     );",
+    // 7: calls: Classes of Service, trunks, outbound routes (ordered), inbound DIDs, the calls log, and
+    // per-extension CoS and suspension (toll-fraud limits).
+    "ALTER TABLE extensions ADD COLUMN cos TEXT;
+    ALTER TABLE extensions ADD COLUMN suspended TEXT;
+    CREATE TABLE cos (name TEXT PRIMARY KEY, allow TEXT NOT NULL, created_at INTEGER NOT NULL);
+    CREATE TABLE trunks (
+        name       TEXT PRIMARY KEY,
+        host       TEXT NOT NULL,
+        port       INTEGER NOT NULL,
+        transport  TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE routes (
+        id       INTEGER PRIMARY KEY AUTOINCREMENT,
+        pattern  TEXT NOT NULL,
+        trunk    TEXT NOT NULL REFERENCES trunks(name),
+        strip    INTEGER NOT NULL,
+        prepend  TEXT NOT NULL
+    );
+    CREATE TABLE dids (number TEXT PRIMARY KEY, extension TEXT NOT NULL REFERENCES extensions(number) ON DELETE CASCADE);
+    CREATE TABLE calls (
+        call_id     TEXT PRIMARY KEY,
+        caller      TEXT NOT NULL,
+        callee      TEXT NOT NULL,
+        category    TEXT NOT NULL,
+        trunk       TEXT,
+        source      TEXT NOT NULL,
+        state       TEXT NOT NULL,
+        status      INTEGER,
+        started_at  INTEGER NOT NULL,
+        answered_at INTEGER,
+        ended_at    INTEGER
+    );
+    CREATE INDEX calls_started ON calls(started_at);
+    CREATE TRIGGER cos_ins AFTER INSERT ON cos BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER cos_upd AFTER UPDATE ON cos BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER cos_del AFTER DELETE ON cos BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER trunks_ins AFTER INSERT ON trunks BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER trunks_del AFTER DELETE ON trunks BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER routes_ins AFTER INSERT ON routes BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER routes_del AFTER DELETE ON routes BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER dids_ins AFTER INSERT ON dids BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER dids_del AFTER DELETE ON dids BEGIN UPDATE revision SET n = n + 1; END;",
 ];
 
 pub(crate) fn run(conn: &mut Connection) -> Result<()> {

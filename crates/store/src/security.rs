@@ -293,6 +293,8 @@ mod tests {
             algorithms: None,
             acl: Some("office".into()),
             policy_violations: None,
+            cos: None,
+            suspended: None,
             created_at: 0,
             updated_at: 0,
         })

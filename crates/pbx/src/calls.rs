@@ -1,0 +1,313 @@
+//! Call handling on top of the proxy core: who may call what (authentication, ACL, suspension, Class of
+//! Service, toll-fraud limits), where the call goes (extension contacts, trunk, DID), and the glue
+//! between requests, responses and the proxy's transactions.
+
+use crate::event::Event;
+use crate::proxy::{CallInfo, Target, outcome_events};
+use crate::service::{Handled, Incoming, Service, Transport};
+use pbxguard_shield::{Category, Shield};
+use pbxguard_sip::{Forward, HeaderName, Message, Method, Uri, Via, forward_request};
+use std::net::SocketAddr;
+
+fn transport_of(s: &str) -> Transport {
+    match s {
+        "tcp" => Transport::Tcp,
+        "tls" => Transport::Tls,
+        _ => Transport::Udp,
+    }
+}
+
+/// The number a request asks for: the Request-URI user, without visual separators.
+fn dialled(uri: &Uri<'_>) -> Option<String> {
+    let u = uri.user?;
+    let n: String = u.chars().filter(|c| !matches!(c, '-' | '.' | '(' | ')' | ' ')).collect();
+    (!n.is_empty()).then_some(n)
+}
+
+impl Service {
+    fn deny(&mut self, inc: Incoming<'_, '_>, code: u16, reason: &str) -> Handled {
+        Handled::Final(self.reply(inc.msg, code, reason, inc.source).finish(None, b""))
+    }
+
+    fn refuse(&mut self, inc: Incoming<'_, '_>, ext: &str, number: &str, rule: String) -> Handled {
+        self.push_event(Event::CallRefused {
+            source: inc.source,
+            extension: ext.to_owned(),
+            number: number.to_owned(),
+            status: 403,
+            rule,
+        });
+        self.deny(inc, 403, "Forbidden")
+    }
+
+    fn is_suspended(&self, ext: &str) -> bool {
+        self.suspended.contains_key(ext) || self.directory.get(ext).is_some_and(|e| e.suspended)
+    }
+
+    /// A new INVITE (no To tag).
+    pub(crate) fn invite(&mut self, shield: &mut Shield, inc: Incoming<'_, '_>) -> Handled {
+        let Incoming { msg, req, source, now_ms, .. } = inc;
+        let branch = req.via.branch().unwrap_or("");
+        if let Some(last) = self.proxy.retransmission(branch, source) {
+            return last.map_or(Handled::Silent, Handled::Reply);
+        }
+        let looped = msg
+            .header_values(HeaderName::Via)
+            .filter_map(Via::parse)
+            .any(|v| self.locals.is_us(v.host, v.port) && v.branch().is_some_and(|b| b.starts_with("z9hG4bKpg")));
+        if looped {
+            return self.deny(inc, 482, "Loop Detected");
+        }
+        if self.proxy.is_full() {
+            return Handled::Final(
+                self.reply(msg, 503, "Service Unavailable", source).header("Retry-After", "5").finish(None, b""),
+            );
+        }
+        if let Some(trunk) = self.dialplan.trunk_from(source.ip()).cloned() {
+            return self.inbound(inc, &trunk.name);
+        }
+        let ext = match self.authenticate(shield, inc, true, req.from.uri.user) {
+            Ok(u) => u,
+            Err(h) => return h,
+        };
+        // A phone calls as itself: the From user must be the authenticated extension (no caller-ID
+        // spoofing of a colleague, and calls are charged to the right extension).
+        if req.from.uri.user != Some(ext.as_str()) {
+            let aor = req.from.uri.user.unwrap_or("").to_owned();
+            self.push_event(Event::IdentityMismatch { source, user: ext, aor });
+            return self.deny(inc, 403, "Forbidden");
+        }
+        if let Err(h) = self.acl_check(inc, &ext) {
+            return h;
+        }
+        let Some(number) = dialled(&req.uri) else { return self.deny(inc, 404, "Not Found") };
+        let now = now_ms / 1000;
+        if self.directory.contains(&number) {
+            if self.is_suspended(&ext) {
+                return self.refuse(inc, &ext, &number, "extension suspended".into());
+            }
+            return self.to_extension(inc, &number, ext.clone(), None, Category::Internal, now);
+        }
+        let plan = self.dialplan.clone();
+        let Some((category, pattern)) = plan.plan.classify(&number) else {
+            return self.refuse(
+                inc,
+                &ext,
+                &number,
+                format!("number matches no category of the {} plan", plan.plan.name),
+            );
+        };
+        let emergency = category == Category::Emergency;
+        // Emergency calls go through whatever else is true: CoS, suspension and the fraud limits.
+        if !emergency {
+            if self.is_suspended(&ext) {
+                return self.refuse(inc, &ext, &number, "extension suspended".into());
+            }
+            let cos = plan.cos(self.directory.get(&ext).and_then(|e| e.cos.as_deref()));
+            if !cos.allows(category) {
+                let rule = format!("class of service {} does not allow {category} ({pattern})", cos.name);
+                return self.refuse(inc, &ext, &number, rule);
+            }
+        }
+        let Some((trunk, out_number)) = plan.route(&number) else {
+            return self.deny(inc, 404, "Not Found");
+        };
+        let counted = if emergency {
+            None
+        } else {
+            match self.proxy.fraud.try_start(&ext, category == Category::International, now_ms) {
+                Ok(()) => Some(ext.clone()),
+                Err(refusal) => {
+                    let rule = refusal.rule();
+                    if plan.limits.suspend && refusal.suspends() {
+                        self.suspended.insert(ext.clone(), now_ms);
+                        self.push_event(Event::ExtensionSuspended { extension: ext.clone(), rule: rule.clone() });
+                    }
+                    return self.refuse(inc, &ext, &number, rule);
+                }
+            }
+        };
+        let target = Target { addr: trunk.addr, transport: trunk.transport };
+        let tp = match trunk.transport {
+            Transport::Udp => "",
+            Transport::Tcp => ";transport=tcp",
+            Transport::Tls => ";transport=tls",
+        };
+        let ruri = format!("sip:{out_number}@{}:{}{tp}", trunk.host, trunk.addr.port());
+        let info = CallInfo { call_id: req.call_id.to_owned(), caller: ext, callee: number, counted };
+        let trunk_name = trunk.name.clone();
+        self.start_call(inc, info, category, Some(trunk_name), vec![(target, ruri)])
+    }
+
+    /// An INVITE from a trunk: only to a DID or an extension, never back out (no transit).
+    fn inbound(&mut self, inc: Incoming<'_, '_>, trunk: &str) -> Handled {
+        let Some(number) = dialled(&inc.req.uri) else { return self.deny(inc, 404, "Not Found") };
+        let ext = self.dialplan.dids.get(&number).cloned().unwrap_or(number);
+        if !self.directory.contains(&ext) {
+            return self.deny(inc, 404, "Not Found");
+        }
+        self.to_extension(inc, &ext, format!("trunk:{trunk}"), Some(trunk), Category::Internal, inc.now_ms / 1000)
+    }
+
+    fn to_extension(
+        &mut self,
+        inc: Incoming<'_, '_>,
+        ext: &str,
+        caller: String,
+        trunk: Option<&str>,
+        category: Category,
+        now: u64,
+    ) -> Handled {
+        let targets: Vec<(Target, String)> = self
+            .registrar
+            .bindings(ext, now)
+            .into_iter()
+            .map(|b| (Target { addr: b.source, transport: transport_of(b.transport) }, b.uri.clone()))
+            .collect();
+        if targets.is_empty() {
+            return self.deny(inc, 480, "Temporarily Unavailable");
+        }
+        let info = CallInfo { call_id: inc.req.call_id.to_owned(), caller, callee: ext.to_owned(), counted: None };
+        let _ = trunk;
+        self.start_call(inc, info, category, None, targets)
+    }
+
+    fn start_call(
+        &mut self,
+        inc: Incoming<'_, '_>,
+        info: CallInfo,
+        category: Category,
+        trunk: Option<String>,
+        targets: Vec<(Target, String)>,
+    ) -> Handled {
+        let Incoming { msg, req, data, source, transport, now_ms } = inc;
+        if self.proxy.dialog_info(req.call_id).is_some() {
+            // A second INVITE with a Call-ID in use (a fork loop, or a forged one): refused, the
+            // first call keeps its dialog.
+            if let Some(c) = info.counted.as_deref() {
+                self.proxy.fraud.end(c);
+            }
+            return self.deny(inc, 482, "Loop Detected");
+        }
+        let locals = self.locals.clone();
+        let builders = targets
+            .into_iter()
+            .map(|(target, ruri)| {
+                let rr = locals.record_route(transport, target.transport);
+                let locals = locals.clone();
+                let build = move |branch: &str| {
+                    let via = locals.via(target.transport, branch)?;
+                    let pop = routes_to_us(msg, &locals);
+                    let f = Forward {
+                        request_uri: &ruri,
+                        via: &via,
+                        source,
+                        record_route: &rr,
+                        pop_routes: pop,
+                        strip_proxy_auth: true,
+                    };
+                    Some(forward_request(msg, &f))
+                };
+                (target, Box::new(build) as Box<dyn Fn(&str) -> Option<Vec<u8>> + '_>)
+            })
+            .collect();
+        let trying = self.reply(msg, 100, "Trying", source).finish(None, b"");
+        let event = Event::CallStarted {
+            call_id: info.call_id.clone(),
+            source,
+            caller: info.caller.clone(),
+            callee: info.callee.clone(),
+            category: category.as_str(),
+            trunk,
+        };
+        let from_tag = req.from.tag().unwrap_or("");
+        let branch = req.via.branch().unwrap_or("");
+        let counted = info.counted.clone();
+        let src = Target { addr: source, transport };
+        let n = self.proxy.start(now_ms, data, branch, src, from_tag, info, builders, trying.clone());
+        if n == 0 {
+            if let Some(info) = self.proxy.forget_call(req.call_id) {
+                let _ = (info, counted);
+            }
+            return self.deny(inc, 503, "Service Unavailable");
+        }
+        self.push_event(event);
+        Handled::Reply(trying)
+    }
+
+    pub(crate) fn cancel(&mut self, inc: Incoming<'_, '_>) -> Handled {
+        let branch = inc.req.via.branch().unwrap_or("");
+        match self.proxy.cancel(inc.now_ms, branch, inc.source) {
+            Some(()) => Handled::Final(self.reply(inc.msg, 200, "OK", inc.source).finish(None, b"")),
+            None => self.deny(inc, 481, "Call/Transaction Does Not Exist"),
+        }
+    }
+
+    pub(crate) fn ack(&mut self, inc: Incoming<'_, '_>) -> Handled {
+        let branch = inc.req.via.branch().unwrap_or("");
+        if self.proxy.absorb_ack(branch, inc.source) || inc.req.to.tag().is_none() {
+            return Handled::Silent;
+        }
+        // An ACK for a 2xx belongs to the dialog and goes end to end; a stray one is dropped.
+        let _ = self.relay(inc);
+        Handled::Silent
+    }
+
+    pub(crate) fn in_dialog(&mut self, _shield: &mut Shield, inc: Incoming<'_, '_>) -> Handled {
+        match self.relay(inc) {
+            Ok(()) => Handled::Silent,
+            Err(481) => self.deny(inc, 481, "Call/Transaction Does Not Exist"),
+            Err(403) => {
+                self.push_event(Event::Malformed {
+                    source: inc.source,
+                    reason: format!("in-dialog {} from outside the dialog", inc.req.method.as_str()),
+                });
+                self.deny(inc, 403, "Forbidden")
+            }
+            Err(_) => self.deny(inc, 503, "Service Unavailable"),
+        }
+    }
+
+    fn relay(&mut self, inc: Incoming<'_, '_>) -> Result<(), u16> {
+        let Incoming { msg, req, source, transport, now_ms, .. } = inc;
+        let locals = self.locals.clone();
+        let pop = routes_to_us(msg, &locals);
+        let build = |branch: &str, dest: Target| {
+            let via = locals.via(dest.transport, branch)?;
+            let f = Forward {
+                request_uri: req.uri.raw,
+                via: &via,
+                source,
+                record_route: &[],
+                pop_routes: pop,
+                strip_proxy_auth: false,
+            };
+            Some(forward_request(msg, &f))
+        };
+        let ended = self.proxy.relay_in_dialog(now_ms, msg, req, Target { addr: source, transport }, build)?;
+        if let Some(info) = ended {
+            self.push_event(Event::CallEnded { call_id: info.call_id, status: 200 });
+        }
+        if req.method == Method::Bye {
+            // Nothing else to do: the dialog lingers for retransmissions, then goes.
+        }
+        Ok(())
+    }
+
+    pub(crate) fn on_response(&mut self, now_ms: u64, msg: &Message<'_>, data: &[u8], source: SocketAddr) {
+        let mut outcomes = Vec::new();
+        self.proxy.on_response(now_ms, msg, data, source, &mut outcomes);
+        let mut ev = Vec::new();
+        outcome_events(&mut self.proxy, outcomes, &mut ev);
+        for e in ev {
+            self.push_event(e);
+        }
+    }
+}
+
+/// How many Route entries at the top of `msg` name this proxy.
+fn routes_to_us(msg: &Message<'_>, locals: &crate::proxy::Locals) -> usize {
+    msg.header_values(HeaderName::Route)
+        .take_while(|r| pbxguard_sip::NameAddr::parse(r).is_some_and(|n| locals.is_us(n.uri.host, n.uri.port)))
+        .count()
+}

@@ -1,0 +1,91 @@
+//! Where calls go: trunks, ordered outbound routes, inbound DIDs, the numbering plan that gives each
+//! dialled number its category, the Classes of Service and the toll-fraud limits. One snapshot, swapped
+//! whole when the operator changes something.
+
+use crate::service::Transport;
+use pbxguard_shield::{CallLimits, ClassOfService, NumberingPlan, Pattern};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+/// An upstream SIP gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trunk {
+    pub name: String,
+    /// Host as configured, used in the Request-URI.
+    pub host: String,
+    /// The address it resolved to: where calls go, and the only way inbound calls are recognised.
+    pub addr: SocketAddr,
+    pub transport: Transport,
+}
+
+/// One outbound route: numbers matching `pattern` go to `trunk`, with `strip` leading digits removed
+/// and `prepend` added.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub pattern: Pattern,
+    pub trunk: String,
+    pub strip: usize,
+    pub prepend: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct DialPlan {
+    pub trunks: Vec<Arc<Trunk>>,
+    pub routes: Vec<Route>,
+    /// Inbound number → extension.
+    pub dids: HashMap<String, String>,
+    pub plan: NumberingPlan,
+    pub cos: HashMap<String, ClassOfService>,
+    pub limits: CallLimits,
+    /// Longest call kept in the dialog table without any in-dialog request, ms: a party that vanished
+    /// without BYE must not hold a concurrent-call slot for ever.
+    pub max_call_ms: u64,
+}
+
+impl Default for DialPlan {
+    fn default() -> Self {
+        Self {
+            trunks: Vec::new(),
+            routes: Vec::new(),
+            dids: HashMap::new(),
+            plan: NumberingPlan::by_name("nanp").expect("shipped plan"),
+            cos: HashMap::new(),
+            limits: CallLimits::default(),
+            max_call_ms: 4 * 3_600_000,
+        }
+    }
+}
+
+impl DialPlan {
+    /// The trunk a request comes from, judged by its transport source address alone.
+    pub fn trunk_from(&self, ip: IpAddr) -> Option<&Arc<Trunk>> {
+        let ip = pbxguard_shield::canonical(ip);
+        self.trunks.iter().find(|t| pbxguard_shield::canonical(t.addr.ip()) == ip)
+    }
+
+    /// The first route whose pattern matches, and the number as the trunk should see it.
+    pub fn route(&self, number: &str) -> Option<(&Arc<Trunk>, String)> {
+        let r = self.routes.iter().find(|r| r.pattern.matches(number))?;
+        let trunk = self.trunks.iter().find(|t| t.name == r.trunk)?;
+        let rest: String = number.chars().skip(r.strip).collect();
+        Some((trunk, format!("{}{rest}", r.prepend)))
+    }
+
+    /// The Class of Service called `name`; an unknown or missing name gets the default one.
+    pub fn cos(&self, name: Option<&str>) -> ClassOfService {
+        // An operator-defined CoS called "default" replaces the built-in default.
+        name.or(Some("default").filter(|d| self.cos.contains_key(*d)))
+            .and_then(|n| self.cos.get(n))
+            .cloned()
+            .unwrap_or_else(|| ClassOfService {
+                name: name.unwrap_or("default").to_owned(),
+                allow: if name.is_some() {
+                    // A CoS that vanished fails closed to internal and emergency calls only.
+                    pbxguard_shield::Categories::parse("internal").expect("valid")
+                } else {
+                    ClassOfService::default_allow()
+                },
+            })
+    }
+}

@@ -1,0 +1,629 @@
+//! The call-routing proxy (RFC 3261 §16-17): INVITE server transactions towards the caller, one INVITE
+//! client transaction per fork branch, CANCEL, the timers that UDP needs, and the dialog table that
+//! lets in-dialog requests (ACK, BYE, re-INVITE, UPDATE, INFO, REFER...) through, and nothing else.
+//!
+//! In-dialog requests are relayed transaction-statelessly to the other party of a dialog this proxy set
+//! up; their responses find their way back through a bounded table keyed by our Via branch. A request
+//! that names no known dialog is refused: a forged To tag must not turn the proxy into an open relay to
+//! the trunks.
+
+use crate::event::Event;
+use crate::service::Transport;
+use pbxguard_shield::FraudGuard;
+use pbxguard_sip::{HeaderName, Limits, Message, NameAddr, ResponseBuilder, Via};
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+
+/// RFC 3261 T1 and the derived timers, ms.
+const T1: u64 = 500;
+const T2: u64 = 4_000;
+const TIMER_B: u64 = 64 * T1;
+/// Timer C (§16.6 step 11): more than three minutes with only provisional responses ends the branch.
+const TIMER_C: u64 = 180_000;
+/// How long finished transactions and stateless relays are remembered, for retransmissions.
+const LINGER: u64 = 64 * T1;
+/// Caps on every table; past them new calls get 503 and relays evict the oldest.
+pub(crate) const MAX_CALLS: usize = 50_000;
+const MAX_RELAYS: usize = 100_000;
+
+/// Where a message goes: an address and the transport to use. For TCP and TLS the daemon sends on the
+/// connection to that address, opening one for TCP when there is none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Target {
+    pub addr: SocketAddr,
+    pub transport: Transport,
+}
+
+/// A message the service wants sent somewhere other than back to the request's source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub target: Target,
+    pub data: Vec<u8>,
+}
+
+/// The addresses this proxy puts in Via and Record-Route, per transport; `None` for a transport it
+/// does not listen on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Locals {
+    pub udp: Option<SocketAddr>,
+    pub tcp: Option<SocketAddr>,
+    pub tls: Option<SocketAddr>,
+}
+
+impl Locals {
+    pub fn get(&self, t: Transport) -> Option<SocketAddr> {
+        match t {
+            Transport::Udp => self.udp,
+            Transport::Tcp => self.tcp,
+            Transport::Tls => self.tls,
+        }
+    }
+
+    /// Whether `host:port` names this proxy (a Route entry or Via sent-by).
+    pub fn is_us(&self, host: &str, port: Option<u16>) -> bool {
+        let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() else {
+            return false;
+        };
+        [self.udp, self.tcp, self.tls]
+            .into_iter()
+            .flatten()
+            .any(|a| a.ip() == ip && port.map_or(a.port() == 5060 || a.port() == 5061, |p| p == a.port()))
+    }
+
+    fn uri(&self, t: Transport) -> Option<String> {
+        let a = self.get(t)?;
+        Some(match t {
+            Transport::Udp => format!("<sip:{a};lr>"),
+            Transport::Tcp => format!("<sip:{a};transport=tcp;lr>"),
+            Transport::Tls => format!("<sip:{a};transport=tls;lr>"),
+        })
+    }
+
+    /// Record-Route for a call entering on `inbound` and leaving on `outbound`: one entry, or two
+    /// when the transports differ (RFC 5658), the one facing the callee on top.
+    pub(crate) fn record_route(&self, inbound: Transport, outbound: Transport) -> Vec<String> {
+        let mut v: Vec<String> = self.uri(outbound).into_iter().collect();
+        if inbound != outbound {
+            v.extend(self.uri(inbound));
+        }
+        v
+    }
+
+    pub(crate) fn via(&self, t: Transport, branch: &str) -> Option<String> {
+        let a = self.get(t)?;
+        Some(format!("SIP/2.0/{} {a};branch={branch};rport", t.as_str().to_ascii_uppercase()))
+    }
+}
+
+/// Who placed a call and where it goes, for the calls list and the fraud counters.
+#[derive(Debug, Clone)]
+pub(crate) struct CallInfo {
+    pub(crate) call_id: String,
+    pub(crate) caller: String,
+    pub(crate) callee: String,
+    /// The extension whose fraud counters this call uses (outbound trunk calls only).
+    pub(crate) counted: Option<String>,
+}
+
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+enum ClientState {
+    Calling,
+    Proceeding,
+    /// A final response arrived (or the branch timed out); kept for retransmissions.
+    Done,
+}
+
+struct ClientTx {
+    server: String,
+    target: Target,
+    request: Vec<u8>,
+    state: ClientState,
+    next_retx: u64,
+    interval: u64,
+    timeout_at: u64,
+    done_at: u64,
+}
+
+struct ServerTx {
+    invite: Vec<u8>,
+    source: Target,
+    branches: Vec<String>,
+    /// Last response sent upstream, replayed to a retransmitted INVITE.
+    last: Option<Vec<u8>>,
+    best: Option<(u16, Vec<u8>)>,
+    final_code: Option<u16>,
+    final_at: u64,
+    canceled: bool,
+    /// Timer G (non-2xx final over UDP): next retransmission and interval; 0 when not running.
+    next_retx: u64,
+    interval: u64,
+    call_id: String,
+}
+
+pub(crate) struct Dialog {
+    caller: Target,
+    callee: Option<Target>,
+    caller_tag: String,
+    callee_tag: Option<String>,
+    pub(crate) info: CallInfo,
+    last_activity: u64,
+    ended_at: Option<u64>,
+}
+
+struct Relay {
+    back: Target,
+    expires: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct Proxy {
+    servers: HashMap<String, ServerTx>,
+    clients: HashMap<String, ClientTx>,
+    pub(crate) dialogs: HashMap<String, Dialog>,
+    relays: HashMap<String, Relay>,
+    relay_order: VecDeque<(u64, String)>,
+    pub(crate) fraud: FraudGuard,
+    pub(crate) max_call_ms: u64,
+    counter: u64,
+    seed: u64,
+    pub(crate) outbox: VecDeque<Transmit>,
+}
+
+fn server_key(branch: &str, source: SocketAddr) -> String {
+    format!("{branch}\u{0}{source}")
+}
+
+fn reparse(data: &[u8]) -> Option<Message<'_>> {
+    Message::parse(data, &Limits::default()).ok()
+}
+
+fn best_of(a: Option<(u16, Vec<u8>)>, code: u16, data: Vec<u8>) -> Option<(u16, Vec<u8>)> {
+    // RFC 3261 §16.7 step 6: a 6xx wins, otherwise the lowest class.
+    let rank = |c: u16| (if c >= 600 { 0 } else { 1 }, c / 100, c);
+    match a {
+        Some((c, d)) if rank(c) <= rank(code) => Some((c, d)),
+        _ => Some((code, data)),
+    }
+}
+
+/// The outcome of a call set-up that the service turns into events.
+pub(crate) enum CallOutcome {
+    Answered(String),
+    Failed { call_id: String, status: u16 },
+}
+
+impl Proxy {
+    pub(crate) fn new(seed: u64, fraud: FraudGuard) -> Self {
+        Self { seed, fraud, max_call_ms: 4 * 3_600_000, ..Self::default() }
+    }
+
+    pub(crate) fn is_full(&self) -> bool {
+        self.servers.len() >= MAX_CALLS || self.dialogs.len() >= MAX_CALLS
+    }
+
+    pub(crate) fn table_size(&self) -> usize {
+        self.servers.len() + self.clients.len() + self.dialogs.len() + self.relays.len()
+    }
+
+    fn branch(&mut self, stateless: bool) -> String {
+        self.counter += 1;
+        format!("z9hG4bKpg{}{:x}x{:x}", if stateless { 's' } else { 'f' }, self.seed, self.counter)
+    }
+
+    fn send(&mut self, target: Target, data: Vec<u8>) {
+        self.outbox.push_back(Transmit { target, data });
+    }
+
+    /// A retransmitted INVITE: the last response sent for it, if any.
+    pub(crate) fn retransmission(&self, branch: &str, source: SocketAddr) -> Option<Option<Vec<u8>>> {
+        self.servers.get(&server_key(branch, source)).map(|s| s.last.clone())
+    }
+
+    /// Starts forwarding an INVITE to `branches` (target, forwarded request built by `build`).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn start(
+        &mut self,
+        now: u64,
+        invite: &[u8],
+        branch: &str,
+        source: Target,
+        caller_tag: &str,
+        info: CallInfo,
+        targets: Vec<(Target, Box<dyn Fn(&str) -> Option<Vec<u8>> + '_>)>,
+        trying: Vec<u8>,
+    ) -> usize {
+        let key = server_key(branch, source.addr);
+        let mut branches = Vec::new();
+        for (target, build) in targets {
+            let b = self.branch(false);
+            let Some(request) = build(&b) else { continue };
+            self.send(target, request.clone());
+            let interval = if target.transport == Transport::Udp { T1 } else { 0 };
+            self.clients.insert(
+                b.clone(),
+                ClientTx {
+                    server: key.clone(),
+                    target,
+                    request,
+                    state: ClientState::Calling,
+                    next_retx: now + interval,
+                    interval,
+                    timeout_at: now + TIMER_B,
+                    done_at: 0,
+                },
+            );
+            branches.push(b);
+        }
+        let n = branches.len();
+        let call_id = info.call_id.clone();
+        self.dialogs.insert(
+            call_id.clone(),
+            Dialog {
+                caller: source,
+                callee: None,
+                caller_tag: caller_tag.to_owned(),
+                callee_tag: None,
+                info,
+                last_activity: now,
+                ended_at: None,
+            },
+        );
+        self.servers.insert(
+            key,
+            ServerTx {
+                invite: invite.to_vec(),
+                source,
+                branches,
+                last: Some(trying),
+                best: None,
+                final_code: None,
+                final_at: 0,
+                canceled: false,
+                next_retx: 0,
+                interval: 0,
+                call_id,
+            },
+        );
+        n
+    }
+
+    /// CANCEL of a pending INVITE (same branch and source). `None`: no such transaction (481).
+    pub(crate) fn cancel(&mut self, now: u64, branch: &str, source: SocketAddr) -> Option<()> {
+        let key = server_key(branch, source);
+        let s = self.servers.get_mut(&key)?;
+        if s.final_code.is_some() || s.canceled {
+            return Some(());
+        }
+        s.canceled = true;
+        let branches = s.branches.clone();
+        for b in branches {
+            self.cancel_branch(now, &b);
+        }
+        Some(())
+    }
+
+    fn cancel_branch(&mut self, now: u64, branch: &str) {
+        let Some(c) = self.clients.get_mut(branch) else { return };
+        if c.state == ClientState::Done {
+            return;
+        }
+        let Some(cancel) = reparse(&c.request).map(|m| pbxguard_sip::hop_request(&m, "CANCEL", None)) else { return };
+        // The branch gets 32 s to answer 487; then it is closed as if it had.
+        c.timeout_at = c.timeout_at.min(now + TIMER_B);
+        let target = c.target;
+        self.send(target, cancel);
+    }
+
+    /// An ACK for a non-2xx final response we sent: stops Timer G. True when it matched.
+    pub(crate) fn absorb_ack(&mut self, branch: &str, source: SocketAddr) -> bool {
+        match self.servers.get_mut(&server_key(branch, source)) {
+            Some(s) if s.final_code.is_some_and(|c| c >= 300) => {
+                s.next_retx = 0;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A response to one of our client transactions or stateless relays.
+    pub(crate) fn on_response(
+        &mut self,
+        now: u64,
+        msg: &Message<'_>,
+        data: &[u8],
+        source: SocketAddr,
+        out: &mut Vec<CallOutcome>,
+    ) {
+        let Some(via) = msg.header_values(HeaderName::Via).next().and_then(Via::parse) else { return };
+        let Some(branch) = via.branch() else { return };
+        let pbxguard_sip::StartLine::Response { code, .. } = msg.start else { return };
+        let stripped = || pbxguard_sip::strip_top_via(msg, pbxguard_sip::start_line(data));
+        if let Some(r) = self.relays.get(branch) {
+            // Responses to stateless relays: only from where the request went is not checked (the
+            // other party may answer from another port); the branch is unguessable and short-lived.
+            let back = r.back;
+            self.send(back, stripped());
+            return;
+        }
+        let Some(c) = self.clients.get_mut(branch) else { return };
+        if pbxguard_shield::canonical(c.target.addr.ip()) != pbxguard_shield::canonical(source.ip()) {
+            return; // a response from someone we did not send to
+        }
+        let is_cancel = msg
+            .header(HeaderName::CSeq)
+            .and_then(pbxguard_sip::CSeq::parse)
+            .is_some_and(|c| c.method == pbxguard_sip::Method::Cancel);
+        if is_cancel {
+            return;
+        }
+        let server_key = c.server.clone();
+        let target = c.target;
+        match code {
+            100 => {
+                if c.state == ClientState::Calling {
+                    c.state = ClientState::Proceeding;
+                }
+            }
+            101..=199 => {
+                if c.state == ClientState::Done {
+                    return;
+                }
+                c.state = ClientState::Proceeding;
+                c.timeout_at = now + TIMER_C;
+                let Some(s) = self.servers.get_mut(&server_key) else { return };
+                if s.final_code.is_some() {
+                    return;
+                }
+                let fwd = stripped();
+                s.last = Some(fwd.clone());
+                let to = s.source;
+                self.send(to, fwd);
+            }
+            200..=299 => {
+                let first = c.state != ClientState::Done;
+                c.state = ClientState::Done;
+                c.done_at = now;
+                let fwd = stripped();
+                let Some(to) = self.servers.get(&server_key).map(|s| s.source) else { return };
+                // Every 2xx goes upstream, retransmissions too: the UAS retransmits until the ACK.
+                self.send(to, fwd);
+                let Some(s) = self.servers.get_mut(&server_key) else { return };
+                if !first || s.final_code.is_some_and(|c| c >= 300) {
+                    return;
+                }
+                if s.final_code.is_none() {
+                    s.final_code = Some(code);
+                    s.final_at = now;
+                    s.last = None;
+                    let call_id = s.call_id.clone();
+                    let others: Vec<String> = s.branches.iter().filter(|b| *b != branch).cloned().collect();
+                    for b in others {
+                        self.cancel_branch(now, &b);
+                    }
+                    if let Some(d) = self.dialogs.get_mut(&call_id) {
+                        d.callee = Some(target);
+                        d.callee_tag = msg
+                            .header(HeaderName::To)
+                            .and_then(NameAddr::parse)
+                            .and_then(|n| n.tag())
+                            .map(str::to_owned);
+                        d.last_activity = now;
+                    }
+                    out.push(CallOutcome::Answered(call_id));
+                }
+            }
+            _ => {
+                // Hop-by-hop ACK for a non-2xx final (§17.1.1.3), again for each retransmission.
+                let to_hdr = msg.header(HeaderName::To);
+                if let Some(ack) = reparse(&c.request).map(|m| pbxguard_sip::hop_request(&m, "ACK", to_hdr)) {
+                    self.outbox.push_back(Transmit { target, data: ack });
+                }
+                let Some(c) = self.clients.get_mut(branch) else { return };
+                if c.state == ClientState::Done {
+                    return;
+                }
+                c.state = ClientState::Done;
+                c.done_at = now;
+                if let Some(s) = self.servers.get_mut(&server_key) {
+                    s.best = best_of(s.best.take(), code, stripped());
+                }
+                self.maybe_finish(now, &server_key, out);
+            }
+        }
+    }
+
+    /// Sends the best final response upstream once every branch has one.
+    fn maybe_finish(&mut self, now: u64, key: &str, out: &mut Vec<CallOutcome>) {
+        let Some(s) = self.servers.get(key) else { return };
+        if s.final_code.is_some() {
+            return;
+        }
+        let all_done = s.branches.iter().all(|b| self.clients.get(b).is_none_or(|c| c.state == ClientState::Done));
+        if !all_done {
+            return;
+        }
+        let (code, data) = match s.best.clone() {
+            Some(b) => b,
+            None => {
+                let code = if s.canceled { 487 } else { 408 };
+                let reason = if s.canceled { "Request Terminated" } else { "Request Timeout" };
+                let Some(m) = reparse(&s.invite) else { return };
+                let tag = format!("pg{:x}", self.seed);
+                (code, ResponseBuilder::new(&m, code, reason, s.source.addr, &tag).finish(None, b""))
+            }
+        };
+        let Some(s) = self.servers.get_mut(key) else { return };
+        s.final_code = Some(code);
+        s.final_at = now;
+        s.last = Some(data.clone());
+        if s.source.transport == Transport::Udp {
+            s.interval = T1;
+            s.next_retx = now + T1;
+        }
+        let (to, call_id) = (s.source, s.call_id.clone());
+        self.send(to, data);
+        out.push(CallOutcome::Failed { call_id, status: code });
+    }
+
+    /// Relays an in-dialog request to the other party. `Err(status)` when it may not pass.
+    pub(crate) fn relay_in_dialog(
+        &mut self,
+        now: u64,
+        msg: &Message<'_>,
+        req: &pbxguard_sip::Request<'_>,
+        source: Target,
+        build: impl Fn(&str, Target) -> Option<Vec<u8>>,
+    ) -> Result<Option<CallInfo>, u16> {
+        let Some(d) = self.dialogs.get_mut(req.call_id) else { return Err(481) };
+        let from_tag = req.from.tag();
+        let to_tag = req.to.tag();
+        let (dest, sender_ip) = if from_tag == Some(d.caller_tag.as_str()) {
+            let Some(callee) = d.callee else { return Err(481) };
+            (callee, d.caller.addr.ip())
+        } else if to_tag == Some(d.caller_tag.as_str()) && from_tag.is_some() && from_tag == d.callee_tag.as_deref() {
+            (d.caller, d.callee.map_or(d.caller.addr.ip(), |c| c.addr.ip()))
+        } else {
+            return Err(481);
+        };
+        // Only the parties of the dialog may use it.
+        if pbxguard_shield::canonical(sender_ip) != pbxguard_shield::canonical(source.addr.ip()) {
+            return Err(403);
+        }
+        d.last_activity = now;
+        let method = req.method;
+        let ended = if method == pbxguard_sip::Method::Bye && d.ended_at.is_none() {
+            d.ended_at = Some(now);
+            Some(d.info.clone())
+        } else {
+            None
+        };
+        let _ = msg;
+        let branch = self.branch(true);
+        let Some(data) = build(&branch, dest) else { return Err(503) };
+        if method != pbxguard_sip::Method::Ack {
+            while self.relays.len() >= MAX_RELAYS {
+                let Some((_, k)) = self.relay_order.pop_front() else { break };
+                self.relays.remove(&k);
+            }
+            self.relays.insert(branch.clone(), Relay { back: source, expires: now + LINGER });
+            self.relay_order.push_back((now + LINGER, branch));
+        }
+        self.send(dest, data);
+        if let Some(info) = &ended
+            && let Some(e) = &info.counted
+        {
+            self.fraud.end(e);
+        }
+        Ok(ended)
+    }
+
+    /// Timers: retransmissions, timeouts, and forgetting what is finished. Returns calls that ended.
+    pub(crate) fn tick(&mut self, now: u64, out: &mut Vec<CallOutcome>, ended: &mut Vec<CallInfo>) {
+        let mut resend = Vec::new();
+        let mut timed_out = Vec::new();
+        for (b, c) in &mut self.clients {
+            if c.state == ClientState::Done {
+                continue;
+            }
+            if now >= c.timeout_at {
+                timed_out.push(b.clone());
+                continue;
+            }
+            if c.state == ClientState::Calling && c.interval > 0 && now >= c.next_retx {
+                resend.push((c.target, c.request.clone()));
+                c.interval *= 2;
+                c.next_retx = now + c.interval;
+            }
+        }
+        for (t, d) in resend {
+            self.send(t, d);
+        }
+        for b in timed_out {
+            let Some(c) = self.clients.get_mut(&b) else { continue };
+            let proceeding = c.state == ClientState::Proceeding;
+            c.state = ClientState::Done;
+            c.done_at = now;
+            let key = c.server.clone();
+            if proceeding
+                && let Some(cancel) = reparse(&c.request).map(|m| pbxguard_sip::hop_request(&m, "CANCEL", None))
+            {
+                let t = c.target;
+                self.send(t, cancel);
+            }
+            self.maybe_finish(now, &key, out);
+        }
+        let mut g = Vec::new();
+        for s in self.servers.values_mut() {
+            if s.next_retx > 0 && now >= s.next_retx {
+                if now >= s.final_at + TIMER_B {
+                    s.next_retx = 0;
+                } else if let Some(l) = &s.last {
+                    g.push((s.source, l.clone()));
+                    s.interval = (s.interval * 2).min(T2);
+                    s.next_retx = now + s.interval;
+                }
+            }
+        }
+        for (t, d) in g {
+            self.send(t, d);
+        }
+        self.servers.retain(|_, s| s.final_code.is_none() || now < s.final_at + LINGER);
+        let servers = &self.servers;
+        self.clients
+            .retain(|_, c| c.state != ClientState::Done || now < c.done_at + LINGER || servers.contains_key(&c.server));
+        while let Some((t, _)) = self.relay_order.front() {
+            if *t > now {
+                break;
+            }
+            if let Some((_, k)) = self.relay_order.pop_front()
+                && self.relays.get(&k).is_some_and(|r| r.expires <= now)
+            {
+                self.relays.remove(&k);
+            }
+        }
+        let max_call = self.max_call_ms;
+        let fraud = &mut self.fraud;
+        self.dialogs.retain(|_, d| {
+            let keep = match d.ended_at {
+                Some(t) => now < t + LINGER,
+                // A vanished party: the dialog (and its fraud slot) goes after max_call of silence.
+                None if now >= d.last_activity + max_call => {
+                    if let Some(e) = &d.info.counted {
+                        fraud.end(e);
+                    }
+                    ended.push(d.info.clone());
+                    false
+                }
+                None => true,
+            };
+            keep
+        });
+    }
+
+    /// A call set-up failed: the dialog goes, and its fraud slot with it.
+    pub(crate) fn forget_call(&mut self, call_id: &str) -> Option<CallInfo> {
+        let d = self.dialogs.remove(call_id)?;
+        if let Some(e) = &d.info.counted {
+            self.fraud.end(e);
+        }
+        Some(d.info)
+    }
+
+    pub(crate) fn dialog_info(&self, call_id: &str) -> Option<&CallInfo> {
+        self.dialogs.get(call_id).map(|d| &d.info)
+    }
+}
+
+/// Events for call outcomes, in the order they happened.
+pub(crate) fn outcome_events(proxy: &mut Proxy, outcomes: Vec<CallOutcome>, events: &mut Vec<Event>) {
+    for o in outcomes {
+        match o {
+            CallOutcome::Answered(call_id) => events.push(Event::CallAnswered { call_id }),
+            CallOutcome::Failed { call_id, status } => {
+                if proxy.forget_call(&call_id).is_some() {
+                    events.push(Event::CallEnded { call_id, status });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! Call routing data (Classes of Service, trunks, ordered routes, DIDs) and the calls log.
+
+use crate::{Result, Store, StoreError};
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CosRow {
+    pub name: String,
+    pub allow: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrunkRow {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub transport: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RouteRow {
+    pub id: i64,
+    pub pattern: String,
+    pub trunk: String,
+    pub strip: u32,
+    pub prepend: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DidRow {
+    pub number: String,
+    pub extension: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallRow {
+    pub call_id: String,
+    pub caller: String,
+    pub callee: String,
+    pub category: String,
+    pub trunk: Option<String>,
+    pub source: String,
+    /// `ringing`, `answered` or `ended`.
+    pub state: String,
+    /// Final status: 200 for a call ended by BYE, else the failure status.
+    pub status: Option<u16>,
+    pub started_at: i64,
+    pub answered_at: Option<i64>,
+    pub ended_at: Option<i64>,
+}
+
+fn exists(e: rusqlite::Error, what: String) -> StoreError {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+            StoreError::InUse(what)
+        }
+        other => other.into(),
+    }
+}
+
+impl Store {
+    pub fn add_cos(&self, name: &str, allow: &str, now: i64) -> Result<()> {
+        self.conn
+            .execute("INSERT INTO cos(name, allow, created_at) VALUES (?1, ?2, ?3)", params![name, allow, now])
+            .map_err(|e| exists(e, format!("class of service {name} already exists (delete it first to change it)")))?;
+        Ok(())
+    }
+
+    pub fn cos_list(&self) -> Result<Vec<CosRow>> {
+        let mut st = self.conn.prepare("SELECT name, allow FROM cos ORDER BY name")?;
+        let rows = st.query_map([], |r| Ok(CosRow { name: r.get(0)?, allow: r.get(1)? }))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn cos_exists(&self, name: &str) -> Result<bool> {
+        Ok(self.conn.query_row("SELECT 1 FROM cos WHERE name = ?1", [name], |_| Ok(())).optional()?.is_some())
+    }
+
+    /// Deletes a CoS no extension uses.
+    pub fn delete_cos(&self, name: &str) -> Result<bool> {
+        let users: Vec<String> = {
+            let mut st = self.conn.prepare("SELECT number FROM extensions WHERE cos = ?1 ORDER BY number LIMIT 5")?;
+            st.query_map([name], |r| r.get(0))?.collect::<Result<_, _>>()?
+        };
+        if !users.is_empty() {
+            return Err(StoreError::InUse(format!(
+                "class of service {name} is assigned to extension(s) {}; assign another first (pbxguard ext cos NUMBER NAME)",
+                users.join(", ")
+            )));
+        }
+        Ok(self.conn.execute("DELETE FROM cos WHERE name = ?1", [name])? > 0)
+    }
+
+    pub fn add_trunk(&self, t: &TrunkRow, now: i64) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO trunks(name, host, port, transport, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![t.name, t.host, t.port, t.transport, now],
+            )
+            .map_err(|e| exists(e, format!("trunk {} already exists", t.name)))?;
+        Ok(())
+    }
+
+    pub fn trunks(&self) -> Result<Vec<TrunkRow>> {
+        let mut st = self.conn.prepare("SELECT name, host, port, transport FROM trunks ORDER BY name")?;
+        let rows = st.query_map([], |r| {
+            Ok(TrunkRow { name: r.get(0)?, host: r.get(1)?, port: r.get(2)?, transport: r.get(3)? })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Deletes a trunk no route uses.
+    pub fn delete_trunk(&self, name: &str) -> Result<bool> {
+        let n: i64 = self.conn.query_row("SELECT COUNT(*) FROM routes WHERE trunk = ?1", [name], |r| r.get(0))?;
+        if n > 0 {
+            return Err(StoreError::InUse(format!(
+                "trunk {name} is used by {n} route(s); delete them first (pbxguard route list, pbxguard route del ID)"
+            )));
+        }
+        Ok(self.conn.execute("DELETE FROM trunks WHERE name = ?1", [name])? > 0)
+    }
+
+    /// Appends a route (routes are tried in the order they were added).
+    pub fn add_route(&self, pattern: &str, trunk: &str, strip: u32, prepend: &str) -> Result<i64> {
+        self.conn
+            .execute(
+                "INSERT INTO routes(pattern, trunk, strip, prepend) VALUES (?1, ?2, ?3, ?4)",
+                params![pattern, trunk, strip, prepend],
+            )
+            .map_err(|e| exists(e, format!("trunk {trunk} does not exist (pbxguard trunk list)")))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn routes(&self) -> Result<Vec<RouteRow>> {
+        let mut st = self.conn.prepare("SELECT id, pattern, trunk, strip, prepend FROM routes ORDER BY id")?;
+        let rows = st.query_map([], |r| {
+            Ok(RouteRow { id: r.get(0)?, pattern: r.get(1)?, trunk: r.get(2)?, strip: r.get(3)?, prepend: r.get(4)? })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn delete_route(&self, id: i64) -> Result<bool> {
+        Ok(self.conn.execute("DELETE FROM routes WHERE id = ?1", [id])? > 0)
+    }
+
+    pub fn add_did(&self, number: &str, extension: &str) -> Result<()> {
+        self.conn
+            .execute("INSERT INTO dids(number, extension) VALUES (?1, ?2)", params![number, extension])
+            .map_err(|e| exists(e, format!("DID {number} already exists, or extension {extension} does not exist")))?;
+        Ok(())
+    }
+
+    pub fn dids(&self) -> Result<Vec<DidRow>> {
+        let mut st = self.conn.prepare("SELECT number, extension FROM dids ORDER BY number")?;
+        let rows = st.query_map([], |r| Ok(DidRow { number: r.get(0)?, extension: r.get(1)? }))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn delete_did(&self, number: &str) -> Result<bool> {
+        Ok(self.conn.execute("DELETE FROM dids WHERE number = ?1", [number])? > 0)
+    }
+
+    pub fn call_started(&self, c: &CallRow) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO calls(call_id, caller, callee, category, trunk, source, state, started_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'ringing', ?7)",
+            params![c.call_id, c.caller, c.callee, c.category, c.trunk, c.source, c.started_at],
+        )?;
+        Ok(())
+    }
+
+    pub fn call_answered(&self, call_id: &str, now: i64) -> Result<()> {
+        self.conn.execute(
+            "UPDATE calls SET state = 'answered', answered_at = ?2 WHERE call_id = ?1 AND state = 'ringing'",
+            params![call_id, now],
+        )?;
+        Ok(())
+    }
+
+    pub fn call_ended(&self, call_id: &str, status: u16, now: i64) -> Result<()> {
+        self.conn.execute(
+            "UPDATE calls SET state = 'ended', status = ?2, ended_at = ?3 WHERE call_id = ?1 AND state != 'ended'",
+            params![call_id, status, now],
+        )?;
+        Ok(())
+    }
+
+    /// Calls in progress first, then the most recent; at most `limit`.
+    pub fn calls(&self, limit: u32) -> Result<Vec<CallRow>> {
+        let mut st = self.conn.prepare(
+            "SELECT call_id, caller, callee, category, trunk, source, state, status, started_at, answered_at, ended_at
+             FROM calls ORDER BY (state = 'ended'), started_at DESC, rowid DESC LIMIT ?1",
+        )?;
+        let rows = st.query_map([limit], |r| {
+            Ok(CallRow {
+                call_id: r.get(0)?,
+                caller: r.get(1)?,
+                callee: r.get(2)?,
+                category: r.get(3)?,
+                trunk: r.get(4)?,
+                source: r.get(5)?,
+                state: r.get(6)?,
+                status: r.get(7)?,
+                started_at: r.get(8)?,
+                answered_at: r.get(9)?,
+                ended_at: r.get(10)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Keeps the calls log bounded: ended calls before `before` go. Calls still marked in progress when
+    /// the daemon starts were cut by the restart.
+    pub fn purge_calls(&self, before: i64) -> Result<usize> {
+        Ok(self.conn.execute("DELETE FROM calls WHERE state = 'ended' AND started_at < ?1", [before])?)
+    }
+
+    pub fn close_stale_calls(&self, now: i64) -> Result<usize> {
+        Ok(self
+            .conn
+            .execute("UPDATE calls SET state = 'ended', status = 503, ended_at = ?1 WHERE state != 'ended'", [now])?)
+    }
+}

@@ -1,0 +1,105 @@
+//! Sending what the proxy forwards: over UDP from a listening socket, over TCP/TLS on the connection
+//! to that address (the one a phone registered over, or one this daemon opened for TCP). Sends never
+//! block the caller: stream writes are queued per connection (bounded) and UDP sends are non-blocking.
+
+use super::{Shared, persist};
+use pbxguard_pbx::{Transmit, Transport};
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Semaphore, mpsc};
+
+/// Per-connection send queue; past it messages are dropped (UDP-like loss, recovered by retransmission
+/// or the transaction timeout) rather than letting one slow peer hold memory.
+pub(crate) const QUEUE: usize = 256;
+
+pub(crate) struct Net {
+    pub(crate) shared: Shared,
+    pub(crate) events: persist::Sender,
+    pub(crate) slots: Arc<Semaphore>,
+    pub(crate) idle: Duration,
+    pub(crate) rt: tokio::runtime::Handle,
+    udp: Mutex<Vec<UdpSocket>>,
+    streams: Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>,
+}
+
+impl Net {
+    pub(crate) fn new(
+        shared: Shared,
+        events: persist::Sender,
+        max_connections: usize,
+        idle: Duration,
+        rt: tokio::runtime::Handle,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            shared,
+            events,
+            slots: Arc::new(Semaphore::new(max_connections)),
+            idle,
+            rt,
+            udp: Mutex::new(Vec::new()),
+            streams: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A UDP socket (bound to a listening port) to send from.
+    pub(crate) fn add_udp(&self, s: UdpSocket) {
+        self.udp.lock().unwrap_or_else(|p| p.into_inner()).push(s);
+    }
+
+    /// Makes a connection reachable for sends to `peer`; returns its queue's receiving end.
+    pub(crate) fn register(&self, peer: SocketAddr) -> mpsc::Receiver<Vec<u8>> {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        self.streams.lock().unwrap_or_else(|p| p.into_inner()).insert(peer, tx);
+        rx
+    }
+
+    pub(crate) fn unregister(&self, peer: SocketAddr) {
+        let mut m = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        if m.get(&peer).is_some_and(|tx| tx.is_closed()) {
+            m.remove(&peer);
+        }
+    }
+
+    pub(crate) fn send_all(self: &Arc<Self>, batch: &mut Vec<Transmit>) {
+        for t in batch.drain(..) {
+            self.send(t);
+        }
+    }
+
+    pub(crate) fn send(self: &Arc<Self>, t: Transmit) {
+        let addr = t.target.addr;
+        match t.target.transport {
+            Transport::Udp => {
+                let socks = self.udp.lock().unwrap_or_else(|p| p.into_inner());
+                let sock = socks.iter().find(|s| s.local_addr().is_ok_and(|l| l.is_ipv4() == addr.is_ipv4()));
+                match sock {
+                    Some(s) => {
+                        if let Err(e) = s.send_to(&t.data, addr) {
+                            tracing::debug!(error = %e, %addr, "udp send failed");
+                        }
+                    }
+                    None => tracing::debug!(%addr, "no UDP socket of this address family to send from"),
+                }
+            }
+            transport => {
+                let tx = self.streams.lock().unwrap_or_else(|p| p.into_inner()).get(&addr).cloned();
+                match tx {
+                    Some(tx) => {
+                        if tx.try_send(t.data).is_err() {
+                            tracing::debug!(%addr, "connection queue full or closed; message dropped");
+                        }
+                    }
+                    None if transport == Transport::Tcp => {
+                        let net = self.clone();
+                        self.rt.spawn(super::stream::connect(net, addr, t.data));
+                    }
+                    None => {
+                        tracing::info!(%addr, "no TLS connection to this address (outbound TLS is not supported yet); message dropped")
+                    }
+                }
+            }
+        }
+    }
+}
