@@ -243,13 +243,20 @@ pub(crate) fn restore_bindings(store: &Store, svc: &mut Service) -> Result<usize
     Ok(n)
 }
 
-/// Trusted networks: the operator's list plus every specific address the daemon listens on.
+/// Trusted networks: the operator's list, every specific address the daemon listens on, and trunks.
 pub(crate) fn trusted(store: &Store, listening: &[std::net::SocketAddr]) -> Result<Vec<Prefix>> {
     let mut out: Vec<Prefix> = Vec::new();
     for (cidr, _) in store.trusted()? {
         out.push(Prefix::parse_lenient(&cidr).map_err(|e| anyhow::anyhow!("trusted network {cidr}: {e}"))?);
     }
     out.extend(listening.iter().map(|a| a.ip()).filter(|ip| !ip.is_unspecified()).map(Prefix::host));
+    // A carrier sends every inbound call and answer from its address: flood-limiting or banning it
+    // would cut the PBX off. Trunks are trusted like the operator's networks.
+    for t in store.trunks()? {
+        if let Ok(addrs) = std::net::ToSocketAddrs::to_socket_addrs(&(t.host.as_str(), t.port)) {
+            out.extend(addrs.map(|a| Prefix::host(a.ip())));
+        }
+    }
     Ok(out)
 }
 

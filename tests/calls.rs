@@ -1,0 +1,303 @@
+//! Calls through the proxy: SIPp extensions → pbxguard → SIPp as a trunk (1,000 calls, CANCEL), Class
+//! of Service refusals that never reach the trunk, and the toll-fraud limits.
+//!
+//! The trunk lives on 127.0.0.2: trunks are recognised by source address, so it must not share the
+//! callers' address.
+
+mod common;
+use common::*;
+use pbxguard_sip::{Algorithm, Limits, Message, ResponseBuilder, ha1};
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// SIPp load tests run one at a time.
+static HEAVY: Mutex<()> = Mutex::new(());
+
+const REALM: &str = "calls.test";
+const TRUNK_IP: &str = "127.0.0.2";
+
+fn setup(tag: &str) -> TempDir {
+    let d = TempDir::new(tag);
+    cli_ok(&d.0, &["settings", "set", "sip.realm", REALM]);
+    d
+}
+
+fn add_trunk(data: &std::path::Path, port: u16) {
+    cli_ok(data, &["trunk", "add", "carrier", "--host", TRUNK_IP, "--port", &port.to_string()]);
+    cli_ok(data, &["route", "add", "_X.", "--trunk", "carrier"]);
+}
+
+fn free_udp_port(ip: &str) -> u16 {
+    UdpSocket::bind((ip, 0)).unwrap().local_addr().unwrap().port()
+}
+
+fn sipp_output_counts(o: &std::process::Output) -> (Option<i32>, Option<String>, Option<String>) {
+    let out = String::from_utf8_lossy(&o.stdout);
+    let line = |label: &str| {
+        out.lines()
+            .find(|l| l.trim_start().starts_with(label))
+            .map(|l| l.split('|').nth(2).unwrap_or("").trim().to_owned())
+    };
+    (o.status.code(), line("Successful call"), line("Failed call"))
+}
+
+fn sipp_uas(scenario: &str, port: u16, calls: usize, dir: &std::path::Path) -> Child {
+    let sf = format!("{}/tests/sipp/{scenario}", env!("CARGO_MANIFEST_DIR"));
+    Command::new("timeout")
+        .args(["180", "sipp", "-sf", &sf, "-i", TRUNK_IP, "-p", &port.to_string(), "-m", &calls.to_string()])
+        .args(["-nostdin", "-timeout", "150s", "-timeout_error"])
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run sipp")
+}
+
+fn sipp_uac(scenario: &str, csv: &std::path::Path, target: SocketAddr, calls: usize) -> std::process::Output {
+    let sf = format!("{}/tests/sipp/{scenario}", env!("CARGO_MANIFEST_DIR"));
+    Command::new("timeout")
+        .args(["180", "sipp", "-sf", &sf, "-inf"])
+        .arg(csv)
+        .arg(target.to_string())
+        .args(["-i", "127.0.0.1", "-p", "0", "-m", &calls.to_string(), "-r", "100", "-l", "300"])
+        .args(["-nostdin", "-timeout", "150s", "-timeout_error"])
+        .current_dir(csv.parent().unwrap())
+        .output()
+        .expect("run sipp")
+}
+
+fn calls(data: &std::path::Path) -> Vec<serde_json::Value> {
+    serde_json::from_str(&cli_ok(data, &["calls", "list", "--json", "--last", "5000"])).unwrap()
+}
+
+#[test]
+fn sipp_1000_calls_through_a_trunk_and_a_cancel() {
+    require("sipp");
+    let _g = HEAVY.lock().unwrap_or_else(|p| p.into_inner());
+    let d = setup("sipp-calls");
+    cli_ok(&d.0, &["ext", "add", "1001", "--secret", "Calls!2026xy"]);
+    // One caller places every call: the fraud limits are raised for this load test.
+    cli_ok(&d.0, &["settings", "set", "fraud.max_concurrent", "1000"]);
+    cli_ok(&d.0, &["settings", "set", "fraud.calls_per_hour", "100000"]);
+    let port = free_udp_port(TRUNK_IP);
+    add_trunk(&d.0, port);
+    let csv = d.0.join("caller.csv");
+    std::fs::write(&csv, "SEQUENTIAL\n1001;[authentication username=1001 password=Calls!2026xy];2125551234\n").unwrap();
+    let daemon = Daemon::start(&d.0);
+
+    let uas = sipp_uas("uas_rr.xml", port, 1000, &d.0);
+    std::thread::sleep(Duration::from_millis(300));
+    let uac = sipp_uac("uac_auth.xml", &csv, daemon.udp, 1000);
+    let uas = uas.wait_with_output().unwrap();
+    assert_eq!(
+        sipp_output_counts(&uac),
+        (Some(0), Some("1000".into()), Some("0".into())),
+        "caller side: {}\n{}\ndaemon: {}",
+        String::from_utf8_lossy(&uac.stdout),
+        String::from_utf8_lossy(&uac.stderr),
+        daemon.log()
+    );
+    assert_eq!(uas.status.code(), Some(0), "trunk side: {}", String::from_utf8_lossy(&uas.stdout));
+    // Every call is logged as answered and ended by BYE.
+    let ended = wait_for(Duration::from_secs(5), || {
+        let c = calls(&d.0);
+        let n = c.iter().filter(|c| c["state"] == "ended" && c["status"] == 200 && c["answered_at"].is_i64()).count();
+        (n == 1000).then_some(c)
+    });
+    assert!(ended.is_some(), "calls log: {:?}", calls(&d.0).iter().take(3).collect::<Vec<_>>());
+
+    // CANCEL while the trunk rings: 200 for the CANCEL, 487 for the INVITE, on both sides.
+    let uas = sipp_uas("uas_cancel.xml", port, 1, &d.0);
+    std::thread::sleep(Duration::from_millis(300));
+    let uac = sipp_uac("uac_cancel.xml", &csv, daemon.udp, 1);
+    let uas = uas.wait_with_output().unwrap();
+    assert_eq!(
+        sipp_output_counts(&uac),
+        (Some(0), Some("1".into()), Some("0".into())),
+        "{}",
+        String::from_utf8_lossy(&uac.stdout)
+    );
+    assert_eq!(uas.status.code(), Some(0), "trunk side: {}", String::from_utf8_lossy(&uas.stdout));
+    let cancelled = wait_for(Duration::from_secs(5), || {
+        calls(&d.0).into_iter().find(|c| c["status"] == 487 && c["answered_at"].is_null())
+    });
+    assert!(cancelled.is_some(), "no cancelled call in the log");
+}
+
+/// A caller that speaks just enough SIP: INVITE, answer the 407, report the first final (or 180).
+struct Phone {
+    sock: UdpSocket,
+    user: String,
+    pw: String,
+    proxy: SocketAddr,
+}
+
+impl Phone {
+    fn new(user: &str, pw: &str, proxy: SocketAddr) -> Self {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        Self { sock, user: user.into(), pw: pw.into(), proxy }
+    }
+
+    fn invite(&self, number: &str, call_id: &str, cseq: u32, branch: &str, auth: &str) -> Vec<u8> {
+        let local = self.sock.local_addr().unwrap();
+        format!(
+            "INVITE sip:{number}@{p} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{branch};rport\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:{u}@{p}>;tag=t{call_id}\r\nTo: <sip:{number}@{p}>\r\nCall-ID: {call_id}\r\n\
+             CSeq: {cseq} INVITE\r\nContact: <sip:{u}@{local}>\r\n{auth}Content-Length: 0\r\n\r\n",
+            p = self.proxy,
+            u = self.user
+        )
+        .into_bytes()
+    }
+
+    /// Places a call; returns the first status above 100 (180 means it reached the trunk and rings).
+    fn call(&self, number: &str, call_id: &str) -> u16 {
+        let first = self.invite(number, call_id, 1, &format!("a{call_id}"), "");
+        let ch = String::from_utf8(exchange(&self.sock, self.proxy, &first).expect("no answer")).unwrap();
+        assert_eq!(status(ch.as_bytes()), 407, "{ch}");
+        let nonce = ch.split("nonce=\"").nth(1).unwrap().split('"').next().unwrap();
+        let uri = format!("sip:{number}@{}", self.proxy);
+        let h1 = ha1(Algorithm::Md5, &self.user, REALM, &self.pw);
+        let ha2 = Algorithm::Md5.hash(&[b"INVITE", uri.as_bytes()]);
+        let resp = Algorithm::Md5.hash(&[h1.as_bytes(), nonce.as_bytes(), b"00000001", b"c", b"auth", ha2.as_bytes()]);
+        let auth = format!(
+            "Proxy-Authorization: Digest username=\"{}\", realm=\"{REALM}\", nonce=\"{nonce}\", uri=\"{uri}\", \
+             response=\"{resp}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"c\"\r\n",
+            self.user
+        );
+        self.sock.send_to(&self.invite(number, call_id, 2, &format!("b{call_id}"), &auth), self.proxy).unwrap();
+        let mut buf = [0u8; 4096];
+        loop {
+            let (n, _) = self.sock.recv_from(&mut buf).expect("no final answer");
+            let code = status(&buf[..n]);
+            if code > 100 {
+                return code;
+            }
+        }
+    }
+}
+
+/// A trunk that rings (180) for every INVITE and never answers, recording the Request-URIs.
+struct RingingTrunk {
+    port: u16,
+    invites: std::sync::Arc<Mutex<Vec<String>>>,
+}
+
+impl RingingTrunk {
+    fn new() -> Self {
+        let sock = UdpSocket::bind((TRUNK_IP, 0)).unwrap();
+        let port = sock.local_addr().unwrap().port();
+        let invites = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let seen = invites.clone();
+        // Bounded: the thread ends with the test process; it only answers what the daemon sends.
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok((n, from)) = sock.recv_from(&mut buf) {
+                let Ok(m) = Message::parse(&buf[..n], &Limits::default()) else { continue };
+                if m.method().is_some_and(|x| x.as_str() == "INVITE") {
+                    seen.lock().unwrap().push(m.request_uri().unwrap().to_owned());
+                    let r = ResponseBuilder::new(&m, 180, "Ringing", from, "trunk").finish(None, b"");
+                    sock.send_to(&r, from).unwrap();
+                }
+            }
+        });
+        Self { port, invites }
+    }
+
+    fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The INVITEs received so far (a refused call is answered before anything could be forwarded).
+    fn invites(&self) -> Vec<String> {
+        self.invites.lock().unwrap().clone()
+    }
+}
+
+fn events(data: &std::path::Path) -> Vec<serde_json::Value> {
+    cli_ok(data, &["events", "--json", "--last", "1000"]).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn class_of_service_refuses_international_before_the_trunk() {
+    let d = setup("cos");
+    let trunk = RingingTrunk::new();
+    add_trunk(&d.0, trunk.port());
+    cli_ok(&d.0, &["cos", "add", "domestic", "--allow", "internal,local,national,toll-free"]);
+    cli_ok(&d.0, &["ext", "add", "1002", "--secret", "Cos!test2026", "--cos", "domestic"]);
+    let daemon = Daemon::start(&d.0);
+    let phone = Phone::new("1002", "Cos!test2026", daemon.udp);
+    for (i, number) in ["01144201234567", "0044201234567", "+44201234567", "19005551234"].iter().enumerate() {
+        assert_eq!(phone.call(number, &format!("cos{i}")), 403, "{number}");
+    }
+    assert_eq!(trunk.invites(), Vec::<String>::new(), "refused calls must not reach the trunk");
+    // A national number passes, and reaches the trunk with the trunk's address in the Request-URI.
+    assert_eq!(phone.call("2125551234", "cos-ok"), 180);
+    let uris = trunk.invites();
+    assert_eq!(uris.len(), 1, "{uris:?}");
+    assert!(uris[0].starts_with(&format!("sip:2125551234@{TRUNK_IP}:")), "{uris:?}");
+    // Each refusal is a security event naming the extension, the number and the rule.
+    let ev = wait_for(Duration::from_secs(5), || {
+        let e: Vec<_> = events(&d.0).into_iter().filter(|e| e["kind"] == "call-refused").collect();
+        (e.len() == 4).then_some(e)
+    })
+    .expect("four call-refused events");
+    assert_eq!(ev[0]["user"], "1002");
+    let detail = ev[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("01144201234567") && detail.contains("domestic") && detail.contains("international"),
+        "{detail}"
+    );
+    assert!(ev[3]["detail"].as_str().unwrap().contains("premium-rate"), "{ev:?}");
+    // Emergency calls pass whatever the CoS says.
+    assert_eq!(phone.call("911", "cos-911"), 180);
+    assert_eq!(trunk.invites().len(), 2);
+    drop(daemon);
+}
+
+#[test]
+fn toll_fraud_limits_refuse_and_suspend() {
+    let d = setup("fraud");
+    let trunk = RingingTrunk::new();
+    add_trunk(&d.0, trunk.port());
+    cli_ok(&d.0, &["ext", "add", "1003", "--secret", "Fraud!2026ab"]);
+    cli_ok(&d.0, &["settings", "set", "fraud.calls_per_hour", "4"]);
+    let daemon = Daemon::start(&d.0);
+    let phone = Phone::new("1003", "Fraud!2026ab", daemon.udp);
+    // The default limit is two concurrent outbound calls: the third is refused, without suspension.
+    assert_eq!(phone.call("2125550001", "f1"), 180);
+    assert_eq!(phone.call("2125550002", "f2"), 180);
+    assert_eq!(phone.call("2125550003", "f3"), 403);
+    assert_eq!(trunk.invites().len(), 2, "the third call must not reach the trunk");
+    let ext = |d: &std::path::Path| -> serde_json::Value {
+        let v: Vec<serde_json::Value> = serde_json::from_str(&cli_ok(d, &["ext", "list", "--json"])).unwrap();
+        v.into_iter().find(|e| e["number"] == "1003").unwrap()
+    };
+    assert!(ext(&d.0)["suspended"].is_null());
+    let refused =
+        wait_for(Duration::from_secs(5), || events(&d.0).into_iter().find(|e| e["kind"] == "call-refused")).unwrap();
+    assert!(refused["detail"].as_str().unwrap().contains("at most 2 concurrent"), "{refused}");
+    // Over the hourly limit (4 attempts: two counted already, two more): refused, and suspended.
+    // Two calls still ring; lift the concurrent limit to reach the hourly one.
+    cli_ok(&d.0, &["settings", "set", "fraud.max_concurrent", "100"]);
+    wait_for(Duration::from_secs(5), || (phone.call("2125550004", &format!("f4-{}", rand_id())) == 180).then_some(()))
+        .expect("fourth call rings once the limit is raised");
+    assert_eq!(phone.call("2125550005", "f5"), 180);
+    assert_eq!(phone.call("2125550006", "f6"), 403);
+    let suspended = wait_for(Duration::from_secs(5), || ext(&d.0)["suspended"].as_str().map(str::to_owned)).unwrap();
+    assert!(suspended.contains("at most 4 outbound calls per hour"), "{suspended}");
+    // Suspended: even an allowed national call is refused; emergency still goes through.
+    assert_eq!(phone.call("2125550007", "f7"), 403);
+    assert_eq!(phone.call("911", "f911"), 180);
+    assert_eq!(trunk.invites().len(), 5);
+    let out = cli_ok(&d.0, &["ext", "enable", "1003"]);
+    assert!(out.contains("re-enabled"), "{out}");
+    assert!(ext(&d.0)["suspended"].is_null());
+}
+
+fn rand_id() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+}
