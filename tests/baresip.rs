@@ -1,4 +1,5 @@
-//! A real softphone (baresip) registers over UDP and over TLS, and its binding shows in `reg list`.
+//! A real softphone (baresip) registers over UDP and over TLS, and its binding shows in `reg list`;
+//! two of them call each other through pbxguard (auto-answer, hang-up) over UDP and over TLS.
 //!
 //! baresip 1.0.0 (libre 1.1.0, Debian 12) fails the whole registration with "Function not implemented"
 //! when any challenge names an algorithm it lacks, so its extension offers MD5 only.
@@ -66,5 +67,137 @@ fn baresip_registers_over_udp_and_tls() {
         assert!(b["contact"].as_str().unwrap().contains("@127.0.0.1:"), "{b}");
         assert!(b["source"].as_str().unwrap().starts_with("127.0.0.1:"), "{b}");
         assert!(b["expires_in"].as_i64().unwrap() > 500);
+    }
+}
+
+/// baresip's ctrl_tcp module: netstring-framed JSON commands and events.
+struct Ctrl {
+    s: std::net::TcpStream,
+    buf: Vec<u8>,
+    events: Vec<serde_json::Value>,
+}
+
+impl Ctrl {
+    fn connect(port: u16) -> Self {
+        let s = wait_for(Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", port)).ok())
+            .expect("baresip ctrl_tcp");
+        s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        Self { s, buf: Vec::new(), events: Vec::new() }
+    }
+
+    fn read(&mut self) -> Option<serde_json::Value> {
+        use std::io::Read;
+        loop {
+            if let Some(colon) = self.buf.iter().position(|&b| b == b':') {
+                let n: usize = std::str::from_utf8(&self.buf[..colon]).ok()?.parse().ok()?;
+                if self.buf.len() > colon + n + 1 {
+                    let msg = serde_json::from_slice(&self.buf[colon + 1..colon + 1 + n]).ok();
+                    self.buf.drain(..colon + n + 2);
+                    return msg;
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            match self.s.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(_) => return None,
+            }
+        }
+    }
+
+    fn cmd(&mut self, command: &str, params: &str) {
+        use std::io::Write;
+        let body = serde_json::json!({"command": command, "params": params, "token": command}).to_string();
+        self.s.write_all(format!("{}:{body},", body.len()).as_bytes()).unwrap();
+    }
+
+    /// Waits for an event of this type (events read meanwhile are kept).
+    fn wait_event(&mut self, kind: &str, timeout: Duration) -> Option<serde_json::Value> {
+        if let Some(i) = self.events.iter().position(|e| e["type"] == kind) {
+            return Some(self.events.remove(i));
+        }
+        let end = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < end {
+            if let Some(m) = self.read()
+                && m["event"] == true
+            {
+                if m["type"] == kind {
+                    return Some(m);
+                }
+                self.events.push(m);
+            }
+        }
+        None
+    }
+}
+
+fn phone(root: &std::path::Path, name: &str, account: &str) -> (std::process::Child, Ctrl) {
+    let sip_port = free_port();
+    let ctrl_port = free_port();
+    let dir = config_dir(root, name, account, sip_port);
+    let mut cfg = std::fs::read_to_string(dir.join("config")).unwrap();
+    cfg.push_str(&format!("module ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\nmodule_app menu.so\nrtp_timeout 0\n"));
+    std::fs::write(dir.join("config"), cfg).unwrap();
+    let child = Command::new("baresip")
+        .arg("-f")
+        .arg(&dir)
+        .args(["-t", "60"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    (child, Ctrl::connect(ctrl_port))
+}
+
+#[test]
+fn baresip_calls_baresip_over_udp_and_tls() {
+    require("baresip");
+    let d = TempDir::new("baresip-call");
+    for (ext, pw) in [("1001", "Bare!sip9pw"), ("1002", "Bare!sip9pw2")] {
+        cli_ok(&d.0, &["ext", "add", ext, "--secret", pw, "--algorithms", "MD5"]);
+    }
+    let daemon = Daemon::start(&d.0);
+    for (round, (transport, target)) in [("udp", daemon.udp), ("tls", daemon.tls)].into_iter().enumerate() {
+        let acc = |ext: &str, pw: &str, mode: &str| {
+            format!("<sip:{ext}@{target};transport={transport}>;auth_pass={pw};regint=600;answermode={mode};audio_codecs=pcmu")
+        };
+        let (mut a_proc, mut a) = phone(&d.0, &format!("a-{transport}"), &acc("1001", "Bare!sip9pw", "manual"));
+        let (mut b_proc, mut b) = phone(&d.0, &format!("b-{transport}"), &acc("1002", "Bare!sip9pw2", "auto"));
+        let registered = wait_for(Duration::from_secs(15), || {
+            let r = registrations(&d.0);
+            let has = |e: &str| r.iter().any(|x| x["extension"] == e && x["transport"] == transport);
+            (has("1001") && has("1002")).then_some(())
+        });
+        let result = (|| -> Result<(), String> {
+            registered.ok_or("phones did not register")?;
+            a.cmd("dial", &format!("sip:1002@{target};transport={transport}"));
+            b.wait_event("CALL_ESTABLISHED", Duration::from_secs(10)).ok_or("B never established the call")?;
+            a.wait_event("CALL_ESTABLISHED", Duration::from_secs(10)).ok_or("A never established the call")?;
+            a.cmd("hangup", "");
+            b.wait_event("CALL_CLOSED", Duration::from_secs(10)).ok_or("B never saw the hang-up")?;
+            Ok(())
+        })();
+        for p in [&mut a_proc, &mut b_proc] {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+        if let Err(e) = result {
+            panic!("{transport}: {e}; daemon log:\n{}", daemon.log());
+        }
+        // pbxguard logged it: answered, then ended by BYE.
+        let call = wait_for(Duration::from_secs(5), || {
+            let v: Vec<serde_json::Value> =
+                serde_json::from_str(&cli_ok(&d.0, &["calls", "list", "--json"])).unwrap();
+            let done = v.iter().filter(|c| {
+                c["caller"] == "1001"
+                    && c["callee"] == "1002"
+                    && c["state"] == "ended"
+                    && c["status"] == 200
+                    && c["answered_at"].is_i64()
+            });
+            (done.count() == round + 1).then_some(())
+        });
+        assert!(call.is_some(), "{transport}: call not logged as answered and ended");
     }
 }
