@@ -136,7 +136,9 @@ fn phone(root: &std::path::Path, name: &str, account: &str) -> (std::process::Ch
     let ctrl_port = free_port();
     let dir = config_dir(root, name, account, sip_port);
     let mut cfg = std::fs::read_to_string(dir.join("config")).unwrap();
-    cfg.push_str(&format!("module ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\nmodule_app menu.so\nrtp_timeout 0\n"));
+    cfg.push_str(&format!(
+        "module ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\nmodule_app menu.so\nrtp_timeout 0\n"
+    ));
     std::fs::write(dir.join("config"), cfg).unwrap();
     let child = Command::new("baresip")
         .arg("-f")
@@ -160,7 +162,9 @@ fn baresip_calls_baresip_over_udp_and_tls() {
     let daemon = Daemon::start(&d.0);
     for (round, (transport, target)) in [("udp", daemon.udp), ("tls", daemon.tls)].into_iter().enumerate() {
         let acc = |ext: &str, pw: &str, mode: &str| {
-            format!("<sip:{ext}@{target};transport={transport}>;auth_pass={pw};regint=600;answermode={mode};audio_codecs=pcmu")
+            format!(
+                "<sip:{ext}@{target};transport={transport}>;auth_pass={pw};regint=600;answermode={mode};audio_codecs=pcmu"
+            )
         };
         let (mut a_proc, mut a) = phone(&d.0, &format!("a-{transport}"), &acc("1001", "Bare!sip9pw", "manual"));
         let (mut b_proc, mut b) = phone(&d.0, &format!("b-{transport}"), &acc("1002", "Bare!sip9pw2", "auto"));
@@ -187,8 +191,7 @@ fn baresip_calls_baresip_over_udp_and_tls() {
         }
         // pbxguard logged it: answered, then ended by BYE.
         let call = wait_for(Duration::from_secs(5), || {
-            let v: Vec<serde_json::Value> =
-                serde_json::from_str(&cli_ok(&d.0, &["calls", "list", "--json"])).unwrap();
+            let v: Vec<serde_json::Value> = serde_json::from_str(&cli_ok(&d.0, &["calls", "list", "--json"])).unwrap();
             let done = v.iter().filter(|c| {
                 c["caller"] == "1001"
                     && c["callee"] == "1002"

@@ -3,10 +3,10 @@
 //! between requests, responses and the proxy's transactions.
 
 use crate::event::Event;
-use crate::proxy::{CallInfo, Target, outcome_events};
+use crate::proxy::{BuildRequest, CallInfo, Target, outcome_events};
 use crate::service::{Handled, Incoming, Service, Transport};
 use pbxguard_shield::{Category, Shield};
-use pbxguard_sip::{Forward, HeaderName, Message, Method, Uri, Via, forward_request};
+use pbxguard_sip::{Forward, HeaderName, Message, Uri, Via, forward_request};
 use std::net::SocketAddr;
 
 fn transport_of(s: &str) -> Transport {
@@ -86,7 +86,7 @@ impl Service {
             if self.is_suspended(&ext) {
                 return self.refuse(inc, &ext, &number, "extension suspended".into());
             }
-            return self.to_extension(inc, &number, ext.clone(), None, Category::Internal, now);
+            return self.call_extension(inc, &number, ext.clone(), Category::Internal, now);
         }
         let plan = self.dialplan.clone();
         let Some((category, pattern)) = plan.plan.classify(&number) else {
@@ -146,15 +146,14 @@ impl Service {
         if !self.directory.contains(&ext) {
             return self.deny(inc, 404, "Not Found");
         }
-        self.to_extension(inc, &ext, format!("trunk:{trunk}"), Some(trunk), Category::Internal, inc.now_ms / 1000)
+        self.call_extension(inc, &ext, format!("trunk:{trunk}"), Category::Internal, inc.now_ms / 1000)
     }
 
-    fn to_extension(
+    fn call_extension(
         &mut self,
         inc: Incoming<'_, '_>,
         ext: &str,
         caller: String,
-        trunk: Option<&str>,
         category: Category,
         now: u64,
     ) -> Handled {
@@ -168,7 +167,6 @@ impl Service {
             return self.deny(inc, 480, "Temporarily Unavailable");
         }
         let info = CallInfo { call_id: inc.req.call_id.to_owned(), caller, callee: ext.to_owned(), counted: None };
-        let _ = trunk;
         self.start_call(inc, info, category, None, targets)
     }
 
@@ -208,7 +206,7 @@ impl Service {
                     };
                     Some(forward_request(msg, &f))
                 };
-                (target, Box::new(build) as Box<dyn Fn(&str) -> Option<Vec<u8>> + '_>)
+                (target, Box::new(build) as BuildRequest<'_>)
             })
             .collect();
         let trying = self.reply(msg, 100, "Trying", source).finish(None, b"");
@@ -222,13 +220,11 @@ impl Service {
         };
         let from_tag = req.from.tag().unwrap_or("");
         let branch = req.via.branch().unwrap_or("");
-        let counted = info.counted.clone();
         let src = Target { addr: source, transport };
         let n = self.proxy.start(now_ms, data, branch, src, from_tag, info, builders, trying.clone());
         if n == 0 {
-            if let Some(info) = self.proxy.forget_call(req.call_id) {
-                let _ = (info, counted);
-            }
+            // No branch could be sent (no listener for the contacts' transport).
+            self.proxy.forget_call(req.call_id);
             return self.deny(inc, 503, "Service Unavailable");
         }
         self.push_event(event);
@@ -284,12 +280,10 @@ impl Service {
             };
             Some(forward_request(msg, &f))
         };
-        let ended = self.proxy.relay_in_dialog(now_ms, msg, req, Target { addr: source, transport }, build)?;
+        let ended = self.proxy.relay_in_dialog(now_ms, req, Target { addr: source, transport }, build)?;
+        // After a BYE the dialog lingers for retransmissions, then goes (Proxy::tick).
         if let Some(info) = ended {
             self.push_event(Event::CallEnded { call_id: info.call_id, status: 200 });
-        }
-        if req.method == Method::Bye {
-            // Nothing else to do: the dialog lingers for retransmissions, then goes.
         }
         Ok(())
     }

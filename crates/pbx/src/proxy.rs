@@ -95,6 +95,9 @@ impl Locals {
     }
 }
 
+/// Builds the forwarded request for one branch, given its Via branch.
+pub(crate) type BuildRequest<'a> = Box<dyn Fn(&str) -> Option<Vec<u8>> + 'a>;
+
 /// Who placed a call and where it goes, for the calls list and the fraud counters.
 #[derive(Debug, Clone)]
 pub(crate) struct CallInfo {
@@ -229,7 +232,7 @@ impl Proxy {
         source: Target,
         caller_tag: &str,
         info: CallInfo,
-        targets: Vec<(Target, Box<dyn Fn(&str) -> Option<Vec<u8>> + '_>)>,
+        targets: Vec<(Target, BuildRequest<'_>)>,
         trying: Vec<u8>,
     ) -> usize {
         let key = server_key(branch, source.addr);
@@ -469,7 +472,6 @@ impl Proxy {
     pub(crate) fn relay_in_dialog(
         &mut self,
         now: u64,
-        msg: &Message<'_>,
         req: &pbxguard_sip::Request<'_>,
         source: Target,
         build: impl Fn(&str, Target) -> Option<Vec<u8>>,
@@ -497,7 +499,6 @@ impl Proxy {
         } else {
             None
         };
-        let _ = msg;
         let branch = self.branch(true);
         let Some(data) = build(&branch, dest) else { return Err(503) };
         if method != pbxguard_sip::Method::Ack {
@@ -584,7 +585,7 @@ impl Proxy {
         let max_call = self.max_call_ms;
         let fraud = &mut self.fraud;
         self.dialogs.retain(|_, d| {
-            let keep = match d.ended_at {
+            match d.ended_at {
                 Some(t) => now < t + LINGER,
                 // A vanished party: the dialog (and its fraud slot) goes after max_call of silence.
                 None if now >= d.last_activity + max_call => {
@@ -595,8 +596,7 @@ impl Proxy {
                     false
                 }
                 None => true,
-            };
-            keep
+            }
         });
     }
 

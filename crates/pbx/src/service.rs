@@ -362,7 +362,6 @@ impl Service {
         let Incoming { msg, source, now_ms, .. } = inc;
         let now = now_ms / 1000;
         let ip = source.ip();
-        let method = msg.method().map_or("", |m| m.as_str());
         let header = if proxy { HeaderName::ProxyAuthorization } else { HeaderName::Authorization };
         let throttled = &self.throttled;
         let blocked = |user: &str| {
@@ -382,7 +381,6 @@ impl Service {
             } else {
                 Event::AuthFailed { source, user, known, method: if proxy { "INVITE" } else { "REGISTER" } }
             };
-            let _ = method;
             self.push_event(e);
             if banned {
                 return Err(Handled::Silent);

@@ -34,8 +34,8 @@ impl Pattern {
         if let Some(body) = s.strip_prefix('_') {
             return parse_asterisk(body).map(Self::Asterisk);
         }
-        if s.starts_with('^') {
-            let anchored = format!("^(?:{})$", &s[1..].trim_end_matches('$'));
+        if let Some(re) = s.strip_prefix('^') {
+            let anchored = format!("^(?:{})$", re.trim_end_matches('$'));
             return regex::Regex::new(&anchored).map(Self::Regex).map_err(|e| format!("regular expression {s:?}: {e}"));
         }
         if !s.is_empty() && s.chars().all(valid_dial_char) {
@@ -167,7 +167,7 @@ impl FromStr for Category {
             other => other,
         };
         Self::ALL.into_iter().find(|c| c.as_str() == alias).ok_or_else(|| {
-            let all: Vec<_> = Self::ALL.iter().map(Category::as_str).collect();
+            let all: Vec<_> = Self::ALL.iter().map(Self::as_str).collect();
             format!("unknown category {s:?}: expected one of {}", all.join(", "))
         })
     }

@@ -1,0 +1,369 @@
+//! The call-routing proxy through the sans-IO service, on a virtual clock: forking, CANCEL, the UDP
+//! timers, hop-by-hop ACK, in-dialog relaying restricted to the dialog's parties, trunks and DIDs.
+
+use pbxguard_pbx::{
+    Binding, DialPlan, Directory, Event, ExtensionAuth, Locals, RegistrarConfig, Route, Service, Transmit, Transport,
+    Trunk,
+};
+use pbxguard_shield::{Pattern, Shield, ShieldConfig, Threshold};
+use pbxguard_sip::{Algorithm, HeaderName, Limits, Message, StartLine, Via, ha1};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+const REALM: &str = "proxy.test";
+const T0: u64 = 1_800_000_000_000;
+const PW: &str = "Caller!2026";
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+const US: &str = "192.0.2.1:5060";
+const CALLER: &str = "192.0.2.10:5062";
+const PHONE_A: &str = "192.0.2.20:5070";
+const PHONE_B: &str = "192.0.2.21:5070";
+const TRUNK: &str = "198.51.100.1:5060";
+
+struct Rig {
+    svc: Service,
+    shield: Shield,
+    now: u64,
+}
+
+impl Rig {
+    fn new(contacts: &[&str]) -> Self {
+        let mut m = HashMap::new();
+        for n in ["1001", "1002"] {
+            m.insert(
+                n.to_owned(),
+                ExtensionAuth { ha1: Algorithm::ALL.map(|a| ha1(a, n, REALM, PW)), ..Default::default() },
+            );
+        }
+        let cfg = RegistrarConfig { realm: REALM.into(), ..Default::default() };
+        let mut svc = Service::new(cfg, Arc::new(Directory::new(m)), [7; 32], 3);
+        svc.set_locals(Locals { udp: Some(addr(US)), tcp: None, tls: None });
+        let plan = DialPlan {
+            trunks: vec![Arc::new(Trunk {
+                name: "carrier".into(),
+                host: "198.51.100.1".into(),
+                addr: addr(TRUNK),
+                transport: Transport::Udp,
+            })],
+            routes: vec![Route {
+                pattern: Pattern::parse("_X.").unwrap(),
+                trunk: "carrier".into(),
+                strip: 0,
+                prepend: String::new(),
+            }],
+            dids: [("5551000".to_owned(), "1002".to_owned())].into(),
+            ..DialPlan::default()
+        };
+        svc.set_dialplan(Arc::new(plan));
+        let bindings = contacts
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Binding {
+                uri: format!("sip:1002-{i}@{c}"),
+                contact: format!("<sip:1002-{i}@{c}>"),
+                expires_at: T0 / 1000 + 3600,
+                call_id: format!("reg{i}"),
+                cseq: 1,
+                q: None,
+                source: addr(c),
+                transport: "udp",
+                user_agent: None,
+                updated_at: T0 / 1000,
+            })
+            .collect();
+        svc.registrar_mut().restore("1002".into(), bindings);
+        let shield =
+            Shield::new(ShieldConfig { flood: Threshold { max: u32::MAX, window_ms: 1 }, ..Default::default() });
+        Self { svc, shield, now: T0 }
+    }
+
+    fn send(&mut self, from: &str, msg: &str) -> Option<String> {
+        self.svc
+            .handle(&mut self.shield, self.now, msg.as_bytes(), addr(from), Transport::Udp)
+            .map(|r| String::from_utf8(r).unwrap())
+    }
+
+    fn out(&mut self) -> Vec<Transmit> {
+        std::iter::from_fn(|| self.svc.poll_transmit()).collect()
+    }
+
+    fn tick(&mut self, ms: u64) -> Vec<Transmit> {
+        self.now += ms;
+        self.svc.handle_timer(self.now);
+        self.out()
+    }
+
+    fn events(&mut self) -> Vec<Event> {
+        std::iter::from_fn(|| self.svc.poll_event()).collect()
+    }
+
+    /// An authenticated INVITE from 1001 at CALLER; returns the 100 Trying.
+    fn call(&mut self, number: &str, call_id: &str) -> String {
+        let first = invite(number, call_id, 1, "b1", "");
+        let ch = self.send(CALLER, &first).unwrap();
+        assert_eq!(code(&ch), 407, "{ch}");
+        let nonce = ch.split("nonce=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+        let uri = format!("sip:{number}@{US}");
+        let h1 = ha1(Algorithm::Md5, "1001", REALM, PW);
+        let ha2 = Algorithm::Md5.hash(&[b"INVITE", uri.as_bytes()]);
+        let resp = Algorithm::Md5.hash(&[h1.as_bytes(), nonce.as_bytes(), b"00000001", b"c", b"auth", ha2.as_bytes()]);
+        let auth = format!(
+            "Proxy-Authorization: Digest username=\"1001\", realm=\"{REALM}\", nonce=\"{nonce}\", uri=\"{uri}\", \
+             response=\"{resp}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"c\"\r\n"
+        );
+        self.send(CALLER, &invite(number, call_id, 2, "b2", &auth)).unwrap()
+    }
+}
+
+fn invite(number: &str, call_id: &str, cseq: u32, branch: &str, auth: &str) -> String {
+    format!(
+        "INVITE sip:{number}@{US} SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bK{branch}\r\nMax-Forwards: 70\r\n\
+         From: <sip:1001@{US}>;tag=caller\r\nTo: <sip:{number}@{US}>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} INVITE\r\n\
+         Contact: <sip:1001@{CALLER}>\r\n{auth}Content-Type: application/sdp\r\nContent-Length: 4\r\n\r\nv=0\n"
+    )
+}
+
+fn code(raw: &str) -> u16 {
+    match Message::parse(raw.as_bytes(), &Limits::default()).unwrap().start {
+        StartLine::Response { code, .. } => code,
+        StartLine::Request { .. } => 0,
+    }
+}
+
+fn text(t: &Transmit) -> String {
+    String::from_utf8(t.data.clone()).unwrap()
+}
+
+fn first_line(t: &Transmit) -> String {
+    text(t).lines().next().unwrap().to_owned()
+}
+
+/// The callee's response to a forwarded request: its Vias, From, To (with `tag`), Call-ID, CSeq.
+fn answer(req: &Transmit, code: u16, tag: &str) -> String {
+    let raw = text(req);
+    let m = Message::parse(raw.as_bytes(), &Limits::default()).unwrap();
+    let mut out = format!("SIP/2.0 {code} X\r\n");
+    for v in m.header_values(HeaderName::Via) {
+        out.push_str(&format!("Via: {v}\r\n"));
+    }
+    for rr in m.header_all(HeaderName::RecordRoute) {
+        out.push_str(&format!("Record-Route: {rr}\r\n"));
+    }
+    let to = m.header(HeaderName::To).unwrap();
+    let to = if to.contains("tag=") { to.to_owned() } else { format!("{to};tag={tag}") };
+    out.push_str(&format!(
+        "From: {}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {}\r\nContact: <sip:callee@{}>\r\nContent-Length: 0\r\n\r\n",
+        m.header(HeaderName::From).unwrap(),
+        m.call_id().unwrap(),
+        m.header(HeaderName::CSeq).unwrap(),
+        req.target.addr
+    ));
+    out
+}
+
+fn top_branch(raw: &str) -> String {
+    let m = Message::parse(raw.as_bytes(), &Limits::default()).unwrap();
+    Via::parse(m.header_values(HeaderName::Via).next().unwrap()).unwrap().branch().unwrap().to_owned()
+}
+
+#[test]
+fn forks_to_every_contact_and_the_first_2xx_wins() {
+    let mut r = Rig::new(&[PHONE_A, PHONE_B]);
+    assert_eq!(code(&r.call("1002", "fork1")), 100);
+    let out = r.out();
+    assert_eq!(out.len(), 2);
+    let to_a = out.iter().find(|t| t.target.addr == addr(PHONE_A)).unwrap().clone();
+    let to_b = out.iter().find(|t| t.target.addr == addr(PHONE_B)).unwrap().clone();
+    let a = text(&to_a);
+    assert!(
+        a.starts_with(&format!("INVITE sip:1002-0@{PHONE_A} SIP/2.0\r\nVia: SIP/2.0/UDP {US};branch=z9hG4bKpg")),
+        "{a}"
+    );
+    assert!(a.contains(&format!("Record-Route: <sip:{US};lr>\r\n")), "{a}");
+    assert!(a.contains("Max-Forwards: 69\r\n") && !a.contains("Proxy-Authorization"), "{a}");
+    assert_ne!(top_branch(&a), top_branch(&text(&to_b)));
+    // A rings: the 180 goes to the caller without our Via.
+    assert_eq!(r.send(PHONE_A, &answer(&to_a, 180, "a")), None);
+    let up = r.out();
+    assert_eq!(up.len(), 1);
+    assert_eq!(up[0].target.addr, addr(CALLER));
+    assert!(first_line(&up[0]).starts_with("SIP/2.0 180"));
+    assert!(!text(&up[0]).contains("z9hG4bKpg"), "{}", text(&up[0]));
+    // B answers: the 200 goes up, A gets a CANCEL on its branch.
+    r.send(PHONE_B, &answer(&to_b, 200, "b"));
+    let out = r.out();
+    let ok = out.iter().find(|t| t.target.addr == addr(CALLER)).expect("200 upstream");
+    assert!(first_line(ok).starts_with("SIP/2.0 200"));
+    let cancel = out.iter().find(|t| t.target.addr == addr(PHONE_A)).expect("CANCEL to A");
+    assert!(first_line(cancel).starts_with("CANCEL sip:1002-0@"), "{}", text(cancel));
+    assert_eq!(top_branch(&text(cancel)), top_branch(&a));
+    let ev = r.events();
+    assert!(
+        matches!(&ev[0], Event::CallStarted { caller, callee, category: "internal", .. } if caller == "1001" && callee == "1002"),
+        "{ev:?}"
+    );
+    assert!(matches!(&ev[1], Event::CallAnswered { call_id } if call_id == "fork1"), "{ev:?}");
+    // A's 487 after the CANCEL is acknowledged hop by hop and goes no further.
+    r.send(PHONE_A, &answer(&to_a, 487, "a"));
+    let out = r.out();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(first_line(&out[0]).starts_with("ACK sip:1002-0@") && out[0].target.addr == addr(PHONE_A));
+}
+
+#[test]
+fn udp_retransmissions_then_408_then_timer_g_until_ack() {
+    let mut r = Rig::new(&[PHONE_A]);
+    r.call("1002", "quiet");
+    let sent = r.out();
+    assert_eq!(sent.len(), 1);
+    // Timer A: 0.5 s, then 1 s, 2 s ... the same bytes again.
+    assert!(r.tick(499).is_empty());
+    let re = r.tick(1);
+    assert_eq!(re.len(), 1);
+    assert_eq!(re[0].data, sent[0].data);
+    assert!(r.tick(999).is_empty());
+    assert_eq!(r.tick(1).len(), 1);
+    // Timer B: nothing at all for 32 s ends the branch; the caller gets 408.
+    let mut up = Vec::new();
+    for _ in 0..40 {
+        up.extend(r.tick(1000).into_iter().filter(|t| t.target.addr == addr(CALLER)));
+        if !up.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(up.len(), 1);
+    assert!(first_line(&up[0]).starts_with("SIP/2.0 408"), "{}", text(&up[0]));
+    assert!(r.events().iter().any(|e| matches!(e, Event::CallEnded { status: 408, .. })));
+    // Timer G: the 408 is repeated until the caller's ACK.
+    let again = r.tick(500);
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].data, up[0].data);
+    let to_tag = text(&up[0]).split("tag=").nth(2).unwrap().split("\r\n").next().unwrap().to_owned();
+    let ack = format!(
+        "ACK sip:1002@{US} SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKb2\r\nMax-Forwards: 70\r\n\
+         From: <sip:1001@{US}>;tag=caller\r\nTo: <sip:1002@{US}>;tag={to_tag}\r\nCall-ID: quiet\r\nCSeq: 2 ACK\r\nContent-Length: 0\r\n\r\n"
+    );
+    assert_eq!(r.send(CALLER, &ack), None);
+    assert!(r.tick(5000).is_empty(), "no retransmission after the ACK");
+}
+
+#[test]
+fn busy_callee_is_acknowledged_and_the_caller_gets_486() {
+    let mut r = Rig::new(&[PHONE_A]);
+    r.call("1002", "busy");
+    let fwd = r.out().remove(0);
+    r.send(PHONE_A, &answer(&fwd, 486, "busy"));
+    let out = r.out();
+    let ack = out.iter().find(|t| t.target.addr == addr(PHONE_A)).expect("ACK");
+    let ack = text(ack);
+    assert!(ack.starts_with("ACK sip:1002-0@") && ack.contains(";tag=busy") && ack.contains("CSeq: 2 ACK"), "{ack}");
+    assert_eq!(top_branch(&ack), top_branch(&text(&fwd)));
+    let up = out.iter().find(|t| t.target.addr == addr(CALLER)).expect("486 upstream");
+    assert!(first_line(up).starts_with("SIP/2.0 486"));
+    // A response from anyone but the callee is ignored.
+    r.send("203.0.113.9:5060", &answer(&fwd, 200, "spoof"));
+    assert!(r.out().is_empty());
+}
+
+#[test]
+fn cancel_from_the_caller_ends_in_487() {
+    let mut r = Rig::new(&[PHONE_A]);
+    r.call("1002", "cxl");
+    let fwd = r.out().remove(0);
+    r.send(PHONE_A, &answer(&fwd, 180, "a"));
+    r.out();
+    let cancel = format!(
+        "CANCEL sip:1002@{US} SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKb2\r\nMax-Forwards: 70\r\n\
+         From: <sip:1001@{US}>;tag=caller\r\nTo: <sip:1002@{US}>\r\nCall-ID: cxl\r\nCSeq: 2 CANCEL\r\nContent-Length: 0\r\n\r\n"
+    );
+    assert_eq!(code(&r.send(CALLER, &cancel).unwrap()), 200);
+    let out = r.out();
+    assert_eq!(out.len(), 1);
+    assert!(first_line(&out[0]).starts_with("CANCEL sip:1002-0@"));
+    r.send(PHONE_A, &answer(&fwd, 487, "a"));
+    let up: Vec<_> = r.out().into_iter().filter(|t| t.target.addr == addr(CALLER)).collect();
+    assert!(first_line(&up[0]).starts_with("SIP/2.0 487"));
+    // A CANCEL for nothing: 481.
+    let stray = cancel.replace("z9hG4bKb2", "z9hG4bKnone");
+    assert_eq!(code(&r.send(CALLER, &stray).unwrap()), 481);
+}
+
+#[test]
+fn in_dialog_requests_pass_only_between_the_parties() {
+    let mut r = Rig::new(&[PHONE_A]);
+    r.call("1002", "dlg");
+    let fwd = r.out().remove(0);
+    r.send(PHONE_A, &answer(&fwd, 200, "callee"));
+    r.out();
+    let req = |method: &str, from: &str, from_tag: &str, to_tag: &str, branch: &str| {
+        format!(
+            "{method} sip:x@{from} SIP/2.0\r\nVia: SIP/2.0/UDP {from};branch=z9hG4bK{branch}\r\nMax-Forwards: 70\r\n\
+             Route: <sip:{US};lr>\r\nFrom: <sip:a@x>;tag={from_tag}\r\nTo: <sip:b@x>;tag={to_tag}\r\nCall-ID: dlg\r\n\
+             CSeq: 3 {method}\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    // The caller's ACK goes to the callee, without our Route entry.
+    assert_eq!(r.send(CALLER, &req("ACK", CALLER, "caller", "callee", "ack1")), None);
+    let out = r.out();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].target.addr, addr(PHONE_A));
+    assert!(!text(&out[0]).contains("Route:"), "{}", text(&out[0]));
+    // Someone else with the right Call-ID and tags: refused.
+    let stranger = "203.0.113.7:5060";
+    assert_eq!(code(&r.send(stranger, &req("BYE", stranger, "caller", "callee", "evil")).unwrap()), 403);
+    assert!(r.out().is_empty());
+    // Unknown dialog: 481.
+    let unknown = req("BYE", CALLER, "caller", "callee", "u").replace("Call-ID: dlg", "Call-ID: nope");
+    assert_eq!(code(&r.send(CALLER, &unknown).unwrap()), 481);
+    // The callee hangs up: BYE to the caller, the caller's 200 back to the callee.
+    assert_eq!(r.send(PHONE_A, &req("BYE", PHONE_A, "callee", "caller", "bye1")), None);
+    let bye = r.out().remove(0);
+    assert_eq!(bye.target.addr, addr(CALLER));
+    r.send(CALLER, &answer(&bye, 200, "x"));
+    let ok = r.out();
+    assert_eq!(ok.len(), 1);
+    assert_eq!(ok[0].target.addr, addr(PHONE_A));
+    assert!(first_line(&ok[0]).starts_with("SIP/2.0 200"));
+    assert!(r.events().iter().any(|e| matches!(e, Event::CallEnded { status: 200, call_id } if call_id == "dlg")));
+}
+
+#[test]
+fn trunk_calls_reach_dids_and_never_transit() {
+    let mut r = Rig::new(&[PHONE_A]);
+    let from_trunk = |number: &str, id: &str| {
+        format!(
+            "INVITE sip:{number}@{US} SIP/2.0\r\nVia: SIP/2.0/UDP {TRUNK};branch=z9hG4bK{id}\r\nMax-Forwards: 70\r\n\
+             From: <sip:2125551234@carrier>;tag=t\r\nTo: <sip:{number}@{US}>\r\nCall-ID: {id}\r\nCSeq: 1 INVITE\r\n\
+             Content-Length: 0\r\n\r\n"
+        )
+    };
+    // No challenge for the trunk: it is recognised by its address.
+    assert_eq!(code(&r.send(TRUNK, &from_trunk("5551000", "in1")).unwrap()), 100);
+    let out = r.out();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].target.addr, addr(PHONE_A));
+    // An external number from the trunk would be toll fraud through us: 404.
+    assert_eq!(code(&r.send(TRUNK, &from_trunk("01144201234567", "in2")).unwrap()), 404);
+    assert!(r.out().is_empty());
+    // The same request from anywhere else is challenged.
+    let other = from_trunk("5551000", "in3").replace(TRUNK, "198.51.100.2:5060");
+    assert_eq!(code(&r.send("198.51.100.2:5060", &other).unwrap()), 407);
+}
+
+#[test]
+fn loops_and_exhausted_max_forwards_are_refused() {
+    let mut r = Rig::new(&[US]);
+    // A contact pointing back at us: the forwarded INVITE returns with our Via and is refused.
+    r.call("1002", "loop");
+    let fwd = r.out().remove(0);
+    assert_eq!(fwd.target.addr, addr(US));
+    let back = r.send(US, &text(&fwd)).unwrap();
+    assert_eq!(code(&back), 482);
+    let mf0 = invite("1002", "mf", 1, "mf", "").replace("Max-Forwards: 70", "Max-Forwards: 0");
+    assert_eq!(code(&r.send(CALLER, &mf0).unwrap()), 483);
+}
