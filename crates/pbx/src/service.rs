@@ -34,8 +34,7 @@ impl Transport {
     }
 }
 
-pub(crate) const ALLOW: &str =
-    "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, REFER, PRACK, MESSAGE, NOTIFY";
+pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, REFER, PRACK";
 /// Extensions we implement, for Require/Proxy-Require checks (RFC 3261 §8.2.2.3). `path` and `outbound`
 /// are tolerated on REGISTER because phones behind edge proxies send them; none is required to work.
 const SUPPORTED: &[&str] = &["path", "outbound", "gruu"];
