@@ -97,7 +97,7 @@ class Pbxguard:
 
 
 class Kamailio:
-    def __init__(self, work, n, port, edge=False, pike_density=16):
+    def __init__(self, work, n, port, edge=False, pike_density=16, cfg="registrar.cfg", trunk=""):
         self.name = "kamailio -x tlsf" + (" (pike+secfilter)" if edge else "")
         self.pike_density = pike_density
         self.dir = os.path.join(work, "kamailio")
@@ -115,9 +115,9 @@ class Kamailio:
             f.write("id(int,auto) action(int) type(int) data(string) \n")
             for i, ua in enumerate(SCANNER_UAS, 1):
                 f.write(f"{i}:0:0:{ua}\n")
-        cfg = open(os.path.join(ROOT, "bench", "kamailio", "registrar.cfg")).read()
+        text = open(os.path.join(ROOT, "bench", "kamailio", cfg)).read()
         with open(os.path.join(self.dir, "kamailio.cfg"), "w") as f:
-            f.write(cfg.replace("@DIR@", self.dir).replace("@PORT@", str(port)))
+            f.write(text.replace("@DIR@", self.dir).replace("@PORT@", str(port)).replace("@TRUNK@", trunk))
         self.port = port
 
     def start(self):

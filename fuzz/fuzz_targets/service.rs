@@ -1,10 +1,13 @@
-//! The whole request path (parse, sanity, dispatch, registrar, authenticator, response builder) on
-//! arbitrary bytes from a few sources, with the clock moving: no panic, and every reply parses.
+//! The whole request path (parse, sanity, dispatch, registrar, authenticator, proxy, response builder)
+//! on arbitrary bytes from a few sources, with the clock moving: no panic, every reply and every
+//! forwarded message parses. Source 10.0.0.3 is a trunk, so INVITEs from it reach the proxy without a
+//! digest, fork to the registered extension 1001 at 10.0.0.1 and 10.0.0.2, and responses from those
+//! drive the client transactions.
 //! (Scanner fingerprints still ban; a banned source is unbanned when the clock passes its ban.)
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pbxguard_pbx::{Directory, ExtensionAuth, RegistrarConfig, Service, Transport};
+use pbxguard_pbx::{Binding, DialPlan, Directory, ExtensionAuth, Locals, RegistrarConfig, Service, Transport, Trunk};
 use pbxguard_shield::{Shield, ShieldConfig, Threshold};
 use pbxguard_sip::{Algorithm, Limits, Message, ha1};
 use std::collections::HashMap;
@@ -16,7 +19,24 @@ fn service() -> &'static Mutex<(Service, Shield)> {
         let mut m = HashMap::new();
         m.insert("1001".to_owned(), ExtensionAuth { ha1: Algorithm::ALL.map(|a| ha1(a, "1001", "fuzz", "pw")), algorithms: None, acl: None, ..Default::default() });
         let cfg = RegistrarConfig { realm: "fuzz".into(), ..Default::default() };
-        Mutex::new((Service::new(cfg, Arc::new(Directory::new(m)), [1; 32], 7), Shield::new(ShieldConfig {
+        let mut svc = Service::new(cfg, Arc::new(Directory::new(m)), [1; 32], 7);
+        svc.set_locals(Locals { udp: Some("10.0.0.9:5060".parse().unwrap()), tcp: Some("10.0.0.9:5060".parse().unwrap()), tls: None });
+        let trunk = Trunk { name: "t".into(), host: "10.0.0.3".into(), addr: "10.0.0.3:5060".parse().unwrap(), transport: Transport::Udp };
+        svc.set_dialplan(Arc::new(DialPlan { trunks: vec![Arc::new(trunk)], ..DialPlan::default() }));
+        let binding = |i: u8| Binding {
+            uri: format!("sip:1001@10.0.0.{i}:5060"),
+            contact: format!("<sip:1001@10.0.0.{i}:5060>"),
+            expires_at: u64::MAX / 2,
+            call_id: format!("r{i}"),
+            cseq: 1,
+            q: None,
+            source: format!("10.0.0.{i}:5060").parse().unwrap(),
+            transport: "udp",
+            user_agent: None,
+            updated_at: 0,
+        };
+        svc.registrar_mut().restore("1001".into(), vec![binding(1), binding(2)]);
+        Mutex::new((svc, Shield::new(ShieldConfig {
             // Bans would silence the four fuzzing sources for good and stop exploration; the detectors
             // still count every input.
             flood: Threshold { max: u32::MAX, window_ms: 1 },
@@ -39,6 +59,10 @@ fuzz_target!(|data: &[u8]| {
     let now = 1_800_000_000 + CLOCK.fetch_add(10, std::sync::atomic::Ordering::Relaxed) + u64::from(sel);
     if let Some(reply) = svc.handle(shield, now * 1000, rest, src, transport) {
         Message::parse(&reply, &Limits::default()).expect("our replies parse");
+    }
+    svc.handle_timer(now * 1000);
+    while let Some(t) = svc.poll_transmit() {
+        Message::parse(&t.data, &Limits::default()).expect("what we forward parses");
     }
     while svc.poll_event().is_some() {}
     while shield.poll_decision().is_some() {}

@@ -95,6 +95,7 @@ pub(crate) fn run(
     let mut revision = store.config_revision().unwrap_or(0);
     let mut last_op = store.last_ban_op().unwrap_or(0);
     let mut last_purge = now_secs();
+    let mut last_calls_purge = 0;
     loop {
         std::thread::sleep(Duration::from_millis(250));
         match store.data_version() {
@@ -145,9 +146,18 @@ pub(crate) fn run(
             if let Err(e) = store.purge_bans(now * 1000 - history_ms) {
                 tracing::warn!(error = %e, "purging old bans failed");
             }
+            if now - last_calls_purge >= 3600 {
+                last_calls_purge = now;
+                if let Err(e) = store.purge_calls(now - CALLS_KEPT_S) {
+                    tracing::warn!(error = %e, "purging the calls log failed");
+                }
+            }
         }
     }
 }
+
+/// Ended calls stay in the calls log this long.
+const CALLS_KEPT_S: i64 = 30 * 86_400;
 
 /// Downloads URL blacklists again when their refresh interval has passed.
 pub(crate) fn refresh_blacklists(db: &Path) {
@@ -171,7 +181,7 @@ pub(crate) fn refresh_blacklists(db: &Path) {
 /// Writes `<data>/metrics.prom` in the Prometheus text format (node_exporter's textfile collector reads
 /// it as is), replaced atomically every second.
 fn write_metrics(dir: &Path, shared: &Shared) -> std::io::Result<()> {
-    let (c, bans, listed, (sources, users, evicted), regs, (tx, nonces, _), dropped_events) = {
+    let (c, bans, listed, (sources, users, evicted), regs, (tx, nonces, _), dropped_events, calls) = {
         let core = lock(shared);
         (
             core.shield.counters(),
@@ -181,6 +191,7 @@ fn write_metrics(dir: &Path, shared: &Shared) -> std::io::Result<()> {
             core.sip.registrar().binding_count(),
             core.sip.table_sizes(),
             core.sip.dropped_events(),
+            core.sip.active_calls(),
         )
     };
     let text = format!(
@@ -209,6 +220,9 @@ fn write_metrics(dir: &Path, shared: &Shared) -> std::io::Result<()> {
          # HELP pbxguard_registrations Current bindings.\n\
          # TYPE pbxguard_registrations gauge\n\
          pbxguard_registrations {regs}\n\
+         # HELP pbxguard_calls Calls being set up or established (dialogs).\n\
+         # TYPE pbxguard_calls gauge\n\
+         pbxguard_calls {calls}\n\
          # HELP pbxguard_events_dropped_total Service events dropped because the queue was full.\n\
          # TYPE pbxguard_events_dropped_total counter\n\
          pbxguard_events_dropped_total {dropped_events}\n",

@@ -134,7 +134,7 @@ impl Service {
         }
     }
 
-    /// Calls in progress or established: (call-id, caller, callee, answered).
+    /// Calls being set up or established (dialogs in the proxy's table).
     pub fn active_calls(&self) -> usize {
         self.proxy.dialogs.len()
     }

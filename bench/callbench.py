@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Side-by-side call benchmark: SIPp callers -> proxy -> SIPp as a trunk, against pbxguard and against
+Kamailio 5.6 (-x tlsf) as a stateful record-routing authenticating proxy (bench/kamailio/proxy.cfg), in one
+run. Each call: INVITE -> 407 -> ACK -> INVITE+digest -> 100/180/200 -> ACK -> 1 s -> BYE -> 200, all
+through the proxy (Record-Route), to a national number routed to the trunk.
+
+For each server and offered rate: a fresh server and trunk, one SIPp caller (4 MB socket buffers) spread
+over --users accounts, server CPU time from /proc/PID/stat, calls per CPU-second, p50/p99 of the INVITE
+exchange (SIPp response-time trace). Prints a Markdown table and writes JSON lines.
+
+Usage: bench/callbench.py [--rates 100,200,400] [--dur 10] [--users 1000]
+Needs: sipp (sip-tester), kamailio, a release build (cargo build --release).
+"""
+import argparse, csv, glob, json, os, shutil, subprocess, sys, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import BIN, HZ, ROOT, Kamailio, Pbxguard, ticks, users  # noqa: E402
+
+TRUNK_IP = "127.0.0.2"
+TRUNK_PORT = 15190
+NUMBER = "2125551234"
+
+
+def write_callers(work, n):
+    path = os.path.join(work, "callers.csv")
+    with open(path, "w") as f:
+        f.write("SEQUENTIAL\n")
+        for u, p in users(n):
+            f.write(f"{u};[authentication username={u} password={p}];{NUMBER}\n")
+    return path
+
+
+def configure_pbxguard(srv):
+    env = dict(os.environ, PBXGUARD_DATA=srv.data)
+    run = lambda *a: subprocess.run([BIN, *a], env=env, capture_output=True)
+    run("route", "del", "1")
+    run("trunk", "del", "carrier")
+    run("trunk", "add", "carrier", "--host", TRUNK_IP, "--port", str(TRUNK_PORT))
+    run("route", "add", "_X.", "--trunk", "carrier")
+    # The toll-fraud limits would (rightly) stop a load generator: raised for the benchmark.
+    for k, v in [("fraud.max_concurrent", "1000"), ("fraud.calls_per_hour", "1000000")]:
+        subprocess.run([BIN, "settings", "set", k, v], env=env, check=True, capture_output=True)
+
+
+def run_calls(work, target, csvp, rate, dur, tag):
+    d = os.path.join(work, f"calls-{tag}")
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    n = int(rate * dur)
+    uas = subprocess.Popen(["sipp", "-sf", os.path.join(ROOT, "tests", "sipp", "uas_rr.xml"), "-i", TRUNK_IP, "-p",
+                            str(TRUNK_PORT), "-m", str(n), "-buff_size", "4194304", "-nostdin",
+                            "-timeout", f"{dur + 40}s"], cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    statf = os.path.join(d, "stat.csv")
+    uac = subprocess.Popen(["sipp", "-sf", os.path.join(ROOT, "tests", "sipp", "uac_auth.xml"), "-inf", csvp, target,
+                            "-i", "127.0.0.1", "-p", "0", "-r", str(rate), "-m", str(n), "-l", str(int(rate * 5)),
+                            "-buff_size", "4194304", "-recv_timeout", "10000", "-nostdin", "-timeout", f"{dur + 40}s",
+                            "-trace_stat", "-stf", statf, "-fd", "1", "-trace_rtt", "-rtt_freq", "100"],
+                           cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for p in (uac, uas):
+        try:
+            p.wait(timeout=dur + 60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    ok = failed = 0
+    rows = list(csv.DictReader(open(statf), delimiter=";")) if os.path.exists(statf) else []
+    if rows:
+        ok, failed = int(rows[-1]["SuccessfulCall(C)"]), int(rows[-1]["FailedCall(C)"])
+    rtts = []
+    for f in glob.glob(os.path.join(d, "*_rtt.csv")):
+        for row in csv.reader(open(f), delimiter=";"):
+            try:
+                rtts.append(float(row[1]))
+            except (ValueError, IndexError):
+                pass
+    rtts.sort()
+    pct = lambda q: rtts[min(len(rtts) - 1, int(q * len(rtts)))] if rtts else float("nan")
+    return ok, failed, pct(0.5), pct(0.99)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rates", default="100,200,400")
+    ap.add_argument("--dur", type=float, default=10)
+    ap.add_argument("--users", type=int, default=1000)
+    ap.add_argument("--servers", default="pbxguard,kamailio")
+    ap.add_argument("--work", default="/tmp/pbxguard-callbench")
+    a = ap.parse_args()
+    os.makedirs(a.work, exist_ok=True)
+    csvp = write_callers(a.work, a.users)
+    servers = {
+        "pbxguard": lambda: Pbxguard(a.work, a.users, 15180),
+        "kamailio": lambda: Kamailio(a.work, a.users, 15170, cfg="proxy.cfg", trunk=f"{TRUNK_IP}:{TRUNK_PORT}"),
+    }
+    results = []
+    print("| server | offered calls/s | ok | failed | server CPU % | CPU ms per call | calls per CPU-second | p50 ms | p99 ms |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name in a.servers.split(","):
+        srv = servers[name]()
+        if name == "pbxguard":
+            configure_pbxguard(srv)
+        for rate in [int(x) for x in a.rates.split(",")]:
+            pids = srv.start()
+            t0, c0 = time.time(), ticks(pids)
+            ok, failed, p50, p99 = run_calls(a.work, f"127.0.0.1:{srv.port}", csvp, rate, a.dur, f"{name}-{rate}")
+            wall, cpu = time.time() - t0, (ticks(pids) - c0) / HZ
+            srv.stop()
+            r = dict(server=srv.name, rate=rate, ok=ok, failed=failed, cpu_pct=100.0 * cpu / wall,
+                     cpu_ms_per_call=1000.0 * cpu / ok if ok else float("nan"),
+                     calls_per_cpu_s=ok / cpu if cpu else float("nan"), p50=p50, p99=p99)
+            results.append(r)
+            print(f"| {r['server']} | {rate} | {ok} | {failed} | {r['cpu_pct']:.0f} | {r['cpu_ms_per_call']:.3f} | "
+                  f"{r['calls_per_cpu_s']:.0f} | {p50:.2f} | {p99:.2f} |", flush=True)
+    with open(os.path.join(a.work, "results.jsonl"), "a") as f:
+        for r in results:
+            f.write(json.dumps(r) + "\n")
+
+
+if __name__ == "__main__":
+    main()
