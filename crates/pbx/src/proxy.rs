@@ -11,7 +11,8 @@ use crate::event::Event;
 use crate::service::Transport;
 use pbxguard_shield::FraudGuard;
 use pbxguard_sip::{HeaderName, Limits, Message, NameAddr, ResponseBuilder, Via};
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 
 /// RFC 3261 T1 and the derived timers, ms.
@@ -125,6 +126,8 @@ struct ClientTx {
     interval: u64,
     timeout_at: u64,
     done_at: u64,
+    /// The deadline this entry's live timer is armed for (`u64::MAX`: none).
+    scheduled: u64,
 }
 
 struct ServerTx {
@@ -141,6 +144,7 @@ struct ServerTx {
     next_retx: u64,
     interval: u64,
     call_id: String,
+    scheduled: u64,
 }
 
 pub(crate) struct Dialog {
@@ -151,6 +155,7 @@ pub(crate) struct Dialog {
     pub(crate) info: CallInfo,
     last_activity: u64,
     ended_at: Option<u64>,
+    scheduled: u64,
 }
 
 struct Relay {
@@ -167,9 +172,48 @@ pub(crate) struct Proxy {
     relay_order: VecDeque<(u64, String)>,
     pub(crate) fraud: FraudGuard,
     pub(crate) max_call_ms: u64,
+    /// Deadlines, earliest first: (when, kind, key). An entry whose deadline is not the entity's
+    /// `scheduled` any more is stale and skipped, so each entity has one live timer and a tick costs
+    /// only what is due, not a scan of every transaction.
+    timers: BinaryHeap<Reverse<(u64, Kind, String)>>,
     counter: u64,
     seed: u64,
     pub(crate) outbox: VecDeque<Transmit>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Client,
+    Server,
+    Dialog,
+}
+
+/// Arms `key`'s timer for `at` unless it is already armed for earlier.
+fn arm(timers: &mut BinaryHeap<Reverse<(u64, Kind, String)>>, scheduled: &mut u64, kind: Kind, key: &str, at: u64) {
+    if at < *scheduled {
+        *scheduled = at;
+        timers.push(Reverse((at, kind, key.to_owned())));
+    }
+}
+
+impl ClientTx {
+    fn next_deadline(&self) -> u64 {
+        match self.state {
+            ClientState::Done => self.done_at + LINGER,
+            ClientState::Calling if self.interval > 0 => self.next_retx.min(self.timeout_at),
+            _ => self.timeout_at,
+        }
+    }
+}
+
+impl ServerTx {
+    fn next_deadline(&self) -> u64 {
+        match self.final_code {
+            None => u64::MAX,
+            Some(_) if self.next_retx > 0 => self.next_retx.min(self.final_at + LINGER),
+            Some(_) => self.final_at + LINGER,
+        }
+    }
 }
 
 fn server_key(branch: &str, source: SocketAddr) -> String {
@@ -242,35 +286,36 @@ impl Proxy {
             let Some(request) = build(&b) else { continue };
             self.send(target, request.clone());
             let interval = if target.transport == Transport::Udp { T1 } else { 0 };
-            self.clients.insert(
-                b.clone(),
-                ClientTx {
-                    server: key.clone(),
-                    target,
-                    request,
-                    state: ClientState::Calling,
-                    next_retx: now + interval,
-                    interval,
-                    timeout_at: now + TIMER_B,
-                    done_at: 0,
-                },
-            );
+            let mut c = ClientTx {
+                server: key.clone(),
+                target,
+                request,
+                state: ClientState::Calling,
+                next_retx: now + interval,
+                interval,
+                timeout_at: now + TIMER_B,
+                done_at: 0,
+                scheduled: u64::MAX,
+            };
+            let at = c.next_deadline();
+            arm(&mut self.timers, &mut c.scheduled, Kind::Client, &b, at);
+            self.clients.insert(b.clone(), c);
             branches.push(b);
         }
         let n = branches.len();
         let call_id = info.call_id.clone();
-        self.dialogs.insert(
-            call_id.clone(),
-            Dialog {
-                caller: source,
-                callee: None,
-                caller_tag: caller_tag.to_owned(),
-                callee_tag: None,
-                info,
-                last_activity: now,
-                ended_at: None,
-            },
-        );
+        let mut d = Dialog {
+            caller: source,
+            callee: None,
+            caller_tag: caller_tag.to_owned(),
+            callee_tag: None,
+            info,
+            last_activity: now,
+            ended_at: None,
+            scheduled: u64::MAX,
+        };
+        arm(&mut self.timers, &mut d.scheduled, Kind::Dialog, &call_id, now + self.max_call_ms);
+        self.dialogs.insert(call_id.clone(), d);
         self.servers.insert(
             key,
             ServerTx {
@@ -285,6 +330,7 @@ impl Proxy {
                 next_retx: 0,
                 interval: 0,
                 call_id,
+                scheduled: u64::MAX,
             },
         );
         n
@@ -313,6 +359,8 @@ impl Proxy {
         let Some(cancel) = reparse(&c.request).map(|m| pbxguard_sip::hop_request(&m, "CANCEL", None)) else { return };
         // The branch gets 32 s to answer 487; then it is closed as if it had.
         c.timeout_at = c.timeout_at.min(now + TIMER_B);
+        let at = c.next_deadline();
+        arm(&mut self.timers, &mut c.scheduled, Kind::Client, branch, at);
         let target = c.target;
         self.send(target, cancel);
     }
@@ -384,8 +432,12 @@ impl Proxy {
             }
             200..=299 => {
                 let first = c.state != ClientState::Done;
-                c.state = ClientState::Done;
-                c.done_at = now;
+                if first {
+                    c.state = ClientState::Done;
+                    c.done_at = now;
+                    let at = c.next_deadline();
+                    arm(&mut self.timers, &mut c.scheduled, Kind::Client, branch, at);
+                }
                 let fwd = stripped();
                 let Some(to) = self.servers.get(&server_key).map(|s| s.source) else { return };
                 // Every 2xx goes upstream, retransmissions too: the UAS retransmits until the ACK.
@@ -398,6 +450,8 @@ impl Proxy {
                     s.final_code = Some(code);
                     s.final_at = now;
                     s.last = None;
+                    let at = s.next_deadline();
+                    arm(&mut self.timers, &mut s.scheduled, Kind::Server, &server_key, at);
                     let call_id = s.call_id.clone();
                     let others: Vec<String> = s.branches.iter().filter(|b| *b != branch).cloned().collect();
                     for b in others {
@@ -427,6 +481,8 @@ impl Proxy {
                 }
                 c.state = ClientState::Done;
                 c.done_at = now;
+                let at = c.next_deadline();
+                arm(&mut self.timers, &mut c.scheduled, Kind::Client, branch, at);
                 if let Some(s) = self.servers.get_mut(&server_key) {
                     s.best = best_of(s.best.take(), code, stripped());
                 }
@@ -463,6 +519,8 @@ impl Proxy {
             s.interval = T1;
             s.next_retx = now + T1;
         }
+        let at = s.next_deadline();
+        arm(&mut self.timers, &mut s.scheduled, Kind::Server, key, at);
         let (to, call_id) = (s.source, s.call_id.clone());
         self.send(to, data);
         out.push(CallOutcome::Failed { call_id, status: code });
@@ -495,6 +553,7 @@ impl Proxy {
         let method = req.method;
         let ended = if method == pbxguard_sip::Method::Bye && d.ended_at.is_none() {
             d.ended_at = Some(now);
+            arm(&mut self.timers, &mut d.scheduled, Kind::Dialog, req.call_id, now + LINGER);
             Some(d.info.clone())
         } else {
             None
@@ -518,60 +577,20 @@ impl Proxy {
         Ok(ended)
     }
 
-    /// Timers: retransmissions, timeouts, and forgetting what is finished. Returns calls that ended.
+    /// Timers: retransmissions, timeouts, and forgetting what is finished. Calls dropped for silence go
+    /// to `ended`.
     pub(crate) fn tick(&mut self, now: u64, out: &mut Vec<CallOutcome>, ended: &mut Vec<CallInfo>) {
-        let mut resend = Vec::new();
-        let mut timed_out = Vec::new();
-        for (b, c) in &mut self.clients {
-            if c.state == ClientState::Done {
-                continue;
+        while let Some(Reverse((at, _, _))) = self.timers.peek() {
+            if *at > now {
+                break;
             }
-            if now >= c.timeout_at {
-                timed_out.push(b.clone());
-                continue;
-            }
-            if c.state == ClientState::Calling && c.interval > 0 && now >= c.next_retx {
-                resend.push((c.target, c.request.clone()));
-                c.interval *= 2;
-                c.next_retx = now + c.interval;
+            let Some(Reverse((at, kind, key))) = self.timers.pop() else { break };
+            match kind {
+                Kind::Client => self.fire_client(now, at, &key, out),
+                Kind::Server => self.fire_server(now, at, &key),
+                Kind::Dialog => self.fire_dialog(now, at, &key, ended),
             }
         }
-        for (t, d) in resend {
-            self.send(t, d);
-        }
-        for b in timed_out {
-            let Some(c) = self.clients.get_mut(&b) else { continue };
-            let proceeding = c.state == ClientState::Proceeding;
-            c.state = ClientState::Done;
-            c.done_at = now;
-            let key = c.server.clone();
-            if proceeding
-                && let Some(cancel) = reparse(&c.request).map(|m| pbxguard_sip::hop_request(&m, "CANCEL", None))
-            {
-                let t = c.target;
-                self.send(t, cancel);
-            }
-            self.maybe_finish(now, &key, out);
-        }
-        let mut g = Vec::new();
-        for s in self.servers.values_mut() {
-            if s.next_retx > 0 && now >= s.next_retx {
-                if now >= s.final_at + TIMER_B {
-                    s.next_retx = 0;
-                } else if let Some(l) = &s.last {
-                    g.push((s.source, l.clone()));
-                    s.interval = (s.interval * 2).min(T2);
-                    s.next_retx = now + s.interval;
-                }
-            }
-        }
-        for (t, d) in g {
-            self.send(t, d);
-        }
-        self.servers.retain(|_, s| s.final_code.is_none() || now < s.final_at + LINGER);
-        let servers = &self.servers;
-        self.clients
-            .retain(|_, c| c.state != ClientState::Done || now < c.done_at + LINGER || servers.contains_key(&c.server));
         while let Some((t, _)) = self.relay_order.front() {
             if *t > now {
                 break;
@@ -582,22 +601,103 @@ impl Proxy {
                 self.relays.remove(&k);
             }
         }
-        let max_call = self.max_call_ms;
-        let fraud = &mut self.fraud;
-        self.dialogs.retain(|_, d| {
-            match d.ended_at {
-                Some(t) => now < t + LINGER,
-                // A vanished party: the dialog (and its fraud slot) goes after max_call of silence.
-                None if now >= d.last_activity + max_call => {
-                    if let Some(e) = &d.info.counted {
-                        fraud.end(e);
-                    }
-                    ended.push(d.info.clone());
-                    false
+    }
+
+    fn fire_client(&mut self, now: u64, at: u64, key: &str, out: &mut Vec<CallOutcome>) {
+        let Some(c) = self.clients.get_mut(key).filter(|c| c.scheduled == at) else { return };
+        c.scheduled = u64::MAX;
+        match c.state {
+            ClientState::Done if now >= c.done_at + LINGER => {
+                // Kept while its server transaction lives, for late responses.
+                if self.servers.contains_key(&c.server) {
+                    arm(&mut self.timers, &mut c.scheduled, Kind::Client, key, now + LINGER);
+                } else {
+                    self.clients.remove(key);
                 }
-                None => true,
+                return;
             }
-        });
+            ClientState::Done => {}
+            _ if now >= c.timeout_at => {
+                // Timer B (no answer at all) or C (ringing too long): the branch ends as 408, and a
+                // branch that was ringing is cancelled.
+                let proceeding = c.state == ClientState::Proceeding;
+                c.state = ClientState::Done;
+                c.done_at = now;
+                let server = c.server.clone();
+                let cancel = if proceeding {
+                    reparse(&c.request).map(|m| pbxguard_sip::hop_request(&m, "CANCEL", None))
+                } else {
+                    None
+                };
+                let target = c.target;
+                let at = c.next_deadline();
+                arm(&mut self.timers, &mut c.scheduled, Kind::Client, key, at);
+                if let Some(cancel) = cancel {
+                    self.send(target, cancel);
+                }
+                self.maybe_finish(now, &server, out);
+                return;
+            }
+            ClientState::Calling if c.interval > 0 && now >= c.next_retx => {
+                // Timer A: the INVITE again, at doubling intervals.
+                c.interval *= 2;
+                c.next_retx = now + c.interval;
+                let (target, data) = (c.target, c.request.clone());
+                let at = c.next_deadline();
+                arm(&mut self.timers, &mut c.scheduled, Kind::Client, key, at);
+                self.send(target, data);
+                return;
+            }
+            _ => {}
+        }
+        let at = c.next_deadline();
+        arm(&mut self.timers, &mut c.scheduled, Kind::Client, key, at);
+    }
+
+    fn fire_server(&mut self, now: u64, at: u64, key: &str) {
+        let Some(s) = self.servers.get_mut(key).filter(|s| s.scheduled == at) else { return };
+        s.scheduled = u64::MAX;
+        if now >= s.final_at + LINGER {
+            self.servers.remove(key);
+            return;
+        }
+        let mut resend = None;
+        if s.next_retx > 0 && now >= s.next_retx {
+            // Timer G: the non-2xx final again until the ACK, for at most 32 s (Timer H).
+            if now >= s.final_at + TIMER_B {
+                s.next_retx = 0;
+            } else {
+                resend = s.last.clone().map(|l| (s.source, l));
+                s.interval = (s.interval * 2).min(T2);
+                s.next_retx = now + s.interval;
+            }
+        }
+        let at = s.next_deadline();
+        arm(&mut self.timers, &mut s.scheduled, Kind::Server, key, at);
+        if let Some((t, d)) = resend {
+            self.send(t, d);
+        }
+    }
+
+    fn fire_dialog(&mut self, now: u64, at: u64, key: &str, ended: &mut Vec<CallInfo>) {
+        let Some(d) = self.dialogs.get_mut(key).filter(|d| d.scheduled == at) else { return };
+        d.scheduled = u64::MAX;
+        let next = match d.ended_at {
+            Some(t) => t + LINGER,
+            None => d.last_activity + self.max_call_ms,
+        };
+        if now < next {
+            arm(&mut self.timers, &mut d.scheduled, Kind::Dialog, key, next);
+            return;
+        }
+        let Some(d) = self.dialogs.remove(key) else { return };
+        if d.ended_at.is_none() {
+            // A vanished party: the dialog (and its fraud slot) goes after max_call of silence.
+            if let Some(e) = &d.info.counted {
+                self.fraud.end(e);
+            }
+            ended.push(d.info);
+        }
     }
 
     /// A call set-up failed: the dialog goes, and its fraud slot with it.

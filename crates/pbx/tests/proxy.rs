@@ -330,6 +330,13 @@ fn in_dialog_requests_pass_only_between_the_parties() {
     assert_eq!(ok[0].target.addr, addr(PHONE_A));
     assert!(first_line(&ok[0]).starts_with("SIP/2.0 200"));
     assert!(r.events().iter().any(|e| matches!(e, Event::CallEnded { status: 200, call_id } if call_id == "dlg")));
+    // The dialog lingers for retransmitted BYEs, then every table is empty again.
+    assert_eq!(r.svc.active_calls(), 1);
+    r.tick(32_000);
+    assert_eq!(r.svc.active_calls(), 0);
+    r.tick(32_000);
+    r.svc.handle_timeout((r.now + 64_000) / 1000);
+    assert_eq!(r.svc.table_sizes().0, 0, "transactions and relays are forgotten");
 }
 
 #[test]
