@@ -125,7 +125,7 @@ fn event_row(e: &Event, at_ms: i64) -> Option<EventRow> {
 fn apply_call(store: &Store, e: &Event, now_s: i64) {
     let r = match e {
         Event::CallStarted { call_id, source, caller, callee, category, trunk } => {
-            tracing::info!(call_id, caller, callee, category, ?trunk, "call started");
+            tracing::debug!(call_id, caller, callee, category, ?trunk, "call started");
             store.call_started(&pbxguard_store::CallRow {
                 call_id: call_id.clone(),
                 caller: caller.clone(),
@@ -141,11 +141,11 @@ fn apply_call(store: &Store, e: &Event, now_s: i64) {
             })
         }
         Event::CallAnswered { call_id } => {
-            tracing::info!(call_id, "call answered");
+            tracing::debug!(call_id, "call answered");
             store.call_answered(call_id, now_s)
         }
         Event::CallEnded { call_id, status } => {
-            tracing::info!(call_id, status, "call ended");
+            tracing::debug!(call_id, status, "call ended");
             store.call_ended(call_id, *status, now_s)
         }
         Event::ExtensionSuspended { extension, rule } => store.set_suspended(extension, Some(rule)),

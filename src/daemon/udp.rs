@@ -54,6 +54,7 @@ fn worker(sock: &UdpSocket, net: &Arc<Net>) {
     let mut replies: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(BATCH);
     let mut out = Vec::new();
     let mut forwards = Vec::new();
+    let v4 = sock.local_addr().is_ok_and(|a| a.is_ipv4());
     loop {
         let n = match rx.recv(fd) {
             Ok(n) => n,
@@ -77,13 +78,29 @@ fn worker(sock: &UdpSocket, net: &Arc<Net>) {
             drain(shield, sip, &mut out);
             take_transmits(sip, &mut forwards);
         }
-        let sent = send_batch(fd, &replies);
-        for (r, src) in replies.drain(..).skip(sent) {
-            if let Err(e) = sock.send_to(&r, src) {
-                tracing::debug!(error = %e, %src, "udp send failed");
+        // Forwards over UDP leave from this socket (same port) in the same sendmmsg batches as replies.
+        for t in forwards.drain(..) {
+            if t.target.transport == Transport::Udp && t.target.addr.is_ipv4() == v4 {
+                replies.push((t.data, t.target.addr));
+            } else {
+                net.send(t);
             }
         }
-        net.send_all(&mut forwards);
+        let mut off = 0;
+        while off < replies.len() {
+            match send_batch(fd, &replies[off..]) {
+                0 => {
+                    for (r, dst) in &replies[off..] {
+                        if let Err(e) = sock.send_to(r, *dst) {
+                            tracing::debug!(error = %e, %dst, "udp send failed");
+                        }
+                    }
+                    break;
+                }
+                sent => off += sent,
+            }
+        }
+        replies.clear();
         for m in out.drain(..) {
             net.events.send(m);
         }

@@ -435,6 +435,8 @@ impl Proxy {
                 if first {
                     c.state = ClientState::Done;
                     c.done_at = now;
+                    // A 2xx is acknowledged end to end and never cancelled: the request is not needed.
+                    c.request = Vec::new();
                     let at = c.next_deadline();
                     arm(&mut self.timers, &mut c.scheduled, Kind::Client, branch, at);
                 }
@@ -450,6 +452,8 @@ impl Proxy {
                     s.final_code = Some(code);
                     s.final_at = now;
                     s.last = None;
+                    // Nothing is built from the INVITE any more: free it now rather than in 32 s.
+                    s.invite = Vec::new();
                     let at = s.next_deadline();
                     arm(&mut self.timers, &mut s.scheduled, Kind::Server, &server_key, at);
                     let call_id = s.call_id.clone();
@@ -515,6 +519,7 @@ impl Proxy {
         s.final_code = Some(code);
         s.final_at = now;
         s.last = Some(data.clone());
+        s.invite = Vec::new();
         if s.source.transport == Transport::Udp {
             s.interval = T1;
             s.next_retx = now + T1;

@@ -162,27 +162,31 @@ impl Store {
     }
 
     pub fn call_started(&self, c: &CallRow) -> Result<()> {
-        self.conn.execute(
-            "INSERT OR REPLACE INTO calls(call_id, caller, callee, category, trunk, source, state, started_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'ringing', ?7)",
-            params![c.call_id, c.caller, c.callee, c.category, c.trunk, c.source, c.started_at],
-        )?;
+        // Cached statements: a busy proxy writes three rows per call.
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO calls(call_id, caller, callee, category, trunk, source, state, started_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'ringing', ?7)",
+            )?
+            .execute(params![c.call_id, c.caller, c.callee, c.category, c.trunk, c.source, c.started_at])?;
         Ok(())
     }
 
     pub fn call_answered(&self, call_id: &str, now: i64) -> Result<()> {
-        self.conn.execute(
-            "UPDATE calls SET state = 'answered', answered_at = ?2 WHERE call_id = ?1 AND state = 'ringing'",
-            params![call_id, now],
-        )?;
+        self.conn
+            .prepare_cached(
+                "UPDATE calls SET state = 'answered', answered_at = ?2 WHERE call_id = ?1 AND state = 'ringing'",
+            )?
+            .execute(params![call_id, now])?;
         Ok(())
     }
 
     pub fn call_ended(&self, call_id: &str, status: u16, now: i64) -> Result<()> {
-        self.conn.execute(
-            "UPDATE calls SET state = 'ended', status = ?2, ended_at = ?3 WHERE call_id = ?1 AND state != 'ended'",
-            params![call_id, status, now],
-        )?;
+        self.conn
+            .prepare_cached(
+                "UPDATE calls SET state = 'ended', status = ?2, ended_at = ?3 WHERE call_id = ?1 AND state != 'ended'",
+            )?
+            .execute(params![call_id, status, now])?;
         Ok(())
     }
 
