@@ -11,10 +11,10 @@ exchange (SIPp response-time trace). Prints a Markdown table and writes JSON lin
 Usage: bench/callbench.py [--rates 100,200,400] [--dur 10] [--users 1000]
 Needs: sipp (sip-tester), kamailio, a release build (cargo build --release).
 """
-import argparse, csv, glob, json, os, shutil, subprocess, sys, time
+import argparse, json, os, shutil, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import BIN, HZ, ROOT, Kamailio, Pbxguard, ticks, users  # noqa: E402
+from common import BIN, HZ, ROOT, Kamailio, Pbxguard, sipp_results, ticks, users  # noqa: E402
 
 TRUNK_IP = "127.0.0.2"
 TRUNK_PORT = 15190
@@ -62,20 +62,7 @@ def run_calls(work, target, csvp, rate, dur, tag):
             p.wait(timeout=dur + 60)
         except subprocess.TimeoutExpired:
             p.kill()
-    ok = failed = 0
-    rows = list(csv.DictReader(open(statf), delimiter=";")) if os.path.exists(statf) else []
-    if rows:
-        ok, failed = int(rows[-1]["SuccessfulCall(C)"]), int(rows[-1]["FailedCall(C)"])
-    rtts = []
-    for f in glob.glob(os.path.join(d, "*_rtt.csv")):
-        for row in csv.reader(open(f), delimiter=";"):
-            try:
-                rtts.append(float(row[1]))
-            except (ValueError, IndexError):
-                pass
-    rtts.sort()
-    pct = lambda q: rtts[min(len(rtts) - 1, int(q * len(rtts)))] if rtts else float("nan")
-    return ok, failed, pct(0.5), pct(0.99)
+    return sipp_results([d])
 
 
 def main():

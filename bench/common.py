@@ -1,6 +1,6 @@
 """Shared pieces of the side-by-side benchmarks: CPU accounting from /proc, and the two servers
 (pbxguard, Kamailio 5.6 with -x tlsf) started fresh for each measurement."""
-import os, shutil, signal, subprocess, time
+import csv, glob, os, shutil, signal, subprocess, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "pbxguard")
@@ -40,6 +40,27 @@ def kamailio_pids(main_pid):
             except (FileNotFoundError, ProcessLookupError, ValueError):
                 pass
     return pids
+
+
+def sipp_results(dirs):
+    """(successful, failed, p50 ms, p99 ms) over SIPp runs, each dir holding stat.csv and *_rtt.csv."""
+    ok = failed = 0
+    rtts = []
+    for d in dirs:
+        path = os.path.join(d, "stat.csv")
+        rows = list(csv.DictReader(open(path), delimiter=";")) if os.path.exists(path) else []
+        if rows:
+            ok += int(rows[-1]["SuccessfulCall(C)"])
+            failed += int(rows[-1]["FailedCall(C)"])
+        for f in glob.glob(os.path.join(d, "*_rtt.csv")):
+            for row in csv.reader(open(f), delimiter=";"):
+                try:
+                    rtts.append(float(row[1]))
+                except (ValueError, IndexError):
+                    pass
+    rtts.sort()
+    pct = lambda q: rtts[min(len(rtts) - 1, int(q * len(rtts)))] if rtts else float("nan")
+    return ok, failed, pct(0.50), pct(0.99)
 
 
 def users(n):

@@ -10,10 +10,10 @@ response-time trace (SIPp records whole milliseconds, so "0" means under 1 ms). 
 Usage: bench/regbench.py [--rates 2000,5000,8000] [--dur 10] [--users 10000] [--transport u1]
 Needs: sipp (sip-tester), kamailio (+ -x tlsf), a release build (cargo build --release).
 """
-import argparse, csv, glob, json, os, shutil, subprocess, sys, time
+import argparse, json, os, shutil, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import HZ, ROOT, Kamailio, Pbxguard, ticks, users  # noqa: E402
+from common import HZ, ROOT, Kamailio, Pbxguard, sipp_results, ticks, users  # noqa: E402
 
 
 def write_users(work, n):
@@ -45,22 +45,7 @@ def run_sipp(work, target, csvp, rate, dur, transport, tag, source_ip="127.0.0.1
             p.wait(timeout=dur + 60)
         except subprocess.TimeoutExpired:
             p.kill()
-    ok = failed = 0
-    rtts = []
-    for d in stats:
-        rows = list(csv.DictReader(open(os.path.join(d, "stat.csv")), delimiter=";"))
-        if rows:
-            ok += int(rows[-1]["SuccessfulCall(C)"])
-            failed += int(rows[-1]["FailedCall(C)"])
-        for f in glob.glob(os.path.join(d, "*_rtt.csv")):
-            for row in csv.reader(open(f), delimiter=";"):
-                try:
-                    rtts.append(float(row[1]))
-                except (ValueError, IndexError):
-                    pass
-    rtts.sort()
-    pct = lambda q: rtts[min(len(rtts) - 1, int(q * len(rtts)))] if rtts else float("nan")
-    return ok, failed, pct(0.50), pct(0.99)
+    return sipp_results(stats)
 
 
 def main():

@@ -44,9 +44,14 @@ fn sipp_output_counts(o: &std::process::Output) -> (Option<i32>, Option<String>,
 }
 
 fn sipp_uas(scenario: &str, port: u16, calls: usize, dir: &std::path::Path) -> Child {
+    sipp_uas_on(scenario, port, calls, dir, "u1")
+}
+
+fn sipp_uas_on(scenario: &str, port: u16, calls: usize, dir: &std::path::Path, transport: &str) -> Child {
     let sf = format!("{}/tests/sipp/{scenario}", env!("CARGO_MANIFEST_DIR"));
     Command::new("timeout")
         .args(["180", "sipp", "-sf", &sf, "-i", TRUNK_IP, "-p", &port.to_string(), "-m", &calls.to_string()])
+        .args(["-t", transport])
         .args(["-nostdin", "-timeout", "150s", "-timeout_error"])
         .current_dir(dir)
         .stdout(Stdio::piped())
@@ -124,6 +129,34 @@ fn sipp_1000_calls_through_a_trunk_and_a_cancel() {
         calls(&d.0).into_iter().find(|c| c["status"] == 487 && c["answered_at"].is_null())
     });
     assert!(cancelled.is_some(), "no cancelled call in the log");
+}
+
+#[test]
+fn udp_callers_reach_a_tcp_trunk() {
+    require("sipp");
+    let _g = HEAVY.lock().unwrap_or_else(|p| p.into_inner());
+    let d = setup("tcp-trunk");
+    cli_ok(&d.0, &["ext", "add", "1001", "--secret", "Calls!2026xy"]);
+    cli_ok(&d.0, &["settings", "set", "fraud.max_concurrent", "100"]);
+    let port = std::net::TcpListener::bind((TRUNK_IP, 0)).unwrap().local_addr().unwrap().port();
+    cli_ok(&d.0, &["trunk", "add", "carrier", "--host", TRUNK_IP, "--port", &port.to_string(), "--transport", "tcp"]);
+    cli_ok(&d.0, &["route", "add", "_X.", "--trunk", "carrier"]);
+    let csv = d.0.join("caller.csv");
+    std::fs::write(&csv, "SEQUENTIAL\n1001;[authentication username=1001 password=Calls!2026xy];2125551234\n").unwrap();
+    let daemon = Daemon::start(&d.0);
+    // pbxguard opens the TCP connection to the trunk itself and record-routes twice (UDP side, TCP side).
+    let uas = sipp_uas_on("uas_rr.xml", port, 20, &d.0, "t1");
+    std::thread::sleep(Duration::from_millis(300));
+    let uac = sipp_uac("uac_auth.xml", &csv, daemon.udp, 20);
+    let uas = uas.wait_with_output().unwrap();
+    assert_eq!(
+        sipp_output_counts(&uac),
+        (Some(0), Some("20".into()), Some("0".into())),
+        "{}\ndaemon: {}",
+        String::from_utf8_lossy(&uac.stdout),
+        daemon.log()
+    );
+    assert_eq!(uas.status.code(), Some(0), "trunk side: {}", String::from_utf8_lossy(&uas.stdout));
 }
 
 /// A caller that speaks just enough SIP: INVITE, answer the 407, report the first final (or 180).
