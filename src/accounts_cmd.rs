@@ -30,9 +30,70 @@ pub(crate) fn ensure_default_admin(store: &Store) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn admin(store: &Store, cmd: AdminCommand) -> Result<()> {
+/// The result of an admin login, as every admin interface sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Login {
+    Accepted,
+    /// Right password, but the account must change it first: nothing else is allowed until then.
+    MustChange,
+    Refused,
+}
+
+/// Verifies an admin login and records it as a security event (`admin-login` or
+/// `admin-login-failed`, with the source when known). An unknown account costs the same hash as a wrong
+/// password, and reads the same to the caller.
+pub(crate) fn login(store: &mut Store, name: &str, password: &str, from: Option<std::net::IpAddr>) -> Result<Login> {
+    ensure_default_admin(store)?;
+    let account = store.admin(name)?;
+    // A fixed decoy keeps the timing of an unknown name equal to a wrong password.
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let decoy = DECOY.get_or_init(|| hash("decoy password").unwrap_or_default());
+    let ok = verify(password, account.as_ref().map_or(decoy.as_str(), |a| a.hash.as_str())) && account.is_some();
+    let outcome = match &account {
+        Some(a) if ok && a.must_change => Login::MustChange,
+        Some(_) if ok => Login::Accepted,
+        _ => Login::Refused,
+    };
+    let (kind, detail) = match (outcome, account.is_some()) {
+        (Login::Accepted, _) => ("admin-login", "accepted".to_owned()),
+        (Login::MustChange, _) => {
+            ("admin-login", "accepted; the password must be changed before anything else".to_owned())
+        }
+        (Login::Refused, true) => ("admin-login-failed", "wrong password".to_owned()),
+        (Login::Refused, false) => ("admin-login-failed", "unknown account".to_owned()),
+    };
+    let now_ms = crate::daemon::now_ms() as i64;
+    let row = pbxguard_store::EventRow {
+        id: 0,
+        at_ms: now_ms,
+        kind: kind.into(),
+        source: from.map(|ip| ip.to_string()),
+        user: Some(name.to_owned()),
+        detail,
+    };
+    store.append_events(&[row], 100_000, 30 * 86_400_000, now_ms)?;
+    Ok(outcome)
+}
+
+pub(crate) fn admin(store: &mut Store, cmd: AdminCommand) -> Result<()> {
     ensure_default_admin(store)?;
     match cmd {
+        AdminCommand::Login { name, from } => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).context("reading the password from standard input")?;
+            let password = line.trim_end_matches(['\r', '\n']);
+            match login(store, &name, password, from)? {
+                Login::Accepted => outln!("accepted"),
+                Login::MustChange => {
+                    outln!("accepted, but the password must be changed first: pbxguard admin passwd {name}");
+                    std::process::exit(3);
+                }
+                Login::Refused => {
+                    outln!("refused");
+                    std::process::exit(1);
+                }
+            }
+        }
         AdminCommand::Passwd { name, password, generate } => {
             let account =
                 store.admin(&name)?.ok_or_else(|| anyhow!("no admin account {name:?} (see `pbxguard admin list`)"))?;

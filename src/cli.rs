@@ -283,6 +283,15 @@ pub(crate) enum VmCommand {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum AdminCommand {
+    /// Check an admin's password (read from the first line of standard input) the way every admin
+    /// interface does, and log the attempt as a security event. Exit status: 0 accepted, 3 accepted
+    /// but the password must be changed before anything else, 1 refused.
+    Login {
+        name: String,
+        /// Address the attempt came from, for the event log.
+        #[arg(long)]
+        from: Option<std::net::IpAddr>,
+    },
     /// Change an admin password (the password policy applies).
     Passwd {
         #[arg(default_value = "admin")]

@@ -49,7 +49,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         }
         Command::Export(crate::cli::ExportCommand::Csv) => export_csv(&open_store(&data())?),
         Command::Vm(c) => crate::accounts_cmd::vm(&open_store(&data())?, c),
-        Command::Admin(c) => crate::accounts_cmd::admin(&open_store(&data())?, c),
+        Command::Admin(c) => crate::accounts_cmd::admin(&mut open_store(&data())?, c),
         Command::Trunk(c) => crate::calls_cmd::trunk(&open_store(&data())?, c),
         Command::Route(c) => crate::calls_cmd::route(&open_store(&data())?, c),
         Command::Cos(c) => crate::calls_cmd::cos(&open_store(&data())?, c),

@@ -55,3 +55,50 @@ fn the_default_admin_must_change_its_password_under_the_policy() {
     let o = cli(&d.0, &["admin", "passwd", "--password", "Adm!n-Str0ng#Pw"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("must differ from the current one"));
 }
+
+/// `admin login` checks a password the way every admin interface will (password on stdin) and logs
+/// each attempt as a security event with its source.
+#[test]
+fn admin_logins_are_security_events_and_admin_admin_must_change_first() {
+    use std::io::Write;
+    let d = TempDir::new("admin-login");
+    let login = |name: &str, pw: &str| -> Option<i32> {
+        let mut c = std::process::Command::new(BIN)
+            .arg("--data")
+            .arg(&d.0)
+            .args(["admin", "login", name, "--from", "198.51.100.7"])
+            .env_remove("PBXGUARD_DATA")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(format!("{pw}\n").as_bytes()).unwrap();
+        c.wait().unwrap().code()
+    };
+    assert_eq!(login("admin", "admin"), Some(3), "right password, but it must be changed first");
+    assert_eq!(login("admin", "guess"), Some(1));
+    assert_eq!(login("root", "admin"), Some(1));
+    cli_ok(&d.0, &["admin", "passwd", "--password", "Adm!n-Str0ng#Pw"]);
+    assert_eq!(login("admin", "Adm!n-Str0ng#Pw"), Some(0));
+    assert_eq!(login("admin", "admin"), Some(1), "the old default no longer works");
+    let events: Vec<serde_json::Value> = cli_ok(&d.0, &["events", "--json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|e: &serde_json::Value| e["kind"].as_str().unwrap().starts_with("admin-login"))
+        .collect();
+    let summary: Vec<(&str, &str, &str)> = events
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap(), e["user"].as_str().unwrap(), e["detail"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("admin-login", "admin", "accepted; the password must be changed before anything else"),
+            ("admin-login-failed", "admin", "wrong password"),
+            ("admin-login-failed", "root", "unknown account"),
+            ("admin-login", "admin", "accepted"),
+            ("admin-login-failed", "admin", "wrong password"),
+        ]
+    );
+    assert!(events.iter().all(|e| e["source"] == "198.51.100.7"));
+}
