@@ -3,7 +3,7 @@
 //! between requests, responses and the proxy's transactions.
 
 use crate::event::Event;
-use crate::proxy::{BuildRequest, CallInfo, Target, outcome_events};
+use crate::proxy::{BuildRequest, CallInfo, MAX_INVITE, MAX_PENDING_PER_CALLER, Target, outcome_events};
 use crate::service::{Handled, Incoming, Service, Transport};
 use pbxguard_shield::{Category, Shield};
 use pbxguard_sip::{Forward, HeaderName, Message, Uri, Via, forward_request};
@@ -70,6 +70,14 @@ impl Service {
             Ok(u) => u,
             Err(h) => return h,
         };
+        if inc.data.len() > MAX_INVITE {
+            return self.deny(inc, 413, "Request Entity Too Large");
+        }
+        if self.proxy.pending(&ext) >= MAX_PENDING_PER_CALLER {
+            return Handled::Final(
+                self.reply(msg, 503, "Service Unavailable", source).header("Retry-After", "5").finish(None, b""),
+            );
+        }
         // A phone calls as itself: the From user must be the authenticated extension (no caller-ID
         // spoofing of a colleague, and calls are charged to the right extension).
         if req.from.uri.user != Some(ext.as_str()) {
@@ -141,6 +149,9 @@ impl Service {
 
     /// An INVITE from a trunk: only to a DID or an extension, never back out (no transit).
     fn inbound(&mut self, inc: Incoming<'_, '_>, trunk: &str) -> Handled {
+        if inc.data.len() > MAX_INVITE {
+            return self.deny(inc, 413, "Request Entity Too Large");
+        }
         let Some(number) = dialled(&inc.req.uri) else { return self.deny(inc, 404, "Not Found") };
         let ext = self.dialplan.dids.get(&number).cloned().unwrap_or(number);
         if !self.directory.contains(&ext) {

@@ -25,6 +25,12 @@ const TIMER_C: u64 = 180_000;
 const LINGER: u64 = 64 * T1;
 /// Caps on every table; past them new calls get 503 and relays evict the oldest.
 pub(crate) const MAX_CALLS: usize = 50_000;
+/// Call set-ups one extension may have ringing at once (internal calls included): with stolen
+/// credentials, unanswered INVITEs must not fill the tables.
+pub(crate) const MAX_PENDING_PER_CALLER: u32 = 16;
+/// Largest INVITE the proxy forwards; real SDP offers are a few kilobytes. Bounds what each pending
+/// call keeps in memory.
+pub(crate) const MAX_INVITE: usize = 16 * 1024;
 const MAX_RELAYS: usize = 100_000;
 
 /// Where a message goes: an address and the transport to use. For TCP and TLS the daemon sends on the
@@ -144,6 +150,7 @@ struct ServerTx {
     next_retx: u64,
     interval: u64,
     call_id: String,
+    caller: String,
     scheduled: u64,
 }
 
@@ -176,6 +183,8 @@ pub(crate) struct Proxy {
     /// `scheduled` any more is stale and skipped, so each entity has one live timer and a tick costs
     /// only what is due, not a scan of every transaction.
     timers: BinaryHeap<Reverse<(u64, Kind, String)>>,
+    /// Set-ups without a final response, per caller.
+    pending: HashMap<String, u32>,
     counter: u64,
     seed: u64,
     pub(crate) outbox: VecDeque<Transmit>,
@@ -244,6 +253,19 @@ impl Proxy {
         Self { seed, fraud, max_call_ms: 4 * 3_600_000, ..Self::default() }
     }
 
+    pub(crate) fn pending(&self, caller: &str) -> u32 {
+        self.pending.get(caller).copied().unwrap_or(0)
+    }
+
+    fn settle(&mut self, caller: &str) {
+        if let Some(n) = self.pending.get_mut(caller) {
+            *n -= 1;
+            if *n == 0 {
+                self.pending.remove(caller);
+            }
+        }
+    }
+
     pub(crate) fn is_full(&self) -> bool {
         self.servers.len() >= MAX_CALLS || self.dialogs.len() >= MAX_CALLS
     }
@@ -304,6 +326,8 @@ impl Proxy {
         }
         let n = branches.len();
         let call_id = info.call_id.clone();
+        let caller = info.caller.clone();
+        *self.pending.entry(caller.clone()).or_default() += 1;
         let mut d = Dialog {
             caller: source,
             callee: None,
@@ -330,6 +354,7 @@ impl Proxy {
                 next_retx: 0,
                 interval: 0,
                 call_id,
+                caller,
                 scheduled: u64::MAX,
             },
         );
@@ -454,6 +479,7 @@ impl Proxy {
                     s.last = None;
                     // Nothing is built from the INVITE any more: free it now rather than in 32 s.
                     s.invite = Vec::new();
+                    let caller = std::mem::take(&mut s.caller);
                     let at = s.next_deadline();
                     arm(&mut self.timers, &mut s.scheduled, Kind::Server, &server_key, at);
                     let call_id = s.call_id.clone();
@@ -461,6 +487,7 @@ impl Proxy {
                     for b in others {
                         self.cancel_branch(now, &b);
                     }
+                    self.settle(&caller);
                     if let Some(d) = self.dialogs.get_mut(&call_id) {
                         d.callee = Some(target);
                         d.callee_tag = msg
@@ -520,6 +547,7 @@ impl Proxy {
         s.final_at = now;
         s.last = Some(data.clone());
         s.invite = Vec::new();
+        let caller = std::mem::take(&mut s.caller);
         if s.source.transport == Transport::Udp {
             s.interval = T1;
             s.next_retx = now + T1;
@@ -527,6 +555,7 @@ impl Proxy {
         let at = s.next_deadline();
         arm(&mut self.timers, &mut s.scheduled, Kind::Server, key, at);
         let (to, call_id) = (s.source, s.call_id.clone());
+        self.settle(&caller);
         self.send(to, data);
         out.push(CallOutcome::Failed { call_id, status: code });
     }

@@ -104,7 +104,11 @@ impl Rig {
 
     /// An authenticated INVITE from 1001 at CALLER; returns the 100 Trying.
     fn call(&mut self, number: &str, call_id: &str) -> String {
-        let first = invite(number, call_id, 1, "b1", "");
+        self.call_with_body(number, call_id, "v=0\n")
+    }
+
+    fn call_with_body(&mut self, number: &str, call_id: &str, body: &str) -> String {
+        let first = invite(number, call_id, 1, &format!("b1{call_id}"), "");
         let ch = self.send(CALLER, &first).unwrap();
         assert_eq!(code(&ch), 407, "{ch}");
         let nonce = ch.split("nonce=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
@@ -116,7 +120,9 @@ impl Rig {
             "Proxy-Authorization: Digest username=\"1001\", realm=\"{REALM}\", nonce=\"{nonce}\", uri=\"{uri}\", \
              response=\"{resp}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"c\"\r\n"
         );
-        self.send(CALLER, &invite(number, call_id, 2, "b2", &auth)).unwrap()
+        let authed = invite(number, call_id, 2, &format!("b2{call_id}"), &auth)
+            .replace("Content-Length: 4\r\n\r\nv=0\n", &format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+        self.send(CALLER, &authed).unwrap()
     }
 }
 
@@ -245,7 +251,7 @@ fn udp_retransmissions_then_408_then_timer_g_until_ack() {
     assert_eq!(again[0].data, up[0].data);
     let to_tag = text(&up[0]).split("tag=").nth(2).unwrap().split("\r\n").next().unwrap().to_owned();
     let ack = format!(
-        "ACK sip:1002@{US} SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKb2\r\nMax-Forwards: 70\r\n\
+        "ACK sip:1002@{US} SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKb2quiet\r\nMax-Forwards: 70\r\n\
          From: <sip:1001@{US}>;tag=caller\r\nTo: <sip:1002@{US}>;tag={to_tag}\r\nCall-ID: quiet\r\nCSeq: 2 ACK\r\nContent-Length: 0\r\n\r\n"
     );
     assert_eq!(r.send(CALLER, &ack), None);
@@ -278,7 +284,7 @@ fn cancel_from_the_caller_ends_in_487() {
     r.send(PHONE_A, &answer(&fwd, 180, "a"));
     r.out();
     let cancel = format!(
-        "CANCEL sip:1002@{US} SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKb2\r\nMax-Forwards: 70\r\n\
+        "CANCEL sip:1002@{US} SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKb2cxl\r\nMax-Forwards: 70\r\n\
          From: <sip:1001@{US}>;tag=caller\r\nTo: <sip:1002@{US}>\r\nCall-ID: cxl\r\nCSeq: 2 CANCEL\r\nContent-Length: 0\r\n\r\n"
     );
     assert_eq!(code(&r.send(CALLER, &cancel).unwrap()), 200);
@@ -289,7 +295,7 @@ fn cancel_from_the_caller_ends_in_487() {
     let up: Vec<_> = r.out().into_iter().filter(|t| t.target.addr == addr(CALLER)).collect();
     assert!(first_line(&up[0]).starts_with("SIP/2.0 487"));
     // A CANCEL for nothing: 481.
-    let stray = cancel.replace("z9hG4bKb2", "z9hG4bKnone");
+    let stray = cancel.replace("z9hG4bKb2cxl", "z9hG4bKnone");
     assert_eq!(code(&r.send(CALLER, &stray).unwrap()), 481);
 }
 
@@ -373,4 +379,21 @@ fn loops_and_exhausted_max_forwards_are_refused() {
     assert_eq!(code(&back), 482);
     let mf0 = invite("1002", "mf", 1, "mf", "").replace("Max-Forwards: 70", "Max-Forwards: 0");
     assert_eq!(code(&r.send(CALLER, &mf0).unwrap()), 483);
+}
+
+#[test]
+fn one_extension_cannot_fill_the_tables_with_unanswered_calls() {
+    let mut r = Rig::new(&[PHONE_A]);
+    for i in 0..16 {
+        assert_eq!(code(&r.call("1002", &format!("p{i}"))), 100);
+    }
+    assert_eq!(code(&r.call("1002", "p16")), 503, "the 17th pending set-up is refused");
+    // One answer frees a slot.
+    let fwd = r.out().into_iter().find(|t| text(t).contains("Call-ID: p0\r\n")).unwrap();
+    r.send(PHONE_A, &answer(&fwd, 486, "busy"));
+    assert_eq!(code(&r.call("1002", "p17")), 100);
+    // An oversized INVITE is refused before it is stored.
+    let mut r = Rig::new(&[PHONE_A]);
+    assert_eq!(code(&r.call_with_body("1002", "big", &"a".repeat(20_000))), 413);
+    assert!(r.out().is_empty());
 }
