@@ -60,20 +60,19 @@ pub fn split_commas(s: &str) -> impl Iterator<Item = &str> {
 pub(crate) fn write_unfolded(value: &str, out: &mut Vec<u8>) {
     let b = value.as_bytes();
     let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\r' || b[i] == b'\n' {
-            while out.last().is_some_and(|&c| c == b' ' || c == b'\t') {
-                out.pop();
-            }
-            while i < b.len() && is_lws(b[i]) {
-                i += 1;
-            }
-            out.push(b' ');
-        } else {
-            out.push(b[i]);
+    // Folding is rare: copy whole runs up to the next line break.
+    while let Some(off) = memchr::memchr2(b'\r', b'\n', &b[i..]) {
+        out.extend_from_slice(&b[i..i + off]);
+        i += off;
+        while out.last().is_some_and(|&c| c == b' ' || c == b'\t') {
+            out.pop();
+        }
+        while i < b.len() && is_lws(b[i]) {
             i += 1;
         }
+        out.push(b' ');
     }
+    out.extend_from_slice(&b[i..]);
 }
 
 /// A cursor over a header value.
