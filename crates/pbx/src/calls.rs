@@ -190,13 +190,26 @@ impl Service {
         targets: Vec<(Target, String)>,
     ) -> Handled {
         let Incoming { msg, req, data, source, transport, now_ms } = inc;
-        if self.proxy.dialog_info(req.call_id).is_some() {
-            // A second INVITE with a Call-ID in use (a fork loop, or a forged one): refused, the
-            // first call keeps its dialog.
+        let branch = req.via.branch().unwrap_or("");
+        // Transactions are matched by branch (RFC 3261 §17.2.3): an RFC 2543 client without one could
+        // not be told apart from its next call. A Call-ID already in use is a fork loop or a forgery;
+        // the first call keeps its dialog.
+        let refusal = if !branch.starts_with("z9hG4bK") {
+            Some(Handled::Final(
+                self.reply(msg, 400, "Bad Request", source)
+                    .header("Warning", "399 pbxguard \"RFC 3261 branch required\"")
+                    .finish(None, b""),
+            ))
+        } else if self.proxy.dialog_info(req.call_id).is_some() {
+            Some(self.deny(inc, 482, "Loop Detected"))
+        } else {
+            None
+        };
+        if let Some(h) = refusal {
             if let Some(c) = info.counted.as_deref() {
                 self.proxy.fraud.end(c);
             }
-            return self.deny(inc, 482, "Loop Detected");
+            return h;
         }
         let locals = self.locals.clone();
         let builders = targets
