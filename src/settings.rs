@@ -395,6 +395,14 @@ pub(crate) fn open_store(data: &Path) -> Result<Store> {
 #[cfg(test)]
 mod tests {
     #[test]
+    fn every_setting_is_documented_in_the_readme() {
+        let readme = include_str!("../README.md");
+        for d in super::SETTINGS {
+            assert!(readme.contains(&format!("| `{}` |", d.key)), "README lacks a row for {}", d.key);
+        }
+    }
+
+    #[test]
     fn scanner_default_matches_the_shield_list() {
         assert_eq!(super::SCANNER_UAS, pbxguard_shield::fingerprint::DEFAULT_USER_AGENTS.join(","));
         let d = super::SETTINGS.iter().find(|d| d.key == "shield.scanner_from").unwrap();
