@@ -30,7 +30,7 @@ fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
 
 pub(crate) fn trunk(store: &Store, cmd: TrunkCommand) -> Result<()> {
     match cmd {
-        TrunkCommand::Add { name, host, port, transport } => {
+        TrunkCommand::Add { name, host, port, transport, username, secret, realm, register } => {
             check_name("trunk", &name)?;
             if port == 0 {
                 bail!("--port 0 is not a port; the usual SIP port is 5060 (5061 for TLS)");
@@ -44,17 +44,49 @@ pub(crate) fn trunk(store: &Store, cmd: TrunkCommand) -> Result<()> {
                 TransportArg::Tcp => "tcp",
                 TransportArg::Tls => "tls",
             };
-            store.add_trunk(&TrunkRow { name: name.clone(), host, port, transport: transport.into() }, now_secs())?;
-            outln!("trunk {name} added");
+            if let Some(e) = register
+                && !(60..=86_400).contains(&e)
+            {
+                bail!("--register {e}: give the registration length in seconds, from 60 to 86400 (default 600)");
+            }
+            let ha1 = match (&username, &secret, &realm) {
+                (Some(u), Some(s), Some(r)) => Some((
+                    pbxguard_sip::ha1(pbxguard_sip::Algorithm::Md5, u, r, s),
+                    pbxguard_sip::ha1(pbxguard_sip::Algorithm::Sha256, u, r, s),
+                )),
+                _ => None,
+            };
+            let row = TrunkRow {
+                name: name.clone(),
+                host,
+                port,
+                transport: transport.into(),
+                username,
+                realm,
+                ha1,
+                register_expires: register,
+            };
+            store.add_trunk(&row, now_secs())?;
+            match register {
+                Some(e) => {
+                    outln!("trunk {name} added; registering every {} s (pbxguard events shows the outcome)", e / 2)
+                }
+                None => outln!("trunk {name} added"),
+            }
         }
         TrunkCommand::List { json } => {
             let rows = store.trunks()?;
             if json {
                 return print_json(&rows);
             }
-            outln!("{:<16} {:<32} {:<6} TRANSPORT", "NAME", "HOST", "PORT");
+            outln!("{:<16} {:<32} {:<6} {:<10} {:<20} REGISTER", "NAME", "HOST", "PORT", "TRANSPORT", "USER@REALM");
             for t in rows {
-                outln!("{:<16} {:<32} {:<6} {}", t.name, t.host, t.port, t.transport);
+                let who = match (&t.username, &t.realm) {
+                    (Some(u), Some(r)) => format!("{u}@{r}"),
+                    _ => "-".into(),
+                };
+                let reg = t.register_expires.map_or("no".to_owned(), |e| format!("{e} s"));
+                outln!("{:<16} {:<32} {:<6} {:<10} {:<20} {reg}", t.name, t.host, t.port, t.transport, who);
             }
         }
         TrunkCommand::Del { name } => {

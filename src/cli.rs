@@ -340,6 +340,18 @@ pub(crate) enum TrunkCommand {
         port: u16,
         #[arg(long, value_enum, default_value = "udp")]
         transport: TransportArg,
+        /// User name for the trunk's digest challenges (with --secret and --realm).
+        #[arg(long, requires_all = ["secret", "realm"])]
+        username: Option<String>,
+        /// The secret; stored only as HA1 for --realm.
+        #[arg(long, requires = "username")]
+        secret: Option<String>,
+        /// The realm the trunk challenges with (HA1 is bound to it).
+        #[arg(long, requires = "username")]
+        realm: Option<String>,
+        /// Register at the trunk (refreshed at half-time) so it sends inbound calls; seconds.
+        #[arg(long, value_name = "SECONDS", requires = "username", num_args = 0..=1, default_missing_value = "600")]
+        register: Option<u32>,
     },
     List {
         #[arg(long)]

@@ -159,6 +159,56 @@ fn udp_callers_reach_a_tcp_trunk() {
     assert_eq!(uas.status.code(), Some(0), "trunk side: {}", String::from_utf8_lossy(&uas.stdout));
 }
 
+#[test]
+fn pbxguard_registers_at_a_trunk_with_digest() {
+    require("sipp");
+    let _g = HEAVY.lock().unwrap_or_else(|p| p.into_inner());
+    let d = setup("trunk-reg");
+    let port = free_udp_port(TRUNK_IP);
+    // The carrier's SIPp checks the digest itself and answers 403 to a wrong one.
+    let uas = sipp_uas("trunk_registrar.xml", port, 1, &d.0);
+    std::thread::sleep(Duration::from_millis(300));
+    let p = port.to_string();
+    cli_ok(
+        &d.0,
+        &["trunk", "add", "carrier", "--host", TRUNK_IP, "--port", &p, "--username", "pbx-trunk"]
+            .into_iter()
+            .chain(["--secret", "Tr!unk2026x", "--realm", "carrier.test", "--register", "600"])
+            .collect::<Vec<_>>(),
+    );
+    let listed = cli_ok(&d.0, &["trunk", "list"]);
+    assert!(listed.contains("pbx-trunk@carrier.test") && listed.contains("600 s"), "{listed}");
+    assert!(
+        !std::fs::read(d.0.join("pbxguard.db")).unwrap().windows(11).any(|w| w == b"Tr!unk2026x"),
+        "secret stored in clear"
+    );
+    // A second carrier account with a wrong secret: refused, and the operator sees why.
+    let bad_port = free_udp_port(TRUNK_IP);
+    let bad_uas = sipp_uas("trunk_registrar.xml", bad_port, 1, &d.0);
+    let bp = bad_port.to_string();
+    cli_ok(
+        &d.0,
+        &["trunk", "add", "wrong", "--host", TRUNK_IP, "--port", &bp, "--username", "pbx-trunk"]
+            .into_iter()
+            .chain(["--secret", "not-the-one", "--realm", "carrier.test", "--register"])
+            .collect::<Vec<_>>(),
+    );
+    let daemon = Daemon::start(&d.0);
+    let uas = uas.wait_with_output().unwrap();
+    assert_eq!(uas.status.code(), Some(0), "carrier side: {}\n{}", String::from_utf8_lossy(&uas.stdout), daemon.log());
+    let _ = bad_uas.wait_with_output();
+    let failed = wait_for(Duration::from_secs(5), || {
+        events(&d.0).into_iter().find(|e| e["kind"] == "trunk-registration-failed")
+    })
+    .expect("a failed registration event for the wrong secret");
+    assert_eq!(failed["user"], "wrong");
+    assert!(failed["detail"].as_str().unwrap().contains("403"), "{failed}");
+    let ev = wait_for(Duration::from_secs(5), || events(&d.0).into_iter().find(|e| e["kind"] == "trunk-registered"))
+        .expect("a trunk registration event");
+    assert_eq!((ev["kind"].as_str(), ev["user"].as_str()), (Some("trunk-registered"), Some("carrier")), "{ev}");
+    assert!(ev["detail"].as_str().unwrap().contains("120 s"), "the granted expiry is used: {ev}");
+}
+
 /// A caller that speaks just enough SIP: INVITE, answer the 407, report the first final (or 180).
 struct Phone {
     sock: UdpSocket,

@@ -210,7 +210,14 @@ pub(crate) fn dialplan(store: &Store) -> Result<DialPlan> {
             "tls" => Transport::Tls,
             _ => Transport::Udp,
         };
-        plan.trunks.push(Arc::new(Trunk { name: t.name, host: t.host, addr, transport }));
+        let auth = match (t.username, t.realm, t.ha1) {
+            (Some(username), Some(realm), Some((ha1_md5, ha1_sha256))) => {
+                Some(pbxguard_pbx::TrunkAuth { username, realm, ha1_md5, ha1_sha256 })
+            }
+            _ => None,
+        };
+        let register = t.register_expires;
+        plan.trunks.push(Arc::new(Trunk { name: t.name, host: t.host, addr, transport, auth, register }));
     }
     for r in store.routes()? {
         match pbxguard_shield::Pattern::parse(&r.pattern) {

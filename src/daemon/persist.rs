@@ -117,6 +117,23 @@ fn event_row(e: &Event, at_ms: i64) -> Option<EventRow> {
                 detail: format!("outbound calls suspended: {rule}; re-enable with `pbxguard ext enable {extension}`"),
             })
         }
+        Event::TrunkRegistration { trunk, registered, detail } => {
+            let kind = if *registered {
+                tracing::info!(trunk, detail, "registered at trunk");
+                "trunk-registered"
+            } else {
+                tracing::warn!(trunk, detail, "registration at trunk failed");
+                "trunk-registration-failed"
+            };
+            Some(EventRow {
+                id: 0,
+                at_ms,
+                kind: kind.into(),
+                source: None,
+                user: Some(trunk.clone()),
+                detail: detail.clone(),
+            })
+        }
         Event::CallStarted { .. } | Event::CallAnswered { .. } | Event::CallEnded { .. } => None,
     }
 }

@@ -313,6 +313,13 @@ impl Service {
     }
 
     pub(crate) fn on_response(&mut self, now_ms: u64, msg: &Message<'_>, data: &[u8], source: SocketAddr) {
+        let mut ev = Vec::new();
+        if self.uplinks.on_response(now_ms, msg, source, &self.locals, &mut self.proxy.outbox, &mut ev) {
+            for e in ev {
+                self.push_event(e);
+            }
+            return;
+        }
         let mut outcomes = Vec::new();
         self.proxy.on_response(now_ms, msg, data, source, &mut outcomes);
         let mut ev = Vec::new();

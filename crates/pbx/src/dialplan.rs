@@ -17,6 +17,20 @@ pub struct Trunk {
     /// The address it resolved to: where calls go, and the only way inbound calls are recognised.
     pub addr: SocketAddr,
     pub transport: Transport,
+    /// Credentials pbxguard answers the trunk's challenges with (stored as HA1 for one realm).
+    pub auth: Option<TrunkAuth>,
+    /// Register at the trunk for this many seconds (refreshed at half-time) so it sends inbound calls.
+    pub register: Option<u32>,
+}
+
+/// Digest credentials towards a trunk: the secret exists only as HA1, bound to the realm the operator
+/// named, like extension secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrunkAuth {
+    pub username: String,
+    pub realm: String,
+    pub ha1_md5: String,
+    pub ha1_sha256: String,
 }
 
 /// One outbound route: numbers matching `pattern` go to `trunk`, with `strip` leading digits removed

@@ -98,4 +98,10 @@ pub enum Event {
         extension: String,
         rule: String,
     },
+    /// Outbound registration at a trunk succeeded or failed (only changes and failures are reported).
+    TrunkRegistration {
+        trunk: String,
+        registered: bool,
+        detail: String,
+    },
 }

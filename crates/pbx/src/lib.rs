@@ -18,9 +18,10 @@ mod proxy;
 mod registrar;
 mod service;
 mod txcache;
+mod uplink;
 
 pub use config::RegistrarConfig;
-pub use dialplan::{DialPlan, Route, Trunk};
+pub use dialplan::{DialPlan, Route, Trunk, TrunkAuth};
 pub use directory::{Directory, ExtensionAuth};
 pub use event::{Binding, Event};
 pub use proxy::{Locals, Target, Transmit};

@@ -10,6 +10,7 @@ use crate::event::Event;
 use crate::proxy::{Locals, Proxy, Transmit, outcome_events};
 use crate::registrar::{RegisterReply, Registrar};
 use crate::txcache::TxCache;
+use crate::uplink::Uplinks;
 use pbxguard_shield::{Fingerprints, FraudGuard, Observation, Shield, Verdict};
 use pbxguard_sip::{HeaderName, Limits, Message, Method, ParseError, Request, ResponseBuilder, check_request};
 use std::collections::{HashMap, VecDeque};
@@ -60,6 +61,7 @@ pub struct Service {
     pub(crate) locals: Locals,
     /// Extensions suspended here and when (ms), until the directory shows the stored flag.
     pub(crate) suspended: HashMap<String, u64>,
+    pub(crate) uplinks: Uplinks,
 }
 
 /// One request being handled: what every handler needs.
@@ -100,6 +102,7 @@ impl Service {
             dialplan: Arc::new(DialPlan::default()),
             locals: Locals::default(),
             suspended: HashMap::new(),
+            uplinks: Uplinks::new(seed),
         }
     }
 
@@ -111,6 +114,7 @@ impl Service {
     pub fn set_dialplan(&mut self, plan: Arc<DialPlan>) {
         self.proxy.fraud.set_limits(plan.limits);
         self.proxy.max_call_ms = plan.max_call_ms;
+        self.uplinks.sync(&plan.trunks);
         self.dialplan = plan;
     }
 
@@ -125,6 +129,7 @@ impl Service {
         let mut ended = Vec::new();
         self.proxy.tick(now_ms, &mut outcomes, &mut ended);
         let mut ev = Vec::new();
+        self.uplinks.tick(now_ms, &self.locals, &mut self.proxy.outbox, &mut ev);
         outcome_events(&mut self.proxy, outcomes, &mut ev);
         for info in ended {
             ev.push(Event::CallEnded { call_id: info.call_id, status: 408 });
@@ -132,6 +137,11 @@ impl Service {
         for e in ev {
             self.push_event(e);
         }
+    }
+
+    /// Trunks that register, and whether they are registered now.
+    pub fn trunk_registrations(&self) -> Vec<(String, bool)> {
+        self.uplinks.status()
     }
 
     /// Calls being set up or established (dialogs in the proxy's table).

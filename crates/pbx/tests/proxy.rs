@@ -49,6 +49,8 @@ impl Rig {
                 host: "198.51.100.1".into(),
                 addr: addr(TRUNK),
                 transport: Transport::Udp,
+                auth: None,
+                register: None,
             })],
             routes: vec![Route {
                 pattern: Pattern::parse("_X.").unwrap(),

@@ -104,6 +104,18 @@ impl<'a> Credentials<'a> {
     /// Parses `Digest k=v, k="v", ...`. Returns `None` for any other scheme (the caller then challenges,
     /// RFC 4475 §3.3.7) or for malformed Digest credentials.
     pub fn parse(value: &'a str) -> Option<Self> {
+        let (cr, have_user, have_nonce, have_resp) = Self::fields(value)?;
+        (have_user && have_nonce && have_resp).then_some(cr)
+    }
+
+    /// Parses a challenge (WWW-Authenticate or Proxy-Authenticate), for answering it as a client: realm,
+    /// nonce, algorithm, qop and opaque are filled in.
+    pub fn parse_challenge(value: &'a str) -> Option<Self> {
+        let (cr, _, have_nonce, _) = Self::fields(value)?;
+        have_nonce.then_some(cr)
+    }
+
+    fn fields(value: &'a str) -> Option<(Self, bool, bool, bool)> {
         let mut c = Cursor::new(value);
         c.skip_lws();
         let scheme = c.token()?;
@@ -152,7 +164,50 @@ impl<'a> Credentials<'a> {
             }
             c.eat(b',').then_some(())?;
         }
-        (have_user && have_nonce && have_resp).then_some(cr)
+        Some((cr, have_user, have_nonce, have_resp))
+    }
+
+    /// Answers this challenge as a client that holds `ha1_hex` for its realm (RFC 7616 §3.4): the value
+    /// of the Authorization or Proxy-Authorization header. qop=auth is used when offered.
+    #[allow(clippy::too_many_arguments)]
+    pub fn answer(
+        &self,
+        alg: Algorithm,
+        username: &str,
+        ha1_hex: &str,
+        method: &str,
+        uri: &str,
+        cnonce: &str,
+        nc: u32,
+    ) -> String {
+        let ha2 = alg.hash(&[method.as_bytes(), uri.as_bytes()]);
+        let qop_auth = self.qop.is_some_and(|q| q.split(',').any(|t| t.trim().eq_ignore_ascii_case("auth")));
+        let nc = format!("{nc:08x}");
+        let response = if qop_auth {
+            alg.hash(&[
+                ha1_hex.as_bytes(),
+                self.nonce.as_bytes(),
+                nc.as_bytes(),
+                cnonce.as_bytes(),
+                b"auth",
+                ha2.as_bytes(),
+            ])
+        } else {
+            alg.hash(&[ha1_hex.as_bytes(), self.nonce.as_bytes(), ha2.as_bytes()])
+        };
+        let mut v = format!(
+            "Digest username=\"{username}\", realm=\"{}\", nonce=\"{}\", uri=\"{uri}\", response=\"{response}\", algorithm={}",
+            self.realm,
+            self.nonce,
+            alg.name()
+        );
+        if qop_auth {
+            v.push_str(&format!(", qop=auth, nc={nc}, cnonce=\"{cnonce}\""));
+        }
+        if let Some(o) = self.opaque {
+            v.push_str(&format!(", opaque=\"{o}\""));
+        }
+        v
     }
 
     /// The algorithm the client used; absent means MD5 (RFC 7616 §3.4). `None` if unknown.
@@ -298,6 +353,27 @@ impl NonceKey {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_client_answer_verifies_on_the_server_side() {
+        for alg in Algorithm::ALL {
+            let ch = Challenge { realm: "carrier", nonce: "abc123", algorithm: alg, stale: false }.render();
+            let parsed = Credentials::parse_challenge(&ch).unwrap();
+            assert_eq!((parsed.realm.as_ref(), parsed.nonce), ("carrier", "abc123"));
+            let h1 = ha1(alg, "pbx1", "carrier", "s3cret");
+            let v = parsed.answer(alg, "pbx1", &h1, "REGISTER", "sip:carrier.example", "cn0", 1);
+            let creds = Credentials::parse(&v).unwrap();
+            assert!(creds.verify(alg, &h1, "REGISTER"), "{v}");
+            assert!(!creds.verify(alg, &ha1(alg, "pbx1", "carrier", "wrong"), "REGISTER"));
+        }
+        // Without qop (RFC 2069 style) and with an opaque value echoed back.
+        let parsed = Credentials::parse_challenge("Digest realm=\"r\", nonce=\"n\", opaque=\"op\"").unwrap();
+        let h1 = ha1(Algorithm::Md5, "u", "r", "p");
+        let v = parsed.answer(Algorithm::Md5, "u", &h1, "INVITE", "sip:x", "c", 1);
+        assert!(v.contains("opaque=\"op\"") && !v.contains("qop"), "{v}");
+        assert!(Credentials::parse(&v).unwrap().verify(Algorithm::Md5, &h1, "INVITE"));
+    }
+
     use super::*;
 
     /// RFC 7616 §3.9.1 example (HTTP, but the computation is the same): Mufasa / Circle of Life.

@@ -16,6 +16,13 @@ pub struct TrunkRow {
     pub host: String,
     pub port: u16,
     pub transport: String,
+    /// Digest credentials towards the trunk: user name, realm, HA1 (MD5, SHA-256).
+    pub username: Option<String>,
+    pub realm: Option<String>,
+    #[serde(skip)]
+    pub ha1: Option<(String, String)>,
+    /// Register at the trunk for this many seconds.
+    pub register_expires: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -95,17 +102,43 @@ impl Store {
     pub fn add_trunk(&self, t: &TrunkRow, now: i64) -> Result<()> {
         self.conn
             .execute(
-                "INSERT INTO trunks(name, host, port, transport, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![t.name, t.host, t.port, t.transport, now],
+                "INSERT INTO trunks(name, host, port, transport, created_at, username, realm, ha1_md5, ha1_sha256,
+                   register_expires) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    t.name,
+                    t.host,
+                    t.port,
+                    t.transport,
+                    now,
+                    t.username,
+                    t.realm,
+                    t.ha1.as_ref().map(|h| &h.0),
+                    t.ha1.as_ref().map(|h| &h.1),
+                    t.register_expires
+                ],
             )
             .map_err(|e| exists(e, format!("trunk {} already exists", t.name)))?;
         Ok(())
     }
 
     pub fn trunks(&self) -> Result<Vec<TrunkRow>> {
-        let mut st = self.conn.prepare("SELECT name, host, port, transport FROM trunks ORDER BY name")?;
+        let mut st = self.conn.prepare(
+            "SELECT name, host, port, transport, username, realm, ha1_md5, ha1_sha256, register_expires
+             FROM trunks ORDER BY name",
+        )?;
         let rows = st.query_map([], |r| {
-            Ok(TrunkRow { name: r.get(0)?, host: r.get(1)?, port: r.get(2)?, transport: r.get(3)? })
+            let md5: Option<String> = r.get(6)?;
+            let sha: Option<String> = r.get(7)?;
+            Ok(TrunkRow {
+                name: r.get(0)?,
+                host: r.get(1)?,
+                port: r.get(2)?,
+                transport: r.get(3)?,
+                username: r.get(4)?,
+                realm: r.get(5)?,
+                ha1: md5.zip(sha),
+                register_expires: r.get(8)?,
+            })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }

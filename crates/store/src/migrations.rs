@@ -171,6 +171,12 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER routes_del AFTER DELETE ON routes BEGIN UPDATE revision SET n = n + 1; END;
     CREATE TRIGGER dids_ins AFTER INSERT ON dids BEGIN UPDATE revision SET n = n + 1; END;
     CREATE TRIGGER dids_del AFTER DELETE ON dids BEGIN UPDATE revision SET n = n + 1; END;",
+    // 8: digest credentials towards trunks (HA1 only, bound to the realm given) and outbound registration.
+    "ALTER TABLE trunks ADD COLUMN username TEXT;
+    ALTER TABLE trunks ADD COLUMN realm TEXT;
+    ALTER TABLE trunks ADD COLUMN ha1_md5 TEXT;
+    ALTER TABLE trunks ADD COLUMN ha1_sha256 TEXT;
+    ALTER TABLE trunks ADD COLUMN register_expires INTEGER;",
 ];
 
 pub(crate) fn run(conn: &mut Connection) -> Result<()> {
