@@ -17,6 +17,25 @@ pub(crate) enum RegisterReply {
 #[derive(Default)]
 pub struct Registrar {
     locations: HashMap<String, Vec<Binding>>,
+    /// The bindings as last reported for persistence. A refresh that only moves the expiry is reported
+    /// when the stored expiry is within half an interval of now: phones refreshing every minute would
+    /// otherwise rewrite their row every minute, and a restart still finds the binding valid.
+    persisted: HashMap<String, Vec<Binding>>,
+}
+
+/// Whether `next` differs from what was persisted in anything but a not-yet-urgent expiry.
+fn worth_persisting(persisted: Option<&Vec<Binding>>, next: &[Binding], now: u64) -> bool {
+    let Some(p) = persisted else { return true };
+    p.len() != next.len()
+        || next.iter().any(|b| {
+            p.iter().find(|o| o.uri == b.uri).is_none_or(|o| {
+                o.contact != b.contact
+                    || o.source != b.source
+                    || o.transport != b.transport
+                    || o.q != b.q
+                    || o.expires_at < now + b.expires_at.saturating_sub(now) / 2
+            })
+        })
 }
 
 impl Registrar {
@@ -27,6 +46,7 @@ impl Registrar {
 
     /// Restores bindings loaded from the store at start-up.
     pub fn restore(&mut self, extension: String, bindings: Vec<Binding>) {
+        self.persisted.insert(extension.clone(), bindings.clone());
         self.locations.insert(extension, bindings);
     }
 
@@ -36,15 +56,18 @@ impl Registrar {
 
     /// Drops expired bindings from memory (the store purges its own copy).
     pub fn purge(&mut self, now: u64) {
-        self.locations.retain(|_, v| {
-            v.retain(|b| b.expires_at > now);
-            !v.is_empty()
-        });
+        for map in [&mut self.locations, &mut self.persisted] {
+            map.retain(|_, v| {
+                v.retain(|b| b.expires_at > now);
+                !v.is_empty()
+            });
+        }
     }
 
     /// Forgets extensions that no longer exist.
     pub fn retain_extensions(&mut self, keep: impl Fn(&str) -> bool) {
         self.locations.retain(|k, _| keep(k));
+        self.persisted.retain(|k, _| keep(k));
     }
 
     /// Applies an authenticated REGISTER for `extension` (RFC 3261 §10.3 steps 6-8).
@@ -138,7 +161,14 @@ impl Registrar {
         let contacts =
             next.iter().map(|b| format!("{};expires={}", b.contact, b.expires_at.saturating_sub(now))).collect();
         if changed {
-            events.push(Event::BindingsChanged { extension: extension.to_owned(), bindings: next.clone() });
+            if worth_persisting(self.persisted.get(extension), &next, now) {
+                events.push(Event::BindingsChanged { extension: extension.to_owned(), bindings: next.clone() });
+                if next.is_empty() {
+                    self.persisted.remove(extension);
+                } else {
+                    self.persisted.insert(extension.to_owned(), next.clone());
+                }
+            }
             if next.is_empty() {
                 self.locations.remove(extension);
             } else {

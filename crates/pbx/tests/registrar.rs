@@ -406,3 +406,27 @@ fn absurd_via_counts_get_silence_and_replies_stay_parseable() {
     assert_eq!((r.code, r.header("Via").len()), (400, 70));
     assert_eq!(send(&mut svc, T0, &many(70, false)).unwrap().code, 200);
 }
+
+#[test]
+fn refreshes_that_only_move_the_expiry_are_persisted_lazily() {
+    let mut svc = service();
+    let persisted = |svc: &mut Service| {
+        std::iter::from_fn(|| svc.poll_event()).filter(|e| matches!(e, Event::BindingsChanged { .. })).count()
+    };
+    let contact = "<sip:1001@192.0.2.10:5062>;expires=600";
+    assert_eq!(login(&mut svc, T0, "1001", "Secr3t!pw", 1, contact, "").code, 200);
+    assert_eq!(persisted(&mut svc), 1);
+    // Refreshed a minute later: the stored expiry (T0+600) is still more than half an interval away.
+    assert_eq!(login(&mut svc, T0 + 60, "1001", "Secr3t!pw", 2, contact, "").code, 200);
+    assert_eq!(persisted(&mut svc), 0, "an expiry-only refresh is not written");
+    // Memory has the real expiry all the same.
+    assert_eq!(svc.registrar().bindings("1001", T0 + 650).len(), 1);
+    // Past half the interval the refresh is written.
+    assert_eq!(login(&mut svc, T0 + 320, "1001", "Secr3t!pw", 3, contact, "").code, 200);
+    assert_eq!(persisted(&mut svc), 1);
+    // Anything else that changes is written at once: a new contact, a removal.
+    assert_eq!(login(&mut svc, T0 + 321, "1001", "Secr3t!pw", 4, "<sip:1001@192.0.2.10:5999>", "").code, 200);
+    assert_eq!(persisted(&mut svc), 1);
+    assert_eq!(login(&mut svc, T0 + 322, "1001", "Secr3t!pw", 5, "*", "Expires: 0\r\n").code, 200);
+    assert_eq!(persisted(&mut svc), 1);
+}
