@@ -209,6 +209,42 @@ fn pbxguard_registers_at_a_trunk_with_digest() {
     assert!(ev["detail"].as_str().unwrap().contains("120 s"), "the granted expiry is used: {ev}");
 }
 
+#[test]
+fn calls_to_a_trunk_that_wants_digest_credentials() {
+    require("sipp");
+    let _g = HEAVY.lock().unwrap_or_else(|p| p.into_inner());
+    let d = setup("trunk-auth");
+    cli_ok(&d.0, &["ext", "add", "1001", "--secret", "Calls!2026xy"]);
+    cli_ok(&d.0, &["settings", "set", "fraud.max_concurrent", "100"]);
+    let port = free_udp_port(TRUNK_IP);
+    let p = port.to_string();
+    cli_ok(
+        &d.0,
+        &["trunk", "add", "carrier", "--host", TRUNK_IP, "--port", &p, "--username", "pbx-trunk"]
+            .into_iter()
+            .chain(["--secret", "Tr!unk2026x", "--realm", "carrier.test"])
+            .collect::<Vec<_>>(),
+    );
+    cli_ok(&d.0, &["route", "add", "_X.", "--trunk", "carrier"]);
+    let csv = d.0.join("caller.csv");
+    std::fs::write(&csv, "SEQUENTIAL\n1001;[authentication username=1001 password=Calls!2026xy];2125551234\n").unwrap();
+    let daemon = Daemon::start(&d.0);
+    // The trunk challenges every INVITE (401) and checks the digest itself; pbxguard answers with the
+    // trunk's credentials and keeps the caller's CSeq numbers consistent (ACK and BYE included).
+    let uas = sipp_uas("uas_auth_rr.xml", port, 20, &d.0);
+    std::thread::sleep(Duration::from_millis(300));
+    let uac = sipp_uac("uac_auth.xml", &csv, daemon.udp, 20);
+    let uas = uas.wait_with_output().unwrap();
+    assert_eq!(
+        sipp_output_counts(&uac),
+        (Some(0), Some("20".into()), Some("0".into())),
+        "{}\ndaemon: {}",
+        String::from_utf8_lossy(&uac.stdout),
+        daemon.log()
+    );
+    assert_eq!(uas.status.code(), Some(0), "trunk side: {}", String::from_utf8_lossy(&uas.stdout));
+}
+
 /// A caller that speaks just enough SIP: INVITE, answer the 407, report the first final (or 180).
 struct Phone {
     sock: UdpSocket,

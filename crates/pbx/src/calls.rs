@@ -2,12 +2,14 @@
 //! Service, toll-fraud limits), where the call goes (extension contacts, trunk, DID), and the glue
 //! between requests, responses and the proxy's transactions.
 
+use crate::dialplan::Trunk;
 use crate::event::Event;
 use crate::proxy::{BuildRequest, CallInfo, MAX_INVITE, MAX_PENDING_PER_CALLER, Target, outcome_events};
 use crate::service::{Handled, Incoming, Service, Transport};
 use pbxguard_shield::{Category, Shield};
 use pbxguard_sip::{Forward, HeaderName, Message, Uri, Via, forward_request};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 fn transport_of(s: &str) -> Transport {
     match s {
@@ -144,7 +146,8 @@ impl Service {
         let ruri = format!("sip:{out_number}@{}:{}{tp}", trunk.host, trunk.addr.port());
         let info = CallInfo { call_id: req.call_id.to_owned(), caller: ext, callee: number, counted };
         let trunk_name = trunk.name.clone();
-        self.start_call(inc, info, category, Some(trunk_name), vec![(target, ruri)])
+        let auth = trunk.auth.is_some().then(|| trunk.clone());
+        self.start_call(inc, info, category, Some(trunk_name), vec![(target, ruri, auth)])
     }
 
     /// An INVITE from a trunk: only to a DID or an extension, never back out (no transit).
@@ -168,11 +171,11 @@ impl Service {
         category: Category,
         now: u64,
     ) -> Handled {
-        let targets: Vec<(Target, String)> = self
+        let targets: Vec<(Target, String, Option<Arc<Trunk>>)> = self
             .registrar
             .bindings(ext, now)
             .into_iter()
-            .map(|b| (Target { addr: b.source, transport: transport_of(b.transport) }, b.uri.clone()))
+            .map(|b| (Target { addr: b.source, transport: transport_of(b.transport) }, b.uri.clone(), None))
             .collect();
         if targets.is_empty() {
             return self.deny(inc, 480, "Temporarily Unavailable");
@@ -187,7 +190,7 @@ impl Service {
         info: CallInfo,
         category: Category,
         trunk: Option<String>,
-        targets: Vec<(Target, String)>,
+        targets: Vec<(Target, String, Option<Arc<Trunk>>)>,
     ) -> Handled {
         let Incoming { msg, req, data, source, transport, now_ms } = inc;
         let branch = req.via.branch().unwrap_or("");
@@ -214,7 +217,7 @@ impl Service {
         let locals = self.locals.clone();
         let builders = targets
             .into_iter()
-            .map(|(target, ruri)| {
+            .map(|(target, ruri, auth)| {
                 let rr = locals.record_route(transport, target.transport);
                 let locals = locals.clone();
                 let build = move |branch: &str| {
@@ -227,10 +230,11 @@ impl Service {
                         record_route: &rr,
                         pop_routes: pop,
                         strip_proxy_auth: true,
+                        cseq_shift: 0,
                     };
                     Some(forward_request(msg, &f))
                 };
-                (target, Box::new(build) as BuildRequest<'_>)
+                (target, Box::new(build) as BuildRequest<'_>, auth)
             })
             .collect();
         let trying = self.reply(msg, 100, "Trying", source).finish(None, b"");
@@ -292,7 +296,7 @@ impl Service {
         let Incoming { msg, req, source, transport, now_ms, .. } = inc;
         let locals = self.locals.clone();
         let pop = routes_to_us(msg, &locals);
-        let build = |branch: &str, dest: Target| {
+        let build = |branch: &str, dest: Target, cseq_shift: i64| {
             let via = locals.via(dest.transport, branch)?;
             let f = Forward {
                 request_uri: req.uri.raw,
@@ -301,6 +305,7 @@ impl Service {
                 record_route: &[],
                 pop_routes: pop,
                 strip_proxy_auth: false,
+                cseq_shift,
             };
             Some(forward_request(msg, &f))
         };

@@ -7,6 +7,7 @@
 //! that names no known dialog is refused: a forged To tag must not turn the proxy into an open relay to
 //! the trunks.
 
+use crate::dialplan::Trunk;
 use crate::event::Event;
 use crate::service::Transport;
 use pbxguard_shield::FraudGuard;
@@ -14,6 +15,7 @@ use pbxguard_sip::{HeaderName, Limits, Message, NameAddr, ResponseBuilder, Via};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 /// RFC 3261 T1 and the derived timers, ms.
 const T1: u64 = 500;
@@ -105,6 +107,9 @@ impl Locals {
 /// Builds the forwarded request for one branch, given its Via branch.
 pub(crate) type BuildRequest<'a> = Box<dyn Fn(&str) -> Option<Vec<u8>> + 'a>;
 
+/// One fork branch: where to, how to build the request, and the trunk's credentials if it has any.
+pub(crate) type Branch<'a> = (Target, BuildRequest<'a>, Option<Arc<Trunk>>);
+
 /// Who placed a call and where it goes, for the calls list and the fraud counters.
 #[derive(Debug, Clone)]
 pub(crate) struct CallInfo {
@@ -134,6 +139,10 @@ struct ClientTx {
     done_at: u64,
     /// The deadline this entry's live timer is armed for (`u64::MAX`: none).
     scheduled: u64,
+    /// A trunk with credentials: its 401/407 is answered once, by re-sending with CSeq+1.
+    auth: Option<Arc<Trunk>>,
+    /// CSeq numbers towards the target run this far ahead of the caller's (1 after a re-send).
+    cseq_shift: i64,
 }
 
 struct ServerTx {
@@ -163,11 +172,15 @@ pub(crate) struct Dialog {
     last_activity: u64,
     ended_at: Option<u64>,
     scheduled: u64,
+    /// Added to the CSeq of requests from the caller to the callee (and taken off their responses).
+    cseq_shift: i64,
 }
 
 struct Relay {
     back: Target,
     expires: u64,
+    /// Added to the CSeq of the response on its way back.
+    cseq_shift: i64,
 }
 
 #[derive(Default)]
@@ -298,12 +311,12 @@ impl Proxy {
         source: Target,
         caller_tag: &str,
         info: CallInfo,
-        targets: Vec<(Target, BuildRequest<'_>)>,
+        targets: Vec<Branch<'_>>,
         trying: Vec<u8>,
     ) -> usize {
         let key = server_key(branch, source.addr);
         let mut branches = Vec::new();
-        for (target, build) in targets {
+        for (target, build, auth) in targets {
             let b = self.branch(false);
             let Some(request) = build(&b) else { continue };
             self.send(target, request.clone());
@@ -318,6 +331,8 @@ impl Proxy {
                 timeout_at: now + TIMER_B,
                 done_at: 0,
                 scheduled: u64::MAX,
+                auth,
+                cseq_shift: 0,
             };
             let at = c.next_deadline();
             arm(&mut self.timers, &mut c.scheduled, Kind::Client, &b, at);
@@ -337,6 +352,7 @@ impl Proxy {
             last_activity: now,
             ended_at: None,
             scheduled: u64::MAX,
+            cseq_shift: 0,
         };
         arm(&mut self.timers, &mut d.scheduled, Kind::Dialog, &call_id, now + self.max_call_ms);
         self.dialogs.insert(call_id.clone(), d);
@@ -413,15 +429,17 @@ impl Proxy {
         let Some(via) = msg.header_values(HeaderName::Via).next().and_then(Via::parse) else { return };
         let Some(branch) = via.branch() else { return };
         let pbxguard_sip::StartLine::Response { code, .. } = msg.start else { return };
-        let stripped = || pbxguard_sip::strip_top_via(msg, pbxguard_sip::start_line(data));
+        let strip = |shift| pbxguard_sip::strip_top_via(msg, pbxguard_sip::start_line(data), shift);
         if let Some(r) = self.relays.get(branch) {
             // Responses to stateless relays: only from where the request went is not checked (the
             // other party may answer from another port); the branch is unguessable and short-lived.
-            let back = r.back;
-            self.send(back, stripped());
+            let (back, shift) = (r.back, r.cseq_shift);
+            self.send(back, strip(shift));
             return;
         }
         let Some(c) = self.clients.get_mut(branch) else { return };
+        let shift = -c.cseq_shift;
+        let stripped = || strip(shift);
         if pbxguard_shield::canonical(c.target.addr.ip()) != pbxguard_shield::canonical(source.ip()) {
             return; // a response from someone we did not send to
         }
@@ -510,6 +528,14 @@ impl Proxy {
                 if c.state == ClientState::Done {
                     return;
                 }
+                if (code == 401 || code == 407) && c.cseq_shift == 0 && c.auth.is_some() {
+                    let server_open =
+                        self.servers.get(&server_key).is_some_and(|s| s.final_code.is_none() && !s.canceled);
+                    if server_open && self.answer_trunk_challenge(now, branch, msg, code) {
+                        return;
+                    }
+                }
+                let Some(c) = self.clients.get_mut(branch) else { return };
                 c.state = ClientState::Done;
                 c.done_at = now;
                 let at = c.next_deadline();
@@ -520,6 +546,78 @@ impl Proxy {
                 self.maybe_finish(now, &server_key, out);
             }
         }
+    }
+
+    /// Re-sends a branch's INVITE with credentials for the trunk's challenge, as a new client
+    /// transaction one CSeq ahead; the dialog then translates CSeq numbers. False when the challenge
+    /// cannot be answered (no credentials for its realm).
+    fn answer_trunk_challenge(&mut self, now: u64, branch: &str, msg: &Message<'_>, code: u16) -> bool {
+        let Some(c) = self.clients.get(branch) else { return false };
+        let (server, target) = (c.server.clone(), c.target);
+        let Some(trunk) = c.auth.clone() else { return false };
+        let Some(creds) = trunk.auth.as_ref() else { return false };
+        let (ask, header) = if code == 401 {
+            ("WWW-Authenticate", "Authorization")
+        } else {
+            ("Proxy-Authenticate", "Proxy-Authorization")
+        };
+        let stored = c.request.clone();
+        let Some(sent) = reparse(&stored) else { return false };
+        let usable = msg
+            .headers
+            .iter()
+            .filter(|h| h.name.as_str().eq_ignore_ascii_case(ask))
+            .filter_map(|h| pbxguard_sip::Credentials::parse_challenge(h.value))
+            .filter(|ch| ch.realm == creds.realm.as_str())
+            .find_map(|ch| match ch.algorithm()? {
+                pbxguard_sip::Algorithm::Md5 => Some((ch, pbxguard_sip::Algorithm::Md5, &creds.ha1_md5)),
+                pbxguard_sip::Algorithm::Sha256 => Some((ch, pbxguard_sip::Algorithm::Sha256, &creds.ha1_sha256)),
+                pbxguard_sip::Algorithm::Sha512_256 => None,
+            });
+        let Some((ch, alg, ha1)) = usable else { return false };
+        let uri = sent.request_uri().unwrap_or("");
+        let cnonce = format!("{:x}{:x}", self.seed, self.counter);
+        let value = ch.answer(alg, &creds.username, ha1, "INVITE", uri, &cnonce, 1);
+        let new_branch = self.branch(false);
+        let Some(via) = sent.header_values(HeaderName::Via).next().and_then(Via::parse) else { return false };
+        let via_value =
+            format!("SIP/2.0/{} {}:{};branch={new_branch};rport", via.transport, via.host, via.port.unwrap_or(5060));
+        let request = pbxguard_sip::reissue(&sent, &via_value, (header, &value));
+        let interval = if target.transport == Transport::Udp { T1 } else { 0 };
+        let mut next = ClientTx {
+            server: server.clone(),
+            target,
+            request: request.clone(),
+            state: ClientState::Calling,
+            next_retx: now + interval,
+            interval,
+            timeout_at: now + TIMER_B,
+            done_at: 0,
+            scheduled: u64::MAX,
+            auth: Some(trunk),
+            cseq_shift: 1,
+        };
+        let at = next.next_deadline();
+        arm(&mut self.timers, &mut next.scheduled, Kind::Client, &new_branch, at);
+        self.clients.insert(new_branch.clone(), next);
+        if let Some(old) = self.clients.get_mut(branch) {
+            old.state = ClientState::Done;
+            old.done_at = now;
+            let at = old.next_deadline();
+            arm(&mut self.timers, &mut old.scheduled, Kind::Client, branch, at);
+        }
+        if let Some(s) = self.servers.get_mut(&server) {
+            for b in &mut s.branches {
+                if b == branch {
+                    *b = new_branch.clone();
+                }
+            }
+            if let Some(d) = self.dialogs.get_mut(&s.call_id) {
+                d.cseq_shift = 1;
+            }
+        }
+        self.send(target, request);
+        true
     }
 
     /// Sends the best final response upstream once every branch has one.
@@ -566,16 +664,16 @@ impl Proxy {
         now: u64,
         req: &pbxguard_sip::Request<'_>,
         source: Target,
-        build: impl Fn(&str, Target) -> Option<Vec<u8>>,
+        build: impl Fn(&str, Target, i64) -> Option<Vec<u8>>,
     ) -> Result<Option<CallInfo>, u16> {
         let Some(d) = self.dialogs.get_mut(req.call_id) else { return Err(481) };
         let from_tag = req.from.tag();
         let to_tag = req.to.tag();
-        let (dest, sender_ip) = if from_tag == Some(d.caller_tag.as_str()) {
+        let (dest, sender_ip, shift) = if from_tag == Some(d.caller_tag.as_str()) {
             let Some(callee) = d.callee else { return Err(481) };
-            (callee, d.caller.addr.ip())
+            (callee, d.caller.addr.ip(), d.cseq_shift)
         } else if to_tag == Some(d.caller_tag.as_str()) && from_tag.is_some() && from_tag == d.callee_tag.as_deref() {
-            (d.caller, d.callee.map_or(d.caller.addr.ip(), |c| c.addr.ip()))
+            (d.caller, d.callee.map_or(d.caller.addr.ip(), |c| c.addr.ip()), 0)
         } else {
             return Err(481);
         };
@@ -593,13 +691,13 @@ impl Proxy {
             None
         };
         let branch = self.branch(true);
-        let Some(data) = build(&branch, dest) else { return Err(503) };
+        let Some(data) = build(&branch, dest, shift) else { return Err(503) };
         if method != pbxguard_sip::Method::Ack {
             while self.relays.len() >= MAX_RELAYS {
                 let Some((_, k)) = self.relay_order.pop_front() else { break };
                 self.relays.remove(&k);
             }
-            self.relays.insert(branch.clone(), Relay { back: source, expires: now + LINGER });
+            self.relays.insert(branch.clone(), Relay { back: source, expires: now + LINGER, cseq_shift: -shift });
             self.relay_order.push_back((now + LINGER, branch));
         }
         self.send(dest, data);

@@ -399,3 +399,76 @@ fn one_extension_cannot_fill_the_tables_with_unanswered_calls() {
     assert_eq!(code(&r.call_with_body("1002", "big", &"a".repeat(20_000))), 413);
     assert!(r.out().is_empty());
 }
+
+fn cseq_of(raw: &str) -> String {
+    let m = Message::parse(raw.as_bytes(), &Limits::default()).unwrap();
+    m.header(HeaderName::CSeq).unwrap().to_owned()
+}
+
+#[test]
+fn a_trunk_challenge_is_answered_and_the_dialog_translates_cseq() {
+    let mut r = Rig::new(&[PHONE_A]);
+    let auth = pbxguard_pbx::TrunkAuth {
+        username: "acct".into(),
+        realm: "carrier".into(),
+        ha1_md5: ha1(Algorithm::Md5, "acct", "carrier", "Tr!unk"),
+        ha1_sha256: ha1(Algorithm::Sha256, "acct", "carrier", "Tr!unk"),
+    };
+    let trunk = Trunk {
+        name: "carrier".into(),
+        host: "198.51.100.1".into(),
+        addr: addr(TRUNK),
+        transport: Transport::Udp,
+        auth: Some(auth),
+        register: None,
+    };
+    r.svc.set_dialplan(Arc::new(DialPlan {
+        trunks: vec![Arc::new(trunk)],
+        routes: vec![Route {
+            pattern: Pattern::parse("_X.").unwrap(),
+            trunk: "carrier".into(),
+            strip: 0,
+            prepend: String::new(),
+        }],
+        ..DialPlan::default()
+    }));
+    assert_eq!(code(&r.call("2125551234", "tr1")), 100);
+    let first = r.out().remove(0);
+    assert_eq!(cseq_of(&text(&first)), "2 INVITE");
+    let challenge = answer(&first, 407, "t").replace(
+        "Content-Length: 0",
+        "Proxy-Authenticate: Digest realm=\"carrier\", nonce=\"n1\", qop=\"auth\", algorithm=MD5\r\nContent-Length: 0",
+    );
+    r.send(TRUNK, &challenge);
+    let out = r.out();
+    assert_eq!(out.len(), 2, "ACK for the 407 and the INVITE with credentials: {out:?}");
+    assert!(first_line(&out[0]).starts_with("ACK "));
+    let again = text(&out[1]);
+    assert_eq!(cseq_of(&again), "3 INVITE");
+    assert_ne!(top_branch(&again), top_branch(&text(&first)));
+    let m = Message::parse(again.as_bytes(), &Limits::default()).unwrap();
+    let creds = pbxguard_sip::Credentials::parse(m.header(HeaderName::ProxyAuthorization).unwrap()).unwrap();
+    assert!(creds.verify(Algorithm::Md5, &ha1(Algorithm::Md5, "acct", "carrier", "Tr!unk"), "INVITE"));
+    // The caller never saw the 407, and sees the 200 with its own CSeq.
+    r.send(TRUNK, &answer(&out[1], 200, "t"));
+    let up = r.out();
+    assert_eq!(up.len(), 1);
+    assert_eq!(cseq_of(&text(&up[0])), "2 INVITE");
+    // In the dialog, the caller's requests run one ahead towards the trunk, and back again.
+    let req = |method: &str, n: u32, branch: &str| {
+        format!(
+            "{method} sip:x@{TRUNK} SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bK{branch}\r\nMax-Forwards: 70\r\n\
+             Route: <sip:{US};lr>\r\nFrom: <sip:1001@x>;tag=caller\r\nTo: <sip:b@x>;tag=t\r\nCall-ID: tr1\r\n\
+             CSeq: {n} {method}\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    r.send(CALLER, &req("ACK", 2, "ack"));
+    let ack = r.out().remove(0);
+    assert_eq!(cseq_of(&text(&ack)), "3 ACK");
+    r.send(CALLER, &req("BYE", 3, "bye"));
+    let bye = r.out().remove(0);
+    assert_eq!(cseq_of(&text(&bye)), "4 BYE");
+    r.send(TRUNK, &answer(&bye, 200, "t"));
+    let ok = r.out().remove(0);
+    assert_eq!((ok.target.addr, cseq_of(&text(&ok))), (addr(CALLER), "3 BYE".to_owned()));
+}

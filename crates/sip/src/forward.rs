@@ -23,6 +23,21 @@ pub struct Forward<'x> {
     pub pop_routes: usize,
     /// Drop Proxy-Authorization: those credentials were for us, not for the next hop.
     pub strip_proxy_auth: bool,
+    /// Added to the CSeq number: a dialog whose INVITE was re-sent with credentials runs one ahead
+    /// towards that side.
+    pub cseq_shift: i64,
+}
+
+/// `n METHOD` with `shift` added to n (kept as is when it does not parse).
+fn shifted_cseq(value: &str, shift: i64) -> std::borrow::Cow<'_, str> {
+    if shift == 0 {
+        return value.into();
+    }
+    let mut it = value.split_whitespace();
+    match (it.next().and_then(|n| n.parse::<i64>().ok()), it.next()) {
+        (Some(n), Some(m)) => format!("{} {m}", (n + shift).clamp(0, i64::from(u32::MAX))).into(),
+        _ => value.into(),
+    }
 }
 
 fn line(out: &mut Vec<u8>, name: &str, value: &str) {
@@ -73,6 +88,7 @@ pub fn forward_request(req: &Message<'_>, f: &Forward<'_>) -> Vec<u8> {
                 line(&mut out, "Max-Forwards", &n.to_string());
             }
             HeaderName::ProxyAuthorization if f.strip_proxy_auth => {}
+            HeaderName::CSeq => line(&mut out, "CSeq", &shifted_cseq(h.value, f.cseq_shift)),
             _ => line(&mut out, h.name.as_str(), h.value),
         }
     }
@@ -84,8 +100,9 @@ pub fn forward_request(req: &Message<'_>, f: &Forward<'_>) -> Vec<u8> {
     out
 }
 
-/// Copies a response without its top Via (the one this proxy added).
-pub fn strip_top_via(resp: &Message<'_>, raw_start_line: &[u8]) -> Vec<u8> {
+/// Copies a response without its top Via (the one this proxy added), its CSeq number shifted by
+/// `cseq_shift` (see [`Forward::cseq_shift`]).
+pub fn strip_top_via(resp: &Message<'_>, raw_start_line: &[u8], cseq_shift: i64) -> Vec<u8> {
     let mut out = Vec::with_capacity(raw_start_line.len() + resp.body.len() + 512);
     out.extend_from_slice(raw_start_line);
     out.extend_from_slice(b"\r\n");
@@ -98,12 +115,43 @@ pub fn strip_top_via(resp: &Message<'_>, raw_start_line: &[u8]) -> Vec<u8> {
                 }
                 first = false;
             }
+        } else if h.name == HeaderName::CSeq {
+            line(&mut out, "CSeq", &shifted_cseq(h.value, cseq_shift));
         } else {
             line(&mut out, h.name.as_str(), h.value);
         }
     }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(resp.body);
+    out
+}
+
+/// The same request sent again as a new transaction with credentials (RFC 3261 §22.2): a new top Via,
+/// the next CSeq number, and `auth` (header name, value) replacing any header of that name.
+pub fn reissue(sent: &Message<'_>, via: &str, auth: (&str, &str)) -> Vec<u8> {
+    let mut out = Vec::with_capacity(sent.body.len() + 1024);
+    let method = sent.method().map_or("", |m| m.as_str());
+    out.extend_from_slice(format!("{method} {} SIP/2.0\r\n", sent.request_uri().unwrap_or("")).as_bytes());
+    line(&mut out, "Via", via);
+    let mut first_via = true;
+    for h in &sent.headers {
+        match h.name {
+            HeaderName::Via => {
+                for v in split_commas(h.value) {
+                    if !first_via {
+                        line(&mut out, "Via", v);
+                    }
+                    first_via = false;
+                }
+            }
+            HeaderName::CSeq => line(&mut out, "CSeq", &shifted_cseq(h.value, 1)),
+            _ if h.name.as_str().eq_ignore_ascii_case(auth.0) => {}
+            _ => line(&mut out, h.name.as_str(), h.value),
+        }
+    }
+    line(&mut out, auth.0, auth.1);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(sent.body);
     out
 }
 
@@ -161,6 +209,7 @@ Proxy-Authorization: Digest username=\"1001\"\r\nContent-Length: 4\r\n\r\nv=0\n"
             record_route: &rr,
             pop_routes: 1,
             strip_proxy_auth: true,
+            cseq_shift: 0,
         };
         let out = forward_request(&m, &f);
         let text = String::from_utf8(out.clone()).unwrap();
@@ -173,7 +222,7 @@ Proxy-Authorization: Digest username=\"1001\"\r\nContent-Length: 4\r\n\r\nv=0\n"
         assert_eq!(again.header_values(HeaderName::Via).count(), 2);
         let resp = b"SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKpg1, SIP/2.0/UDP 10.0.0.7:5062;branch=z9hG4bKabc\r\nCall-ID: c1\r\nContent-Length: 0\r\n\r\n";
         let r = Message::parse(resp, &Limits::default()).unwrap();
-        let s = String::from_utf8(strip_top_via(&r, start_line(resp))).unwrap();
+        let s = String::from_utf8(strip_top_via(&r, start_line(resp), 0)).unwrap();
         assert_eq!(
             s,
             "SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP 10.0.0.7:5062;branch=z9hG4bKabc\r\nCall-ID: c1\r\nContent-Length: 0\r\n\r\n"
@@ -186,5 +235,15 @@ Proxy-Authorization: Digest username=\"1001\"\r\nContent-Length: 4\r\n\r\nv=0\n"
         let ack = String::from_utf8(hop_request(&again, "ACK", Some("<sip:1002@x>;tag=9"))).unwrap();
         assert!(ack.contains("To: <sip:1002@x>;tag=9\r\n") && ack.contains("CSeq: 2 ACK\r\n"));
         assert!(Message::parse(ack.as_bytes(), &Limits::default()).is_ok());
+        let again2 =
+            reissue(&again, "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKpg2", ("Proxy-Authorization", "Digest x"));
+        let t = String::from_utf8(again2).unwrap();
+        assert!(t.contains("CSeq: 3 INVITE\r\n") && t.contains("Proxy-Authorization: Digest x\r\n"), "{t}");
+        assert!(t.contains("branch=z9hG4bKpg2") && !t.contains("branch=z9hG4bKpg1"), "{t}");
+        assert_eq!(t.matches("Via: ").count(), 2);
+        let s = String::from_utf8(strip_top_via(&r, start_line(resp), -1)).unwrap();
+        assert!(s.contains("CSeq") || !resp.windows(4).any(|w| w == b"CSeq"));
+        assert_eq!(shifted_cseq("7 BYE", 1), "8 BYE");
+        assert_eq!(shifted_cseq("8 INVITE", -1), "7 INVITE");
     }
 }

@@ -23,7 +23,7 @@ mod uri;
 
 pub use auth::{Algorithm, Challenge, Credentials, NonceKey, NonceStatus, ha1};
 pub use error::{Error, ParseError, Result};
-pub use forward::{Forward, forward_request, hop_request, start_line, strip_top_via};
+pub use forward::{Forward, forward_request, hop_request, reissue, start_line, strip_top_via};
 pub use headers::{CSeq, NameAddr, Param, Params, Via};
 pub use message::{Header, HeaderName, Message, Method, StartLine};
 pub use parse::{Limits, stream_frame_len};
