@@ -77,56 +77,77 @@ fn calls(data: &std::path::Path) -> Vec<serde_json::Value> {
     serde_json::from_str(&cli_ok(data, &["calls", "list", "--json", "--last", "5000"])).unwrap()
 }
 
+/// Extension 1001 calling through pbxguard to a SIPp trunk on 127.0.0.2.
+struct TrunkRig {
+    d: TempDir,
+    daemon: Daemon,
+    csv: std::path::PathBuf,
+    port: u16,
+    transport: &'static str,
+}
+
+const CALLER_CSV: &str = "SEQUENTIAL\n1001;[authentication username=1001 password=Calls!2026xy];2125551234\n";
+
+impl TrunkRig {
+    /// `trunk_args`: extra `trunk add` arguments (transport, credentials). One caller places every call,
+    /// so the fraud limits are raised.
+    fn new(tag: &str, trunk_args: &[&str]) -> Self {
+        let d = setup(tag);
+        cli_ok(&d.0, &["ext", "add", "1001", "--secret", "Calls!2026xy"]);
+        cli_ok(&d.0, &["settings", "set", "fraud.max_concurrent", "1000"]);
+        cli_ok(&d.0, &["settings", "set", "fraud.calls_per_hour", "100000"]);
+        let tcp = trunk_args.contains(&"tcp");
+        let port = if tcp {
+            std::net::TcpListener::bind((TRUNK_IP, 0)).unwrap().local_addr().unwrap().port()
+        } else {
+            free_udp_port(TRUNK_IP)
+        };
+        let p = port.to_string();
+        let mut args = vec!["trunk", "add", "carrier", "--host", TRUNK_IP, "--port", &p];
+        args.extend_from_slice(trunk_args);
+        cli_ok(&d.0, &args);
+        cli_ok(&d.0, &["route", "add", "_X.", "--trunk", "carrier"]);
+        let csv = d.0.join("caller.csv");
+        std::fs::write(&csv, CALLER_CSV).unwrap();
+        let daemon = Daemon::start(&d.0);
+        Self { d, daemon, csv, port, transport: if tcp { "t1" } else { "u1" } }
+    }
+
+    /// Runs `n` calls (caller and trunk scenarios) and asserts both sides completed every one.
+    fn calls(&self, uac: &str, uas: &str, n: usize) {
+        let trunk = sipp_uas_on(uas, self.port, n, &self.d.0, self.transport);
+        std::thread::sleep(Duration::from_millis(300));
+        let caller = sipp_uac(uac, &self.csv, self.daemon.udp, n);
+        let trunk = trunk.wait_with_output().unwrap();
+        assert_eq!(
+            sipp_output_counts(&caller),
+            (Some(0), Some(n.to_string()), Some("0".into())),
+            "caller side: {}\n{}\ndaemon: {}",
+            String::from_utf8_lossy(&caller.stdout),
+            String::from_utf8_lossy(&caller.stderr),
+            self.daemon.log()
+        );
+        assert_eq!(trunk.status.code(), Some(0), "trunk side: {}", String::from_utf8_lossy(&trunk.stdout));
+    }
+}
+
 #[test]
 fn sipp_1000_calls_through_a_trunk_and_a_cancel() {
     require("sipp");
     let _g = HEAVY.lock().unwrap_or_else(|p| p.into_inner());
-    let d = setup("sipp-calls");
-    cli_ok(&d.0, &["ext", "add", "1001", "--secret", "Calls!2026xy"]);
-    // One caller places every call: the fraud limits are raised for this load test.
-    cli_ok(&d.0, &["settings", "set", "fraud.max_concurrent", "1000"]);
-    cli_ok(&d.0, &["settings", "set", "fraud.calls_per_hour", "100000"]);
-    let port = free_udp_port(TRUNK_IP);
-    add_trunk(&d.0, port);
-    let csv = d.0.join("caller.csv");
-    std::fs::write(&csv, "SEQUENTIAL\n1001;[authentication username=1001 password=Calls!2026xy];2125551234\n").unwrap();
-    let daemon = Daemon::start(&d.0);
-
-    let uas = sipp_uas("uas_rr.xml", port, 1000, &d.0);
-    std::thread::sleep(Duration::from_millis(300));
-    let uac = sipp_uac("uac_auth.xml", &csv, daemon.udp, 1000);
-    let uas = uas.wait_with_output().unwrap();
-    assert_eq!(
-        sipp_output_counts(&uac),
-        (Some(0), Some("1000".into()), Some("0".into())),
-        "caller side: {}\n{}\ndaemon: {}",
-        String::from_utf8_lossy(&uac.stdout),
-        String::from_utf8_lossy(&uac.stderr),
-        daemon.log()
-    );
-    assert_eq!(uas.status.code(), Some(0), "trunk side: {}", String::from_utf8_lossy(&uas.stdout));
+    let rig = TrunkRig::new("sipp-calls", &[]);
+    rig.calls("uac_auth.xml", "uas_rr.xml", 1000);
     // Every call is logged as answered and ended by BYE.
     let ended = wait_for(Duration::from_secs(5), || {
-        let c = calls(&d.0);
+        let c = calls(&rig.d.0);
         let n = c.iter().filter(|c| c["state"] == "ended" && c["status"] == 200 && c["answered_at"].is_i64()).count();
         (n == 1000).then_some(c)
     });
-    assert!(ended.is_some(), "calls log: {:?}", calls(&d.0).iter().take(3).collect::<Vec<_>>());
-
+    assert!(ended.is_some(), "calls log: {:?}", calls(&rig.d.0).iter().take(3).collect::<Vec<_>>());
     // CANCEL while the trunk rings: 200 for the CANCEL, 487 for the INVITE, on both sides.
-    let uas = sipp_uas("uas_cancel.xml", port, 1, &d.0);
-    std::thread::sleep(Duration::from_millis(300));
-    let uac = sipp_uac("uac_cancel.xml", &csv, daemon.udp, 1);
-    let uas = uas.wait_with_output().unwrap();
-    assert_eq!(
-        sipp_output_counts(&uac),
-        (Some(0), Some("1".into()), Some("0".into())),
-        "{}",
-        String::from_utf8_lossy(&uac.stdout)
-    );
-    assert_eq!(uas.status.code(), Some(0), "trunk side: {}", String::from_utf8_lossy(&uas.stdout));
+    rig.calls("uac_cancel.xml", "uas_cancel.xml", 1);
     let cancelled = wait_for(Duration::from_secs(5), || {
-        calls(&d.0).into_iter().find(|c| c["status"] == 487 && c["answered_at"].is_null())
+        calls(&rig.d.0).into_iter().find(|c| c["status"] == 487 && c["answered_at"].is_null())
     });
     assert!(cancelled.is_some(), "no cancelled call in the log");
 }
@@ -135,28 +156,18 @@ fn sipp_1000_calls_through_a_trunk_and_a_cancel() {
 fn udp_callers_reach_a_tcp_trunk() {
     require("sipp");
     let _g = HEAVY.lock().unwrap_or_else(|p| p.into_inner());
-    let d = setup("tcp-trunk");
-    cli_ok(&d.0, &["ext", "add", "1001", "--secret", "Calls!2026xy"]);
-    cli_ok(&d.0, &["settings", "set", "fraud.max_concurrent", "100"]);
-    let port = std::net::TcpListener::bind((TRUNK_IP, 0)).unwrap().local_addr().unwrap().port();
-    cli_ok(&d.0, &["trunk", "add", "carrier", "--host", TRUNK_IP, "--port", &port.to_string(), "--transport", "tcp"]);
-    cli_ok(&d.0, &["route", "add", "_X.", "--trunk", "carrier"]);
-    let csv = d.0.join("caller.csv");
-    std::fs::write(&csv, "SEQUENTIAL\n1001;[authentication username=1001 password=Calls!2026xy];2125551234\n").unwrap();
-    let daemon = Daemon::start(&d.0);
     // pbxguard opens the TCP connection to the trunk itself and record-routes twice (UDP side, TCP side).
-    let uas = sipp_uas_on("uas_rr.xml", port, 20, &d.0, "t1");
-    std::thread::sleep(Duration::from_millis(300));
-    let uac = sipp_uac("uac_auth.xml", &csv, daemon.udp, 20);
-    let uas = uas.wait_with_output().unwrap();
-    assert_eq!(
-        sipp_output_counts(&uac),
-        (Some(0), Some("20".into()), Some("0".into())),
-        "{}\ndaemon: {}",
-        String::from_utf8_lossy(&uac.stdout),
-        daemon.log()
-    );
-    assert_eq!(uas.status.code(), Some(0), "trunk side: {}", String::from_utf8_lossy(&uas.stdout));
+    TrunkRig::new("tcp-trunk", &["--transport", "tcp"]).calls("uac_auth.xml", "uas_rr.xml", 20);
+}
+
+#[test]
+fn calls_to_a_trunk_that_wants_digest_credentials() {
+    require("sipp");
+    let _g = HEAVY.lock().unwrap_or_else(|p| p.into_inner());
+    // The trunk challenges every INVITE (401) and checks the digest itself; pbxguard answers with the
+    // trunk's credentials and keeps the caller's CSeq numbers consistent (ACK and BYE included).
+    let creds = ["--username", "pbx-trunk", "--secret", "Tr!unk2026x", "--realm", "carrier.test"];
+    TrunkRig::new("trunk-auth", &creds).calls("uac_auth.xml", "uas_auth_rr.xml", 20);
 }
 
 #[test]
@@ -207,42 +218,6 @@ fn pbxguard_registers_at_a_trunk_with_digest() {
         .expect("a trunk registration event");
     assert_eq!((ev["kind"].as_str(), ev["user"].as_str()), (Some("trunk-registered"), Some("carrier")), "{ev}");
     assert!(ev["detail"].as_str().unwrap().contains("120 s"), "the granted expiry is used: {ev}");
-}
-
-#[test]
-fn calls_to_a_trunk_that_wants_digest_credentials() {
-    require("sipp");
-    let _g = HEAVY.lock().unwrap_or_else(|p| p.into_inner());
-    let d = setup("trunk-auth");
-    cli_ok(&d.0, &["ext", "add", "1001", "--secret", "Calls!2026xy"]);
-    cli_ok(&d.0, &["settings", "set", "fraud.max_concurrent", "100"]);
-    let port = free_udp_port(TRUNK_IP);
-    let p = port.to_string();
-    cli_ok(
-        &d.0,
-        &["trunk", "add", "carrier", "--host", TRUNK_IP, "--port", &p, "--username", "pbx-trunk"]
-            .into_iter()
-            .chain(["--secret", "Tr!unk2026x", "--realm", "carrier.test"])
-            .collect::<Vec<_>>(),
-    );
-    cli_ok(&d.0, &["route", "add", "_X.", "--trunk", "carrier"]);
-    let csv = d.0.join("caller.csv");
-    std::fs::write(&csv, "SEQUENTIAL\n1001;[authentication username=1001 password=Calls!2026xy];2125551234\n").unwrap();
-    let daemon = Daemon::start(&d.0);
-    // The trunk challenges every INVITE (401) and checks the digest itself; pbxguard answers with the
-    // trunk's credentials and keeps the caller's CSeq numbers consistent (ACK and BYE included).
-    let uas = sipp_uas("uas_auth_rr.xml", port, 20, &d.0);
-    std::thread::sleep(Duration::from_millis(300));
-    let uac = sipp_uac("uac_auth.xml", &csv, daemon.udp, 20);
-    let uas = uas.wait_with_output().unwrap();
-    assert_eq!(
-        sipp_output_counts(&uac),
-        (Some(0), Some("20".into()), Some("0".into())),
-        "{}\ndaemon: {}",
-        String::from_utf8_lossy(&uac.stdout),
-        daemon.log()
-    );
-    assert_eq!(uas.status.code(), Some(0), "trunk side: {}", String::from_utf8_lossy(&uas.stdout));
 }
 
 /// A caller that speaks just enough SIP: INVITE, answer the 407, report the first final (or 180).

@@ -219,6 +219,31 @@ fn arm(timers: &mut BinaryHeap<Reverse<(u64, Kind, String)>>, scheduled: &mut u6
 }
 
 impl ClientTx {
+    /// A new INVITE client transaction, just sent: Timer A armed for UDP, Timer B for every transport.
+    fn new(
+        server: String,
+        target: Target,
+        request: Vec<u8>,
+        now: u64,
+        auth: Option<Arc<Trunk>>,
+        cseq_shift: i64,
+    ) -> Self {
+        let interval = if target.transport == Transport::Udp { T1 } else { 0 };
+        Self {
+            server,
+            target,
+            request,
+            state: ClientState::Calling,
+            next_retx: now + interval,
+            interval,
+            timeout_at: now + TIMER_B,
+            done_at: 0,
+            scheduled: u64::MAX,
+            auth,
+            cseq_shift,
+        }
+    }
+
     fn next_deadline(&self) -> u64 {
         match self.state {
             ClientState::Done => self.done_at + LINGER,
@@ -320,20 +345,7 @@ impl Proxy {
             let b = self.branch(false);
             let Some(request) = build(&b) else { continue };
             self.send(target, request.clone());
-            let interval = if target.transport == Transport::Udp { T1 } else { 0 };
-            let mut c = ClientTx {
-                server: key.clone(),
-                target,
-                request,
-                state: ClientState::Calling,
-                next_retx: now + interval,
-                interval,
-                timeout_at: now + TIMER_B,
-                done_at: 0,
-                scheduled: u64::MAX,
-                auth,
-                cseq_shift: 0,
-            };
+            let mut c = ClientTx::new(key.clone(), target, request, now, auth, 0);
             let at = c.next_deadline();
             arm(&mut self.timers, &mut c.scheduled, Kind::Client, &b, at);
             self.clients.insert(b.clone(), c);
@@ -583,20 +595,7 @@ impl Proxy {
         let via_value =
             format!("SIP/2.0/{} {}:{};branch={new_branch};rport", via.transport, via.host, via.port.unwrap_or(5060));
         let request = pbxguard_sip::reissue(&sent, &via_value, (header, &value));
-        let interval = if target.transport == Transport::Udp { T1 } else { 0 };
-        let mut next = ClientTx {
-            server: server.clone(),
-            target,
-            request: request.clone(),
-            state: ClientState::Calling,
-            next_retx: now + interval,
-            interval,
-            timeout_at: now + TIMER_B,
-            done_at: 0,
-            scheduled: u64::MAX,
-            auth: Some(trunk),
-            cseq_shift: 1,
-        };
+        let mut next = ClientTx::new(server.clone(), target, request.clone(), now, Some(trunk), 1);
         let at = next.next_deadline();
         arm(&mut self.timers, &mut next.scheduled, Kind::Client, &new_branch, at);
         self.clients.insert(new_branch.clone(), next);

@@ -180,21 +180,10 @@ impl<'a> Credentials<'a> {
         cnonce: &str,
         nc: u32,
     ) -> String {
-        let ha2 = alg.hash(&[method.as_bytes(), uri.as_bytes()]);
         let qop_auth = self.qop.is_some_and(|q| q.split(',').any(|t| t.trim().eq_ignore_ascii_case("auth")));
         let nc = format!("{nc:08x}");
-        let response = if qop_auth {
-            alg.hash(&[
-                ha1_hex.as_bytes(),
-                self.nonce.as_bytes(),
-                nc.as_bytes(),
-                cnonce.as_bytes(),
-                b"auth",
-                ha2.as_bytes(),
-            ])
-        } else {
-            alg.hash(&[ha1_hex.as_bytes(), self.nonce.as_bytes(), ha2.as_bytes()])
-        };
+        let qop = qop_auth.then_some((nc.as_str(), cnonce));
+        let response = digest_response(alg, ha1_hex, self.nonce, method, uri, qop);
         let mut v = format!(
             "Digest username=\"{username}\", realm=\"{}\", nonce=\"{}\", uri=\"{uri}\", response=\"{response}\", algorithm={}",
             self.realm,
@@ -218,21 +207,13 @@ impl<'a> Credentials<'a> {
     /// Checks `response` against the stored HA1 (RFC 7616 §3.4.1) in constant time. With `qop=auth`,
     /// `cnonce` and `nc` are required; `auth-int` is not offered, so it never verifies.
     pub fn verify(&self, alg: Algorithm, ha1_hex: &str, method: &str) -> bool {
-        let ha2 = alg.hash(&[method.as_bytes(), self.uri.as_bytes()]);
         let expected = match self.qop {
-            None => alg.hash(&[ha1_hex.as_bytes(), self.nonce.as_bytes(), ha2.as_bytes()]),
+            None => digest_response(alg, ha1_hex, self.nonce, method, &self.uri, None),
             Some(q) if q.eq_ignore_ascii_case("auth") => {
                 let (Some(nc), Some(cnonce)) = (self.nc_raw, self.cnonce) else {
                     return false;
                 };
-                alg.hash(&[
-                    ha1_hex.as_bytes(),
-                    self.nonce.as_bytes(),
-                    nc.as_bytes(),
-                    cnonce.as_bytes(),
-                    b"auth",
-                    ha2.as_bytes(),
-                ])
+                digest_response(alg, ha1_hex, self.nonce, method, &self.uri, Some((nc, cnonce)))
             }
             Some(_) => return false,
         };
@@ -246,6 +227,24 @@ impl<'a> Credentials<'a> {
             diff |= a ^ b.to_ascii_lowercase();
         }
         diff == 0
+    }
+}
+
+/// The digest `response` (RFC 7616 §3.4.1): with `qop` = (nc, cnonce) for qop=auth, else RFC 2069 style.
+fn digest_response(
+    alg: Algorithm,
+    ha1_hex: &str,
+    nonce: &str,
+    method: &str,
+    uri: &str,
+    qop: Option<(&str, &str)>,
+) -> String {
+    let ha2 = alg.hash(&[method.as_bytes(), uri.as_bytes()]);
+    match qop {
+        Some((nc, cnonce)) => {
+            alg.hash(&[ha1_hex.as_bytes(), nonce.as_bytes(), nc.as_bytes(), cnonce.as_bytes(), b"auth", ha2.as_bytes()])
+        }
+        None => alg.hash(&[ha1_hex.as_bytes(), nonce.as_bytes(), ha2.as_bytes()]),
     }
 }
 
