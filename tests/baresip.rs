@@ -133,7 +133,8 @@ impl Ctrl {
 
 fn phone(root: &std::path::Path, name: &str, account: &str) -> (std::process::Child, Ctrl) {
     let sip_port = free_port();
-    let ctrl_port = free_port();
+    // baresip binds sip_port and sip_port + 1 (TLS) only when it starts: keep the control port off both.
+    let ctrl_port = std::iter::repeat_with(free_port).find(|p| *p != sip_port && *p != sip_port + 1).unwrap();
     let dir = config_dir(root, name, account, sip_port);
     let mut cfg = std::fs::read_to_string(dir.join("config")).unwrap();
     cfg.push_str(&format!(
@@ -201,6 +202,11 @@ fn baresip_calls_baresip_over_udp_and_tls() {
             });
             (done.count() == round + 1).then_some(())
         });
-        assert!(call.is_some(), "{transport}: call not logged as answered and ended");
+        assert!(
+            call.is_some(),
+            "{transport}: call not logged as answered and ended: {}\ndaemon log:\n{}",
+            cli_ok(&d.0, &["calls", "list", "--json"]),
+            daemon.log()
+        );
     }
 }

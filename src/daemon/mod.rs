@@ -61,10 +61,11 @@ pub(crate) fn handle(
         take_transmits(sip, &mut tx);
         r
     };
-    net.send_all(&mut tx);
+    // Events first: see udp.rs (a forwarded INVITE can be answered before a late "started").
     for m in batch {
         net.events.send(m);
     }
+    net.send_all(&mut tx);
     reply
 }
 
@@ -87,10 +88,10 @@ fn timer(net: &Arc<net::Net>) {
             drain(shield, sip, &mut batch);
             take_transmits(sip, &mut tx);
         }
-        net.send_all(&mut tx);
         for m in batch.drain(..) {
             net.events.send(m);
         }
+        net.send_all(&mut tx);
     }
 }
 

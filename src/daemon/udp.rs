@@ -78,6 +78,11 @@ fn worker(sock: &UdpSocket, net: &Arc<Net>) {
             drain(shield, sip, &mut out);
             take_transmits(sip, &mut forwards);
         }
+        // Events are queued before anything leaves: a call's "started" must reach the persister before
+        // the answer another worker may receive for the INVITE being forwarded now.
+        for m in out.drain(..) {
+            net.events.send(m);
+        }
         // Forwards over UDP leave from this socket (same port) in the same sendmmsg batches as replies.
         for t in forwards.drain(..) {
             if t.target.transport == Transport::Udp && t.target.addr.is_ipv4() == v4 {
@@ -101,8 +106,5 @@ fn worker(sock: &UdpSocket, net: &Arc<Net>) {
             }
         }
         replies.clear();
-        for m in out.drain(..) {
-            net.events.send(m);
-        }
     }
 }
