@@ -178,6 +178,16 @@ pub(crate) enum ExtCommand {
     Cos { number: String, cos: String },
     /// Re-enable outbound calls of an extension suspended by the toll-fraud limits.
     Enable { number: String },
+    /// Set an extension's own toll-fraud limits ("default": the global fraud.* setting again).
+    Limits {
+        number: String,
+        /// Concurrent trunk calls (1-1000).
+        #[arg(long)]
+        concurrent: Option<String>,
+        /// Trunk call attempts in any 60 minutes (1-1000000).
+        #[arg(long)]
+        per_hour: Option<String>,
+    },
     /// Assign an ACL group to an extension ("none" removes it).
     Acl { number: String, group: String },
     /// List extensions.

@@ -112,6 +112,8 @@ fn ext(store: &Store, cmd: ExtCommand) -> Result<()> {
                 policy_violations: crate::policy::codes(&violations),
                 cos,
                 suspended: None,
+                max_calls: None,
+                calls_per_hour: None,
                 created_at: now,
                 updated_at: now,
             };
@@ -154,6 +156,28 @@ fn ext(store: &Store, cmd: ExtCommand) -> Result<()> {
             store.set_extension_cos(&number, cos.as_deref())?;
             outln!("extension {number}: class of service {}", cos.as_deref().unwrap_or("default"));
         }
+        ExtCommand::Limits { number, concurrent, per_hour } => {
+            let Some(e) = store.extension(&number)? else { bail!("extension {number} does not exist") };
+            let parse = |flag: &str, v: Option<String>, current: Option<u32>, max: u32| -> Result<Option<u32>> {
+                match v.as_deref() {
+                    None => Ok(current),
+                    Some("default") => Ok(None),
+                    Some(x) => match x.parse::<u32>() {
+                        Ok(n) if (1..=max).contains(&n) => Ok(Some(n)),
+                        _ => bail!("--{flag} {x:?}: give a whole number from 1 to {max}, or \"default\""),
+                    },
+                }
+            };
+            let c = parse("concurrent", concurrent, e.max_calls, 1000)?;
+            let h = parse("per-hour", per_hour, e.calls_per_hour, 1_000_000)?;
+            store.set_call_limits(&number, c, h)?;
+            let show = |v: Option<u32>, key: &str| v.map_or(format!("default ({key})"), |n| n.to_string());
+            outln!(
+                "extension {number}: at most {} concurrent trunk calls, {} per hour",
+                show(c, "fraud.max_concurrent"),
+                show(h, "fraud.calls_per_hour")
+            );
+        }
         ExtCommand::Enable { number } => {
             let Some(e) = store.extension(&number)? else { bail!("extension {number} does not exist") };
             store.set_suspended(&number, None)?;
@@ -173,7 +197,7 @@ fn ext(store: &Store, cmd: ExtCommand) -> Result<()> {
             if json {
                 let v: Vec<_> = exts
                     .iter()
-                    .map(|e| json!({"number": e.number, "algorithms": e.algorithms, "acl": e.acl, "cos": e.cos, "suspended": e.suspended,
+                    .map(|e| json!({"number": e.number, "algorithms": e.algorithms, "acl": e.acl, "cos": e.cos, "suspended": e.suspended, "max_calls": e.max_calls, "calls_per_hour": e.calls_per_hour,
                         "compliant": e.policy_violations.is_none(), "policy_violations": e.policy_violations, "registrations": count(&e.number), "created_at": e.created_at, "updated_at": e.updated_at}))
                     .collect();
                 outln!("{}", serde_json::to_string_pretty(&v)?);

@@ -390,6 +390,16 @@ fn toll_fraud_limits_refuse_and_suspend() {
     let out = cli_ok(&d.0, &["ext", "enable", "1003"]);
     assert!(out.contains("re-enabled"), "{out}");
     assert!(ext(&d.0)["suspended"].is_null());
+    // An extension with its own limit: one concurrent trunk call.
+    cli_ok(&d.0, &["ext", "add", "1004", "--secret", "Fraud!2026cd"]);
+    let out = cli_ok(&d.0, &["ext", "limits", "1004", "--concurrent", "1"]);
+    assert!(out.contains("at most 1 concurrent"), "{out}");
+    let bad = cli(&d.0, &["ext", "limits", "1004", "--per-hour", "0"]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("from 1 to"));
+    let other = Phone::new("1004", "Fraud!2026cd", daemon.udp);
+    wait_for(Duration::from_secs(5), || (other.call("2125550008", &format!("g1-{}", rand_id())) == 180).then_some(()))
+        .expect("1004 calls once it is loaded");
+    assert_eq!(other.call("2125550009", "g2"), 403, "its own limit of one concurrent call");
 }
 
 fn rand_id() -> u128 {

@@ -183,6 +183,7 @@ pub(crate) fn directory(store: &Store) -> Result<Directory> {
                 acl,
                 cos: e.cos,
                 suspended: e.suspended.is_some(),
+                limits: pbxguard_shield::ExtensionLimits { max_concurrent: e.max_calls, per_hour: e.calls_per_hour },
             },
         );
     }

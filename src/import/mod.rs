@@ -127,6 +127,8 @@ fn run(store: &mut Store, accounts: Vec<Account>, mailboxes: Vec<MailboxDef>, dr
             policy_violations: violations,
             cos: None,
             suspended: None,
+            max_calls: None,
+            calls_per_hour: None,
             created_at: now,
             updated_at: now,
         });

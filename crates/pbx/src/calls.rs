@@ -125,7 +125,8 @@ impl Service {
         let counted = if emergency {
             None
         } else {
-            match self.proxy.fraud.try_start(&ext, category == Category::International, now_ms) {
+            let own = self.directory.get(&ext).map(|e| e.limits).unwrap_or_default();
+            match self.proxy.fraud.try_start(&ext, own, category == Category::International, now_ms) {
                 Ok(()) => Some(ext.clone()),
                 Err(refusal) => {
                     let rule = refusal.rule();

@@ -14,6 +14,8 @@ pub struct ExtensionAuth {
     pub cos: Option<String>,
     /// Suspended by the toll-fraud limits or an operator: no outbound calls until re-enabled.
     pub suspended: bool,
+    /// Its own toll-fraud limits, where the operator set them.
+    pub limits: pbxguard_shield::ExtensionLimits,
 }
 
 impl ExtensionAuth {

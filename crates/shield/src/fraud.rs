@@ -25,6 +25,13 @@ impl Default for CallLimits {
     }
 }
 
+/// An extension's own limits, where the operator set them; `None` follows [`CallLimits`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExtensionLimits {
+    pub max_concurrent: Option<u32>,
+    pub per_hour: Option<u32>,
+}
+
 /// Why a call was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -84,8 +91,16 @@ impl FraudGuard {
     }
 
     /// Counts a new outbound call, or says why it may not start. A refused attempt does not count.
-    pub fn try_start(&mut self, ext: &str, international: bool, now_ms: u64) -> Result<(), Refusal> {
-        let l = self.limits;
+    pub fn try_start(
+        &mut self,
+        ext: &str,
+        own: ExtensionLimits,
+        international: bool,
+        now_ms: u64,
+    ) -> Result<(), Refusal> {
+        let mut l = self.limits;
+        l.max_concurrent = own.max_concurrent.unwrap_or(l.max_concurrent);
+        l.per_hour = own.per_hour.unwrap_or(l.per_hour);
         let e = self.per_ext.entry(ext.to_owned()).or_default();
         prune(&mut e.recent, now_ms);
         prune(&mut self.international, now_ms);
@@ -131,15 +146,30 @@ impl FraudGuard {
 mod tests {
     use super::*;
 
+    const D: ExtensionLimits = ExtensionLimits { max_concurrent: None, per_hour: None };
+
+    #[test]
+    fn an_extension_can_have_its_own_limits() {
+        let mut g = FraudGuard::new(CallLimits::default());
+        let own = ExtensionLimits { max_concurrent: Some(1), per_hour: Some(50) };
+        g.try_start("1001", own, false, 0).unwrap();
+        assert_eq!(g.try_start("1001", own, false, 1), Err(Refusal::Concurrent { limit: 1 }));
+        let roomy = ExtensionLimits { max_concurrent: Some(5), per_hour: None };
+        for t in 0..5 {
+            g.try_start("1002", roomy, false, t).unwrap();
+        }
+        assert_eq!(g.try_start("1002", roomy, false, 9), Err(Refusal::Concurrent { limit: 5 }));
+    }
+
     #[test]
     fn concurrent_limit_and_release() {
         let mut g = FraudGuard::new(CallLimits::default());
-        assert!(g.try_start("1001", false, 0).is_ok());
-        assert!(g.try_start("1001", false, 1).is_ok());
-        assert_eq!(g.try_start("1001", false, 2), Err(Refusal::Concurrent { limit: 2 }));
-        assert!(g.try_start("1002", false, 2).is_ok());
+        assert!(g.try_start("1001", D, false, 0).is_ok());
+        assert!(g.try_start("1001", D, false, 1).is_ok());
+        assert_eq!(g.try_start("1001", D, false, 2), Err(Refusal::Concurrent { limit: 2 }));
+        assert!(g.try_start("1002", D, false, 2).is_ok());
         g.end("1001");
-        assert!(g.try_start("1001", false, 3).is_ok());
+        assert!(g.try_start("1001", D, false, 3).is_ok());
         assert!(!Refusal::Concurrent { limit: 2 }.suspends());
     }
 
@@ -147,11 +177,11 @@ mod tests {
     fn hourly_limit_slides() {
         let mut g = FraudGuard::new(CallLimits { max_concurrent: 100, per_hour: 3, ..CallLimits::default() });
         for t in 0..3 {
-            g.try_start("1001", false, t).unwrap();
+            g.try_start("1001", D, false, t).unwrap();
             g.end("1001");
         }
-        assert_eq!(g.try_start("1001", false, 10), Err(Refusal::PerHour { limit: 3 }));
-        assert!(g.try_start("1001", false, HOUR_MS).is_ok());
+        assert_eq!(g.try_start("1001", D, false, 10), Err(Refusal::PerHour { limit: 3 }));
+        assert!(g.try_start("1001", D, false, HOUR_MS).is_ok());
         assert!(Refusal::PerHour { limit: 3 }.suspends());
     }
 
@@ -159,11 +189,11 @@ mod tests {
     fn international_cap_is_global() {
         let limits = CallLimits { max_concurrent: 100, per_hour: 100, international_per_hour: 2, suspend: true };
         let mut g = FraudGuard::new(limits);
-        g.try_start("1001", true, 0).unwrap();
-        g.try_start("1002", true, 0).unwrap();
-        assert_eq!(g.try_start("1003", true, 0), Err(Refusal::International { limit: 2 }));
-        assert!(g.try_start("1003", false, 0).is_ok());
+        g.try_start("1001", D, true, 0).unwrap();
+        g.try_start("1002", D, true, 0).unwrap();
+        assert_eq!(g.try_start("1003", D, true, 0), Err(Refusal::International { limit: 2 }));
+        assert!(g.try_start("1003", D, false, 0).is_ok());
         g.housekeeping(2 * HOUR_MS);
-        assert!(g.try_start("1003", true, 2 * HOUR_MS).is_ok());
+        assert!(g.try_start("1003", D, true, 2 * HOUR_MS).is_ok());
     }
 }

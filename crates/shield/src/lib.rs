@@ -23,7 +23,7 @@ pub use ban::{Ban, BanReason};
 pub use config::{ShieldConfig, Threshold};
 pub use dialing::{Categories, Category, ClassOfService, NumberingPlan, Pattern};
 pub use fingerprint::Fingerprints;
-pub use fraud::{CallLimits, FraudGuard, Refusal};
+pub use fraud::{CallLimits, ExtensionLimits, FraudGuard, Refusal};
 pub use net::{Prefix, PrefixError, PrefixSet, canonical, parse_list};
 pub use password::{PasswordPolicy, PinPolicy, Violation};
 

@@ -27,12 +27,15 @@ pub struct Extension {
     pub cos: Option<String>,
     /// Why outbound calls are suspended (a toll-fraud rule), until an operator re-enables them.
     pub suspended: Option<String>,
+    /// Own toll-fraud limits; `None`: the settings fraud.max_concurrent / fraud.calls_per_hour.
+    pub max_calls: Option<u32>,
+    pub calls_per_hour: Option<u32>,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
 const COLUMNS: &str = "number, realm, ha1_md5, ha1_sha256, ha1_sha512_256, algorithms, created_at, updated_at, acl, policy_violations, cos, \
-     suspended";
+     suspended, max_calls, calls_per_hour";
 
 fn row(r: &Row<'_>) -> rusqlite::Result<Extension> {
     Ok(Extension {
@@ -50,6 +53,8 @@ fn row(r: &Row<'_>) -> rusqlite::Result<Extension> {
         policy_violations: r.get(9)?,
         cos: r.get(10)?,
         suspended: r.get(11)?,
+        max_calls: r.get(12)?,
+        calls_per_hour: r.get(13)?,
     })
 }
 
@@ -57,7 +62,9 @@ impl Store {
     pub fn add_extension(&self, ext: &Extension) -> Result<()> {
         let c = &ext.credentials;
         let res = self.conn.execute(
-            &format!("INSERT INTO extensions({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
+            &format!(
+                "INSERT INTO extensions({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+            ),
             params![
                 ext.number,
                 c.realm,
@@ -70,7 +77,9 @@ impl Store {
                 ext.acl,
                 ext.policy_violations,
                 ext.cos,
-                ext.suspended
+                ext.suspended,
+                ext.max_calls,
+                ext.calls_per_hour
             ],
         );
         match res {
@@ -119,6 +128,18 @@ impl Store {
     /// Suspends outbound calls (with the reason) or re-enables them (`None`).
     pub fn set_suspended(&self, number: &str, reason: Option<&str>) -> Result<()> {
         self.update_extension(number, "suspended", reason)
+    }
+
+    /// Sets an extension's own toll-fraud limits (`None`: the global settings).
+    pub fn set_call_limits(&self, number: &str, max_calls: Option<u32>, per_hour: Option<u32>) -> Result<()> {
+        let n = self.conn.execute(
+            "UPDATE extensions SET max_calls = ?2, calls_per_hour = ?3 WHERE number = ?1",
+            params![number, max_calls, per_hour],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NoSuchExtension(number.to_owned()));
+        }
+        Ok(())
     }
 
     fn update_extension(&self, number: &str, column: &str, value: Option<&str>) -> Result<()> {

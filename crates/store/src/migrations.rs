@@ -177,6 +177,9 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE trunks ADD COLUMN ha1_md5 TEXT;
     ALTER TABLE trunks ADD COLUMN ha1_sha256 TEXT;
     ALTER TABLE trunks ADD COLUMN register_expires INTEGER;",
+    // 9: per-extension toll-fraud limits (NULL: the global setting).
+    "ALTER TABLE extensions ADD COLUMN max_calls INTEGER;
+    ALTER TABLE extensions ADD COLUMN calls_per_hour INTEGER;",
 ];
 
 pub(crate) fn run(conn: &mut Connection) -> Result<()> {

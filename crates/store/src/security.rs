@@ -295,6 +295,8 @@ mod tests {
             policy_violations: None,
             cos: None,
             suspended: None,
+            max_calls: None,
+            calls_per_hour: None,
             created_at: 0,
             updated_at: 0,
         })
