@@ -105,17 +105,11 @@ fn ext(store: &Store, cmd: ExtCommand) -> Result<()> {
             let violations = crate::policy::require(store, &number, &secret)?;
             let now = now_secs();
             let ext = Extension {
-                number: number.clone(),
-                credentials: crate::policy::credentials(&number, &realm, &secret),
                 algorithms,
                 acl,
                 policy_violations: crate::policy::codes(&violations),
                 cos,
-                suspended: None,
-                max_calls: None,
-                calls_per_hour: None,
-                created_at: now,
-                updated_at: now,
+                ..Extension::new(number.clone(), crate::policy::credentials(&number, &realm, &secret), now)
             };
             store.add_extension(&ext)?;
             if generated {

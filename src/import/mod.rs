@@ -120,17 +120,8 @@ fn run(store: &mut Store, accounts: Vec<Account>, mailboxes: Vec<MailboxDef>, dr
         let violations = policy::codes(&policy::check(&p, &a.number, &secret));
         l.detail = format!("{} ({})", l.detail, a.origin);
         exts.push(Extension {
-            number: a.number.clone(),
-            credentials: policy::credentials(&a.number, &realm, &secret),
-            algorithms: None,
-            acl: None,
             policy_violations: violations,
-            cos: None,
-            suspended: None,
-            max_calls: None,
-            calls_per_hour: None,
-            created_at: now,
-            updated_at: now,
+            ..Extension::new(a.number.clone(), policy::credentials(&a.number, &realm, &secret), now)
         });
         imported.insert(a.number);
         report.push(l);

@@ -101,25 +101,14 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use crate::{Credentials, Extension, Store};
 
-    fn ext(n: &str) -> Extension {
+    /// A test extension (the other store tests use it too).
+    pub(crate) fn ext(n: &str) -> Extension {
         let c =
             Credentials { realm: "r".into(), ha1_md5: "a".into(), ha1_sha256: "b".into(), ha1_sha512_256: "c".into() };
-        Extension {
-            number: n.into(),
-            credentials: c,
-            algorithms: None,
-            acl: None,
-            policy_violations: None,
-            cos: None,
-            suspended: None,
-            max_calls: None,
-            calls_per_hour: None,
-            created_at: 0,
-            updated_at: 0,
-        }
+        Extension::new(n.into(), c, 0)
     }
 
     fn binding(ext: &str, uri: &str, exp: i64) -> super::Binding {

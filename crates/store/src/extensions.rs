@@ -34,6 +34,26 @@ pub struct Extension {
     pub updated_at: i64,
 }
 
+impl Extension {
+    /// A new extension with its credentials and nothing else set: new columns get their default here
+    /// once, not at every place that creates an extension.
+    pub fn new(number: String, credentials: Credentials, now: i64) -> Self {
+        Self {
+            number,
+            credentials,
+            algorithms: None,
+            acl: None,
+            policy_violations: None,
+            cos: None,
+            suspended: None,
+            max_calls: None,
+            calls_per_hour: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 const COLUMNS: &str = "number, realm, ha1_md5, ha1_sha256, ha1_sha512_256, algorithms, created_at, updated_at, acl, policy_violations, cos, \
      suspended, max_calls, calls_per_hour";
 

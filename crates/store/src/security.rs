@@ -282,25 +282,8 @@ mod tests {
         s.append_events(&(0..10).map(ev).collect::<Vec<_>>(), 5, 1_000_000, 10).unwrap();
         assert_eq!(s.events_after(0, 100).unwrap().len(), 5);
         s.put_acl("office", "192.0.2.0/24", 0).unwrap();
-        s.add_extension(&crate::Extension {
-            number: "100".into(),
-            credentials: crate::Credentials {
-                realm: "r".into(),
-                ha1_md5: "a".into(),
-                ha1_sha256: "b".into(),
-                ha1_sha512_256: "c".into(),
-            },
-            algorithms: None,
-            acl: Some("office".into()),
-            policy_violations: None,
-            cos: None,
-            suspended: None,
-            max_calls: None,
-            calls_per_hour: None,
-            created_at: 0,
-            updated_at: 0,
-        })
-        .unwrap();
+        s.add_extension(&crate::Extension { acl: Some("office".into()), ..crate::bindings::tests::ext("100") })
+            .unwrap();
         assert!(matches!(s.delete_acl("office"), Err(StoreError::InUse(m)) if m.contains("100")));
     }
 }
