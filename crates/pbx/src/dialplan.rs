@@ -4,6 +4,7 @@
 
 use crate::service::Transport;
 use pbxguard_shield::{CallLimits, ClassOfService, NumberingPlan, Pattern};
+use pbxguard_sip::{Algorithm, Credentials, Message};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -31,6 +32,45 @@ pub struct TrunkAuth {
     pub realm: String,
     pub ha1_md5: String,
     pub ha1_sha256: String,
+}
+
+/// How a trunk's 401/407 was answered, or why it could not be.
+pub(crate) enum TrunkAnswer {
+    /// (header name, header value, nonce answered).
+    Answer(&'static str, String, String),
+    /// The challenges name other realms than the one the credentials are bound to.
+    OtherRealm(Vec<String>),
+}
+
+impl TrunkAuth {
+    /// Answers the challenges of a 401 (WWW-Authenticate) or 407 (Proxy-Authenticate) for `method`
+    /// on `uri`: the first challenge for our realm with an algorithm we hold an HA1 for.
+    pub(crate) fn answer(&self, msg: &Message<'_>, code: u16, method: &str, uri: &str, cnonce: &str) -> TrunkAnswer {
+        let (ask, header) = if code == 401 {
+            ("WWW-Authenticate", "Authorization")
+        } else {
+            ("Proxy-Authenticate", "Proxy-Authorization")
+        };
+        let challenges: Vec<Credentials<'_>> = msg
+            .headers
+            .iter()
+            .filter(|h| h.name.as_str().eq_ignore_ascii_case(ask))
+            .filter_map(|h| Credentials::parse_challenge(h.value))
+            .collect();
+        let usable =
+            challenges.iter().filter(|c| c.realm == self.realm.as_str()).find_map(|c| match c.algorithm()? {
+                Algorithm::Md5 => Some((c, Algorithm::Md5, &self.ha1_md5)),
+                Algorithm::Sha256 => Some((c, Algorithm::Sha256, &self.ha1_sha256)),
+                Algorithm::Sha512_256 => None,
+            });
+        match usable {
+            Some((c, alg, ha1)) => {
+                let value = c.answer(alg, &self.username, ha1, method, uri, cnonce, 1);
+                TrunkAnswer::Answer(header, value, c.nonce.to_owned())
+            }
+            None => TrunkAnswer::OtherRealm(challenges.iter().map(|c| c.realm.to_string()).collect()),
+        }
+    }
 }
 
 /// One outbound route: numbers matching `pattern` go to `trunk`, with `strip` leading digits removed

@@ -7,7 +7,7 @@
 //! that names no known dialog is refused: a forged To tag must not turn the proxy into an open relay to
 //! the trunks.
 
-use crate::dialplan::Trunk;
+use crate::dialplan::{Trunk, TrunkAnswer};
 use crate::event::Event;
 use crate::service::Transport;
 use pbxguard_shield::FraudGuard;
@@ -568,28 +568,13 @@ impl Proxy {
         let (server, target) = (c.server.clone(), c.target);
         let Some(trunk) = c.auth.clone() else { return false };
         let Some(creds) = trunk.auth.as_ref() else { return false };
-        let (ask, header) = if code == 401 {
-            ("WWW-Authenticate", "Authorization")
-        } else {
-            ("Proxy-Authenticate", "Proxy-Authorization")
-        };
         let stored = c.request.clone();
         let Some(sent) = reparse(&stored) else { return false };
-        let usable = msg
-            .headers
-            .iter()
-            .filter(|h| h.name.as_str().eq_ignore_ascii_case(ask))
-            .filter_map(|h| pbxguard_sip::Credentials::parse_challenge(h.value))
-            .filter(|ch| ch.realm == creds.realm.as_str())
-            .find_map(|ch| match ch.algorithm()? {
-                pbxguard_sip::Algorithm::Md5 => Some((ch, pbxguard_sip::Algorithm::Md5, &creds.ha1_md5)),
-                pbxguard_sip::Algorithm::Sha256 => Some((ch, pbxguard_sip::Algorithm::Sha256, &creds.ha1_sha256)),
-                pbxguard_sip::Algorithm::Sha512_256 => None,
-            });
-        let Some((ch, alg, ha1)) = usable else { return false };
         let uri = sent.request_uri().unwrap_or("");
         let cnonce = format!("{:x}{:x}", self.seed, self.counter);
-        let value = ch.answer(alg, &creds.username, ha1, "INVITE", uri, &cnonce, 1);
+        let TrunkAnswer::Answer(header, value, _) = creds.answer(msg, code, "INVITE", uri, &cnonce) else {
+            return false;
+        };
         let new_branch = self.branch(false);
         let Some(via) = sent.header_values(HeaderName::Via).next().and_then(Via::parse) else { return false };
         let via_value =

@@ -3,10 +3,11 @@
 //! a failure. Every change of state is an event, so the operator sees a carrier refusing the account.
 
 use crate::dialplan::Trunk;
+use crate::dialplan::TrunkAnswer;
 use crate::event::Event;
 use crate::proxy::{Locals, Target, Transmit};
 use crate::service::Transport;
-use pbxguard_sip::{Algorithm, CSeq, Credentials, HeaderName, Message, Method, StartLine, Via};
+use pbxguard_sip::{CSeq, HeaderName, Message, Method, StartLine, Via};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -197,51 +198,28 @@ impl Uplinks {
                 }
             }
             401 | 407 => {
-                let (ask, answer) = if code == 401 {
-                    (HeaderName::Other("WWW-Authenticate"), "Authorization")
-                } else {
-                    (HeaderName::Other("Proxy-Authenticate"), "Proxy-Authorization")
-                };
                 let Some(creds) = r.trunk.auth.clone() else { return true };
-                let challenges: Vec<Credentials<'_>> = msg
-                    .headers
-                    .iter()
-                    .filter(|h| matches!(h.name, HeaderName::Other(n) if n.eq_ignore_ascii_case(ask.as_str())))
-                    .filter_map(|h| Credentials::parse_challenge(h.value))
-                    .collect();
-                let usable = challenges.iter().find_map(|c| {
-                    let alg = c.algorithm()?;
-                    let ha1 = match alg {
-                        Algorithm::Md5 => &creds.ha1_md5,
-                        Algorithm::Sha256 => &creds.ha1_sha256,
-                        Algorithm::Sha512_256 => return None,
-                    };
-                    (c.realm == creds.realm.as_str()).then_some((c, alg, ha1))
-                });
-                let Some((ch, alg, ha1)) = usable else {
-                    let realms: Vec<&str> = challenges.iter().map(|c| c.realm.as_ref()).collect();
-                    let detail = format!(
-                        "challenged for realm {realms:?} but the credentials are for realm {:?} (trunk add --realm)",
-                        creds.realm
-                    );
-                    Self::fail(r, now, detail, events);
-                    return true;
+                let uri = format!("sip:{}:{}", r.trunk.host, r.trunk.addr.port());
+                let cnonce = format!("{:x}{:x}", self.seed, r.cseq);
+                let (header, value, nonce) = match creds.answer(msg, code, "REGISTER", &uri, &cnonce) {
+                    TrunkAnswer::Answer(h, v, n) => (h, v, n),
+                    TrunkAnswer::OtherRealm(realms) => {
+                        let detail = format!(
+                            "challenged for realm {realms:?} but the credentials are for realm {:?} (trunk add --realm)",
+                            creds.realm
+                        );
+                        Self::fail(r, now, detail, events);
+                        return true;
+                    }
                 };
                 let stale = msg.headers.iter().any(|h| h.value.contains("stale=true"));
                 if r.answered_nonce.is_some() && !stale {
-                    Self::fail(
-                        r,
-                        now,
-                        format!("credentials refused ({code}); check trunk username and secret"),
-                        events,
-                    );
+                    let detail = format!("credentials refused ({code}); check trunk username and secret");
+                    Self::fail(r, now, detail, events);
                     return true;
                 }
-                let uri = format!("sip:{}:{}", r.trunk.host, r.trunk.addr.port());
-                let cnonce = format!("{:x}{:x}", self.seed, r.cseq);
-                let value = ch.answer(alg, &creds.username, ha1, "REGISTER", &uri, &cnonce, 1);
-                r.answered_nonce = Some(ch.nonce.to_owned());
-                self.send(&name, now, locals, Some((answer, value)), out);
+                r.answered_nonce = Some(nonce);
+                self.send(&name, now, locals, Some((header, value)), out);
             }
             _ => Self::fail(r, now, format!("refused with {code}"), events),
         }
