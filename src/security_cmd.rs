@@ -33,7 +33,8 @@ fn round(ms: i64) -> u64 {
 
 /// The trusted network containing `p`, as the daemon computes them.
 fn is_trusted(store: &Store, p: &Prefix) -> Result<Option<Prefix>> {
-    Ok(crate::daemon::trusted(store, &[])?.into_iter().find(|t| t.contains(p.addr())))
+    let trunks = crate::daemon::dialplan(store)?.trunks;
+    Ok(crate::daemon::trusted(store, &[], &trunks)?.into_iter().find(|t| t.contains(p.addr())))
 }
 
 pub(crate) fn bans(store: &Store, cmd: BansCommand) -> Result<()> {

@@ -60,6 +60,22 @@ fn sipp_uas_on(scenario: &str, port: u16, calls: usize, dir: &std::path::Path, t
         .expect("run sipp")
 }
 
+/// Waits until the SIPp trunk has bound its port, instead of sleeping. Read from /proc so the probe
+/// never holds the port itself (SIPp would fail to bind if it tried at that instant).
+fn wait_bound(port: u16, tcp: bool) {
+    let ip: std::net::Ipv4Addr = TRUNK_IP.parse().unwrap();
+    let local = format!("{:08X}:{port:04X}", u32::from_le_bytes(ip.octets()));
+    let table = if tcp { "/proc/net/tcp" } else { "/proc/net/udp" };
+    let bound = || {
+        std::fs::read_to_string(table).unwrap_or_default().lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // TCP must be listening (state 0A); UDP has no states worth checking.
+            f.get(1) == Some(&local.as_str()) && (!tcp || f.get(3) == Some(&"0A"))
+        })
+    };
+    wait_for(Duration::from_secs(10), || bound().then_some(())).expect("SIPp trunk did not bind its port");
+}
+
 fn sipp_uac(scenario: &str, csv: &std::path::Path, target: SocketAddr, calls: usize) -> std::process::Output {
     let sf = format!("{}/tests/sipp/{scenario}", env!("CARGO_MANIFEST_DIR"));
     Command::new("timeout")
@@ -116,7 +132,7 @@ impl TrunkRig {
     /// Runs `n` calls (caller and trunk scenarios) and asserts both sides completed every one.
     fn calls(&self, uac: &str, uas: &str, n: usize) {
         let trunk = sipp_uas_on(uas, self.port, n, &self.d.0, self.transport);
-        std::thread::sleep(Duration::from_millis(300));
+        wait_bound(self.port, self.transport == "t1");
         let caller = sipp_uac(uac, &self.csv, self.daemon.udp, n);
         let trunk = trunk.wait_with_output().unwrap();
         assert_eq!(
@@ -178,7 +194,7 @@ fn pbxguard_registers_at_a_trunk_with_digest() {
     let port = free_udp_port(TRUNK_IP);
     // The carrier's SIPp checks the digest itself and answers 403 to a wrong one.
     let uas = sipp_uas("trunk_registrar.xml", port, 1, &d.0);
-    std::thread::sleep(Duration::from_millis(300));
+    wait_bound(port, false);
     let p = port.to_string();
     cli_ok(
         &d.0,
@@ -196,6 +212,7 @@ fn pbxguard_registers_at_a_trunk_with_digest() {
     // A second carrier account with a wrong secret: refused, and the operator sees why.
     let bad_port = free_udp_port(TRUNK_IP);
     let bad_uas = sipp_uas("trunk_registrar.xml", bad_port, 1, &d.0);
+    wait_bound(bad_port, false);
     let bp = bad_port.to_string();
     cli_ok(
         &d.0,

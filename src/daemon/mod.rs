@@ -61,12 +61,18 @@ pub(crate) fn handle(
         take_transmits(sip, &mut tx);
         r
     };
-    // Events first: see udp.rs (a forwarded INVITE can be answered before a late "started").
-    for m in batch {
+    emit(net, &mut batch, &mut tx);
+    reply
+}
+
+/// Sends what a locked section produced, events before messages: a forwarded INVITE can be answered
+/// (and the answer handled by another worker) before a "call started" queued after it would reach the
+/// persister. The UDP worker keeps the same order around its own batched send.
+pub(crate) fn emit(net: &Arc<net::Net>, events: &mut Vec<persist::Msg>, tx: &mut Vec<pbxguard_pbx::Transmit>) {
+    for m in events.drain(..) {
         net.events.send(m);
     }
-    net.send_all(&mut tx);
-    reply
+    net.send_all(tx);
 }
 
 pub(crate) fn take_transmits(sip: &mut Service, out: &mut Vec<pbxguard_pbx::Transmit>) {
@@ -88,10 +94,7 @@ fn timer(net: &Arc<net::Net>) {
             drain(shield, sip, &mut batch);
             take_transmits(sip, &mut tx);
         }
-        for m in batch.drain(..) {
-            net.events.send(m);
-        }
-        net.send_all(&mut tx);
+        emit(net, &mut batch, &mut tx);
     }
 }
 
@@ -253,19 +256,16 @@ pub(crate) fn restore_bindings(store: &Store, svc: &mut Service) -> Result<usize
 }
 
 /// Trusted networks: the operator's list, every specific address the daemon listens on, and trunks.
-pub(crate) fn trusted(store: &Store, listening: &[std::net::SocketAddr]) -> Result<Vec<Prefix>> {
+pub(crate) fn trusted(store: &Store, listening: &[std::net::SocketAddr], trunks: &[Arc<Trunk>]) -> Result<Vec<Prefix>> {
     let mut out: Vec<Prefix> = Vec::new();
     for (cidr, _) in store.trusted()? {
         out.push(Prefix::parse_lenient(&cidr).map_err(|e| anyhow::anyhow!("trusted network {cidr}: {e}"))?);
     }
     out.extend(listening.iter().map(|a| a.ip()).filter(|ip| !ip.is_unspecified()).map(Prefix::host));
     // A carrier sends every inbound call and answer from its address: flood-limiting or banning it
-    // would cut the PBX off. Trunks are trusted like the operator's networks.
-    for t in store.trunks()? {
-        if let Ok(addrs) = std::net::ToSocketAddrs::to_socket_addrs(&(t.host.as_str(), t.port)) {
-            out.extend(addrs.map(|a| Prefix::host(a.ip())));
-        }
-    }
+    // would cut the PBX off. Trunks (as the dial plan resolved them) are trusted like the operator's
+    // networks.
+    out.extend(trunks.iter().map(|t| Prefix::host(t.addr.ip())));
     Ok(out)
 }
 
@@ -314,7 +314,8 @@ pub(crate) fn run(data: Option<PathBuf>, args: RunArgs) -> Result<()> {
     let dir = directory(&store)?;
     tracing::info!(realm = %rcfg.realm, extensions = dir.len(), data = %data.display(), "starting");
     let mut svc = Service::new(rcfg, Arc::new(dir), key, seed);
-    svc.set_dialplan(Arc::new(dialplan(&store)?));
+    let plan = Arc::new(dialplan(&store)?);
+    svc.set_dialplan(plan.clone());
     let stale = store.close_stale_calls(now_secs())?;
     if stale > 0 {
         tracing::info!(calls = stale, "calls in progress at the last stop marked ended");
@@ -327,7 +328,7 @@ pub(crate) fn run(data: Option<PathBuf>, args: RunArgs) -> Result<()> {
     let rows = store.bans_for_history(now as i64 - shield.config().history_ms as i64)?;
     shield.restore(now, rows.iter().filter_map(rows::ban_from_row));
     let listening: Vec<_> = udp_addrs.iter().chain(&tcp_addrs).chain(&tls_addrs).copied().collect();
-    shield.set_trusted(trusted(&store, &listening)?);
+    shield.set_trusted(trusted(&store, &listening, &plan.trunks)?);
     let lists = crate::blacklist::fingerprint(&store)?;
     shield.set_blacklist(Arc::new(crate::blacklist::load(&store)?));
     tracing::info!(

@@ -30,7 +30,7 @@ fn reload_config(
     let cfg = registrar_config(store)?;
     let shield_cfg = settings::shield_config(store)?;
     let fingerprints = settings::fingerprints(store)?;
-    let trusted = trusted(store, listening)?;
+    let trusted = trusted(store, listening, &plan.trunks)?;
     let _ = acl_groups(store)?;
     let mut core = lock(shared);
     if core.sip.config() != &cfg {

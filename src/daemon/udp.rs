@@ -78,8 +78,7 @@ fn worker(sock: &UdpSocket, net: &Arc<Net>) {
             drain(shield, sip, &mut out);
             take_transmits(sip, &mut forwards);
         }
-        // Events are queued before anything leaves: a call's "started" must reach the persister before
-        // the answer another worker may receive for the INVITE being forwarded now.
+        // Events before messages, as in `emit`: forwards leave below, in the reply batch.
         for m in out.drain(..) {
             net.events.send(m);
         }

@@ -42,6 +42,12 @@ impl Service {
         self.deny(inc, 403, "Forbidden")
     }
 
+    /// 503 with Retry-After: a limit on what the proxy keeps, not a refusal of the caller.
+    fn busy(&self, inc: Incoming<'_, '_>) -> Handled {
+        let r = self.reply(inc.msg, 503, "Service Unavailable", inc.source).header("Retry-After", "5");
+        Handled::Final(r.finish(None, b""))
+    }
+
     fn is_suspended(&self, ext: &str) -> bool {
         self.suspended.contains_key(ext) || self.directory.get(ext).is_some_and(|e| e.suspended)
     }
@@ -61,9 +67,7 @@ impl Service {
             return self.deny(inc, 482, "Loop Detected");
         }
         if self.proxy.is_full() {
-            return Handled::Final(
-                self.reply(msg, 503, "Service Unavailable", source).header("Retry-After", "5").finish(None, b""),
-            );
+            return self.busy(inc);
         }
         if let Some(trunk) = self.dialplan.trunk_from(source.ip()).cloned() {
             return self.inbound(inc, &trunk.name);
@@ -76,9 +80,7 @@ impl Service {
             return self.deny(inc, 413, "Request Entity Too Large");
         }
         if self.proxy.pending(&ext) >= MAX_PENDING_PER_CALLER {
-            return Handled::Final(
-                self.reply(msg, 503, "Service Unavailable", source).header("Retry-After", "5").finish(None, b""),
-            );
+            return self.busy(inc);
         }
         // A phone calls as itself: the From user must be the authenticated extension (no caller-ID
         // spoofing of a colleague, and calls are charged to the right extension).
@@ -215,15 +217,14 @@ impl Service {
             }
             return h;
         }
-        let locals = self.locals.clone();
+        let locals = self.locals;
+        let pop = routes_to_us(msg, &locals);
         let builders = targets
             .into_iter()
             .map(|(target, ruri, auth)| {
                 let rr = locals.record_route(transport, target.transport);
-                let locals = locals.clone();
                 let build = move |branch: &str| {
                     let via = locals.via(target.transport, branch)?;
-                    let pop = routes_to_us(msg, &locals);
                     let f = Forward {
                         request_uri: &ruri,
                         via: &via,
@@ -295,7 +296,7 @@ impl Service {
 
     fn relay(&mut self, inc: Incoming<'_, '_>) -> Result<(), u16> {
         let Incoming { msg, req, source, transport, now_ms, .. } = inc;
-        let locals = self.locals.clone();
+        let locals = self.locals;
         let pop = routes_to_us(msg, &locals);
         let build = |branch: &str, dest: Target, cseq_shift: i64| {
             let via = locals.via(dest.transport, branch)?;

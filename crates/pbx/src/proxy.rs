@@ -52,7 +52,7 @@ pub struct Transmit {
 
 /// The addresses this proxy puts in Via and Record-Route, per transport; `None` for a transport it
 /// does not listen on.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Locals {
     pub udp: Option<SocketAddr>,
     pub tcp: Option<SocketAddr>,
