@@ -11,10 +11,10 @@ exchange (SIPp response-time trace). Prints a Markdown table and writes JSON lin
 Usage: bench/callbench.py [--rates 100,200,400] [--dur 10] [--users 1000]
 Needs: sipp (sip-tester), kamailio, a release build (cargo build --release).
 """
-import argparse, json, os, shutil, subprocess, sys, time
+import argparse, os, shutil, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import BIN, HZ, ROOT, Kamailio, Pbxguard, sipp_results, ticks, users  # noqa: E402
+from common import BIN, ROOT, Kamailio, Pbxguard, measured, save, sipp_results, users  # noqa: E402
 
 TRUNK_IP = "127.0.0.2"
 TRUNK_PORT = 15190
@@ -87,20 +87,15 @@ def main():
         if name == "pbxguard":
             configure_pbxguard(srv)
         for rate in [int(x) for x in a.rates.split(",")]:
-            pids = srv.start()
-            t0, c0 = time.time(), ticks(pids)
-            ok, failed, p50, p99 = run_calls(a.work, f"127.0.0.1:{srv.port}", csvp, rate, a.dur, f"{name}-{rate}")
-            wall, cpu = time.time() - t0, (ticks(pids) - c0) / HZ
-            srv.stop()
+            (ok, failed, p50, p99), wall, cpu = measured(
+                srv, lambda: run_calls(a.work, f"127.0.0.1:{srv.port}", csvp, rate, a.dur, f"{name}-{rate}"))
             r = dict(server=srv.name, rate=rate, ok=ok, failed=failed, cpu_pct=100.0 * cpu / wall,
                      cpu_ms_per_call=1000.0 * cpu / ok if ok else float("nan"),
                      calls_per_cpu_s=ok / cpu if cpu else float("nan"), p50=p50, p99=p99)
             results.append(r)
             print(f"| {r['server']} | {rate} | {ok} | {failed} | {r['cpu_pct']:.0f} | {r['cpu_ms_per_call']:.3f} | "
                   f"{r['calls_per_cpu_s']:.0f} | {p50:.2f} | {p99:.2f} |", flush=True)
-    with open(os.path.join(a.work, "results.jsonl"), "a") as f:
-        for r in results:
-            f.write(json.dumps(r) + "\n")
+    save(a.work, results)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Shared pieces of the side-by-side benchmarks: CPU accounting from /proc, and the two servers
 (pbxguard, Kamailio 5.6 with -x tlsf) started fresh for each measurement."""
-import csv, glob, os, shutil, signal, subprocess, time
+import csv, glob, json, os, shutil, signal, subprocess, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "pbxguard")
@@ -40,6 +40,23 @@ def kamailio_pids(main_pid):
             except (FileNotFoundError, ProcessLookupError, ValueError):
                 pass
     return pids
+
+
+def measured(srv, run):
+    """Starts a fresh server, calls run(), stops it: (run's result, wall seconds, server CPU seconds)."""
+    pids = srv.start()
+    t0, c0 = time.time(), ticks(pids)
+    result = run()
+    wall, cpu = time.time() - t0, (ticks(pids) - c0) / HZ
+    srv.stop()
+    return result, wall, cpu
+
+
+def save(work, results):
+    """Appends the results as JSON lines to <work>/results.jsonl."""
+    with open(os.path.join(work, "results.jsonl"), "a") as f:
+        for r in results:
+            f.write(json.dumps(r) + "\n")
 
 
 def sipp_results(dirs):

@@ -10,10 +10,10 @@ response-time trace (SIPp records whole milliseconds, so "0" means under 1 ms). 
 Usage: bench/regbench.py [--rates 2000,5000,8000] [--dur 10] [--users 10000] [--transport u1]
 Needs: sipp (sip-tester), kamailio (+ -x tlsf), a release build (cargo build --release).
 """
-import argparse, json, os, shutil, subprocess, sys, time
+import argparse, os, shutil, subprocess, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import HZ, ROOT, Kamailio, Pbxguard, sipp_results, ticks, users  # noqa: E402
+from common import ROOT, Kamailio, Pbxguard, measured, save, sipp_results, users  # noqa: E402
 
 
 def write_users(work, n):
@@ -73,12 +73,8 @@ def main():
     for name in a.servers.split(","):
         srv = servers[name]()
         for rate in [int(x) for x in a.rates.split(",")]:
-            pids = srv.start()
-            t0, c0 = time.time(), ticks(pids)
-            ok, failed, p50, p99 = run_sipp(a.work, f"127.0.0.1:{srv.port}", csvp, rate, a.dur, a.transport, f"{name}-{rate}",
-                                            source_ip)
-            wall, cpu = time.time() - t0, (ticks(pids) - c0) / HZ
-            srv.stop()
+            (ok, failed, p50, p99), wall, cpu = measured(srv, lambda: run_sipp(
+                a.work, f"127.0.0.1:{srv.port}", csvp, rate, a.dur, a.transport, f"{name}-{rate}", source_ip))
             total = ok + failed
             r = dict(server=srv.name, transport=a.transport, rate=rate, ok=ok, failed=failed,
                      fail_pct=100.0 * failed / total if total else 100.0, achieved=ok / a.dur,
@@ -86,9 +82,7 @@ def main():
             results.append(r)
             print(f"| {r['server']} | {a.transport} | {rate} | {ok} | {failed} | {r['fail_pct']:.2f} | {r['achieved']:.0f} | "
                   f"{r['cpu_pct']:.0f} | {r['cpu_ms_per_1k']:.1f} | {p50:.2f} | {p99:.2f} |", flush=True)
-    with open(os.path.join(a.work, "results.jsonl"), "a") as f:
-        for r in results:
-            f.write(json.dumps(r) + "\n")
+    save(a.work, results)
 
 
 if __name__ == "__main__":
