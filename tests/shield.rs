@@ -199,8 +199,13 @@ fn bans_and_unbans_survive_restarts() {
     let mut daemon = Daemon::start(&d.0);
     assert_eq!(options("127.0.0.77", daemon.udp, "a1"), Some(200));
     cli_ok(&d.0, &["bans", "add", "127.0.0.77", "--reason", "abuse report #42", "--for", "2h"]);
-    let banned = wait_for(Duration::from_secs(1), || options("127.0.0.77", daemon.udp, "a2").is_none().then_some(()));
+    // Probe slower than the flood threshold (30 in 2 s), so that what drops the probes is the operator's ban.
+    let banned = wait_for(Duration::from_secs(1), || {
+        std::thread::sleep(Duration::from_millis(80));
+        options("127.0.0.77", daemon.udp, "a2").is_none().then_some(())
+    });
     assert!(banned.is_some(), "a ban added with the CLI applies within a second");
+    assert_eq!(ban_of(&d.0, "127.0.0.77").unwrap()["reason"], "manual");
     // A detector ban too: a scanner from 127.0.0.78.
     let s = UdpSocket::bind("127.0.0.78:0").unwrap();
     let scan = format!(

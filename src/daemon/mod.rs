@@ -51,28 +51,17 @@ pub(crate) fn handle(
     source: SocketAddr,
     transport: pbxguard_pbx::Transport,
 ) -> Option<Vec<u8>> {
-    let mut batch: Vec<persist::Msg> = Vec::new();
     let mut tx = Vec::new();
     let reply = {
         let mut core = lock(&net.shared);
         let Core { shield, sip } = &mut *core;
         let r = sip.handle(shield, now_ms(), data, source, transport);
-        drain(shield, sip, &mut batch);
+        drain(shield, sip, &net.events);
         take_transmits(sip, &mut tx);
         r
     };
-    emit(net, &mut batch, &mut tx);
+    net.send_all(&mut tx);
     reply
-}
-
-/// Sends what a locked section produced, events before messages: a forwarded INVITE can be answered
-/// (and the answer handled by another worker) before a "call started" queued after it would reach the
-/// persister. The UDP worker keeps the same order around its own batched send.
-pub(crate) fn emit(net: &Arc<net::Net>, events: &mut Vec<persist::Msg>, tx: &mut Vec<pbxguard_pbx::Transmit>) {
-    for m in events.drain(..) {
-        net.events.send(m);
-    }
-    net.send_all(tx);
 }
 
 pub(crate) fn take_transmits(sip: &mut Service, out: &mut Vec<pbxguard_pbx::Transmit>) {
@@ -83,7 +72,6 @@ pub(crate) fn take_transmits(sip: &mut Service, out: &mut Vec<pbxguard_pbx::Tran
 
 /// The proxy's clock: retransmissions and timeouts, every 20 ms.
 fn timer(net: &Arc<net::Net>) {
-    let mut batch = Vec::new();
     let mut tx = Vec::new();
     loop {
         std::thread::sleep(Duration::from_millis(20));
@@ -91,10 +79,10 @@ fn timer(net: &Arc<net::Net>) {
             let mut core = lock(&net.shared);
             let Core { shield, sip } = &mut *core;
             sip.handle_timer(now_ms());
-            drain(shield, sip, &mut batch);
+            drain(shield, sip, &net.events);
             take_transmits(sip, &mut tx);
         }
-        emit(net, &mut batch, &mut tx);
+        net.send_all(&mut tx);
     }
 }
 
@@ -121,15 +109,20 @@ fn advertised(bound: SocketAddr, configured: Option<std::net::IpAddr>) -> Socket
 }
 
 /// Moves what the service and the shield produced into `out`, applying what must take effect at once.
-pub(crate) fn drain(shield: &mut Shield, sip: &mut Service, out: &mut Vec<persist::Msg>) {
+/// Hands a locked section's events and decisions to the persister while the lock is still held, so the
+/// persister sees them in the order they happened across every thread: an operator's ban applied by the
+/// reload thread must not be overwritten by a flood ban drained just before it on a UDP worker but queued
+/// after it; and a "call started" must be queued before the forwarded INVITE leaves (its answer may be
+/// handled by another worker first). Queueing never blocks (a full queue is counted and dropped).
+pub(crate) fn drain(shield: &mut Shield, sip: &mut Service, events: &persist::Sender) {
     while let Some(e) = sip.poll_event() {
-        out.push(persist::Msg::Event(e));
+        events.send(persist::Msg::Event(e));
     }
     while let Some(d) = shield.poll_decision() {
         if let Decision::ThrottleUser { user, until_ms } = &d {
             sip.throttle_user(user.clone(), *until_ms);
         }
-        out.push(persist::Msg::Decision(d));
+        events.send(persist::Msg::Decision(d));
     }
 }
 

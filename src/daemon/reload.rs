@@ -55,7 +55,6 @@ fn reload_config(
 fn apply_ban_ops(store: &Store, shared: &Shared, events: &persist::Sender, after: i64) -> anyhow::Result<i64> {
     let ops = store.ban_ops_after(after)?;
     let Some(last) = ops.last().map(|o| o.id) else { return Ok(after) };
-    let mut out = Vec::new();
     {
         let mut core = lock(shared);
         for op in ops {
@@ -69,10 +68,7 @@ fn apply_ban_ops(store: &Store, shared: &Shared, events: &persist::Sender, after
             }
         }
         let super::Core { shield, sip } = &mut *core;
-        drain(shield, sip, &mut out);
-    }
-    for m in out {
-        events.send(m);
+        drain(shield, sip, events);
     }
     Ok(last)
 }
@@ -122,16 +118,12 @@ pub(crate) fn run(
         let now = now_secs();
         if now - last_purge >= 1 {
             last_purge = now;
-            let mut out = Vec::new();
             {
                 let mut core = lock(shared);
                 let super::Core { shield, sip } = &mut *core;
                 sip.handle_timeout(now as u64);
                 shield.handle_timeout(now_ms());
-                drain(shield, sip, &mut out);
-            }
-            for m in out {
-                events.send(m);
+                drain(shield, sip, events);
             }
             if let Some(dir) = db.parent()
                 && let Err(e) = write_metrics(dir, shared)

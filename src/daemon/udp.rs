@@ -52,7 +52,6 @@ fn worker(sock: &UdpSocket, net: &Arc<Net>) {
     let fd = sock.as_raw_fd();
     let mut rx = Receiver::new();
     let mut replies: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(BATCH);
-    let mut out = Vec::new();
     let mut forwards = Vec::new();
     let v4 = sock.local_addr().is_ok_and(|a| a.is_ipv4());
     loop {
@@ -75,12 +74,8 @@ fn worker(sock: &UdpSocket, net: &Arc<Net>) {
                     replies.push((r, src));
                 }
             }
-            drain(shield, sip, &mut out);
+            drain(shield, sip, &net.events);
             take_transmits(sip, &mut forwards);
-        }
-        // Events before messages, as in `emit`: forwards leave below, in the reply batch.
-        for m in out.drain(..) {
-            net.events.send(m);
         }
         // Forwards over UDP leave from this socket (same port) in the same sendmmsg batches as replies.
         for t in forwards.drain(..) {

@@ -46,13 +46,18 @@ pub struct AclRow {
 }
 
 impl Store {
+    /// Records a ban. A detector's ban never replaces an operator's ban that is still running: the CLI
+    /// writes its ban at once while the daemon applies it up to a second later, and a flood or scanner
+    /// ban found in between must not erase the operator's note and duration.
     pub fn upsert_ban(&self, b: &BanRow) -> Result<()> {
         self.conn.execute(
             "INSERT INTO bans(target, reason, evidence, first_seen_ms, created_ms, expires_ms, offence, note)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT(target) DO UPDATE SET reason = excluded.reason, evidence = excluded.evidence,
                created_ms = excluded.created_ms, expires_ms = excluded.expires_ms, offence = excluded.offence,
-               note = excluded.note",
+               note = excluded.note
+             WHERE excluded.reason = 'manual' OR bans.reason != 'manual'
+               OR (bans.expires_ms IS NOT NULL AND bans.expires_ms <= excluded.created_ms)",
             params![b.target, b.reason, b.evidence, b.first_seen_ms, b.created_ms, b.expires_ms, b.offence, b.note],
         )?;
         Ok(())
@@ -274,6 +279,15 @@ mod tests {
         s.upsert_ban(&BanRow { offence: 2, ..b.clone() }).unwrap();
         assert_eq!(s.bans(50).unwrap()[0].offence, 2);
         assert!(s.bans(100).unwrap().is_empty());
+        assert!(s.delete_ban("192.0.2.1").unwrap());
+        // An operator's running ban outlives a detector's; an expired one does not.
+        let manual = BanRow { reason: "manual".into(), note: Some("abuse #42".into()), expires_ms: None, ..b.clone() };
+        s.upsert_ban(&manual).unwrap();
+        s.upsert_ban(&BanRow { reason: "flood".into(), created_ms: 5, ..b.clone() }).unwrap();
+        assert_eq!(s.ban("192.0.2.1").unwrap().unwrap().note.as_deref(), Some("abuse #42"));
+        s.upsert_ban(&BanRow { expires_ms: Some(10), ..manual.clone() }).unwrap();
+        s.upsert_ban(&BanRow { reason: "flood".into(), created_ms: 20, ..b.clone() }).unwrap();
+        assert_eq!(s.ban("192.0.2.1").unwrap().unwrap().reason, "flood");
         assert!(s.delete_ban("192.0.2.1").unwrap());
         s.push_ban_op(true, "10.0.0.0/8", None, Some("x"), 1000).unwrap();
         assert_eq!(s.ban_ops_after(0).unwrap().len(), 1);
