@@ -87,7 +87,7 @@ def main():
         if name == "pbxguard":
             configure_pbxguard(srv)
         for rate in [int(x) for x in a.rates.split(",")]:
-            (ok, failed, p50, p99), wall, cpu = measured(
+            (ok, failed, p50, p99), wall, cpu, _ = measured(
                 srv, lambda: run_calls(a.work, f"127.0.0.1:{srv.port}", csvp, rate, a.dur, f"{name}-{rate}"))
             r = dict(server=srv.name, rate=rate, ok=ok, failed=failed, cpu_pct=100.0 * cpu / wall,
                      cpu_ms_per_call=1000.0 * cpu / ok if ok else float("nan"),

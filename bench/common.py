@@ -9,17 +9,23 @@ SCANNER_UAS = ["friendly-scanner", "sipvicious", "sipcli", "sip-scan", "VaxSIPUs
                "iWar", "SIVuS", "siparmyknife", "smap"]
 
 
-def ticks(pids):
-    """utime + stime of the processes (all their threads), in clock ticks."""
-    total = 0
+def ticks_split(pids):
+    """(utime, stime) of the processes (all their threads), in clock ticks."""
+    user = system = 0
     for pid in pids:
         try:
             with open(f"/proc/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
+            user += int(fields[11])
+            system += int(fields[12])
         except (FileNotFoundError, ProcessLookupError):
             pass
-    return total
+    return user, system
+
+
+def ticks(pids):
+    """utime + stime of the processes (all their threads), in clock ticks."""
+    return sum(ticks_split(pids))
 
 
 def udp_rcvbuf_errors():
@@ -43,13 +49,15 @@ def kamailio_pids(main_pid):
 
 
 def measured(srv, run):
-    """Starts a fresh server, calls run(), stops it: (run's result, wall seconds, server CPU seconds)."""
+    """Starts a fresh server, calls run(), stops it: (run's result, wall seconds, server CPU seconds,
+    of which in the kernel)."""
     pids = srv.start()
-    t0, c0 = time.time(), ticks(pids)
+    t0, (u0, s0) = time.time(), ticks_split(pids)
     result = run()
-    wall, cpu = time.time() - t0, (ticks(pids) - c0) / HZ
+    u1, s1 = ticks_split(pids)
+    wall, cpu, kernel = time.time() - t0, (u1 + s1 - u0 - s0) / HZ, (s1 - s0) / HZ
     srv.stop()
-    return result, wall, cpu
+    return result, wall, cpu, kernel
 
 
 def save(work, results):
@@ -131,6 +139,27 @@ class Pbxguard:
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=10)
+
+
+class Floor:
+    """The cost floor (examples/udp_floor.rs): parses and answers REGISTERs like a registrar but checks,
+    stores and remembers nothing. What the kernel and a minimal parse-and-reply cost."""
+
+    def __init__(self, port):
+        self.name = "floor (no auth, no state)"
+        self.port = port
+        self.bin = os.path.join(ROOT, "target", "release", "examples", "udp_floor")
+        if not os.path.exists(self.bin):
+            subprocess.run(["cargo", "build", "--release", "--example", "udp_floor"], cwd=ROOT, check=True)
+
+    def start(self):
+        self.proc = subprocess.Popen([self.bin, f"127.0.0.1:{self.port}"])
+        time.sleep(0.3)
+        return [self.proc.pid]
+
+    def stop(self):
+        self.proc.kill()
         self.proc.wait(timeout=10)
 
 

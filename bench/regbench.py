@@ -13,7 +13,7 @@ Needs: sipp (sip-tester), kamailio (+ -x tlsf), a release build (cargo build --r
 import argparse, os, shutil, subprocess, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import ROOT, Kamailio, Pbxguard, measured, save, sipp_results, users  # noqa: E402
+from common import ROOT, Floor, Kamailio, Pbxguard, measured, save, sipp_results, users  # noqa: E402
 
 
 def write_users(work, n):
@@ -54,7 +54,7 @@ def main():
     ap.add_argument("--dur", type=float, default=10)
     ap.add_argument("--users", type=int, default=10000)
     ap.add_argument("--transport", default="u1")
-    ap.add_argument("--servers", default="pbxguard,kamailio")
+    ap.add_argument("--servers", default="pbxguard,kamailio,floor")
     ap.add_argument("--work", default="/tmp/pbxguard-bench")
     ap.add_argument("--edge", action="store_true",
                     help="protection on: SIPp sends from 127.0.0.2 (untrusted), pbxguard's shield tracks every "
@@ -65,23 +65,25 @@ def main():
     servers = {
         "pbxguard": lambda: Pbxguard(a.work, a.users, 15090, shield_limit="100000/1s" if a.edge else None),
         "kamailio": lambda: Kamailio(a.work, a.users, 15070, edge=a.edge, pike_density=65535),
+        "floor": lambda: Floor(15080),
     }
     source_ip = "127.0.0.2" if a.edge else "127.0.0.1"
     results = []
-    print("| server | transport | offered/s | ok | failed | fail % | achieved/s | server CPU % | CPU ms per 1k regs | p50 ms | p99 ms |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| server | transport | offered/s | ok | failed | fail % | achieved/s | server CPU % | CPU ms per 1k regs | of which kernel | p50 ms | p99 ms |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name in a.servers.split(","):
         srv = servers[name]()
         for rate in [int(x) for x in a.rates.split(",")]:
-            (ok, failed, p50, p99), wall, cpu = measured(srv, lambda: run_sipp(
+            (ok, failed, p50, p99), wall, cpu, kernel = measured(srv, lambda: run_sipp(
                 a.work, f"127.0.0.1:{srv.port}", csvp, rate, a.dur, a.transport, f"{name}-{rate}", source_ip))
             total = ok + failed
             r = dict(server=srv.name, transport=a.transport, rate=rate, ok=ok, failed=failed,
                      fail_pct=100.0 * failed / total if total else 100.0, achieved=ok / a.dur,
-                     cpu_pct=100.0 * cpu / wall, cpu_ms_per_1k=1000.0 * cpu / ok * 1000 if ok else float("nan"), p50=p50, p99=p99)
+                     cpu_pct=100.0 * cpu / wall, cpu_ms_per_1k=1000.0 * cpu / ok * 1000 if ok else float("nan"),
+                     kernel_ms_per_1k=1000.0 * kernel / ok * 1000 if ok else float("nan"), p50=p50, p99=p99)
             results.append(r)
             print(f"| {r['server']} | {a.transport} | {rate} | {ok} | {failed} | {r['fail_pct']:.2f} | {r['achieved']:.0f} | "
-                  f"{r['cpu_pct']:.0f} | {r['cpu_ms_per_1k']:.1f} | {p50:.2f} | {p99:.2f} |", flush=True)
+                  f"{r['cpu_pct']:.0f} | {r['cpu_ms_per_1k']:.1f} | {r['kernel_ms_per_1k']:.1f} | {p50:.2f} | {p99:.2f} |", flush=True)
     save(a.work, results)
 
 

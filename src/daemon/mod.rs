@@ -1,6 +1,7 @@
 //! The daemon: binds the SIP listeners, drives the sans-IO service, persists what it reports, and
 //! reloads extensions and settings when another process commits to the database.
 
+mod alloc;
 mod mmsg;
 mod net;
 mod persist;
@@ -297,6 +298,7 @@ pub(crate) fn run(data: Option<PathBuf>, args: RunArgs) -> Result<()> {
         bail!("every SIP listener is off: enable at least one of --sip-udp, --sip-tcp, --sip-tls");
     }
     init_logging(&cfg);
+    alloc::keep_working_set();
     if args.gui.is_some() {
         tracing::warn!("--gui is reserved for the admin GUI, which this release does not include; ignoring it");
     }

@@ -6,7 +6,7 @@ use crate::config::RegistrarConfig;
 use crate::directory::Directory;
 use crate::nonce_counts::{NcCheck, NonceCounts};
 use pbxguard_shield::canonical;
-use pbxguard_sip::{Algorithm, Challenge, Credentials, HeaderName, Message, NonceKey, NonceStatus};
+use pbxguard_sip::{Algorithm, Challenge, Credentials, HeaderName, Message, NonceKey, NonceStatus, ResponseBuilder};
 use std::net::SocketAddr;
 
 /// Set in nonces issued after a failed attempt: failing again with such a nonce ends in 403.
@@ -63,7 +63,9 @@ impl Authenticator {
         self.key.issue(now, if retry { FLAG_RETRY } else { 0 }, self.unique, canonical(source.ip()))
     }
 
-    pub(crate) fn challenges(
+    /// Adds one challenge header per algorithm, all with one fresh nonce.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn challenge(
         &mut self,
         cfg: &RegistrarConfig,
         now: u64,
@@ -71,12 +73,15 @@ impl Authenticator {
         stale: bool,
         retry: bool,
         algorithms: &[Algorithm],
-    ) -> Vec<String> {
+        header: &str,
+        mut reply: ResponseBuilder,
+    ) -> ResponseBuilder {
         let nonce = self.nonce(now, retry, source);
-        algorithms
-            .iter()
-            .map(|&algorithm| Challenge { realm: &cfg.realm, nonce: &nonce, algorithm, stale }.render())
-            .collect()
+        for &algorithm in algorithms {
+            let c = Challenge { realm: &cfg.realm, nonce: &nonce, algorithm, stale };
+            reply = reply.header_fmt(header, format_args!("{c}"));
+        }
+        reply
     }
 
     /// Authenticates a request from the credentials in its Authorization or Proxy-Authorization header.

@@ -5,11 +5,12 @@ use crate::config::RegistrarConfig;
 use crate::event::{Binding, Event};
 use pbxguard_sip::{HeaderName, Message, NameAddr, Request};
 use std::collections::HashMap;
+use std::fmt::Write;
 use std::net::SocketAddr;
 
 /// The answer the registrar wants sent, before the response is built.
 pub(crate) enum RegisterReply {
-    Ok { contacts: Vec<String> },
+    Ok,
     IntervalTooBrief { min: u32 },
     Status(u16, &'static str),
 }
@@ -21,6 +22,8 @@ pub struct Registrar {
     /// when the stored expiry is within half an interval of now: phones refreshing every minute would
     /// otherwise rewrite their row every minute, and a restart still finds the binding valid.
     persisted: HashMap<String, Vec<Binding>>,
+    /// Scratch space for a contact's header parameters, kept to avoid an allocation per REGISTER.
+    params: String,
 }
 
 /// Whether `next` differs from what was persisted in anything but a not-yet-urgent expiry.
@@ -70,7 +73,10 @@ impl Registrar {
         self.persisted.retain(|k, _| keep(k));
     }
 
-    /// Applies an authenticated REGISTER for `extension` (RFC 3261 §10.3 steps 6-8).
+    /// Applies an authenticated REGISTER for `extension` (RFC 3261 §10.3 steps 6-8): every contact is
+    /// checked first, so a request is applied whole or not at all; then the bindings are updated in
+    /// place. A phone refreshing its one contact (nearly every REGISTER) rewrites only the changed
+    /// fields of its binding and allocates nothing unless its Call-ID or User-Agent changed.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn register(
         &mut self,
@@ -83,98 +89,137 @@ impl Registrar {
         now: u64,
         events: &mut Vec<Event>,
     ) -> RegisterReply {
-        let contacts: Vec<&str> = msg.header_values(HeaderName::Contact).collect();
-        let current = self.locations.get(extension);
-        let before = current.map_or(0, Vec::len);
-        let mut next: Vec<Binding> =
-            current.map(|v| v.iter().filter(|b| b.expires_at > now).cloned().collect()).unwrap_or_default();
+        let empty = Vec::new();
+        let current = self.locations.get(extension).unwrap_or(&empty);
+        let live = |b: &&Binding| b.expires_at > now;
         let out_of_order = |b: &Binding| b.call_id == req.call_id && req.cseq.seq <= b.cseq;
-
-        if contacts.contains(&"*") {
-            // "*" only with Expires: 0 and as the sole contact (RFC 3261 §10.3 step 6).
-            if contacts.len() != 1 || req.expires != Some(0) {
-                return RegisterReply::Status(400, "Bad Request");
+        let mut wildcards = 0;
+        let mut updates: Vec<(NameAddr<'_>, u32)> = Vec::new();
+        for c in msg.header_values(HeaderName::Contact) {
+            if c == "*" {
+                wildcards += 1;
+                continue;
             }
-            if next.iter().any(out_of_order) {
+            let Some(na) = NameAddr::parse(c) else {
+                return RegisterReply::Status(400, "Bad Request");
+            };
+            let requested = match na.params.get("expires") {
+                Some(Some(v)) => v.parse::<u64>().map_or(u32::MAX, |n| n.min(u32::MAX as u64) as u32),
+                Some(None) => return RegisterReply::Status(400, "Bad Request"),
+                None => req.expires.unwrap_or(cfg.default_expires),
+            };
+            if requested != 0 && requested < cfg.min_expires {
+                return RegisterReply::IntervalTooBrief { min: cfg.min_expires };
+            }
+            if current.iter().filter(live).any(|b| b.uri == na.uri.raw && out_of_order(b)) {
                 return RegisterReply::Status(500, "Server Internal Error");
             }
+            updates.push((na, requested));
+        }
+        let wildcard = wildcards > 0;
+        if wildcard {
+            // "*" only with Expires: 0 and as the sole contact (RFC 3261 §10.3 step 6).
+            if wildcards > 1 || !updates.is_empty() || req.expires != Some(0) {
+                return RegisterReply::Status(400, "Bad Request");
+            }
+            if current.iter().filter(live).any(out_of_order) {
+                return RegisterReply::Status(500, "Server Internal Error");
+            }
+        }
+
+        let mut next = self.locations.remove(extension).unwrap_or_default();
+        let before = next.len();
+        next.retain(|b| b.expires_at > now);
+        if wildcard {
             next.clear();
-        } else {
-            let user_agent = msg.user_agent().map(|s| s.chars().take(200).collect::<String>());
-            for c in &contacts {
-                let Some(na) = NameAddr::parse(c) else {
-                    return RegisterReply::Status(400, "Bad Request");
-                };
-                let requested = match na.params.get("expires") {
-                    Some(Some(v)) => v.parse::<u64>().map_or(u32::MAX, |n| n.min(u32::MAX as u64) as u32),
-                    Some(None) => return RegisterReply::Status(400, "Bad Request"),
-                    None => req.expires.unwrap_or(cfg.default_expires),
-                };
-                if requested != 0 && requested < cfg.min_expires {
-                    return RegisterReply::IntervalTooBrief { min: cfg.min_expires };
-                }
-                let uri = na.uri.raw;
-                if let Some(pos) = next.iter().position(|b| b.uri == uri) {
-                    if out_of_order(&next[pos]) {
-                        return RegisterReply::Status(500, "Server Internal Error");
-                    }
+        }
+        let user_agent = msg.user_agent().map(|s| s.char_indices().nth(200).map_or(s, |(i, _)| &s[..i]));
+        let mut params = std::mem::take(&mut self.params);
+        for (na, requested) in &updates {
+            let uri = na.uri.raw;
+            let pos = next.iter().position(|b| b.uri == uri);
+            if *requested == 0 {
+                if let Some(pos) = pos {
                     next.remove(pos);
                 }
-                if requested == 0 {
-                    continue;
+                continue;
+            }
+            params.clear();
+            for p in na.params.iter().filter(|p| !p.name.eq_ignore_ascii_case("expires")) {
+                let _ = match (p.value, p.quoted) {
+                    (Some(v), true) => write!(params, ";{}=\"{v}\"", p.name),
+                    (Some(v), false) => write!(params, ";{}={v}", p.name),
+                    (None, _) => write!(params, ";{}", p.name),
+                };
+            }
+            let expires_at = now + u64::from((*requested).min(cfg.max_expires));
+            let q = na.params.get("q").flatten().and_then(|v| v.parse::<f32>().ok());
+            let b = match pos {
+                Some(pos) => &mut next[pos],
+                None => {
+                    next.push(Binding {
+                        uri: uri.to_owned(),
+                        contact: String::new(),
+                        expires_at,
+                        call_id: String::new(),
+                        cseq: 0,
+                        q,
+                        source,
+                        transport,
+                        user_agent: None,
+                        updated_at: now,
+                    });
+                    let last = next.len() - 1;
+                    &mut next[last]
                 }
-                let expires = requested.min(cfg.max_expires);
-                let params: String = na
-                    .params
-                    .iter()
-                    .filter(|p| !p.name.eq_ignore_ascii_case("expires"))
-                    .map(|p| match (p.value, p.quoted) {
-                        (Some(v), true) => format!(";{}=\"{v}\"", p.name),
-                        (Some(v), false) => format!(";{}={v}", p.name),
-                        (None, _) => format!(";{}", p.name),
-                    })
-                    .collect();
-                let q = na.params.get("q").flatten().and_then(|v| v.parse::<f32>().ok());
-                next.push(Binding {
-                    uri: uri.to_owned(),
-                    contact: format!("<{uri}>{params}"),
-                    expires_at: now + u64::from(expires),
-                    call_id: req.call_id.to_owned(),
-                    cseq: req.cseq.seq,
-                    q,
-                    source,
-                    transport,
-                    user_agent: user_agent.clone(),
-                    updated_at: now,
-                });
+            };
+            if !(b.contact.len() == uri.len() + 2 + params.len()
+                && b.contact.get(1..1 + uri.len()) == Some(uri)
+                && b.contact.ends_with(params.as_str()))
+            {
+                b.contact.clear();
+                let _ = write!(b.contact, "<{uri}>{params}");
             }
-            // Keep the newest bindings when over the cap: a phone that moved should win over its old address.
-            if next.len() > cfg.max_contacts {
-                next.sort_by_key(|b| b.updated_at);
-                let drop = next.len() - cfg.max_contacts;
-                next.drain(..drop);
+            if b.call_id != req.call_id {
+                b.call_id.clear();
+                b.call_id.push_str(req.call_id);
             }
+            if b.user_agent.as_deref() != user_agent {
+                b.user_agent = user_agent.map(str::to_owned);
+            }
+            b.expires_at = expires_at;
+            b.cseq = req.cseq.seq;
+            b.q = q;
+            b.source = source;
+            b.transport = transport;
+            b.updated_at = now;
+        }
+        self.params = params;
+        // Keep the newest bindings when over the cap: a phone that moved should win over its old address.
+        if next.len() > cfg.max_contacts {
+            next.sort_by_key(|b| b.updated_at);
+            let drop = next.len() - cfg.max_contacts;
+            next.drain(..drop);
         }
         // A contact in the request always rewrites its binding (expiry, CSeq, time); a query (no Contact)
         // changes something only when expired bindings were dropped.
-        let changed = !contacts.is_empty() || next.len() != before;
-        let contacts =
-            next.iter().map(|b| format!("{};expires={}", b.contact, b.expires_at.saturating_sub(now))).collect();
-        if changed {
-            if worth_persisting(self.persisted.get(extension), &next, now) {
-                events.push(Event::BindingsChanged { extension: extension.to_owned(), bindings: next.clone() });
-                if next.is_empty() {
-                    self.persisted.remove(extension);
-                } else {
-                    self.persisted.insert(extension.to_owned(), next.clone());
-                }
-            }
+        let changed = wildcard || !updates.is_empty() || next.len() != before;
+        if changed && worth_persisting(self.persisted.get(extension), &next, now) {
+            events.push(Event::BindingsChanged { extension: extension.to_owned(), bindings: next.clone() });
             if next.is_empty() {
-                self.locations.remove(extension);
+                self.persisted.remove(extension);
             } else {
-                self.locations.insert(extension.to_owned(), next);
+                self.persisted.insert(extension.to_owned(), next.clone());
             }
         }
-        RegisterReply::Ok { contacts }
+        if !next.is_empty() {
+            self.locations.insert(extension.to_owned(), next);
+        }
+        RegisterReply::Ok
+    }
+
+    /// The bindings of `extension` as the 200 OK lists them.
+    pub(crate) fn current(&self, extension: &str) -> &[Binding] {
+        self.locations.get(extension).map_or(&[], Vec::as_slice)
     }
 }

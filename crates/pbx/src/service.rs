@@ -3,7 +3,7 @@
 
 use crate::auth::{Attempt, AuthOutcome, Authenticator};
 use crate::config::RegistrarConfig;
-use crate::date::http_date;
+use crate::date::HttpDate;
 use crate::dialplan::DialPlan;
 use crate::directory::Directory;
 use crate::event::Event;
@@ -266,7 +266,7 @@ impl Service {
             .via
             .branch()
             .filter(|b| b.starts_with("z9hG4bK") && req.method != Method::Ack)
-            .map(|b| format!("{b}\u{0}{source}\u{0}{}", req.method.as_str()));
+            .map(|b| self.txcache.key(b, source, req.method.as_str()));
         if let Some(k) = &key
             && let Some(cached) = self.txcache.get(k)
         {
@@ -407,10 +407,8 @@ impl Service {
                 } else {
                     (401, "Unauthorized", "WWW-Authenticate")
                 };
-                let mut r = self.reply(msg, code, reason, source);
-                for c in self.auth.challenges(&self.config, now, source, stale, retry, &algorithms) {
-                    r = r.header(name, &c);
-                }
+                let r = self.reply(msg, code, reason, source);
+                let r = self.auth.challenge(&self.config, now, source, stale, retry, &algorithms, name, r);
                 // Not cached: a retransmitted request may carry the same credentials and deserve the
                 // same challenge, but a fresh nonce costs as little as a lookup.
                 Err(Handled::Reply(r.finish(None, b"")))
@@ -469,12 +467,15 @@ impl Service {
         }
         self.scratch = events;
         let r = match reply {
-            RegisterReply::Ok { contacts } => {
+            RegisterReply::Ok => {
                 let mut r = self.reply(msg, 200, "OK", source);
-                for c in &contacts {
-                    r = r.header("Contact", c);
+                for b in self.registrar.current(&user) {
+                    r = r.header_fmt(
+                        "Contact",
+                        format_args!("{};expires={}", b.contact, b.expires_at.saturating_sub(now)),
+                    );
                 }
-                r.header("Date", &http_date(now))
+                r.header_fmt("Date", format_args!("{}", HttpDate(now)))
             }
             RegisterReply::IntervalTooBrief { min } => {
                 self.reply(msg, 423, "Interval Too Brief", source).header("Min-Expires", &min.to_string())

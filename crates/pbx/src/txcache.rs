@@ -1,33 +1,50 @@
 use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
+use std::net::SocketAddr;
+
+/// A transaction: its branch (as a keyed hash), the source address and the method. Fixed-size, so
+/// looking up every request costs no allocation and no text formatting. Two branches of one source
+/// and method colliding in 64 bits of a per-process keyed hash would confuse only that source.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct TxKey {
+    branch: u64,
+    source: SocketAddr,
+    method: u64,
+}
 
 /// Final responses of recent non-INVITE server transactions, so a UDP retransmission gets the same
 /// answer instead of being processed again (RFC 3261 §17.2.2: the response is resent for Timer J,
 /// 64*T1 = 32 s). Bounded: past `cap` the oldest entry goes, and the retransmission is then handled
 /// afresh (which for REGISTER means a new challenge or a CSeq check, never a double effect).
 pub(crate) struct TxCache {
-    map: HashMap<String, Vec<u8>>,
-    order: VecDeque<(u64, String)>,
+    map: HashMap<TxKey, Vec<u8>>,
+    order: VecDeque<(u64, TxKey)>,
     cap: usize,
     ttl: u64,
+    keys: std::hash::RandomState,
 }
 
 impl TxCache {
     pub(crate) fn new(cap: usize, ttl: u64) -> Self {
-        Self { map: HashMap::new(), order: VecDeque::new(), cap, ttl }
+        Self { map: HashMap::new(), order: VecDeque::new(), cap, ttl, keys: std::hash::RandomState::new() }
     }
 
-    pub(crate) fn get(&self, key: &str) -> Option<&[u8]> {
+    pub(crate) fn key(&self, branch: &str, source: SocketAddr, method: &str) -> TxKey {
+        TxKey { branch: self.keys.hash_one(branch), source, method: self.keys.hash_one(method) }
+    }
+
+    pub(crate) fn get(&self, key: &TxKey) -> Option<&[u8]> {
         self.map.get(key).map(Vec::as_slice)
     }
 
-    pub(crate) fn insert(&mut self, now: u64, key: String, reply: Vec<u8>) {
+    pub(crate) fn insert(&mut self, now: u64, key: TxKey, reply: Vec<u8>) {
         self.expire(now);
         while self.order.len() >= self.cap {
             if let Some((_, k)) = self.order.pop_front() {
                 self.map.remove(&k);
             }
         }
-        if self.map.insert(key.clone(), reply).is_none() {
+        if self.map.insert(key, reply).is_none() {
             self.order.push_back((now, key));
         }
     }
@@ -53,12 +70,15 @@ mod tests {
     #[test]
     fn bounded_and_expiring() {
         let mut c = super::TxCache::new(2, 32);
-        c.insert(0, "a".into(), vec![1]);
-        c.insert(0, "b".into(), vec![2]);
-        c.insert(1, "c".into(), vec![3]);
-        assert_eq!((c.get("a"), c.len()), (None, 2));
+        let src = "192.0.2.1:5060".parse().unwrap();
+        let [a, b, x] = ["a", "b", "c"].map(|br| c.key(br, src, "REGISTER"));
+        assert!(c.key("a", src, "OPTIONS") != a && c.key("a", "192.0.2.1:5061".parse().unwrap(), "REGISTER") != a);
+        c.insert(0, a, vec![1]);
+        c.insert(0, b, vec![2]);
+        c.insert(1, x, vec![3]);
+        assert_eq!((c.get(&a), c.len()), (None, 2));
         c.expire(32);
-        assert_eq!((c.get("b"), c.get("c")), (None, Some(&[3u8][..])));
+        assert_eq!((c.get(&b), c.get(&x)), (None, Some(&[3u8][..])));
         c.expire(33);
         assert_eq!(c.len(), 0);
     }

@@ -257,20 +257,18 @@ pub struct Challenge<'a> {
     pub stale: bool,
 }
 
-impl Challenge<'_> {
-    /// `qop="auth"` is always offered: some clients (sipvicious among them) cannot answer without it,
-    /// and it enables the nonce-count replay protection.
-    pub fn render(&self) -> String {
-        let mut s = format!(
-            "Digest realm=\"{}\", nonce=\"{}\", algorithm={}, qop=\"auth\"",
+/// The WWW-Authenticate / Proxy-Authenticate value. `qop="auth"` is always offered: some clients
+/// (sipvicious among them) cannot answer without it, and it enables the nonce-count replay protection.
+impl std::fmt::Display for Challenge<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Digest realm=\"{}\", nonce=\"{}\", algorithm={}, qop=\"auth\"{}",
             self.realm,
             self.nonce,
-            self.algorithm.name()
-        );
-        if self.stale {
-            s.push_str(", stale=true");
-        }
-        s
+            self.algorithm.name(),
+            if self.stale { ", stale=true" } else { "" }
+        )
     }
 }
 
@@ -356,7 +354,7 @@ mod tests {
     #[test]
     fn a_client_answer_verifies_on_the_server_side() {
         for alg in Algorithm::ALL {
-            let ch = Challenge { realm: "carrier", nonce: "abc123", algorithm: alg, stale: false }.render();
+            let ch = Challenge { realm: "carrier", nonce: "abc123", algorithm: alg, stale: false }.to_string();
             let parsed = Credentials::parse_challenge(&ch).unwrap();
             assert_eq!((parsed.realm.as_ref(), parsed.nonce), ("carrier", "abc123"));
             let h1 = ha1(alg, "pbx1", "carrier", "s3cret");

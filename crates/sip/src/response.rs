@@ -4,6 +4,7 @@
 use crate::headers::Via;
 use crate::message::{HeaderName, Message};
 use crate::scan::write_unfolded;
+use std::io::Write;
 use std::net::SocketAddr;
 
 /// Accumulates a response in one buffer.
@@ -60,8 +61,9 @@ impl ResponseBuilder {
     /// Starts a response to `req`, received from `source`. `to_tag` is added to To when it has none and
     /// the response is not 100 (RFC 3261 §8.2.6.2).
     pub fn new(req: &Message<'_>, code: u16, reason: &str, source: SocketAddr, to_tag: &str) -> Self {
-        let mut buf = Vec::with_capacity(512);
-        buf.extend_from_slice(format!("SIP/2.0 {code} {reason}\r\n").as_bytes());
+        // Room for a challenge or a few contacts without growing.
+        let mut buf = Vec::with_capacity(1024);
+        let _ = write!(buf, "SIP/2.0 {code} {reason}\r\n");
         let mut first = true;
         for line in req.header_all(HeaderName::Via) {
             for v in crate::scan::split_commas(line) {
@@ -100,12 +102,21 @@ impl ResponseBuilder {
         self
     }
 
+    /// A header whose value is formatted straight into the response (no intermediate string).
+    pub fn header_fmt(mut self, name: &str, value: std::fmt::Arguments<'_>) -> Self {
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.extend_from_slice(b": ");
+        let _ = self.buf.write_fmt(value);
+        self.buf.extend_from_slice(b"\r\n");
+        self
+    }
+
     /// Appends Content-Length and ends the header section; the body is appended as given.
     pub fn finish(mut self, content_type: Option<&str>, body: &[u8]) -> Vec<u8> {
         if let Some(ct) = content_type {
             self = self.header("Content-Type", ct);
         }
-        self.buf.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+        let _ = write!(self.buf, "Content-Length: {}\r\n\r\n", body.len());
         self.buf.extend_from_slice(body);
         self.buf
     }
