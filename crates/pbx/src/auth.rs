@@ -134,13 +134,13 @@ impl Authenticator {
                 return challenge(true, flags & FLAG_RETRY != 0, algorithms);
             }
             NonceStatus::Stale { flags } => (None, flags),
-            NonceStatus::Valid { issued, flags } => (Some(issued), flags),
+            NonceStatus::Valid { issued, flags, id } => (Some((issued, id)), flags),
         };
-        if verified && let Some(issued) = issued {
+        if verified && let Some((issued, id)) = issued {
             // qop=auth is always offered; a client answering without it gets no replay protection from
             // nc, so it must not reuse the nonce either: nc 0 is tracked like any other.
             let nc = creds.nc.unwrap_or(0);
-            return match self.counts.check(creds.nonce, issued, nc, now, cfg.nonce_ttl) {
+            return match self.counts.check(id, issued, nc, now, cfg.nonce_ttl) {
                 NcCheck::Fresh => AuthVerdict { outcome: AuthOutcome::Ok(user), failure: None },
                 NcCheck::Replay => AuthVerdict {
                     outcome: AuthOutcome::Challenge { stale: false, retry: false, algorithms },

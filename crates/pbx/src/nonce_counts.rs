@@ -5,8 +5,9 @@ use std::collections::{HashMap, VecDeque};
 /// Bounded: entries die with their nonce's TTL, and past `cap` the oldest is evicted. Eviction fails
 /// closed: a nonce we no longer track is refused and the client gets a fresh challenge.
 pub(crate) struct NonceCounts {
-    seen: HashMap<String, u32>,
-    order: VecDeque<(u64, String)>,
+    /// Keyed by the nonce's id (unique per nonce issued; nonces are authenticated, so ids are ours).
+    seen: HashMap<u64, u32>,
+    order: VecDeque<(u64, u64)>,
     cap: usize,
     /// Latest issue time among nonces evicted while still valid: any untracked nonce issued at or before
     /// it may have been used already, so it is refused.
@@ -24,7 +25,7 @@ impl NonceCounts {
     }
 
     /// Records `nc` for a valid nonce issued at `issued`; `Replay` if it is not above the last one seen.
-    pub(crate) fn check(&mut self, nonce: &str, issued: u64, nc: u32, now: u64, ttl: u64) -> NcCheck {
+    pub(crate) fn check(&mut self, nonce: u64, issued: u64, nc: u32, now: u64, ttl: u64) -> NcCheck {
         while let Some((t, _)) = self.order.front() {
             let expired = *t + ttl < now;
             if !expired && self.order.len() < self.cap {
@@ -37,7 +38,7 @@ impl NonceCounts {
                 self.seen.remove(&n);
             }
         }
-        match self.seen.get_mut(nonce) {
+        match self.seen.get_mut(&nonce) {
             Some(last) if nc <= *last => NcCheck::Replay,
             Some(last) => {
                 *last = nc;
@@ -45,8 +46,8 @@ impl NonceCounts {
             }
             None if self.evicted_upto.is_some_and(|e| issued <= e) => NcCheck::Replay,
             None => {
-                self.seen.insert(nonce.to_owned(), nc);
-                self.order.push_back((issued, nonce.to_owned()));
+                self.seen.insert(nonce, nc);
+                self.order.push_back((issued, nonce));
                 NcCheck::Fresh
             }
         }
@@ -64,15 +65,15 @@ mod tests {
     #[test]
     fn replay_and_bounds() {
         let mut n = NonceCounts::new(2);
-        assert!(matches!(n.check("a", 0, 1, 0, 300), NcCheck::Fresh));
-        assert!(matches!(n.check("a", 0, 1, 0, 300), NcCheck::Replay));
-        assert!(matches!(n.check("a", 0, 2, 1, 300), NcCheck::Fresh));
-        assert!(matches!(n.check("b", 1, 1, 1, 300), NcCheck::Fresh));
-        assert!(matches!(n.check("c", 2, 1, 2, 300), NcCheck::Fresh));
+        assert!(matches!(n.check(1, 0, 1, 0, 300), NcCheck::Fresh));
+        assert!(matches!(n.check(1, 0, 1, 0, 300), NcCheck::Replay));
+        assert!(matches!(n.check(1, 0, 2, 1, 300), NcCheck::Fresh));
+        assert!(matches!(n.check(2, 1, 1, 1, 300), NcCheck::Fresh));
+        assert!(matches!(n.check(3, 2, 1, 2, 300), NcCheck::Fresh));
         assert!(n.len() <= 2);
         // "a" was evicted by the cap while valid: it is refused rather than accepted as new.
-        assert!(matches!(n.check("a", 0, 3, 1, 300), NcCheck::Replay));
-        assert!(matches!(n.check("d", 5, 1, 5, 300), NcCheck::Fresh));
+        assert!(matches!(n.check(1, 0, 3, 1, 300), NcCheck::Replay));
+        assert!(matches!(n.check(4, 5, 1, 5, 300), NcCheck::Fresh));
         assert!(n.len() <= 2);
     }
 }

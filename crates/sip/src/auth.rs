@@ -32,13 +32,6 @@ fn to_hex(bytes: &[u8]) -> String {
     s
 }
 
-fn from_hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
-}
-
 impl Algorithm {
     pub const ALL: [Self; 3] = [Self::Md5, Self::Sha256, Self::Sha512_256];
 
@@ -275,8 +268,9 @@ impl std::fmt::Display for Challenge<'_> {
 /// What a nonce turned out to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NonceStatus {
-    /// Ours, for this client, and fresh.
-    Valid { issued: u64, flags: u8 },
+    /// Ours, for this client, and fresh. `id` is the `unique` it was issued with: one per nonce, a key for
+    /// tracking its nonce-counts without keeping the nonce's text.
+    Valid { issued: u64, flags: u8, id: u64 },
     /// Ours and for this client, but older than the TTL: answer with `stale=true` (RFC 7616 §3.3).
     Stale { flags: u8 },
     /// Forged, altered, for another address, or from before a key change.
@@ -286,18 +280,21 @@ pub enum NonceStatus {
 /// The HMAC key behind stateless nonces. Keep it across restarts so outstanding nonces stay valid.
 #[derive(Clone)]
 pub struct NonceKey {
-    key: [u8; 32],
+    /// HMAC-SHA-256 with the key already absorbed: each nonce then costs the message blocks only.
+    mac: Hmac<Sha256>,
 }
 
 const NONCE_MAC_LEN: usize = 16;
+const NONCE_PAYLOAD_LEN: usize = 17;
+const NONCE_LEN: usize = NONCE_PAYLOAD_LEN + NONCE_MAC_LEN;
 
 impl NonceKey {
     pub fn new(key: [u8; 32]) -> Self {
-        Self { key }
+        Self { mac: <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("HMAC takes any key length") }
     }
 
     fn mac(&self, payload: &[u8], client: IpAddr) -> [u8; NONCE_MAC_LEN] {
-        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        let mut m = self.mac.clone();
         m.update(payload);
         match client {
             IpAddr::V4(a) => m.update(&a.octets()),
@@ -313,39 +310,47 @@ impl NonceKey {
     /// the same second to the same address (a counter does), so that each challenge starts its own
     /// nonce-count sequence.
     pub fn issue(&self, now: u64, flags: u8, unique: u64, client: IpAddr) -> String {
-        let mut payload = [0u8; 17];
-        payload[..8].copy_from_slice(&now.to_be_bytes());
-        payload[8] = flags;
-        payload[9..].copy_from_slice(&unique.to_be_bytes());
-        let mac = self.mac(&payload, client);
-        let mut s = to_hex(&payload);
-        s.push_str(&to_hex(&mac));
-        s
+        let mut raw = [0u8; NONCE_LEN];
+        raw[..8].copy_from_slice(&now.to_be_bytes());
+        raw[8] = flags;
+        raw[9..NONCE_PAYLOAD_LEN].copy_from_slice(&unique.to_be_bytes());
+        let mac = self.mac(&raw[..NONCE_PAYLOAD_LEN], client);
+        raw[NONCE_PAYLOAD_LEN..].copy_from_slice(&mac);
+        to_hex(&raw)
     }
 
     /// Checks a nonce presented by `client`. Constant-time on the MAC.
     pub fn check(&self, nonce: &str, now: u64, ttl: u64, client: IpAddr) -> NonceStatus {
-        if nonce.len() != 2 * (17 + NONCE_MAC_LEN) {
+        let mut raw = [0u8; NONCE_LEN];
+        if nonce.len() != 2 * NONCE_LEN || !decode_hex(nonce.as_bytes(), &mut raw) {
             return NonceStatus::Invalid;
         }
-        let Some(bytes) = from_hex(nonce) else {
-            return NonceStatus::Invalid;
-        };
-        let (payload, mac) = bytes.split_at(17);
+        let (payload, mac) = raw.split_at(NONCE_PAYLOAD_LEN);
         if !bool::from(self.mac(payload, client).ct_eq(mac)) {
             return NonceStatus::Invalid;
         }
-        let mut ts = [0u8; 8];
-        ts.copy_from_slice(&payload[..8]);
-        let issued = u64::from_be_bytes(ts);
-        let flags = payload[8];
+        let word = |r: std::ops::Range<usize>| u64::from_be_bytes(payload[r].try_into().expect("8 bytes"));
+        let (issued, flags, id) = (word(0..8), payload[8], word(9..17));
         // A nonce from the future means the clock went back; treat it as stale rather than valid forever.
         if issued > now || now - issued > ttl {
             NonceStatus::Stale { flags }
         } else {
-            NonceStatus::Valid { issued, flags }
+            NonceStatus::Valid { issued, flags, id }
         }
     }
+}
+
+/// Decodes hex digits (either case) into `out`, which must be exactly half as long.
+fn decode_hex(hex: &[u8], out: &mut [u8]) -> bool {
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    hex.len() == 2 * out.len()
+        && hex.chunks_exact(2).zip(out.iter_mut()).all(|(pair, o)| match (digit(pair[0]), digit(pair[1])) {
+            (Some(h), Some(l)) => {
+                *o = h << 4 | l;
+                true
+            }
+            _ => false,
+        })
 }
 
 #[cfg(test)]
@@ -406,8 +411,8 @@ mod tests {
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         let n = k.issue(1000, 1, 42, a);
-        assert_eq!(k.check(&n, 1000, 300, a), NonceStatus::Valid { issued: 1000, flags: 1 });
-        assert_eq!(k.check(&n, 1300, 300, a), NonceStatus::Valid { issued: 1000, flags: 1 });
+        assert_eq!(k.check(&n, 1000, 300, a), NonceStatus::Valid { issued: 1000, flags: 1, id: 42 });
+        assert_eq!(k.check(&n, 1300, 300, a), NonceStatus::Valid { issued: 1000, flags: 1, id: 42 });
         assert_eq!(k.check(&n, 1301, 300, a), NonceStatus::Stale { flags: 1 });
         assert_eq!(k.check(&n, 999, 300, a), NonceStatus::Stale { flags: 1 });
         assert_eq!(k.check(&n, 1000, 300, b), NonceStatus::Invalid);
@@ -415,6 +420,8 @@ mod tests {
         let mut forged = n.clone().into_bytes();
         forged[17] = if forged[17] == b'0' { b'1' } else { b'0' };
         assert_eq!(k.check(std::str::from_utf8(&forged).unwrap(), 1000, 300, a), NonceStatus::Invalid);
+        assert_eq!(k.check(&n.to_uppercase(), 1000, 300, a), NonceStatus::Valid { issued: 1000, flags: 1, id: 42 });
+        assert_eq!(k.check(&format!("+{}", &n[1..]), 1000, 300, a), NonceStatus::Invalid);
         assert_eq!(NonceKey::new([8; 32]).check(&n, 1000, 300, a), NonceStatus::Invalid);
         assert_eq!(k.check("zz", 1000, 300, a), NonceStatus::Invalid);
     }
