@@ -48,6 +48,12 @@ def kamailio_pids(main_pid):
     return pids
 
 
+def pin(args, cpus):
+    """The command, confined to the given CPUs (e.g. "1") when set: overload benchmarks give the server
+    one core and the load generator the other, so the server's knee is reachable."""
+    return ["taskset", "-c", cpus, *args] if cpus else args
+
+
 def measured(srv, run):
     """Starts a fresh server, calls run(), stops it: (run's result, wall seconds, server CPU seconds,
     of which in the kernel)."""
@@ -97,6 +103,7 @@ class Pbxguard:
         """`shield_limit`: a flood limit such as "65535/2s" for load tests from an untrusted source, so the
         shield tracks every message (as pike does with a high density) without banning the generator."""
         self.name = "pbxguard" + (" (shield on)" if shield_limit else "")
+        self.cpus = None
         self.shield_limit = shield_limit
         self.data = os.path.join(work, "pbxguard-data")
         self.port = port
@@ -128,8 +135,8 @@ class Pbxguard:
         except FileNotFoundError:
             pass
         extra = os.environ.get("PBXGUARD_BENCH_ARGS", "").split()
-        self.proc = subprocess.Popen([BIN, "--data", self.data, "run", *extra, "--sip-udp", f"127.0.0.1:{self.port}",
-                                      "--sip-tcp", f"127.0.0.1:{self.port}", "--sip-tls", "off"],
+        self.proc = subprocess.Popen(pin([BIN, "--data", self.data, "run", *extra, "--sip-udp", f"127.0.0.1:{self.port}",
+                                          "--sip-tcp", f"127.0.0.1:{self.port}", "--sip-tls", "off"], self.cpus),
                                      stderr=open(os.path.join(self.data, "..", "pbxguard.log"), "a"))
         for _ in range(200):
             if os.path.exists(os.path.join(self.data, "listen.json")):
@@ -148,13 +155,14 @@ class Floor:
 
     def __init__(self, port):
         self.name = "floor (no auth, no state)"
+        self.cpus = None
         self.port = port
         self.bin = os.path.join(ROOT, "target", "release", "examples", "udp_floor")
         if not os.path.exists(self.bin):
             subprocess.run(["cargo", "build", "--release", "--example", "udp_floor"], cwd=ROOT, check=True)
 
     def start(self):
-        self.proc = subprocess.Popen([self.bin, f"127.0.0.1:{self.port}"])
+        self.proc = subprocess.Popen(pin([self.bin, f"127.0.0.1:{self.port}"], self.cpus))
         time.sleep(0.3)
         return [self.proc.pid]
 
@@ -166,6 +174,7 @@ class Floor:
 class Kamailio:
     def __init__(self, work, n, port, edge=False, pike_density=16, cfg="registrar.cfg", trunk=""):
         self.name = "kamailio -x tlsf" + (" (pike+secfilter)" if edge else "")
+        self.cpus = None
         self.pike_density = pike_density
         self.dir = os.path.join(work, "kamailio")
         self.edge = edge
@@ -192,7 +201,7 @@ class Kamailio:
                 "-Y", os.path.join(self.dir, "run"), "-x", "tlsf"]
         if self.edge:
             args += ["-A", "EDGE", "-A", f"PIKE_DENSITY={self.pike_density}"]
-        self.proc = subprocess.Popen(args, stderr=open(os.path.join(self.dir, "kamailio.log"), "a"))
+        self.proc = subprocess.Popen(pin(args, self.cpus), stderr=open(os.path.join(self.dir, "kamailio.log"), "a"))
         time.sleep(2.0)  # it forks its children after loading the htable
         if self.proc.poll() is not None:
             raise SystemExit(f"kamailio failed to start; see {self.dir}/kamailio.log")
