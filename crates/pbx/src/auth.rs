@@ -93,12 +93,12 @@ impl Authenticator {
     ) -> AuthVerdict {
         let Attempt { msg, header, hint, source, now, blocked } = attempt;
         let offered = |user: Option<&str>| {
-            user.and_then(|u| dir.get(u)).and_then(|e| e.algorithms.clone()).unwrap_or_else(|| cfg.algorithms.clone())
+            user.and_then(|u| dir.get(u)).and_then(|e| e.algorithms.as_deref()).unwrap_or(&cfg.algorithms)
         };
         // Credentials for another realm or scheme are ignored, as if absent (RFC 3261 §22.4).
         let creds = msg.header_all(header).filter_map(Credentials::parse).find(|c| c.realm == cfg.realm.as_str());
         let Some(creds) = creds else {
-            let algorithms = offered(hint);
+            let algorithms = offered(hint).to_vec();
             return AuthVerdict {
                 outcome: AuthOutcome::Challenge { stale: false, retry: false, algorithms },
                 failure: None,
@@ -106,8 +106,9 @@ impl Authenticator {
         };
         let user = creds.username.to_string();
         let algorithms = offered(Some(&user));
-        let challenge = |stale, retry, algorithms| AuthVerdict {
-            outcome: AuthOutcome::Challenge { stale, retry, algorithms },
+        // The offer is copied only when a challenge is the answer: a success allocates nothing for it.
+        let challenge = |stale, retry, algorithms: &[Algorithm]| AuthVerdict {
+            outcome: AuthOutcome::Challenge { stale, retry, algorithms: algorithms.to_vec() },
             failure: None,
         };
         let Some(alg) = creds.algorithm().filter(|a| algorithms.contains(a)) else {
@@ -143,7 +144,7 @@ impl Authenticator {
             return match self.counts.check(id, issued, nc, now, cfg.nonce_ttl) {
                 NcCheck::Fresh => AuthVerdict { outcome: AuthOutcome::Ok(user), failure: None },
                 NcCheck::Replay => AuthVerdict {
-                    outcome: AuthOutcome::Challenge { stale: false, retry: false, algorithms },
+                    outcome: AuthOutcome::Challenge { stale: false, retry: false, algorithms: algorithms.to_vec() },
                     failure: Some((user, known, true)),
                 },
             };
@@ -151,7 +152,7 @@ impl Authenticator {
         let outcome = if flags & FLAG_RETRY != 0 {
             AuthOutcome::Forbidden
         } else {
-            AuthOutcome::Challenge { stale: false, retry: true, algorithms }
+            AuthOutcome::Challenge { stale: false, retry: true, algorithms: algorithms.to_vec() }
         };
         AuthVerdict { outcome, failure: Some((user, known, false)) }
     }

@@ -422,6 +422,10 @@ mod tests {
         assert_eq!(k.check(std::str::from_utf8(&forged).unwrap(), 1000, 300, a), NonceStatus::Invalid);
         assert_eq!(k.check(&n.to_uppercase(), 1000, 300, a), NonceStatus::Valid { issued: 1000, flags: 1, id: 42 });
         assert_eq!(k.check(&format!("+{}", &n[1..]), 1000, 300, a), NonceStatus::Invalid);
+        // 66 bytes that are not 66 hex digits: multi-byte characters, signs, spaces.
+        for bad in ["é".repeat(33), format!("-{}", &n[1..]), format!(" {}", &n[1..]), "g".repeat(66)] {
+            assert_eq!(k.check(&bad, 1000, 300, a), NonceStatus::Invalid, "{bad:?}");
+        }
         assert_eq!(NonceKey::new([8; 32]).check(&n, 1000, 300, a), NonceStatus::Invalid);
         assert_eq!(k.check("zz", 1000, 300, a), NonceStatus::Invalid);
     }
