@@ -7,6 +7,7 @@
 //! Usage: udp_blast TARGET RATE SECONDS [USERS]
 //! → prints `sent=N answered=N lost_at_generator=N seconds=S`
 
+use std::io::Write;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -55,7 +56,6 @@ fn main() -> std::io::Result<()> {
         for i in sent..due.min(total) {
             let user = i % users;
             msg.clear();
-            use std::io::Write;
             write!(
                 msg,
                 "REGISTER sip:{target} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKblast{i}\r\nMax-Forwards: 70\r\n\

@@ -22,9 +22,7 @@ unsafe extern "C" {
 pub(crate) fn keep_working_set() {
     // SAFETY: plain C calls on mimalloc's option table, which is initialised before main and is
     // thread-safe; the guard makes a renumbered option a no-op rather than a change to another option.
-    let now = unsafe { mi_option_get(PURGE_DELAY) };
-    if now == PURGE_DELAY_DEFAULT {
+    if unsafe { mi_option_get(PURGE_DELAY) } == PURGE_DELAY_DEFAULT {
         unsafe { mi_option_set(PURGE_DELAY, 10 * PURGE_DELAY_DEFAULT) };
     }
-    tracing::debug!(was = now, now = unsafe { mi_option_get(PURGE_DELAY) }, "allocator purge delay (ms)");
 }

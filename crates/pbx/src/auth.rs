@@ -6,7 +6,7 @@ use crate::config::RegistrarConfig;
 use crate::directory::Directory;
 use crate::nonce_counts::{NcCheck, NonceCounts};
 use pbxguard_shield::canonical;
-use pbxguard_sip::{Algorithm, Challenge, Credentials, HeaderName, Message, NonceKey, NonceStatus, ResponseBuilder};
+use pbxguard_sip::{Algorithm, Credentials, HeaderName, Message, NonceKey, NonceStatus};
 use std::net::SocketAddr;
 
 /// Set in nonces issued after a failed attempt: failing again with such a nonce ends in 403.
@@ -58,30 +58,10 @@ impl Authenticator {
         self.counts.len()
     }
 
+    /// A fresh nonce for `source`: one per challenge response, shared by its headers (one per algorithm).
     pub(crate) fn nonce(&mut self, now: u64, retry: bool, source: SocketAddr) -> String {
         self.unique = self.unique.wrapping_add(1);
         self.key.issue(now, if retry { FLAG_RETRY } else { 0 }, self.unique, canonical(source.ip()))
-    }
-
-    /// Adds one challenge header per algorithm, all with one fresh nonce.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn challenge(
-        &mut self,
-        cfg: &RegistrarConfig,
-        now: u64,
-        source: SocketAddr,
-        stale: bool,
-        retry: bool,
-        algorithms: &[Algorithm],
-        header: &str,
-        mut reply: ResponseBuilder,
-    ) -> ResponseBuilder {
-        let nonce = self.nonce(now, retry, source);
-        for &algorithm in algorithms {
-            let c = Challenge { realm: &cfg.realm, nonce: &nonce, algorithm, stale };
-            reply = reply.header_fmt(header, format_args!("{c}"));
-        }
-        reply
     }
 
     /// Authenticates a request from the credentials in its Authorization or Proxy-Authorization header.

@@ -91,7 +91,7 @@ impl Registrar {
     ) -> RegisterReply {
         let empty = Vec::new();
         let current = self.locations.get(extension).unwrap_or(&empty);
-        let live = |b: &&Binding| b.expires_at > now;
+        let live = |b: &Binding| b.expires_at > now;
         let out_of_order = |b: &Binding| b.call_id == req.call_id && req.cseq.seq <= b.cseq;
         let mut wildcards = 0;
         let mut updates: Vec<(NameAddr<'_>, u32)> = Vec::new();
@@ -111,7 +111,7 @@ impl Registrar {
             if requested != 0 && requested < cfg.min_expires {
                 return RegisterReply::IntervalTooBrief { min: cfg.min_expires };
             }
-            if current.iter().filter(live).any(|b| b.uri == na.uri.raw && out_of_order(b)) {
+            if current.iter().any(|b| live(b) && b.uri == na.uri.raw && out_of_order(b)) {
                 return RegisterReply::Status(500, "Server Internal Error");
             }
             updates.push((na, requested));
@@ -122,14 +122,14 @@ impl Registrar {
             if wildcards > 1 || !updates.is_empty() || req.expires != Some(0) {
                 return RegisterReply::Status(400, "Bad Request");
             }
-            if current.iter().filter(live).any(out_of_order) {
+            if current.iter().any(|b| live(b) && out_of_order(b)) {
                 return RegisterReply::Status(500, "Server Internal Error");
             }
         }
 
         let mut next = self.locations.remove(extension).unwrap_or_default();
         let before = next.len();
-        next.retain(|b| b.expires_at > now);
+        next.retain(live);
         if wildcard {
             next.clear();
         }

@@ -12,7 +12,9 @@ use crate::registrar::{RegisterReply, Registrar};
 use crate::txcache::TxCache;
 use crate::uplink::Uplinks;
 use pbxguard_shield::{Fingerprints, FraudGuard, Observation, Shield, Verdict};
-use pbxguard_sip::{HeaderName, Limits, Message, Method, ParseError, Request, ResponseBuilder, check_request};
+use pbxguard_sip::{
+    Challenge, HeaderName, Limits, Message, Method, ParseError, Request, ResponseBuilder, check_request,
+};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -266,7 +268,7 @@ impl Service {
             .via
             .branch()
             .filter(|b| b.starts_with("z9hG4bK") && req.method != Method::Ack)
-            .map(|b| self.txcache.key(b, source, req.method.as_str()));
+            .map(|b| self.txcache.key(b, req.method, source));
         if let Some(k) = &key
             && let Some(cached) = self.txcache.get(k)
         {
@@ -407,8 +409,12 @@ impl Service {
                 } else {
                     (401, "Unauthorized", "WWW-Authenticate")
                 };
-                let r = self.reply(msg, code, reason, source);
-                let r = self.auth.challenge(&self.config, now, source, stale, retry, &algorithms, name, r);
+                let nonce = self.auth.nonce(now, retry, source);
+                let mut r = self.reply(msg, code, reason, source);
+                for &algorithm in &algorithms {
+                    let c = Challenge { realm: &self.config.realm, nonce: &nonce, algorithm, stale };
+                    r = r.header_fmt(name, format_args!("{c}"));
+                }
                 // Not cached: a retransmitted request may carry the same credentials and deserve the
                 // same challenge, but a fresh nonce costs as little as a lookup.
                 Err(Handled::Reply(r.finish(None, b"")))
@@ -437,8 +443,8 @@ impl Service {
         // An unauthenticated REGISTER for a user that does not exist is how extensions are enumerated
         // (svwar). The answer stays the same as for a real one; the shield counts it.
         if let Some(a) = aor
-            && !self.directory.contains(a)
             && msg.header(HeaderName::Authorization).is_none()
+            && !self.directory.contains(a)
         {
             let banned = shield.observe(now_ms, Observation::UnknownUser { ip, user: a });
             self.push_event(Event::UnknownUser { source, user: a.to_owned() });

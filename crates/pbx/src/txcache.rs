@@ -1,15 +1,15 @@
+use pbxguard_sip::Method;
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::net::SocketAddr;
 
-/// A transaction: its branch (as a keyed hash), the source address and the method. Fixed-size, so
-/// looking up every request costs no allocation and no text formatting. Two branches of one source
-/// and method colliding in 64 bits of a per-process keyed hash would confuse only that source.
+/// A transaction: branch and method (as one keyed hash) and the source address. Fixed-size, so looking
+/// up every request costs no allocation and no text formatting. Two transactions of one source colliding
+/// in 64 bits of a per-process keyed hash would confuse only that source.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct TxKey {
-    branch: u64,
+    tx: u64,
     source: SocketAddr,
-    method: u64,
 }
 
 /// Final responses of recent non-INVITE server transactions, so a UDP retransmission gets the same
@@ -29,8 +29,8 @@ impl TxCache {
         Self { map: HashMap::new(), order: VecDeque::new(), cap, ttl, keys: std::hash::RandomState::new() }
     }
 
-    pub(crate) fn key(&self, branch: &str, source: SocketAddr, method: &str) -> TxKey {
-        TxKey { branch: self.keys.hash_one(branch), source, method: self.keys.hash_one(method) }
+    pub(crate) fn key(&self, branch: &str, method: Method<'_>, source: SocketAddr) -> TxKey {
+        TxKey { tx: self.keys.hash_one((branch, method)), source }
     }
 
     pub(crate) fn get(&self, key: &TxKey) -> Option<&[u8]> {
@@ -71,8 +71,10 @@ mod tests {
     fn bounded_and_expiring() {
         let mut c = super::TxCache::new(2, 32);
         let src = "192.0.2.1:5060".parse().unwrap();
-        let [a, b, x] = ["a", "b", "c"].map(|br| c.key(br, src, "REGISTER"));
-        assert!(c.key("a", src, "OPTIONS") != a && c.key("a", "192.0.2.1:5061".parse().unwrap(), "REGISTER") != a);
+        let reg = pbxguard_sip::Method::Register;
+        let [a, b, x] = ["a", "b", "c"].map(|br| c.key(br, reg, src));
+        assert!(c.key("a", pbxguard_sip::Method::Options, src) != a);
+        assert!(c.key("a", reg, "192.0.2.1:5061".parse().unwrap()) != a);
         c.insert(0, a, vec![1]);
         c.insert(0, b, vec![2]);
         c.insert(1, x, vec![3]);
