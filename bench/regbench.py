@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Side-by-side daemon benchmark: authenticated REGISTER (REGISTER -> 401 -> REGISTER+digest -> 200)
-driven by SIPp against pbxguard and against Kamailio 5.6 (-x tlsf) doing the same job, in one run.
+driven by SIPp against pbxguard and against Kamailio 5.6 (-x tlsf) doing the same job, in one run, and
+against the cost floor (examples/udp_floor.rs: parses and answers, checks and stores nothing).
 
 For each server and offered rate: a fresh server, two SIPp processes (4 MB socket buffers, rate split)
-for --dur seconds, server CPU time from /proc/PID/stat (all threads / all Kamailio processes), success and
+for --dur seconds, server CPU time from /proc/PID/stat (all threads / all Kamailio processes; the kernel's
+share from stime), success and
 failure counts from SIPp's statistics, and p50/p99 of the whole two-transaction exchange from SIPp's
 response-time trace (SIPp records whole milliseconds, so "0" means under 1 ms). Prints a Markdown table (paste into docs/benchmarks.md) and writes JSON lines.
 
 Usage: bench/regbench.py [--rates 2000,5000,8000] [--dur 10] [--users 10000] [--transport u1]
+       [--servers pbxguard,kamailio,floor]
 Needs: sipp (sip-tester), kamailio (+ -x tlsf), a release build (cargo build --release).
 """
 import argparse, os, shutil, subprocess, sys
