@@ -13,6 +13,7 @@ mod date;
 mod dialplan;
 mod directory;
 mod event;
+mod fifo;
 mod nonce_counts;
 mod proxy;
 mod registrar;

@@ -1,14 +1,13 @@
-use std::collections::{HashMap, VecDeque};
+use crate::fifo::FifoMap;
 
 /// Highest nonce-count seen per nonce, so a captured request cannot be replayed (RFC 7616 §3.4).
 ///
 /// Bounded: entries die with their nonce's TTL, and past `cap` the oldest is evicted. Eviction fails
 /// closed: a nonce we no longer track is refused and the client gets a fresh challenge.
 pub(crate) struct NonceCounts {
-    /// Keyed by the nonce's id (unique per nonce issued; nonces are authenticated, so ids are ours).
-    seen: HashMap<u64, u32>,
-    order: VecDeque<(u64, u64)>,
-    cap: usize,
+    /// Highest nonce-count, keyed by the nonce's id (unique per nonce issued; nonces are authenticated,
+    /// so ids are ours), stamped with the nonce's issue time.
+    seen: FifoMap<u64, u32>,
     /// Latest issue time among nonces evicted while still valid: any untracked nonce issued at or before
     /// it may have been used already, so it is refused.
     evicted_upto: Option<u64>,
@@ -21,23 +20,12 @@ pub(crate) enum NcCheck {
 
 impl NonceCounts {
     pub(crate) fn new(cap: usize) -> Self {
-        Self { seen: HashMap::new(), order: VecDeque::new(), cap, evicted_upto: None }
+        Self { seen: FifoMap::new(cap), evicted_upto: None }
     }
 
     /// Records `nc` for a valid nonce issued at `issued`; `Replay` if it is not above the last one seen.
     pub(crate) fn check(&mut self, nonce: u64, issued: u64, nc: u32, now: u64, ttl: u64) -> NcCheck {
-        while let Some((t, _)) = self.order.front() {
-            let expired = *t + ttl < now;
-            if !expired && self.order.len() < self.cap {
-                break;
-            }
-            if let Some((t, n)) = self.order.pop_front() {
-                if !expired {
-                    self.evicted_upto = Some(self.evicted_upto.map_or(t, |e| e.max(t)));
-                }
-                self.seen.remove(&n);
-            }
-        }
+        self.seen.expire(|t| t + ttl < now);
         match self.seen.get_mut(&nonce) {
             Some(last) if nc <= *last => NcCheck::Replay,
             Some(last) => {
@@ -46,8 +34,9 @@ impl NonceCounts {
             }
             None if self.evicted_upto.is_some_and(|e| issued <= e) => NcCheck::Replay,
             None => {
-                self.seen.insert(nonce, nc);
-                self.order.push_back((issued, nonce));
+                if let Some(t) = self.seen.insert(issued, nonce, nc) {
+                    self.evicted_upto = Some(self.evicted_upto.map_or(t, |e| e.max(t)));
+                }
                 NcCheck::Fresh
             }
         }

@@ -9,6 +9,7 @@
 
 use crate::dialplan::{Trunk, TrunkAnswer};
 use crate::event::Event;
+use crate::fifo::FifoMap;
 use crate::service::Transport;
 use pbxguard_shield::FraudGuard;
 use pbxguard_sip::{HeaderName, Limits, Message, NameAddr, ResponseBuilder, Via};
@@ -178,18 +179,16 @@ pub(crate) struct Dialog {
 
 struct Relay {
     back: Target,
-    expires: u64,
     /// Added to the CSeq of the response on its way back.
     cseq_shift: i64,
 }
 
-#[derive(Default)]
 pub(crate) struct Proxy {
     servers: HashMap<String, ServerTx>,
     clients: HashMap<String, ClientTx>,
     pub(crate) dialogs: HashMap<String, Dialog>,
-    relays: HashMap<String, Relay>,
-    relay_order: VecDeque<(u64, String)>,
+    /// Stamped with their expiry.
+    relays: FifoMap<String, Relay>,
     pub(crate) fraud: FraudGuard,
     pub(crate) max_call_ms: u64,
     /// Deadlines, earliest first: (when, kind, key). An entry whose deadline is not the entity's
@@ -288,7 +287,19 @@ pub(crate) enum CallOutcome {
 
 impl Proxy {
     pub(crate) fn new(seed: u64, fraud: FraudGuard) -> Self {
-        Self { seed, fraud, max_call_ms: 4 * 3_600_000, ..Self::default() }
+        Self {
+            servers: HashMap::new(),
+            clients: HashMap::new(),
+            dialogs: HashMap::new(),
+            relays: FifoMap::new(MAX_RELAYS),
+            fraud,
+            max_call_ms: 4 * 3_600_000,
+            timers: BinaryHeap::new(),
+            pending: HashMap::new(),
+            counter: 0,
+            seed,
+            outbox: VecDeque::new(),
+        }
     }
 
     pub(crate) fn pending(&self, caller: &str) -> u32 {
@@ -677,12 +688,7 @@ impl Proxy {
         let branch = self.branch(true);
         let Some(data) = build(&branch, dest, shift) else { return Err(503) };
         if method != pbxguard_sip::Method::Ack {
-            while self.relays.len() >= MAX_RELAYS {
-                let Some((_, k)) = self.relay_order.pop_front() else { break };
-                self.relays.remove(&k);
-            }
-            self.relays.insert(branch.clone(), Relay { back: source, expires: now + LINGER, cseq_shift: -shift });
-            self.relay_order.push_back((now + LINGER, branch));
+            self.relays.insert(now + LINGER, branch, Relay { back: source, cseq_shift: -shift });
         }
         self.send(dest, data);
         if let Some(info) = &ended
@@ -707,16 +713,7 @@ impl Proxy {
                 Kind::Dialog => self.fire_dialog(now, at, &key, ended),
             }
         }
-        while let Some((t, _)) = self.relay_order.front() {
-            if *t > now {
-                break;
-            }
-            if let Some((_, k)) = self.relay_order.pop_front()
-                && self.relays.get(&k).is_some_and(|r| r.expires <= now)
-            {
-                self.relays.remove(&k);
-            }
-        }
+        self.relays.expire(|t| t <= now);
     }
 
     fn fire_client(&mut self, now: u64, at: u64, key: &str, out: &mut Vec<CallOutcome>) {

@@ -1,5 +1,5 @@
+use crate::fifo::FifoMap;
 use pbxguard_sip::Method;
-use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::net::SocketAddr;
 
@@ -17,16 +17,14 @@ pub(crate) struct TxKey {
 /// 64*T1 = 32 s). Bounded: past `cap` the oldest entry goes, and the retransmission is then handled
 /// afresh (which for REGISTER means a new challenge or a CSeq check, never a double effect).
 pub(crate) struct TxCache {
-    map: HashMap<TxKey, Vec<u8>>,
-    order: VecDeque<(u64, TxKey)>,
-    cap: usize,
+    entries: FifoMap<TxKey, Vec<u8>>,
     ttl: u64,
     keys: std::hash::RandomState,
 }
 
 impl TxCache {
     pub(crate) fn new(cap: usize, ttl: u64) -> Self {
-        Self { map: HashMap::new(), order: VecDeque::new(), cap, ttl, keys: std::hash::RandomState::new() }
+        Self { entries: FifoMap::new(cap), ttl, keys: std::hash::RandomState::new() }
     }
 
     pub(crate) fn key(&self, branch: &str, method: Method<'_>, source: SocketAddr) -> TxKey {
@@ -34,34 +32,21 @@ impl TxCache {
     }
 
     pub(crate) fn get(&self, key: &TxKey) -> Option<&[u8]> {
-        self.map.get(key).map(Vec::as_slice)
+        self.entries.get(key).map(Vec::as_slice)
     }
 
     pub(crate) fn insert(&mut self, now: u64, key: TxKey, reply: Vec<u8>) {
         self.expire(now);
-        while self.order.len() >= self.cap {
-            if let Some((_, k)) = self.order.pop_front() {
-                self.map.remove(&k);
-            }
-        }
-        if self.map.insert(key, reply).is_none() {
-            self.order.push_back((now, key));
-        }
+        self.entries.insert(now, key, reply);
     }
 
     pub(crate) fn expire(&mut self, now: u64) {
-        while let Some((t, _)) = self.order.front() {
-            if t + self.ttl > now {
-                break;
-            }
-            if let Some((_, k)) = self.order.pop_front() {
-                self.map.remove(&k);
-            }
-        }
+        let ttl = self.ttl;
+        self.entries.expire(|t| t + ttl <= now);
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.map.len()
+        self.entries.len()
     }
 }
 
