@@ -125,6 +125,15 @@ pub(crate) const SETTINGS: &[SettingDef] = &[
         validate: |v| durations(v).map(drop),
     },
     SettingDef {
+        key: "shield.max_bans",
+        default: Some("100000"),
+        doc: "Most addresses banned by the detectors at once. A new ban past it lifts the one closest to its end (operators' bans are not counted and never lifted), so a flood from spoofed addresses cannot exhaust memory; pbxguard_bans_evicted_total counts them.",
+        validate: |v| match v.parse::<u32>() {
+            Ok(100..=10_000_000) => Ok(()),
+            _ => Err("expected a number from 100 to 10000000".into()),
+        },
+    },
+    SettingDef {
         key: "shield.scanner_user_agents",
         default: Some(SCANNER_UAS),
         doc: "User-Agent substrings (comma-separated, case-insensitive) that mark an attack tool; a match bans the source at once. Entries that real phones share (e.g. bare \"sip\") do not belong here.",
@@ -342,6 +351,7 @@ pub(crate) fn shield_config(store: &Store) -> Result<pbxguard_shield::ShieldConf
         user_failures: t("shield.user_attack")?,
         ban_durations_ms: durations(&get(store, "shield.ban_durations")?)
             .map_err(|e| anyhow!("shield.ban_durations: {e}"))?,
+        max_bans: get_num(store, "shield.max_bans")?,
         ..Default::default()
     })
 }

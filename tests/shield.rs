@@ -280,6 +280,72 @@ fn acl_groups_restrict_where_an_extension_registers_from() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("assigned to extension(s) 1001"));
 }
 
+fn metric(data: &std::path::Path, name: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(data.join("metrics.prom")).ok()?;
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+fn active_bans(data: &std::path::Path) -> Vec<String> {
+    let bans: Vec<serde_json::Value> = serde_json::from_str(&cli_ok(data, &["bans", "list", "--json"])).unwrap();
+    let mut v: Vec<String> = bans.iter().map(|b| b["target"].as_str().unwrap().to_owned()).collect();
+    v.sort();
+    v
+}
+
+/// A scanner packet from each of 300 addresses (one packet is enough for a ban, so a spoofing attacker
+/// could do this at line rate) with the ban table capped at 100: memory, database and daemon agree on
+/// 100 detector bans plus the operator's, the other 200 are lifted early and counted, and the same bans
+/// come back after a restart.
+#[test]
+fn a_storm_of_banned_sources_is_capped_and_stored_as_enforced() {
+    let _serial = heavy();
+    let d = TempDir::new("bancap");
+    cli_ok(&d.0, &["settings", "set", "shield.max_bans", "100"]);
+    let err = cli(&d.0, &["settings", "set", "shield.max_bans", "10"]);
+    assert!(String::from_utf8_lossy(&err.stderr).contains("from 100 to 10000000"));
+    cli_ok(&d.0, &["bans", "add", "127.0.0.77", "--reason", "abuse report #7"]);
+    let mut daemon = Daemon::start(&d.0);
+    for i in 1..=300u32 {
+        let src = std::net::Ipv4Addr::from(0x7f65_0000 + i);
+        let s = UdpSocket::bind((src, 0)).unwrap();
+        let scan = format!(
+            "OPTIONS sip:{0} SIP/2.0\r\nVia: SIP/2.0/UDP {1};branch=z9hG4bKs{i}\r\nFrom: <sip:100@{src}>;tag={i}\r\n\
+             To: <sip:{0}>\r\nCall-ID: s{i}\r\nCSeq: 1 OPTIONS\r\nUser-Agent: friendly-scanner\r\nContent-Length: 0\r\n\r\n",
+            daemon.udp,
+            s.local_addr().unwrap()
+        );
+        s.send_to(scan.as_bytes(), daemon.udp).unwrap();
+    }
+    let counted = wait_for(Duration::from_secs(5), || {
+        let c = (metric(&d.0, "pbxguard_bans_total")?, metric(&d.0, "pbxguard_bans_evicted_total")?);
+        (c == (300, 200)).then_some(c)
+    });
+    assert!(counted.is_some(), "metrics.prom: {:?}", std::fs::read_to_string(d.0.join("metrics.prom")));
+    assert_eq!(metric(&d.0, "pbxguard_bans_active"), Some(101));
+    // The database converges on what the daemon enforces (written within a quarter of a second).
+    let stored = wait_for(Duration::from_secs(3), || Some(active_bans(&d.0)).filter(|b| b.len() == 101));
+    let stored = stored.unwrap_or_else(|| panic!("{} bans stored", active_bans(&d.0).len()));
+    assert!(stored.contains(&"127.0.0.77".to_owned()), "the operator's ban is never lifted");
+    // Probes from all 300 at once (silence is the answer to a banned one: waiting for each in turn
+    // would take a timeout per ban).
+    let enforced = |daemon: &Daemon| {
+        let probes: Vec<_> = (1..=300u32)
+            .map(|i| {
+                let src = std::net::Ipv4Addr::from(0x7f65_0000 + i).to_string();
+                let to = daemon.udp;
+                std::thread::spawn(move || options(&src, to, &format!("p{i}")).is_none())
+            })
+            .collect();
+        probes.into_iter().map(|p| p.join().unwrap()).filter(|&silent| silent).count()
+    };
+    assert_eq!(options("127.0.0.2", daemon.udp, "legit"), Some(200));
+    daemon.stop();
+    let daemon = Daemon::start(&d.0);
+    assert_eq!(active_bans(&d.0), stored);
+    assert_eq!(enforced(&daemon), 100, "exactly the stored bans are enforced after a restart");
+    assert_eq!(options("127.0.0.77", daemon.udp, "op"), None);
+}
+
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status

@@ -1,10 +1,12 @@
 //! Persists what the service reports (bindings) and logs security events, on its own thread so the
 //! packet path never waits for the disk. The queue is bounded: when full, events are dropped and counted
-//! (bindings are re-sent in full on the next change or refresh, so nothing is lost for good).
+//! (bindings are re-sent in full on the next change or refresh, so nothing is lost for good). Bans do
+//! not travel in it: they are kept as the latest state per address until written ([`BanWrites`]), so
+//! none is ever dropped, and a storm costs memory per distinct address (the shield caps those).
 
 use anyhow::Result;
 use pbxguard_pbx::{Binding, Event};
-use pbxguard_shield::Decision;
+use pbxguard_shield::{Ban, Decision, Lifted, Prefix};
 use pbxguard_store::EventRow;
 use pbxguard_store::Store;
 use std::collections::HashMap;
@@ -30,12 +32,56 @@ pub(crate) enum Msg {
 pub(crate) struct Sender {
     tx: SyncSender<Msg>,
     dropped: Arc<AtomicU64>,
+    bans: Arc<BanWrites>,
 }
 
 impl Sender {
     pub(crate) fn send(&self, m: Msg) {
+        if let Msg::Decision(d) = &m {
+            self.bans.note(d);
+        }
         if let Err(TrySendError::Full(_)) = self.tx.try_send(m) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The bans to write: the latest state of each address or network since the last write (`None`: the
+/// row goes). Filled in decision order under the core lock, so the last decision about a target wins.
+#[derive(Default)]
+pub(crate) struct BanWrites(Mutex<HashMap<Prefix, Option<Ban>>>);
+
+impl BanWrites {
+    fn note(&self, d: &Decision) {
+        let (target, row) = match d {
+            Decision::Ban(b) => (b.target, Some(b.clone())),
+            Decision::Unban { ban, why: Lifted::Operator } => (ban.target, None),
+            // Ended early: stored with its new end, so it is not restored and still counts as an offence.
+            Decision::Unban { ban, why: Lifted::Evicted } => (ban.target, Some(ban.clone())),
+            // The stored row already says when it ends.
+            Decision::Unban { why: Lifted::Expired, .. } | Decision::Report { .. } => return,
+            Decision::Alert { .. } | Decision::ThrottleUser { .. } => return,
+        };
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(target, row);
+    }
+
+    fn write(&self, store: &mut Store) {
+        let pending = std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()));
+        if pending.is_empty() {
+            return;
+        }
+        let began = store.begin().is_ok();
+        for (target, row) in &pending {
+            let r = match row {
+                Some(b) => store.upsert_ban(&super::rows::ban_to_row(b)),
+                None => store.delete_ban(&target.to_string()).map(drop),
+            };
+            if let Err(e) = r {
+                tracing::error!(error = %e, %target, "saving a ban failed");
+            }
+        }
+        if began && let Err(e) = store.commit() {
+            tracing::error!(error = %e, bans = pending.len(), "saving bans failed");
         }
     }
 }
@@ -173,8 +219,8 @@ fn apply_call(store: &Store, e: &Event, now_s: i64) {
     }
 }
 
-/// Carries out a decision's persistent part; returns the event row that records it.
-fn apply_decision(store: &Store, d: &Decision, at_ms: i64) -> Option<EventRow> {
+/// Logs a decision; returns the event row that records it (the ban itself is stored by [`BanWrites`]).
+fn decision_row(d: &Decision, at_ms: i64) -> Option<EventRow> {
     let ev = |kind: &str, source: Option<String>, detail: String| {
         Some(EventRow { id: 0, at_ms, kind: kind.to_owned(), source, user: None, detail })
     };
@@ -184,25 +230,15 @@ fn apply_decision(store: &Store, d: &Decision, at_ms: i64) -> Option<EventRow> {
                 format!("for {}", pbxguard_shield::config::format_duration_ms(e.saturating_sub(b.created_ms)))
             });
             tracing::warn!(target = %b.target, reason = b.reason.as_str(), evidence = b.evidence, offence = b.offence, until, "banned");
-            if let Err(e) = store.upsert_ban(&super::rows::ban_to_row(b)) {
-                tracing::error!(error = %e, "saving a ban failed");
-            }
             ev(
                 "ban",
                 Some(b.target.to_string()),
                 format!("{}: {} ({until}, offence {})", b.reason.as_str(), b.evidence, b.offence),
             )
         }
-        Decision::Unban { target, expired } => {
-            if !expired && let Err(e) = store.delete_ban(&target.to_string()) {
-                tracing::error!(error = %e, "removing a ban failed");
-            }
-            tracing::info!(%target, expired, "ban lifted");
-            ev(
-                "unban",
-                Some(target.to_string()),
-                if *expired { "expired".into() } else { "removed by an operator".into() },
-            )
+        Decision::Unban { ban, why } => {
+            tracing::info!(target = %ban.target, why = why.as_str(), "ban lifted");
+            ev("unban", Some(ban.target.to_string()), why.as_str().into())
         }
         Decision::Alert { message } => {
             tracing::warn!(message, "alert");
@@ -230,16 +266,19 @@ pub(crate) fn start(db: PathBuf, reporter: SyncSender<super::report::Report>) ->
     let mut store = Store::open(&db)?;
     let d2 = done.clone();
     let dr = dropped.clone();
+    let bans = Arc::new(BanWrites::default());
+    let b2 = bans.clone();
     std::thread::Builder::new().name("pbxguard-persist".into()).spawn(move || {
         super::mmsg::lower_thread_priority();
-        run(&mut store, &rx, &d2, &dr, &reporter)
+        run(&mut store, &rx, &b2, &d2, &dr, &reporter)
     })?;
-    Ok((Sender { tx: tx.clone(), dropped }, Persister { tx, done }))
+    Ok((Sender { tx: tx.clone(), dropped, bans }, Persister { tx, done }))
 }
 
 fn run(
     store: &mut Store,
     rx: &Receiver<Msg>,
+    bans: &BanWrites,
     done: &(Mutex<bool>, Condvar),
     dropped: &AtomicU64,
     reporter: &SyncSender<super::report::Report>,
@@ -274,13 +313,14 @@ fn run(
                     let r = super::report::Report { ip, reason: reason.as_str(), evidence, at_ms: super::now_ms() };
                     let _ = reporter.try_send(r);
                 }
-                Ok(Msg::Decision(d)) => rows.extend(apply_decision(store, &d, super::now_ms() as i64)),
+                Ok(Msg::Decision(d)) => rows.extend(decision_row(&d, super::now_ms() as i64)),
                 Ok(Msg::Flush) => flush = true,
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => return,
             }
         }
         next_write = Instant::now() + WRITE_BACK;
+        bans.write(store);
         if !pending.is_empty() {
             let rows: Vec<(String, Vec<pbxguard_store::Binding>)> = pending
                 .drain()

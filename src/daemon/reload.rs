@@ -197,6 +197,9 @@ fn write_metrics(dir: &Path, shared: &Shared) -> std::io::Result<()> {
          # HELP pbxguard_bans_active Bans in force.\n\
          # TYPE pbxguard_bans_active gauge\n\
          pbxguard_bans_active {bans}\n\
+         # HELP pbxguard_bans_evicted_total Detector bans lifted early because the ban table was full (shield.max_bans).\n\
+         # TYPE pbxguard_bans_evicted_total counter\n\
+         pbxguard_bans_evicted_total {}\n\
          # HELP pbxguard_blacklist_entries Entries in the loaded blacklists.\n\
          # TYPE pbxguard_blacklist_entries gauge\n\
          pbxguard_blacklist_entries {listed}\n\
@@ -218,7 +221,7 @@ fn write_metrics(dir: &Path, shared: &Shared) -> std::io::Result<()> {
          # HELP pbxguard_events_dropped_total Service events dropped because the queue was full.\n\
          # TYPE pbxguard_events_dropped_total counter\n\
          pbxguard_events_dropped_total {dropped_events}\n",
-        c.dropped_banned, c.dropped_blacklisted, c.bans
+        c.dropped_banned, c.dropped_blacklisted, c.bans, c.evicted_bans
     );
     let tmp = dir.join("metrics.prom.tmp");
     std::fs::write(&tmp, text)?;

@@ -4,7 +4,8 @@
 use crate::config::ShieldConfig;
 use crate::hash::SeededState;
 use crate::net::{Prefix, PrefixSet};
-use std::collections::HashMap;
+use crate::tracker::Capped;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
 /// Why an address is banned.
@@ -64,21 +65,40 @@ pub(crate) struct Ledger {
     hosts: HashMap<IpAddr, Ban, SeededState>,
     /// Expiry per banned address (u64::MAX: until removed): the compact copy the fast path reads.
     expiry: HashMap<IpAddr, u64, SeededState>,
+    /// Address bans that end, soonest first: expiry without a scan, and the ban to give up first when
+    /// the ledger is full.
+    ending: BTreeSet<(u64, IpAddr)>,
+    /// Address bans placed by the detectors (operators' bans do not count towards `max_bans`).
+    detected: usize,
+    max_bans: usize,
     prefixes: Vec<Ban>,
     compiled: PrefixSet<usize>,
-    /// Offences per address: (count, last offence time).
-    history: HashMap<IpAddr, (u32, u64)>,
+    /// Offences per address: (count, last offence time). Bounded like the trackers: a spoofed-source
+    /// storm forgets the oldest offenders' history, not the process's memory.
+    history: Capped<IpAddr, (u32, u64)>,
 }
 
 impl Ledger {
-    pub(crate) fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64, cfg: &ShieldConfig) -> Self {
         Self {
             hosts: HashMap::with_hasher(SeededState(seed)),
             expiry: HashMap::with_hasher(SeededState(seed)),
+            ending: BTreeSet::new(),
+            detected: 0,
+            max_bans: cfg.max_bans.max(1),
             prefixes: Vec::new(),
             compiled: PrefixSet::default(),
-            history: HashMap::new(),
+            history: Capped::new(cfg.tracker_cap, seed ^ 3),
         }
+    }
+
+    pub(crate) fn set_caps(&mut self, cfg: &ShieldConfig) {
+        self.max_bans = cfg.max_bans.max(1);
+        self.history.set_cap(cfg.tracker_cap);
+    }
+
+    pub(crate) fn compact(&mut self) {
+        self.history.compact();
     }
 
     /// The fast-path question: is `ip` banned at `now_ms`?
@@ -110,21 +130,55 @@ impl Ledger {
         self.compiled = PrefixSet::new(self.prefixes.iter().enumerate().map(|(i, b)| (b.target, i)).collect());
     }
 
-    pub(crate) fn insert(&mut self, ban: Ban) {
-        if ban.target.is_host() {
-            self.expiry.insert(ban.target.addr(), ban.expires_ms.unwrap_or(u64::MAX));
-            self.hosts.insert(ban.target.addr(), ban);
-        } else {
+    /// Adds or replaces a ban. A detector's ban that finds the ledger full pushes out the detector's
+    /// ban closest to its end, which is returned (ended at `now_ms`) so that it is lifted everywhere.
+    pub(crate) fn insert(&mut self, now_ms: u64, ban: Ban) -> Option<Ban> {
+        if !ban.target.is_host() {
             self.prefixes.retain(|b| b.target != ban.target);
             self.prefixes.push(ban);
             self.recompile();
+            return None;
         }
+        let ip = ban.target.addr();
+        self.remove_host(ip);
+        let mut evicted = None;
+        if ban.reason != BanReason::Manual {
+            if self.detected >= self.max_bans {
+                let victim = self
+                    .ending
+                    .iter()
+                    .map(|&(_, a)| a)
+                    .find(|a| self.hosts.get(a).is_some_and(|b| b.reason != BanReason::Manual));
+                evicted = victim.and_then(|a| self.remove_host(a)).map(|mut b| {
+                    b.expires_ms = Some(now_ms);
+                    b
+                });
+            }
+            self.detected += 1;
+        }
+        if let Some(e) = ban.expires_ms {
+            self.ending.insert((e, ip));
+        }
+        self.expiry.insert(ip, ban.expires_ms.unwrap_or(u64::MAX));
+        self.hosts.insert(ip, ban);
+        evicted
+    }
+
+    fn remove_host(&mut self, ip: IpAddr) -> Option<Ban> {
+        let b = self.hosts.remove(&ip)?;
+        self.expiry.remove(&ip);
+        if let Some(e) = b.expires_ms {
+            self.ending.remove(&(e, ip));
+        }
+        if b.reason != BanReason::Manual {
+            self.detected -= 1;
+        }
+        Some(b)
     }
 
     pub(crate) fn remove(&mut self, target: Prefix) -> Option<Ban> {
         if target.is_host() {
-            self.expiry.remove(&target.addr());
-            return self.hosts.remove(&target.addr());
+            return self.remove_host(target.addr());
         }
         let i = self.prefixes.iter().position(|b| b.target == target)?;
         let b = self.prefixes.remove(i);
@@ -134,7 +188,7 @@ impl Ledger {
 
     /// Records an offence and returns (offence number, ban length) under the progressive policy.
     pub(crate) fn offence(&mut self, cfg: &ShieldConfig, now_ms: u64, ip: IpAddr) -> (u32, u64) {
-        let e = self.history.entry(ip).or_insert((0, now_ms));
+        let e = self.history.entry(&ip);
         if now_ms.saturating_sub(e.1) > cfg.history_ms {
             e.0 = 0;
         }
@@ -148,22 +202,24 @@ impl Ledger {
 
     /// Seeds the offence history (from stored bans at start-up).
     pub(crate) fn note_offence(&mut self, ip: IpAddr, count: u32, at_ms: u64) {
-        let e = self.history.entry(ip).or_insert((0, at_ms));
+        let e = self.history.entry(&ip);
         e.0 = e.0.max(count);
         e.1 = e.1.max(at_ms);
     }
 
-    /// Removes bans that ended by `now_ms`, returning them; forgets history older than its window.
-    pub(crate) fn expire(&mut self, cfg: &ShieldConfig, now_ms: u64) -> Vec<Ban> {
+    /// Removes bans that ended by `now_ms`, returning them. Costs what has ended, not a scan of every
+    /// ban (network bans are few and scanned).
+    pub(crate) fn expire(&mut self, now_ms: u64) -> Vec<Ban> {
         let mut ended: Vec<Ban> = Vec::new();
-        self.hosts.retain(|_, b| {
-            let keep = b.active(now_ms);
-            if !keep {
-                ended.push(b.clone());
+        while let Some(&(e, ip)) = self.ending.first() {
+            if e > now_ms {
+                break;
             }
-            keep
-        });
-        self.expiry.retain(|_, e| *e > now_ms);
+            self.ending.pop_first();
+            if self.hosts.get(&ip).is_some_and(|b| b.expires_ms == Some(e)) {
+                ended.extend(self.remove_host(ip));
+            }
+        }
         let before = self.prefixes.len();
         self.prefixes.retain(|b| {
             let keep = b.active(now_ms);
@@ -175,13 +231,12 @@ impl Ledger {
         if self.prefixes.len() != before {
             self.recompile();
         }
-        self.history.retain(|_, (_, last)| now_ms.saturating_sub(*last) <= cfg.history_ms);
         ended
     }
 
     pub(crate) fn merge_history_from(&mut self, other: Self) {
-        for (ip, (n, t)) in other.history {
-            self.note_offence(ip, n, t);
+        for (ip, &(n, t)) in other.history.iter() {
+            self.note_offence(*ip, n, t);
         }
     }
 

@@ -33,6 +33,9 @@ pub struct ShieldConfig {
     /// Most sources (and users) tracked at once; beyond it the oldest tracker is evicted, so a
     /// spoofed-source flood cannot grow memory.
     pub tracker_cap: usize,
+    /// Most addresses banned by the detectors at once; a new ban past it lifts the one closest to its
+    /// end, so a storm of spoofed sources cannot grow memory (operators' bans are not counted).
+    pub max_bans: usize,
 }
 
 pub const HOUR_MS: u64 = 3_600_000;
@@ -51,6 +54,7 @@ impl Default for ShieldConfig {
             ban_durations_ms: vec![HOUR_MS, 6 * HOUR_MS, DAY_MS, 7 * DAY_MS],
             history_ms: 30 * DAY_MS,
             tracker_cap: 100_000,
+            max_bans: 100_000,
         }
     }
 }

@@ -77,10 +77,10 @@ pub enum Observation<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     Ban(Ban),
-    /// A ban ended (expired, or removed by an operator).
+    /// A ban ended; `ban` is as it was (an evicted one ends now).
     Unban {
-        target: Prefix,
-        expired: bool,
+        ban: Ban,
+        why: Lifted,
     },
     /// Report an attacker to the shared blacklist (if reporting is enabled).
     Report {
@@ -96,6 +96,26 @@ pub enum Decision {
         user: String,
         until_ms: u64,
     },
+}
+
+/// Why a ban ended before an operator or its expiry said so, or because they did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifted {
+    Expired,
+    /// Removed by an operator.
+    Operator,
+    /// Pushed out by a newer ban when the ledger was full (`max_bans`): the one closest to its end goes.
+    Evicted,
+}
+
+impl Lifted {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Expired => "expired",
+            Self::Operator => "removed by an operator",
+            Self::Evicted => "ban table full: lifted early for a newer ban",
+        }
+    }
 }
 
 /// Where a blacklist entry came from: the list's name.
@@ -121,6 +141,8 @@ pub struct Counters {
     pub dropped_banned: u64,
     pub dropped_blacklisted: u64,
     pub bans: u64,
+    /// Detector bans lifted early because the ledger was full.
+    pub evicted_bans: u64,
 }
 
 pub struct Shield {
@@ -161,12 +183,13 @@ impl Shield {
     /// `seed` keys the per-address hash tables; give each process a random one.
     pub fn with_seed(cfg: ShieldConfig, seed: u64) -> Self {
         let cap = cfg.tracker_cap;
+        let ledger = Ledger::new(seed, &cfg);
         Self {
             seed,
             cfg,
             trusted: PrefixSet::default(),
             blacklist: Arc::new(PrefixSet::default()),
-            ledger: Ledger::new(seed),
+            ledger,
             sources: Capped::new(cap, seed),
             users: Capped::new(cap, seed ^ 1),
             known_good: Capped::new(cap, seed ^ 2),
@@ -183,6 +206,7 @@ impl Shield {
         self.sources.set_cap(cfg.tracker_cap);
         self.users.set_cap(cfg.tracker_cap);
         self.known_good.set_cap(cfg.tracker_cap);
+        self.ledger.set_caps(&cfg);
         self.cfg = cfg;
     }
 
@@ -357,8 +381,12 @@ impl Shield {
             note: None,
         };
         self.sources.remove(&ip);
-        self.ledger.insert(ban.clone());
+        let evicted = self.ledger.insert(now_ms, ban.clone());
         self.counters.bans += 1;
+        if let Some(old) = evicted {
+            self.counters.evicted_bans += 1;
+            self.decisions.push_back(Decision::Unban { ban: old, why: Lifted::Evicted });
+        }
         self.decisions.push_back(Decision::Ban(ban));
         self.decisions.push_back(Decision::Report { ip, reason, evidence });
     }
@@ -384,31 +412,31 @@ impl Shield {
             offence: 1,
             note,
         };
-        self.ledger.insert(ban.clone());
+        // An operator's ban never evicts another.
+        self.ledger.insert(now_ms, ban.clone());
         self.decisions.push_back(Decision::Ban(ban.clone()));
         Ok(ban)
     }
 
     /// Lifts a ban; `false` if there was none for exactly this target.
     pub fn unban(&mut self, target: Prefix) -> bool {
-        let found = self.ledger.remove(target).is_some();
-        if found {
-            self.sources.remove(&target.addr());
-            self.decisions.push_back(Decision::Unban { target, expired: false });
-        }
-        found
+        let Some(ban) = self.ledger.remove(target) else { return false };
+        self.sources.remove(&target.addr());
+        self.decisions.push_back(Decision::Unban { ban, why: Lifted::Operator });
+        true
     }
 
     /// Restores bans from storage at start-up (and after another process changed them); their offence
     /// counts seed the progressive policy.
     pub fn restore(&mut self, now_ms: u64, bans: impl IntoIterator<Item = Ban>) {
-        let mut fresh = Ledger::new(self.seed);
+        let mut fresh = Ledger::new(self.seed, &self.cfg);
         for b in bans {
             if b.target.is_host() {
                 fresh.note_offence(b.target.addr(), b.offence, b.created_ms);
             }
             if b.active(now_ms) {
-                fresh.insert(b);
+                // Over the cap (lowered since), the ones closest to their end are left out.
+                fresh.insert(now_ms, b);
             }
         }
         // Keep the in-memory offence history of addresses whose bans already ended.
@@ -426,9 +454,10 @@ impl Shield {
 
     /// Housekeeping: expires bans (reporting each as an Unban) and compacts trackers.
     pub fn handle_timeout(&mut self, now_ms: u64) {
-        for b in self.ledger.expire(&self.cfg, now_ms) {
-            self.decisions.push_back(Decision::Unban { target: b.target, expired: true });
+        for ban in self.ledger.expire(now_ms) {
+            self.decisions.push_back(Decision::Unban { ban, why: Lifted::Expired });
         }
+        self.ledger.compact();
         self.sources.compact();
         self.users.compact();
         self.known_good.compact();

@@ -32,7 +32,7 @@ fn flood_bans_the_31st_message_in_2s_and_the_ban_ends_after_an_hour() {
     // The ban holds until t + ttl, then expires with an Unban decision.
     assert_eq!(sh.admit(T0 + 1999 + config::HOUR_MS - 1, a), Verdict::Drop(DropReason::Banned));
     sh.handle_timeout(T0 + 1999 + config::HOUR_MS);
-    assert!(matches!(sh.poll_decision(), Some(Decision::Unban { expired: true, .. })));
+    assert!(matches!(sh.poll_decision(), Some(Decision::Unban { why: Lifted::Expired, .. })));
     assert_eq!(sh.admit(T0 + 1999 + config::HOUR_MS, a), Verdict::Allow);
 }
 
@@ -191,4 +191,46 @@ fn a_million_spoofed_sources_stay_under_the_tracker_cap() {
     assert_eq!(evicted, 990_000);
     sh.handle_timeout(T0);
     assert!(sh.sources.order.len() <= 2 * 10_000 + 1024);
+}
+
+#[test]
+fn a_storm_of_banned_sources_stays_under_the_ban_cap_and_lifts_the_ban_closest_to_its_end() {
+    let cfg = ShieldConfig { max_bans: 1_000, tracker_cap: 1_000, ..Default::default() };
+    let mut sh = Shield::new(cfg);
+    let op = ip("198.51.100.1");
+    // It ends before every storm ban, so it is first in line: eviction must pass over it.
+    sh.ban(T0, Prefix::host(op), Some(2 * config::HOUR_MS), None).unwrap();
+    // A repeat offender's ban is the longest: it must outlive the storm.
+    let repeat = ip("192.0.2.99");
+    sh.observe(T0, Observation::Scanner { ip: repeat, evidence: "ua" });
+    sh.handle_timeout(T0 + config::HOUR_MS);
+    sh.observe(T0 + config::HOUR_MS, Observation::Scanner { ip: repeat, evidence: "ua" });
+    let t = T0 + config::HOUR_MS;
+    let _ = std::iter::from_fn(|| sh.poll_decision()).count();
+    let (mut banned, mut evicted) = (0, Vec::new());
+    for i in 0..100_000u32 {
+        let src = IpAddr::from((0x0a00_0000u32 + i).to_be_bytes());
+        sh.observe(t + u64::from(i), Observation::Scanner { ip: src, evidence: "ua" });
+        for d in std::iter::from_fn(|| sh.poll_decision()) {
+            match d {
+                Decision::Ban(_) => banned += 1,
+                Decision::Unban { ban, why: Lifted::Evicted } => evicted.push(ban),
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(banned, 100_000);
+    assert_eq!(evicted.len(), 100_000 - 999);
+    assert_eq!(sh.ban_count(), 1_000 + 1, "the cap, plus the operator's ban");
+    assert_eq!(sh.counters().evicted_bans, 99_001);
+    // The oldest storm ban went first, and it ends when it is lifted (so it is not restored later).
+    assert_eq!(evicted[0].target, Prefix::host(ip("10.0.0.0")));
+    assert_eq!(evicted[0].expires_ms, Some(t + 999));
+    let last = t + 99_999;
+    assert!(sh.ledger.is_banned(last, IpAddr::from((0x0a00_0000u32 + 99_999).to_be_bytes())));
+    assert!(sh.ledger.is_banned(last, repeat), "the 6-hour ban outlives 1-hour ones");
+    assert!(sh.ledger.is_banned(last, op), "operators' bans are never evicted");
+    // Expiry costs what ends: only the repeat offender's ban is left.
+    sh.handle_timeout(last + config::HOUR_MS);
+    assert_eq!(sh.ban_count(), 1);
 }

@@ -93,6 +93,10 @@ impl<K: Hash + Eq + Clone, V: Default> Capped<K, V> {
         self.map.get(key)
     }
 
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.map.iter()
+    }
+
     pub(crate) fn remove(&mut self, key: &K) {
         // The key stays in `order` until it reaches the front; removing it there is a no-op.
         self.map.remove(key);
