@@ -30,7 +30,7 @@ fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
 
 pub(crate) fn trunk(store: &Store, cmd: TrunkCommand) -> Result<()> {
     match cmd {
-        TrunkCommand::Add { name, host, port, transport, username, secret, realm, register } => {
+        TrunkCommand::Add { name, host, port, transport, username, secret, realm, register, tls_ca } => {
             check_name("trunk", &name)?;
             if port == 0 {
                 bail!("--port 0 is not a port; the usual SIP port is 5060 (5061 for TLS)");
@@ -43,6 +43,19 @@ pub(crate) fn trunk(store: &Store, cmd: TrunkCommand) -> Result<()> {
                 TransportArg::Udp => "udp",
                 TransportArg::Tcp => "tcp",
                 TransportArg::Tls => "tls",
+            };
+            let tls_ca = match tls_ca {
+                None => None,
+                Some(_) if transport != "tls" => {
+                    bail!("--tls-ca only applies to --transport tls (TLS trunks are verified against it)")
+                }
+                Some(path) => {
+                    let pem = std::fs::read_to_string(&path)
+                        .map_err(|e| anyhow!("--tls-ca {}: cannot read it ({e})", path.display()))?;
+                    crate::daemon::tls_ca_certificates(&pem)
+                        .map_err(|e| anyhow!("--tls-ca {}: {e}", path.display()))?;
+                    Some(pem)
+                }
             };
             if let Some(e) = register
                 && !(60..=86_400).contains(&e)
@@ -65,6 +78,7 @@ pub(crate) fn trunk(store: &Store, cmd: TrunkCommand) -> Result<()> {
                 realm,
                 ha1,
                 register_expires: register,
+                tls_ca,
             };
             store.add_trunk(&row, now_secs())?;
             match register {
@@ -79,14 +93,15 @@ pub(crate) fn trunk(store: &Store, cmd: TrunkCommand) -> Result<()> {
             if json {
                 return print_json(&rows);
             }
-            outln!("{:<16} {:<32} {:<6} {:<10} {:<20} REGISTER", "NAME", "HOST", "PORT", "TRANSPORT", "USER@REALM");
+            outln!("{:<16} {:<32} {:<6} {:<14} {:<20} REGISTER", "NAME", "HOST", "PORT", "TRANSPORT", "USER@REALM");
             for t in rows {
                 let who = match (&t.username, &t.realm) {
                     (Some(u), Some(r)) => format!("{u}@{r}"),
                     _ => "-".into(),
                 };
                 let reg = t.register_expires.map_or("no".to_owned(), |e| format!("{e} s"));
-                outln!("{:<16} {:<32} {:<6} {:<10} {:<20} {reg}", t.name, t.host, t.port, t.transport, who);
+                let transport = if t.tls_ca.is_some() { format!("{} (own CA)", t.transport) } else { t.transport };
+                outln!("{:<16} {:<32} {:<6} {:<14} {:<20} {reg}", t.name, t.host, t.port, transport, who);
             }
         }
         TrunkCommand::Del { name } => {

@@ -362,6 +362,11 @@ pub(crate) enum TrunkCommand {
         /// Register at the trunk (refreshed at half-time) so it sends inbound calls; seconds.
         #[arg(long, value_name = "SECONDS", requires = "username", num_args = 0..=1, default_missing_value = "600")]
         register: Option<u32>,
+        /// With --transport tls: PEM file of the certificates the trunk's certificate must chain to
+        /// (a private CA, or the trunk's own self-signed certificate), instead of the public roots. Its
+        /// content is stored; the file is not needed afterwards.
+        #[arg(long, value_name = "FILE")]
+        tls_ca: Option<std::path::PathBuf>,
     },
     List {
         #[arg(long)]

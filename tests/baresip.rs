@@ -10,12 +10,16 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn config_dir(root: &std::path::Path, name: &str, account: &str, sip_port: u16) -> std::path::PathBuf {
+    config_dir_on(root, name, account, "127.0.0.1", sip_port)
+}
+
+fn config_dir_on(root: &std::path::Path, name: &str, account: &str, ip: &str, sip_port: u16) -> std::path::PathBuf {
     let dir = root.join(name);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("config"),
         format!(
-            "poll_method epoll\nsip_listen 127.0.0.1:{sip_port}\nnet_interface 127.0.0.1\naudio_player alsa,null\n\
+            "poll_method epoll\nsip_listen {ip}:{sip_port}\nnet_interface {ip}\naudio_player alsa,null\n\
              audio_source ausine,440\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule_tmp uuid.so\nmodule_tmp account.so\n"
         ),
     )
@@ -132,13 +136,26 @@ impl Ctrl {
 }
 
 fn phone(root: &std::path::Path, name: &str, account: &str) -> (std::process::Child, Ctrl) {
+    let (child, ctrl, _) = phone_on(root, name, account, "127.0.0.1", "");
+    (child, ctrl)
+}
+
+/// A baresip listening on `ip` with `extra` configuration lines; also returns its SIP port (TLS is the
+/// next one).
+fn phone_on(
+    root: &std::path::Path,
+    name: &str,
+    account: &str,
+    ip: &str,
+    extra: &str,
+) -> (std::process::Child, Ctrl, u16) {
     let sip_port = free_port();
     // baresip binds sip_port and sip_port + 1 (TLS) only when it starts: keep the control port off both.
     let ctrl_port = std::iter::repeat_with(free_port).find(|p| *p != sip_port && *p != sip_port + 1).unwrap();
-    let dir = config_dir(root, name, account, sip_port);
+    let dir = config_dir_on(root, name, account, ip, sip_port);
     let mut cfg = std::fs::read_to_string(dir.join("config")).unwrap();
     cfg.push_str(&format!(
-        "module ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\nmodule_app menu.so\nrtp_timeout 0\n"
+        "module ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\nmodule_app menu.so\nrtp_timeout 0\n{extra}"
     ));
     std::fs::write(dir.join("config"), cfg).unwrap();
     let child = Command::new("baresip")
@@ -150,7 +167,7 @@ fn phone(root: &std::path::Path, name: &str, account: &str) -> (std::process::Ch
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    (child, Ctrl::connect(ctrl_port))
+    (child, Ctrl::connect(ctrl_port), sip_port)
 }
 
 #[test]
@@ -209,4 +226,131 @@ fn baresip_calls_baresip_over_udp_and_tls() {
             daemon.log()
         );
     }
+}
+
+/// A carrier reached over TLS: baresip on 127.0.0.5 serves TLS with a self-signed certificate for that
+/// address, given to pbxguard with `trunk add --tls-ca`. A phone on UDP dials a national number; pbxguard
+/// opens the TLS connection, verifies the certificate, and the call is answered and hung up over it.
+#[test]
+fn calls_reach_a_trunk_over_tls_verified_against_its_ca() {
+    require("baresip");
+    let d = TempDir::new("baresip-tls-trunk");
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.5".to_owned()]).unwrap();
+    let (cert, key) = (ck.cert.pem(), ck.signing_key.serialize_pem());
+    let carrier_dir = d.0.join("carrier-cert");
+    std::fs::create_dir_all(&carrier_dir).unwrap();
+    std::fs::write(carrier_dir.join("both.pem"), format!("{cert}{key}")).unwrap();
+    std::fs::write(carrier_dir.join("ca.pem"), &cert).unwrap();
+    // The carrier first, so its TLS port is known when the trunk is added.
+    let (mut c_proc, mut carrier, port) = phone_on(
+        &d.0,
+        "carrier",
+        "<sip:5551000@127.0.0.5;transport=tls>;regint=0;answermode=auto;audio_codecs=pcmu",
+        "127.0.0.5",
+        &format!("sip_certificate {}\n", carrier_dir.join("both.pem").display()),
+    );
+    // An impostor on 127.0.0.6 whose certificate nobody vouches for.
+    let other = rcgen::generate_simple_self_signed(vec!["127.0.0.6".to_owned()]).unwrap();
+    std::fs::write(
+        carrier_dir.join("impostor.pem"),
+        format!("{}{}", other.cert.pem(), other.signing_key.serialize_pem()),
+    )
+    .unwrap();
+    let (mut i_proc, mut impostor, i_port) = phone_on(
+        &d.0,
+        "impostor",
+        "<sip:5551000@127.0.0.6;transport=tls>;regint=0;answermode=auto;audio_codecs=pcmu",
+        "127.0.0.6",
+        &format!("sip_certificate {}\n", carrier_dir.join("impostor.pem").display()),
+    );
+    let ca = carrier_dir.join("ca.pem").display().to_string();
+    let tls_port = (port + 1).to_string();
+    // Operator mistakes first: each says what is wrong and adds nothing.
+    let o = cli(&d.0, &["trunk", "add", "carrier", "--host", "127.0.0.5", "--port", &tls_port, "--tls-ca", &ca]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("only applies to --transport tls"), "{o:?}");
+    let not_pem = carrier_dir.join("both.pem.txt");
+    std::fs::write(&not_pem, "hello").unwrap();
+    let o = cli(
+        &d.0,
+        &["trunk", "add", "carrier", "--host", "127.0.0.5", "--port", &tls_port, "--transport", "tls", "--tls-ca"],
+    );
+    assert!(!o.status.success());
+    let o = cli(
+        &d.0,
+        &[
+            "trunk",
+            "add",
+            "carrier",
+            "--host",
+            "127.0.0.5",
+            "--port",
+            &tls_port,
+            "--transport",
+            "tls",
+            "--tls-ca",
+            not_pem.to_str().unwrap(),
+        ],
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no certificate in it"), "{o:?}");
+    cli_ok(
+        &d.0,
+        &["trunk", "add", "carrier", "--host", "127.0.0.5", "--port", &tls_port, "--transport", "tls", "--tls-ca", &ca],
+    );
+    assert!(cli_ok(&d.0, &["trunk", "list"]).contains("tls (own CA)"));
+    cli_ok(&d.0, &["route", "add", "_NXXNXXXXXX", "--trunk", "carrier", "--strip", "10", "--prepend", "5551000"]);
+    // A trunk trusting only the public roots: the impostor's certificate must be refused, and the call
+    // must fail at once (503), not after Timer B's 32 s.
+    let i_tls = (i_port + 1).to_string();
+    cli_ok(&d.0, &["trunk", "add", "unverified", "--host", "127.0.0.6", "--port", &i_tls, "--transport", "tls"]);
+    cli_ok(&d.0, &["route", "add", "_1NXXNXXXXXX", "--trunk", "unverified", "--strip", "11", "--prepend", "5551000"]);
+    cli_ok(&d.0, &["ext", "add", "1001", "--secret", "Bare!sip9pw", "--algorithms", "MD5"]);
+    let daemon = Daemon::start(&d.0);
+    let target = daemon.udp;
+    let (mut a_proc, mut a) = phone(
+        &d.0,
+        "caller",
+        &format!(
+            "<sip:1001@{target};transport=udp>;auth_pass=Bare!sip9pw;regint=600;answermode=manual;audio_codecs=pcmu"
+        ),
+    );
+    let result = (|| -> Result<(), String> {
+        wait_for(Duration::from_secs(15), || {
+            registrations(&d.0).iter().any(|r| r["extension"] == "1001").then_some(())
+        })
+        .ok_or("the caller did not register")?;
+        a.cmd("dial", &format!("sip:2125551234@{target}"));
+        carrier.wait_event("CALL_ESTABLISHED", Duration::from_secs(10)).ok_or("the carrier never answered")?;
+        a.wait_event("CALL_ESTABLISHED", Duration::from_secs(10)).ok_or("the caller never established the call")?;
+        a.cmd("hangup", "");
+        carrier.wait_event("CALL_CLOSED", Duration::from_secs(10)).ok_or("the carrier never saw the hang-up")?;
+        a.wait_event("CALL_CLOSED", Duration::from_secs(10)).ok_or("the caller never closed the call")?;
+        let started = std::time::Instant::now();
+        a.cmd("dial", &format!("sip:12125551234@{target}"));
+        let closed = a.wait_event("CALL_CLOSED", Duration::from_secs(10)).ok_or("the refused call never closed")?;
+        if !closed.to_string().contains("503") || started.elapsed() > Duration::from_secs(5) {
+            return Err(format!("expected a prompt 503, got {closed} after {:?}", started.elapsed()));
+        }
+        if impostor.wait_event("CALL_INCOMING", Duration::from_millis(500)).is_some() {
+            return Err("the call reached the impostor".into());
+        }
+        Ok(())
+    })();
+    for p in [&mut a_proc, &mut c_proc, &mut i_proc] {
+        let _ = p.kill();
+        let _ = p.wait();
+    }
+    if let Err(e) = result {
+        panic!("{e}; daemon log:\n{}", daemon.log());
+    }
+    let call = wait_for(Duration::from_secs(5), || {
+        let v: Vec<serde_json::Value> = serde_json::from_str(&cli_ok(&d.0, &["calls", "list", "--json"])).unwrap();
+        v.into_iter().find(|c| c["trunk"] == "carrier" && c["state"] == "ended" && c["answered_at"].is_i64())
+    });
+    assert!(call.is_some(), "{}", cli_ok(&d.0, &["calls", "list", "--json"]));
+    assert!(daemon.log().contains("TLS handshake with a trunk failed"), "{}", daemon.log());
+    let refused = wait_for(Duration::from_secs(5), || {
+        let v: Vec<serde_json::Value> = serde_json::from_str(&cli_ok(&d.0, &["calls", "list", "--json"])).unwrap();
+        v.into_iter().find(|c| c["trunk"] == "unverified" && c["status"] == 503)
+    });
+    assert!(refused.is_some(), "{}", cli_ok(&d.0, &["calls", "list", "--json"]));
 }

@@ -12,6 +12,8 @@ mod stream;
 mod tls;
 mod udp;
 
+pub(crate) use tls::ca_certificates as tls_ca_certificates;
+
 use crate::cli::RunArgs;
 use crate::commands::{DEFAULT_DATA, now_secs};
 use crate::config::Config;
@@ -310,6 +312,7 @@ pub(crate) fn run(data: Option<PathBuf>, args: RunArgs) -> Result<()> {
     tracing::info!(realm = %rcfg.realm, extensions = dir.len(), data = %data.display(), "starting");
     let mut svc = Service::new(rcfg, Arc::new(dir), key, seed);
     let plan = Arc::new(dialplan(&store)?);
+    let tls_trunks = tls::peers(&store.trunks()?, &plan.trunks);
     svc.set_dialplan(plan.clone());
     let stale = store.close_stale_calls(now_secs())?;
     if stale > 0 {
@@ -348,6 +351,7 @@ pub(crate) fn run(data: Option<PathBuf>, args: RunArgs) -> Result<()> {
         Duration::from_secs(cfg.sip.idle_timeout),
         rt.handle().clone(),
     );
+    net.set_tls_peers(tls_trunks);
     let udp_bound = udp::start(&udp_addrs, cfg.sip.udp_workers, &net)?;
     let tls_acceptor = if tls_addrs.is_empty() { None } else { Some(tls::acceptor(&data, &cfg.tls)?) };
     let (tcp_bound, tls_bound) = rt.block_on(stream::start(&tcp_addrs, &tls_addrs, tls_acceptor, &net))?;
@@ -366,12 +370,12 @@ pub(crate) fn run(data: Option<PathBuf>, args: RunArgs) -> Result<()> {
     tracing::info!(udp = ?udp_bound, tcp = ?tcp_bound, tls = ?tls_bound, "pbxguard ready");
 
     let reload = {
-        let (shared, events) = (shared.clone(), events.clone());
+        let net = net.clone();
         let path = data.join("pbxguard.db");
         let listening: Vec<_> = udp_bound.iter().chain(&tcp_bound).chain(&tls_bound).copied().collect();
         std::thread::Builder::new()
             .name("pbxguard-reload".into())
-            .spawn(move || reload::run(&path, &shared, &events, &listening, lists))?
+            .spawn(move || reload::run(&path, &net, &listening, lists))?
     };
     {
         let path = data.join("pbxguard.db");

@@ -1,7 +1,8 @@
 //! Sending what the proxy forwards: over UDP from a listening socket, over TCP/TLS on the connection
-//! to that address (the one a phone registered over, or one this daemon opened for TCP). Sends never
+//! to that address (the one a phone registered over, or one this daemon opened to a trunk). Sends never
 //! block the caller: stream writes are queued per connection (bounded) and UDP sends are non-blocking.
 
+use super::tls::TlsPeer;
 use super::{Shared, persist};
 use pbxguard_pbx::{Transmit, Transport};
 use std::collections::HashMap;
@@ -22,6 +23,8 @@ pub(crate) struct Net {
     pub(crate) rt: tokio::runtime::Handle,
     udp: Mutex<Vec<UdpSocket>>,
     streams: Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>,
+    /// TLS trunks by address: where this daemon opens TLS connections itself.
+    tls_peers: Mutex<HashMap<SocketAddr, TlsPeer>>,
 }
 
 impl Net {
@@ -40,7 +43,12 @@ impl Net {
             rt,
             udp: Mutex::new(Vec::new()),
             streams: Mutex::new(HashMap::new()),
+            tls_peers: Mutex::new(HashMap::new()),
         })
+    }
+
+    pub(crate) fn set_tls_peers(&self, peers: HashMap<SocketAddr, TlsPeer>) {
+        *self.tls_peers.lock().unwrap_or_else(|p| p.into_inner()) = peers;
     }
 
     /// A UDP socket (bound to a listening port) to send from.
@@ -93,10 +101,19 @@ impl Net {
                     }
                     None if transport == Transport::Tcp => {
                         let net = self.clone();
-                        self.rt.spawn(super::stream::connect(net, addr, t.data));
+                        self.rt.spawn(super::stream::connect(net, addr, None, t.data));
                     }
                     None => {
-                        tracing::info!(%addr, "no TLS connection to this address (outbound TLS is not supported yet); message dropped")
+                        let peer = self.tls_peers.lock().unwrap_or_else(|p| p.into_inner()).get(&addr).cloned();
+                        match peer {
+                            Some(peer) => {
+                                let net = self.clone();
+                                self.rt.spawn(super::stream::connect(net, addr, Some(peer), t.data));
+                            }
+                            // A phone reached over TLS is reached over its own connection; once that
+                            // is gone, only a new registration brings it back.
+                            None => tracing::info!(%addr, "no TLS connection to this address; message dropped"),
+                        }
                     }
                 }
             }

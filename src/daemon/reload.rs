@@ -1,5 +1,6 @@
 //! Applies what other processes (the CLI) commit, within a second, and runs the periodic housekeeping.
 
+use super::net::Net;
 use super::{Shared, acl_groups, directory, drain, lock, now_ms, persist, trusted};
 use crate::commands::now_secs;
 use crate::settings::{self, registrar_config};
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 fn reload_config(
     store: &Store,
-    shared: &Shared,
+    net: &Net,
     listening: &[SocketAddr],
     lists: &mut Vec<(String, i64, i64)>,
 ) -> anyhow::Result<()> {
@@ -27,12 +28,14 @@ fn reload_config(
     };
     let dir = directory(store)?;
     let plan = super::dialplan(store)?;
+    let tls_trunks = super::tls::peers(&store.trunks()?, &plan.trunks);
     let cfg = registrar_config(store)?;
     let shield_cfg = settings::shield_config(store)?;
     let fingerprints = settings::fingerprints(store)?;
     let trusted = trusted(store, listening, &plan.trunks)?;
     let _ = acl_groups(store)?;
-    let mut core = lock(shared);
+    net.set_tls_peers(tls_trunks);
+    let mut core = lock(&net.shared);
     if core.sip.config() != &cfg {
         tracing::info!(?cfg, "registrar settings changed");
         core.sip.set_config(cfg);
@@ -73,13 +76,8 @@ fn apply_ban_ops(store: &Store, shared: &Shared, events: &persist::Sender, after
     Ok(last)
 }
 
-pub(crate) fn run(
-    db: &Path,
-    shared: &Shared,
-    events: &persist::Sender,
-    listening: &[SocketAddr],
-    mut lists: Vec<(String, i64, i64)>,
-) {
+pub(crate) fn run(db: &Path, net: &Net, listening: &[SocketAddr], mut lists: Vec<(String, i64, i64)>) {
+    let (shared, events) = (&net.shared, &net.events);
     let store = match Store::open(db) {
         Ok(s) => s,
         Err(e) => {
@@ -100,7 +98,7 @@ pub(crate) fn run(
                 match store.config_revision() {
                     Ok(r) if r != revision => {
                         revision = r;
-                        if let Err(e) = reload_config(&store, shared, listening, &mut lists) {
+                        if let Err(e) = reload_config(&store, net, listening, &mut lists) {
                             tracing::error!(error = %e, "reloading configuration failed; keeping the previous one");
                         }
                         match apply_ban_ops(&store, shared, events, last_op) {

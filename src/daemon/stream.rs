@@ -2,8 +2,10 @@
 //! connection the request came in on, and the proxy can send on any open connection (registered
 //! phones are reached over the connection they registered on). Connections are capped and closed when
 //! idle; a framing error closes the connection, since the stream can no longer be trusted to be in sync.
+//! The daemon opens connections itself to TCP and TLS trunks.
 
 use super::net::Net;
+use super::tls::TlsPeer;
 use super::{handle, lock, now_ms};
 use anyhow::{Context, Result};
 use pbxguard_pbx::Transport;
@@ -13,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener> {
     let s =
@@ -85,22 +87,61 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, net: Arc<N
     }
 }
 
-/// Opens a TCP connection for the proxy (to a trunk or a phone with no open connection), sends
-/// `first`, and serves the connection like an accepted one so answers come back.
-pub(crate) async fn connect(net: Arc<Net>, addr: SocketAddr, first: Vec<u8>) {
+/// Opens a connection for the proxy (to a trunk, or to a phone with no open TCP connection), TLS when
+/// `tls` says how to verify the peer, sends `first`, and serves the connection like an accepted one so
+/// answers come back.
+pub(crate) async fn connect(net: Arc<Net>, addr: SocketAddr, tls: Option<TlsPeer>, first: Vec<u8>) {
     let Ok(permit) = net.slots.clone().try_acquire_owned() else {
         tracing::warn!(%addr, "connection limit reached; not connecting");
         return;
     };
-    match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await {
-        Ok(Ok(sock)) => {
-            let _ = sock.set_nodelay(true);
-            serve(sock, addr, Transport::Tcp, &net, Some(first)).await;
+    let transport = if tls.is_some() { Transport::Tls } else { Transport::Tcp };
+    let sock = match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await {
+        Ok(Ok(sock)) => Some(sock),
+        Ok(Err(e)) => {
+            tracing::warn!(%addr, error = %e, transport = transport.as_str(), "connecting failed");
+            None
         }
-        Ok(Err(e)) => tracing::info!(%addr, error = %e, "TCP connect failed"),
-        Err(_) => tracing::info!(%addr, "TCP connect timed out"),
+        Err(_) => {
+            tracing::warn!(%addr, transport = transport.as_str(), "connecting timed out");
+            None
+        }
+    };
+    let Some(sock) = sock else { return unreachable(&net, addr, transport) };
+    let _ = sock.set_nodelay(true);
+    match tls {
+        None => serve(sock, addr, Transport::Tcp, &net, Some(first)).await,
+        Some(peer) => {
+            let handshake = TlsConnector::from(peer.config).connect(peer.name.clone(), sock);
+            match tokio::time::timeout(Duration::from_secs(10), handshake).await {
+                Ok(Ok(s)) => serve(s, addr, Transport::Tls, &net, Some(first)).await,
+                // The operator must see why: usually a certificate that does not match the trunk's
+                // host or chain to its CA (`trunk add --tls-ca`).
+                Ok(Err(e)) => {
+                    tracing::warn!(%addr, server = ?peer.name, error = %e, "TLS handshake with a trunk failed");
+                    unreachable(&net, addr, transport);
+                }
+                Err(_) => {
+                    tracing::warn!(%addr, "TLS handshake with a trunk timed out");
+                    unreachable(&net, addr, transport);
+                }
+            }
+        }
     }
     drop(permit);
+}
+
+/// Calls waiting on a connection that could not be made fail now (503), not after Timer B.
+fn unreachable(net: &Arc<Net>, addr: SocketAddr, transport: Transport) {
+    let mut tx = Vec::new();
+    {
+        let mut core = lock(&net.shared);
+        let super::Core { shield, sip } = &mut *core;
+        sip.unreachable(now_ms(), pbxguard_pbx::Target { addr, transport });
+        super::drain(shield, sip, &net.events);
+        super::take_transmits(sip, &mut tx);
+    }
+    net.send_all(&mut tx);
 }
 
 async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(

@@ -1,11 +1,12 @@
 //! TLS server configuration: the operator's certificate and key, or a self-signed pair generated once
-//! into `<data>/tls/` (so clients that pin it keep working across restarts).
+//! into `<data>/tls/` (so clients that pin it keep working across restarts). And the client side for
+//! TLS trunks, which are verified like any TLS server: name and chain, never skipped.
 
 use crate::config::TlsConfig;
 use anyhow::{Context, Result, anyhow};
-use rustls::ServerConfig;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use std::path::Path;
 use std::sync::Arc;
 use tokio_rustls::TlsAcceptor;
@@ -57,4 +58,78 @@ pub(crate) fn acceptor(data: &Path, cfg: &TlsConfig) -> Result<TlsAcceptor> {
         .with_single_cert(chain, pk)
         .context("the TLS certificate and key do not match")?;
     Ok(TlsAcceptor::from(Arc::new(sc)))
+}
+
+/// How pbxguard reaches a TLS trunk: the name its certificate must carry (the trunk's host, a DNS name
+/// or an IP address) and what it must chain to.
+#[derive(Clone)]
+pub(crate) struct TlsPeer {
+    pub(crate) name: ServerName<'static>,
+    pub(crate) config: Arc<ClientConfig>,
+}
+
+/// The certificates in `pem`, or what is wrong with them (for `trunk add --tls-ca` and at load).
+pub(crate) fn ca_certificates(pem: &str) -> Result<Vec<CertificateDer<'static>>> {
+    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow!("not PEM certificates ({e})"))?;
+    if certs.is_empty() {
+        return Err(anyhow!("no certificate in it (expected -----BEGIN CERTIFICATE-----)"));
+    }
+    let mut roots = RootCertStore::empty();
+    let (_, bad) = roots.add_parsable_certificates(certs.iter().cloned());
+    if bad > 0 {
+        return Err(anyhow!("{bad} of its certificates cannot be used as a trust anchor"));
+    }
+    Ok(certs)
+}
+
+/// A client configuration trusting `ca` (PEM) if given, else the public roots (Mozilla's list, built
+/// in, so it does not depend on what the host has installed).
+fn client_config(ca: Option<&str>) -> Result<Arc<ClientConfig>> {
+    let mut roots = RootCertStore::empty();
+    match ca {
+        Some(pem) => {
+            roots.add_parsable_certificates(ca_certificates(pem)?);
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let c = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(c))
+}
+
+/// The TLS trunks by the address they resolved to. A trunk whose stored CA is unusable is left out
+/// (and logged): its calls fail, the others keep working.
+pub(crate) fn peers(
+    rows: &[pbxguard_store::TrunkRow],
+    trunks: &[Arc<pbxguard_pbx::Trunk>],
+) -> std::collections::HashMap<std::net::SocketAddr, TlsPeer> {
+    let mut out = std::collections::HashMap::new();
+    for t in trunks.iter().filter(|t| t.transport == pbxguard_pbx::Transport::Tls) {
+        let ca = rows.iter().find(|r| r.name == t.name).and_then(|r| r.tls_ca.as_deref());
+        let name = match ServerName::try_from(t.host.clone()) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(trunk = t.name, host = t.host, error = %e, "trunk host is not a valid TLS server name");
+                continue;
+            }
+        };
+        if out.contains_key(&t.addr) {
+            // One connection per address, so one way of verifying it.
+            tracing::error!(trunk = t.name, addr = %t.addr, "another TLS trunk uses this address; its certificate settings apply");
+            continue;
+        }
+        match client_config(ca) {
+            Ok(config) => {
+                out.insert(t.addr, TlsPeer { name, config });
+            }
+            Err(e) => {
+                tracing::error!(trunk = t.name, error = %e, "trunk TLS certificates unusable; its calls will fail")
+            }
+        }
+    }
+    out
 }

@@ -571,6 +571,32 @@ impl Proxy {
         }
     }
 
+    /// The transport could not reach `target` (connection refused, TLS certificate rejected): branches
+    /// still waiting for their first answer from it end as 503 at once, instead of after Timer B.
+    pub(crate) fn unreachable(&mut self, now: u64, target: Target, out: &mut Vec<CallOutcome>) {
+        let failed: Vec<(String, String)> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| c.target == target && c.state == ClientState::Calling)
+            .map(|(k, c)| (k.clone(), c.server.clone()))
+            .collect();
+        for (branch, server) in failed {
+            let Some(c) = self.clients.get_mut(&branch) else { continue };
+            c.state = ClientState::Done;
+            c.done_at = now;
+            let at = c.next_deadline();
+            arm(&mut self.timers, &mut c.scheduled, Kind::Client, &branch, at);
+            if let Some(s) = self.servers.get_mut(&server)
+                && let Some(m) = reparse(&s.invite)
+            {
+                let tag = format!("pg{:x}", self.seed);
+                let r = ResponseBuilder::new(&m, 503, "Service Unavailable", s.source.addr, &tag).finish(None, b"");
+                s.best = best_of(s.best.take(), 503, r);
+            }
+            self.maybe_finish(now, &server, out);
+        }
+    }
+
     /// Re-sends a branch's INVITE with credentials for the trunk's challenge, as a new client
     /// transaction one CSeq ahead; the dialog then translates CSeq numbers. False when the challenge
     /// cannot be answered (no credentials for its realm).

@@ -7,7 +7,7 @@ use crate::date::HttpDate;
 use crate::dialplan::DialPlan;
 use crate::directory::Directory;
 use crate::event::Event;
-use crate::proxy::{Locals, Proxy, Transmit, outcome_events};
+use crate::proxy::{Locals, Proxy, Target, Transmit, outcome_events};
 use crate::registrar::{RegisterReply, Registrar};
 use crate::txcache::TxCache;
 use crate::uplink::Uplinks;
@@ -136,6 +136,17 @@ impl Service {
         for info in ended {
             ev.push(Event::CallEnded { call_id: info.call_id, status: 408 });
         }
+        for e in ev {
+            self.push_event(e);
+        }
+    }
+
+    /// The daemon could not open a connection to `target`: calls waiting on it fail now with 503.
+    pub fn unreachable(&mut self, now_ms: u64, target: Target) {
+        let mut outcomes = Vec::new();
+        self.proxy.unreachable(now_ms, target, &mut outcomes);
+        let mut ev = Vec::new();
+        outcome_events(&mut self.proxy, outcomes, &mut ev);
         for e in ev {
             self.push_event(e);
         }

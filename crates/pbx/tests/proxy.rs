@@ -472,3 +472,20 @@ fn a_trunk_challenge_is_answered_and_the_dialog_translates_cseq() {
     let ok = r.out().remove(0);
     assert_eq!((ok.target.addr, cseq_of(&text(&ok))), (addr(CALLER), "3 BYE".to_owned()));
 }
+
+#[test]
+fn an_unreachable_callee_fails_the_call_at_once_with_503() {
+    let mut r = Rig::new(&[PHONE_A]);
+    r.call("1002", "gone");
+    let fwd = r.out().remove(0);
+    // Another target's failure changes nothing.
+    r.svc.unreachable(r.now, pbxguard_pbx::Target { addr: addr("192.0.2.200:5060"), transport: fwd.target.transport });
+    assert!(r.out().is_empty());
+    r.svc.unreachable(r.now, fwd.target);
+    let up = r.out();
+    assert_eq!(up.len(), 1);
+    assert!(first_line(&up[0]).starts_with("SIP/2.0 503"), "{}", text(&up[0]));
+    assert!(r.events().iter().any(|e| matches!(e, Event::CallEnded { status: 503, .. })));
+    // The branch is over: no INVITE retransmission follows.
+    assert!(r.tick(1000).iter().all(|t| t.target.addr == addr(CALLER)));
+}

@@ -23,6 +23,9 @@ pub struct TrunkRow {
     pub ha1: Option<(String, String)>,
     /// Register at the trunk for this many seconds.
     pub register_expires: Option<u32>,
+    /// PEM certificates a TLS trunk's certificate must chain to, instead of the public roots.
+    #[serde(skip)]
+    pub tls_ca: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -103,7 +106,7 @@ impl Store {
         self.conn
             .execute(
                 "INSERT INTO trunks(name, host, port, transport, created_at, username, realm, ha1_md5, ha1_sha256,
-                   register_expires) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                   register_expires, tls_ca) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 params![
                     t.name,
                     t.host,
@@ -114,7 +117,8 @@ impl Store {
                     t.realm,
                     t.ha1.as_ref().map(|h| &h.0),
                     t.ha1.as_ref().map(|h| &h.1),
-                    t.register_expires
+                    t.register_expires,
+                    t.tls_ca
                 ],
             )
             .map_err(|e| exists(e, format!("trunk {} already exists", t.name)))?;
@@ -123,7 +127,7 @@ impl Store {
 
     pub fn trunks(&self) -> Result<Vec<TrunkRow>> {
         let mut st = self.conn.prepare(
-            "SELECT name, host, port, transport, username, realm, ha1_md5, ha1_sha256, register_expires
+            "SELECT name, host, port, transport, username, realm, ha1_md5, ha1_sha256, register_expires, tls_ca
              FROM trunks ORDER BY name",
         )?;
         let rows = st.query_map([], |r| {
@@ -138,6 +142,7 @@ impl Store {
                 realm: r.get(5)?,
                 ha1: md5.zip(sha),
                 register_expires: r.get(8)?,
+                tls_ca: r.get(9)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

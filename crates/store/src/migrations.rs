@@ -180,6 +180,8 @@ const MIGRATIONS: &[&str] = &[
     // 9: per-extension toll-fraud limits (NULL: the global setting).
     "ALTER TABLE extensions ADD COLUMN max_calls INTEGER;
     ALTER TABLE extensions ADD COLUMN calls_per_hour INTEGER;",
+    // 10: the certificates a TLS trunk is verified against instead of the public roots (PEM).
+    "ALTER TABLE trunks ADD COLUMN tls_ca TEXT;",
 ];
 
 pub(crate) fn run(conn: &mut Connection) -> Result<()> {
