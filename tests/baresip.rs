@@ -209,7 +209,7 @@ fn baresip_calls_baresip_over_udp_and_tls() {
         }
         // pbxguard logged it: answered, then ended by BYE.
         let call = wait_for(Duration::from_secs(5), || {
-            let v: Vec<serde_json::Value> = serde_json::from_str(&cli_ok(&d.0, &["calls", "list", "--json"])).unwrap();
+            let v = calls(&d.0);
             let done = v.iter().filter(|c| {
                 c["caller"] == "1001"
                     && c["callee"] == "1002"
@@ -221,8 +221,8 @@ fn baresip_calls_baresip_over_udp_and_tls() {
         });
         assert!(
             call.is_some(),
-            "{transport}: call not logged as answered and ended: {}\ndaemon log:\n{}",
-            cli_ok(&d.0, &["calls", "list", "--json"]),
+            "{transport}: call not logged as answered and ended: {:?}\ndaemon log:\n{}",
+            calls(&d.0),
             daemon.log()
         );
     }
@@ -343,14 +343,12 @@ fn calls_reach_a_trunk_over_tls_verified_against_its_ca() {
         panic!("{e}; daemon log:\n{}", daemon.log());
     }
     let call = wait_for(Duration::from_secs(5), || {
-        let v: Vec<serde_json::Value> = serde_json::from_str(&cli_ok(&d.0, &["calls", "list", "--json"])).unwrap();
-        v.into_iter().find(|c| c["trunk"] == "carrier" && c["state"] == "ended" && c["answered_at"].is_i64())
+        calls(&d.0).into_iter().find(|c| c["trunk"] == "carrier" && c["state"] == "ended" && c["answered_at"].is_i64())
     });
-    assert!(call.is_some(), "{}", cli_ok(&d.0, &["calls", "list", "--json"]));
+    assert!(call.is_some(), "{:?}", calls(&d.0));
     assert!(daemon.log().contains("TLS handshake with a trunk failed"), "{}", daemon.log());
     let refused = wait_for(Duration::from_secs(5), || {
-        let v: Vec<serde_json::Value> = serde_json::from_str(&cli_ok(&d.0, &["calls", "list", "--json"])).unwrap();
-        v.into_iter().find(|c| c["trunk"] == "unverified" && c["status"] == 503)
+        calls(&d.0).into_iter().find(|c| c["trunk"] == "unverified" && c["status"] == 503)
     });
-    assert!(refused.is_some(), "{}", cli_ok(&d.0, &["calls", "list", "--json"]));
+    assert!(refused.is_some(), "{:?}", calls(&d.0));
 }

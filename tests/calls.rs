@@ -89,10 +89,6 @@ fn sipp_uac(scenario: &str, csv: &std::path::Path, target: SocketAddr, calls: us
         .expect("run sipp")
 }
 
-fn calls(data: &std::path::Path) -> Vec<serde_json::Value> {
-    serde_json::from_str(&cli_ok(data, &["calls", "list", "--json", "--last", "5000"])).unwrap()
-}
-
 /// Extension 1001 calling through pbxguard to a SIPp trunk on 127.0.0.2.
 struct TrunkRig {
     d: TempDir,

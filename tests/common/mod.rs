@@ -64,6 +64,11 @@ pub fn cli_ok(data: &Path, args: &[&str]) -> String {
     String::from_utf8(o.stdout).unwrap()
 }
 
+/// The calls log (`calls list --json`), calls in progress first.
+pub fn calls(data: &Path) -> Vec<serde_json::Value> {
+    serde_json::from_str(&cli_ok(data, &["calls", "list", "--json", "--last", "5000"])).unwrap()
+}
+
 pub fn registrations(data: &Path) -> Vec<serde_json::Value> {
     serde_json::from_str(&cli_ok(data, &["reg", "list", "--json"])).unwrap()
 }
