@@ -175,12 +175,24 @@ pub(crate) struct Dialog {
     scheduled: u64,
     /// Added to the CSeq of requests from the caller to the callee (and taken off their responses).
     cseq_shift: i64,
+    /// The callee is a trunk with credentials: its challenges to in-dialog requests are answered.
+    callee_auth: Option<Arc<Trunk>>,
 }
 
 struct Relay {
     back: Target,
     /// Added to the CSeq of the response on its way back.
     cseq_shift: i64,
+    /// A request towards a trunk with credentials, kept to be sent again once with them if the trunk
+    /// challenges it.
+    retry: Option<Box<Retry>>,
+}
+
+struct Retry {
+    request: Vec<u8>,
+    dest: Target,
+    trunk: Arc<Trunk>,
+    call_id: String,
 }
 
 pub(crate) struct Proxy {
@@ -376,6 +388,7 @@ impl Proxy {
             ended_at: None,
             scheduled: u64::MAX,
             cseq_shift: 0,
+            callee_auth: None,
         };
         arm(&mut self.timers, &mut d.scheduled, Kind::Dialog, &call_id, now + self.max_call_ms);
         self.dialogs.insert(call_id.clone(), d);
@@ -453,10 +466,16 @@ impl Proxy {
         let Some(branch) = via.branch() else { return };
         let pbxguard_sip::StartLine::Response { code, .. } = msg.start else { return };
         let strip = |shift| pbxguard_sip::strip_top_via(msg, pbxguard_sip::start_line(data), shift);
-        if let Some(r) = self.relays.get(branch) {
+        if let Some(r) = self.relays.get_mut(branch) {
             // Responses to stateless relays: only from where the request went is not checked (the
             // other party may answer from another port); the branch is unguessable and short-lived.
             let (back, shift) = (r.back, r.cseq_shift);
+            if (code == 401 || code == 407)
+                && let Some(retry) = r.retry.take()
+                && self.answer_in_dialog_challenge(now, back, shift, *retry, msg, code)
+            {
+                return;
+            }
             self.send(back, strip(shift));
             return;
         }
@@ -475,6 +494,7 @@ impl Proxy {
         }
         let server_key = c.server.clone();
         let target = c.target;
+        let auth = c.auth.clone();
         match code {
             100 => {
                 if c.state == ClientState::Calling {
@@ -531,6 +551,7 @@ impl Proxy {
                     self.settle(&caller);
                     if let Some(d) = self.dialogs.get_mut(&call_id) {
                         d.callee = Some(target);
+                        d.callee_auth = auth;
                         d.callee_tag = msg
                             .header(HeaderName::To)
                             .and_then(NameAddr::parse)
@@ -641,6 +662,46 @@ impl Proxy {
         true
     }
 
+    /// A trunk challenged a request relayed inside a dialog (a BYE, a re-INVITE): it is sent again once
+    /// with the trunk's credentials, one CSeq ahead, and from then on the caller's requests in that
+    /// dialog go one further ahead. The caller sees only the final answer, with its own CSeq. False when
+    /// the challenge cannot be answered (another realm): the caller then gets it as it is.
+    fn answer_in_dialog_challenge(
+        &mut self,
+        now: u64,
+        back: Target,
+        shift: i64,
+        retry: Retry,
+        msg: &Message<'_>,
+        code: u16,
+    ) -> bool {
+        let Some(sent) = reparse(&retry.request) else { return false };
+        let Some(creds) = retry.trunk.auth.as_ref() else { return false };
+        let method = sent.method().map_or("", |m| m.as_str());
+        let cnonce = format!("{:x}{:x}", self.seed, self.counter);
+        let TrunkAnswer::Answer(header, value, _) =
+            creds.answer(msg, code, method, sent.request_uri().unwrap_or(""), &cnonce)
+        else {
+            return false;
+        };
+        if sent.method() == Some(pbxguard_sip::Method::Invite) {
+            // A challenged re-INVITE is a non-2xx final to an INVITE: acknowledged hop by hop.
+            let ack = pbxguard_sip::hop_request(&sent, "ACK", msg.header(HeaderName::To));
+            self.send(retry.dest, ack);
+        }
+        let new_branch = self.branch(true);
+        let Some(via) = sent.header_values(HeaderName::Via).next().and_then(Via::parse) else { return false };
+        let via_value =
+            format!("SIP/2.0/{} {}:{};branch={new_branch};rport", via.transport, via.host, via.port.unwrap_or(5060));
+        let request = pbxguard_sip::reissue(&sent, &via_value, (header, &value));
+        self.relays.insert(now + LINGER, new_branch, Relay { back, cseq_shift: shift - 1, retry: None });
+        if let Some(d) = self.dialogs.get_mut(&retry.call_id) {
+            d.cseq_shift += 1;
+        }
+        self.send(retry.dest, request);
+        true
+    }
+
     /// Sends the best final response upstream once every branch has one.
     fn maybe_finish(&mut self, now: u64, key: &str, out: &mut Vec<CallOutcome>) {
         let Some(s) = self.servers.get(key) else { return };
@@ -690,11 +751,11 @@ impl Proxy {
         let Some(d) = self.dialogs.get_mut(req.call_id) else { return Err(481) };
         let from_tag = req.from.tag();
         let to_tag = req.to.tag();
-        let (dest, sender_ip, shift) = if from_tag == Some(d.caller_tag.as_str()) {
+        let (dest, sender_ip, shift, auth) = if from_tag == Some(d.caller_tag.as_str()) {
             let Some(callee) = d.callee else { return Err(481) };
-            (callee, d.caller.addr.ip(), d.cseq_shift)
+            (callee, d.caller.addr.ip(), d.cseq_shift, d.callee_auth.clone())
         } else if to_tag == Some(d.caller_tag.as_str()) && from_tag.is_some() && from_tag == d.callee_tag.as_deref() {
-            (d.caller, d.callee.map_or(d.caller.addr.ip(), |c| c.addr.ip()), 0)
+            (d.caller, d.callee.map_or(d.caller.addr.ip(), |c| c.addr.ip()), 0, None)
         } else {
             return Err(481);
         };
@@ -714,7 +775,9 @@ impl Proxy {
         let branch = self.branch(true);
         let Some(data) = build(&branch, dest, shift) else { return Err(503) };
         if method != pbxguard_sip::Method::Ack {
-            self.relays.insert(now + LINGER, branch, Relay { back: source, cseq_shift: -shift });
+            let retry = auth
+                .map(|trunk| Box::new(Retry { request: data.clone(), dest, trunk, call_id: req.call_id.to_owned() }));
+            self.relays.insert(now + LINGER, branch, Relay { back: source, cseq_shift: -shift, retry });
         }
         self.send(dest, data);
         if let Some(info) = &ended

@@ -468,7 +468,26 @@ fn a_trunk_challenge_is_answered_and_the_dialog_translates_cseq() {
     r.send(CALLER, &req("BYE", 3, "bye"));
     let bye = r.out().remove(0);
     assert_eq!(cseq_of(&text(&bye)), "4 BYE");
-    r.send(TRUNK, &answer(&bye, 200, "t"));
+    // The trunk challenges the BYE too: answered once with credentials, one CSeq further; the caller
+    // sees only the final answer, with its own CSeq.
+    let challenge = answer(&bye, 401, "t").replace(
+        "Content-Length: 0",
+        "WWW-Authenticate: Digest realm=\"carrier\", nonce=\"n2\", qop=\"auth\", algorithm=MD5\r\nContent-Length: 0",
+    );
+    r.send(TRUNK, &challenge);
+    let out = r.out();
+    assert_eq!(out.len(), 1, "only the BYE with credentials: {out:?}");
+    let bye2 = text(&out[0]);
+    assert_eq!((out[0].target.addr, cseq_of(&bye2)), (addr(TRUNK), "5 BYE".to_owned()));
+    let m = Message::parse(bye2.as_bytes(), &Limits::default()).unwrap();
+    let creds = pbxguard_sip::Credentials::parse(m.header(HeaderName::Authorization).unwrap()).unwrap();
+    assert!(creds.verify(Algorithm::Md5, &ha1(Algorithm::Md5, "acct", "carrier", "Tr!unk"), "BYE"));
+    // A second challenge is not answered again: the caller gets it.
+    r.send(TRUNK, &challenge.replace(&top_branch(&text(&bye)), &top_branch(&bye2)));
+    let up = r.out();
+    assert_eq!((up.len(), up[0].target.addr), (1, addr(CALLER)));
+    assert_eq!(code(&text(&up[0])), 401);
+    r.send(TRUNK, &answer(&out[0], 200, "t"));
     let ok = r.out().remove(0);
     assert_eq!((ok.target.addr, cseq_of(&text(&ok))), (addr(CALLER), "3 BYE".to_owned()));
 }
