@@ -2,7 +2,7 @@
 //! on arbitrary bytes from a few sources, with the clock moving: no panic, every reply and every
 //! forwarded message parses. Source 10.0.0.3 is a trunk, so INVITEs from it reach the proxy without a
 //! digest, fork to the registered extension 1001 at 10.0.0.1 and 10.0.0.2, and responses from those
-//! drive the client transactions.
+//! drive the client transactions; now and then a phone is reported unreachable.
 //! (Scanner fingerprints still ban; a banned source is unbanned when the clock passes its ban.)
 #![no_main]
 
@@ -61,6 +61,11 @@ fuzz_target!(|data: &[u8]| {
         Message::parse(&reply, &Limits::default()).expect("our replies parse");
     }
     svc.handle_timer(now * 1000);
+    if sel & 0x0c == 0x0c {
+        // A connection to one of the phones failed: its pending branches end as 503.
+        let addr = format!("10.0.0.{}:5060", 1 + (sel >> 7)).parse().unwrap();
+        svc.unreachable(now * 1000, pbxguard_pbx::Target { addr, transport });
+    }
     while let Some(t) = svc.poll_transmit() {
         Message::parse(&t.data, &Limits::default()).expect("what we forward parses");
     }
