@@ -228,6 +228,20 @@ fn baresip_calls_baresip_over_udp_and_tls() {
     }
 }
 
+/// A baresip auto-answering as a carrier on `ip`, serving TLS with a fresh self-signed certificate for
+/// that address; returns its process, control, SIP port (TLS is the next one) and certificate (PEM).
+fn tls_carrier(root: &std::path::Path, name: &str, ip: &str) -> (std::process::Child, Ctrl, u16, String) {
+    let ck = rcgen::generate_simple_self_signed(vec![ip.to_owned()]).unwrap();
+    let cert = ck.cert.pem();
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("both.pem"), format!("{cert}{}", ck.signing_key.serialize_pem())).unwrap();
+    let account = format!("<sip:5551000@{ip};transport=tls>;regint=0;answermode=auto;audio_codecs=pcmu");
+    let extra = format!("sip_certificate {}\n", dir.join("both.pem").display());
+    let (child, ctrl, port) = phone_on(root, name, &account, ip, &extra);
+    (child, ctrl, port, cert)
+}
+
 /// A carrier reached over TLS: baresip on 127.0.0.5 serves TLS with a self-signed certificate for that
 /// address, given to pbxguard with `trunk add --tls-ca`. A phone on UDP dials a national number; pbxguard
 /// opens the TLS connection, verifies the certificate, and the call is answered and hung up over it.
@@ -235,34 +249,12 @@ fn baresip_calls_baresip_over_udp_and_tls() {
 fn calls_reach_a_trunk_over_tls_verified_against_its_ca() {
     require("baresip");
     let d = TempDir::new("baresip-tls-trunk");
-    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.5".to_owned()]).unwrap();
-    let (cert, key) = (ck.cert.pem(), ck.signing_key.serialize_pem());
-    let carrier_dir = d.0.join("carrier-cert");
-    std::fs::create_dir_all(&carrier_dir).unwrap();
-    std::fs::write(carrier_dir.join("both.pem"), format!("{cert}{key}")).unwrap();
-    std::fs::write(carrier_dir.join("ca.pem"), &cert).unwrap();
     // The carrier first, so its TLS port is known when the trunk is added.
-    let (mut c_proc, mut carrier, port) = phone_on(
-        &d.0,
-        "carrier",
-        "<sip:5551000@127.0.0.5;transport=tls>;regint=0;answermode=auto;audio_codecs=pcmu",
-        "127.0.0.5",
-        &format!("sip_certificate {}\n", carrier_dir.join("both.pem").display()),
-    );
+    let (mut c_proc, mut carrier, port, cert) = tls_carrier(&d.0, "carrier", "127.0.0.5");
     // An impostor on 127.0.0.6 whose certificate nobody vouches for.
-    let other = rcgen::generate_simple_self_signed(vec!["127.0.0.6".to_owned()]).unwrap();
-    std::fs::write(
-        carrier_dir.join("impostor.pem"),
-        format!("{}{}", other.cert.pem(), other.signing_key.serialize_pem()),
-    )
-    .unwrap();
-    let (mut i_proc, mut impostor, i_port) = phone_on(
-        &d.0,
-        "impostor",
-        "<sip:5551000@127.0.0.6;transport=tls>;regint=0;answermode=auto;audio_codecs=pcmu",
-        "127.0.0.6",
-        &format!("sip_certificate {}\n", carrier_dir.join("impostor.pem").display()),
-    );
+    let (mut i_proc, mut impostor, i_port, _) = tls_carrier(&d.0, "impostor", "127.0.0.6");
+    let carrier_dir = d.0.join("carrier");
+    std::fs::write(carrier_dir.join("ca.pem"), &cert).unwrap();
     let ca = carrier_dir.join("ca.pem").display().to_string();
     let tls_port = (port + 1).to_string();
     // Operator mistakes first: each says what is wrong and adds nothing.
