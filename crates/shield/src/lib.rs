@@ -430,13 +430,22 @@ impl Shield {
     /// counts seed the progressive policy.
     pub fn restore(&mut self, now_ms: u64, bans: impl IntoIterator<Item = Ban>) {
         let mut fresh = Ledger::new(self.seed, &self.cfg);
+        let mut active = Vec::new();
         for b in bans {
             if b.target.is_host() {
                 fresh.note_offence(b.target.addr(), b.offence, b.created_ms);
             }
             if b.active(now_ms) {
-                // Over the cap (lowered since), the ones closest to their end are left out.
-                fresh.insert(now_ms, b);
+                active.push(b);
+            }
+        }
+        // Soonest end first, so that over the cap (lowered since) those are the ones lifted, and said to
+        // be, so the store stops listing them as in force.
+        active.sort_by_key(|b| b.expires_ms.unwrap_or(u64::MAX));
+        for b in active {
+            if let Some(ban) = fresh.insert(now_ms, b) {
+                self.counters.evicted_bans += 1;
+                self.decisions.push_back(Decision::Unban { ban, why: Lifted::Evicted });
             }
         }
         // Keep the in-memory offence history of addresses whose bans already ended.

@@ -230,6 +230,16 @@ fn a_storm_of_banned_sources_stays_under_the_ban_cap_and_lifts_the_ban_closest_t
     assert!(sh.ledger.is_banned(last, IpAddr::from((0x0a00_0000u32 + 99_999).to_be_bytes())));
     assert!(sh.ledger.is_banned(last, repeat), "the 6-hour ban outlives 1-hour ones");
     assert!(sh.ledger.is_banned(last, op), "operators' bans are never evicted");
+    // Restored with a lower cap: the bans closest to their end are lifted, and said to be.
+    let stored: Vec<Ban> = sh.bans().cloned().collect();
+    let mut lower = Shield::new(ShieldConfig { max_bans: 10, ..Default::default() });
+    lower.restore(last, stored);
+    let lifted = std::iter::from_fn(|| lower.poll_decision())
+        .filter(|d| matches!(d, Decision::Unban { why: Lifted::Evicted, .. }))
+        .count();
+    assert_eq!((lower.ban_count(), lifted), (10 + 1, 990));
+    assert!(lower.ledger.is_banned(last, repeat), "the latest-ending bans are kept");
+    assert!(lower.ledger.is_banned(last, IpAddr::from((0x0a00_0000u32 + 99_999).to_be_bytes())));
     // Expiry costs what ends: only the repeat offender's ban is left.
     sh.handle_timeout(last + config::HOUR_MS);
     assert_eq!(sh.ban_count(), 1);
