@@ -1,8 +1,9 @@
 //! Persists what the service reports (bindings) and logs security events, on its own thread so the
 //! packet path never waits for the disk. The queue is bounded: when full, events are dropped and counted
 //! (bindings are re-sent in full on the next change or refresh, so nothing is lost for good). Bans do
-//! not travel in it: they are kept as the latest state per address until written ([`BanWrites`]), so
-//! none is ever dropped, and a storm costs memory per distinct address (the shield caps those).
+//! not travel in it: they are kept as the latest state per address until written ([`BanWrites`]), so a
+//! burst of events never costs a ban; only a storm of detector bans that outruns SQLite for seconds
+//! leaves some in memory alone (counted and logged), and an operator's change is always stored.
 
 use anyhow::Result;
 use pbxguard_pbx::{Binding, Event};
@@ -49,24 +50,38 @@ impl Sender {
 /// The bans to write: the latest state of each address or network since the last write (`None`: the
 /// row goes). Filled in decision order under the core lock, so the last decision about a target wins.
 #[derive(Default)]
-pub(crate) struct BanWrites(Mutex<HashMap<Prefix, Option<Ban>>>);
+pub(crate) struct BanWrites {
+    pending: Mutex<HashMap<Prefix, Option<Ban>>>,
+    /// Detector bans not stored because a storm outran the disk (still enforced in memory).
+    skipped: AtomicU64,
+}
+
+/// Distinct targets waiting to be written. Reached only when spoofed sources produce bans faster than
+/// SQLite stores them, for seconds on end; then detector bans wait in memory only (the shield caps
+/// those), while operators' changes are always kept.
+const MAX_PENDING_BANS: usize = 250_000;
 
 impl BanWrites {
     fn note(&self, d: &Decision) {
-        let (target, row) = match d {
-            Decision::Ban(b) => (b.target, Some(b.clone())),
-            Decision::Unban { ban, why: Lifted::Operator } => (ban.target, None),
+        let (target, row, operator) = match d {
+            Decision::Ban(b) => (b.target, Some(b.clone()), b.reason == pbxguard_shield::BanReason::Manual),
+            Decision::Unban { ban, why: Lifted::Operator } => (ban.target, None, true),
             // Ended early: stored with its new end, so it is not restored and still counts as an offence.
-            Decision::Unban { ban, why: Lifted::Evicted } => (ban.target, Some(ban.clone())),
+            Decision::Unban { ban, why: Lifted::Evicted } => (ban.target, Some(ban.clone()), false),
             // The stored row already says when it ends.
             Decision::Unban { why: Lifted::Expired, .. } | Decision::Report { .. } => return,
             Decision::Alert { .. } | Decision::ThrottleUser { .. } => return,
         };
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(target, row);
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if !operator && pending.len() >= MAX_PENDING_BANS && !pending.contains_key(&target) {
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        pending.insert(target, row);
     }
 
     fn write(&self, store: &mut Store) {
-        let pending = std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()));
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
         if pending.is_empty() {
             return;
         }
@@ -350,6 +365,10 @@ fn run(
                 tracing::error!(error = %e, "saving security events failed");
             }
         }
+        let s = bans.skipped.swap(0, Ordering::Relaxed);
+        if s > 0 {
+            tracing::warn!(bans = s, "bans arrive faster than they can be stored; these are enforced but not stored");
+        }
         let d = dropped.load(Ordering::Relaxed);
         if d != reported_drops {
             tracing::warn!(dropped = d - reported_drops, "event queue full; events dropped");
@@ -360,5 +379,44 @@ fn run(
             *m.lock().unwrap_or_else(|p| p.into_inner()) = true;
             cv.notify_all();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pbxguard_shield::BanReason;
+
+    fn ban(i: u32, reason: BanReason) -> Decision {
+        Decision::Ban(Ban {
+            target: Prefix::host(std::net::Ipv4Addr::from(0x0a00_0000u32.wrapping_add(i)).into()),
+            reason,
+            evidence: String::new(),
+            first_seen_ms: 0,
+            created_ms: 0,
+            expires_ms: Some(1),
+            offence: 1,
+            note: None,
+        })
+    }
+
+    #[test]
+    fn a_storm_that_outruns_the_disk_never_costs_an_operators_change() {
+        let w = BanWrites::default();
+        for i in 0..MAX_PENDING_BANS as u32 {
+            w.note(&ban(i, BanReason::Scanner));
+        }
+        // Full: a new detector ban waits in memory only (counted); a change to a pending target and an
+        // operator's ban are kept.
+        w.note(&ban(u32::MAX - 1, BanReason::Flood));
+        w.note(&ban(7, BanReason::Flood));
+        w.note(&ban(u32::MAX - 2, BanReason::Manual));
+        let pending = w.pending.lock().unwrap();
+        assert_eq!((pending.len(), w.skipped.load(Ordering::Relaxed)), (MAX_PENDING_BANS + 1, 1));
+        let reason = |i: u32| {
+            let t = Prefix::host(std::net::Ipv4Addr::from(0x0a00_0000u32.wrapping_add(i)).into());
+            pending.get(&t).and_then(|b| b.as_ref().map(|b| b.reason))
+        };
+        assert_eq!((reason(7), reason(u32::MAX - 2)), (Some(BanReason::Flood), Some(BanReason::Manual)));
     }
 }

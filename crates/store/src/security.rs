@@ -50,16 +50,27 @@ impl Store {
     /// writes its ban at once while the daemon applies it up to a second later, and a flood or scanner
     /// ban found in between must not erase the operator's note and duration.
     pub fn upsert_ban(&self, b: &BanRow) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO bans(target, reason, evidence, first_seen_ms, created_ms, expires_ms, offence, note)
+        // Cached: a storm of bans is written thousands at a time.
+        self.conn
+            .prepare_cached(
+                "INSERT INTO bans(target, reason, evidence, first_seen_ms, created_ms, expires_ms, offence, note)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT(target) DO UPDATE SET reason = excluded.reason, evidence = excluded.evidence,
                created_ms = excluded.created_ms, expires_ms = excluded.expires_ms, offence = excluded.offence,
                note = excluded.note
              WHERE excluded.reason = 'manual' OR bans.reason != 'manual'
                OR (bans.expires_ms IS NOT NULL AND bans.expires_ms <= excluded.created_ms)",
-            params![b.target, b.reason, b.evidence, b.first_seen_ms, b.created_ms, b.expires_ms, b.offence, b.note],
-        )?;
+            )?
+            .execute(params![
+                b.target,
+                b.reason,
+                b.evidence,
+                b.first_seen_ms,
+                b.created_ms,
+                b.expires_ms,
+                b.offence,
+                b.note
+            ])?;
         Ok(())
     }
 
