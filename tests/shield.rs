@@ -322,6 +322,7 @@ fn a_storm_of_banned_sources_is_capped_and_stored_as_enforced() {
     });
     assert!(counted.is_some(), "metrics.prom: {:?}", std::fs::read_to_string(d.0.join("metrics.prom")));
     assert_eq!(metric(&d.0, "pbxguard_bans_active"), Some(101));
+    assert_eq!(metric(&d.0, "pbxguard_persist_dropped_total{kind=\"ban\"}"), Some(0));
     // The database converges on what the daemon enforces (written within a quarter of a second).
     let stored = wait_for(Duration::from_secs(3), || Some(active_bans(&d.0)).filter(|b| b.len() == 101));
     let stored = stored.unwrap_or_else(|| panic!("{} bans stored", active_bans(&d.0).len()));

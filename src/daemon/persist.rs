@@ -37,6 +37,11 @@ pub(crate) struct Sender {
 }
 
 impl Sender {
+    /// (events dropped because the queue was full, detector bans not stored), since start.
+    pub(crate) fn losses(&self) -> (u64, u64) {
+        (self.dropped.load(Ordering::Relaxed), self.bans.skipped.load(Ordering::Relaxed))
+    }
+
     pub(crate) fn send(&self, m: Msg) {
         if let Msg::Decision(d) = &m {
             self.bans.note(d);
@@ -299,7 +304,7 @@ fn run(
     reporter: &SyncSender<super::report::Report>,
 ) {
     let mut pending: HashMap<String, Vec<Binding>> = HashMap::new();
-    let mut reported_drops = 0;
+    let (mut reported_drops, mut reported_skips) = (0, 0);
     let mut next_write = Instant::now() + WRITE_BACK;
     loop {
         // Sleep, then drain: the packet path's sends never wake this thread one by one.
@@ -365,9 +370,13 @@ fn run(
                 tracing::error!(error = %e, "saving security events failed");
             }
         }
-        let s = bans.skipped.swap(0, Ordering::Relaxed);
-        if s > 0 {
-            tracing::warn!(bans = s, "bans arrive faster than they can be stored; these are enforced but not stored");
+        let s = bans.skipped.load(Ordering::Relaxed);
+        if s != reported_skips {
+            tracing::warn!(
+                bans = s - reported_skips,
+                "bans arrive faster than they can be stored; these are enforced but not stored"
+            );
+            reported_skips = s;
         }
         let d = dropped.load(Ordering::Relaxed);
         if d != reported_drops {

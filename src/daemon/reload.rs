@@ -124,7 +124,7 @@ pub(crate) fn run(db: &Path, net: &Net, listening: &[SocketAddr], mut lists: Vec
                 drain(shield, sip, events);
             }
             if let Some(dir) = db.parent()
-                && let Err(e) = write_metrics(dir, shared)
+                && let Err(e) = write_metrics(dir, shared, events)
             {
                 tracing::debug!(error = %e, "writing metrics.prom failed");
             }
@@ -170,7 +170,8 @@ pub(crate) fn refresh_blacklists(db: &Path) {
 
 /// Writes `<data>/metrics.prom` in the Prometheus text format (node_exporter's textfile collector reads
 /// it as is), replaced atomically every second.
-fn write_metrics(dir: &Path, shared: &Shared) -> std::io::Result<()> {
+fn write_metrics(dir: &Path, shared: &Shared, persister: &persist::Sender) -> std::io::Result<()> {
+    let (events_lost, bans_unstored) = persister.losses();
     let (c, bans, listed, (sources, users, evicted), regs, (tx, nonces, _), dropped_events, calls) = {
         let core = lock(shared);
         (
@@ -218,7 +219,11 @@ fn write_metrics(dir: &Path, shared: &Shared) -> std::io::Result<()> {
          pbxguard_calls {calls}\n\
          # HELP pbxguard_events_dropped_total Service events dropped because the queue was full.\n\
          # TYPE pbxguard_events_dropped_total counter\n\
-         pbxguard_events_dropped_total {dropped_events}\n",
+         pbxguard_events_dropped_total {dropped_events}\n\
+         # HELP pbxguard_persist_dropped_total What did not reach the database: event rows (queue full), detector bans (a storm outran the disk; still enforced).\n\
+         # TYPE pbxguard_persist_dropped_total counter\n\
+         pbxguard_persist_dropped_total{{kind=\"event\"}} {events_lost}\n\
+         pbxguard_persist_dropped_total{{kind=\"ban\"}} {bans_unstored}\n",
         c.dropped_banned, c.dropped_blacklisted, c.bans, c.evicted_bans
     );
     let tmp = dir.join("metrics.prom.tmp");
