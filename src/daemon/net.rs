@@ -56,7 +56,7 @@ impl Net {
         self.udp.lock().unwrap_or_else(|p| p.into_inner()).push(s);
     }
 
-    /// Makes a connection reachable for sends to `peer`; returns its queue's receiving end.
+    /// Makes an accepted connection reachable for sends to `peer`; returns its queue's receiving end.
     pub(crate) fn register(&self, peer: SocketAddr) -> mpsc::Receiver<Vec<u8>> {
         let (tx, rx) = mpsc::channel(QUEUE);
         self.streams.lock().unwrap_or_else(|p| p.into_inner()).insert(peer, tx);
@@ -92,29 +92,37 @@ impl Net {
                 }
             }
             transport => {
-                let tx = self.streams.lock().unwrap_or_else(|p| p.into_inner()).get(&addr).cloned();
+                let tls = match transport {
+                    Transport::Tls => self.tls_peers.lock().unwrap_or_else(|p| p.into_inner()).get(&addr).cloned(),
+                    _ => None,
+                };
+                // Open (TCP, or TLS to a trunk) unless a connection exists or is being opened: messages
+                // wait in its queue meanwhile, so a burst opens one connection, not one each.
+                let may_connect = transport == Transport::Tcp || tls.is_some();
+                let (tx, opened) = {
+                    let mut m = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+                    match m.get(&addr).filter(|tx| !tx.is_closed()) {
+                        Some(tx) => (Some(tx.clone()), None),
+                        None if may_connect => {
+                            let (tx, rx) = mpsc::channel(QUEUE);
+                            m.insert(addr, tx.clone());
+                            (Some(tx), Some(rx))
+                        }
+                        None => (None, None),
+                    }
+                };
                 match tx {
                     Some(tx) => {
                         if tx.try_send(t.data).is_err() {
                             tracing::debug!(%addr, "connection queue full or closed; message dropped");
                         }
                     }
-                    None if transport == Transport::Tcp => {
-                        let net = self.clone();
-                        self.rt.spawn(super::stream::connect(net, addr, None, t.data));
-                    }
-                    None => {
-                        let peer = self.tls_peers.lock().unwrap_or_else(|p| p.into_inner()).get(&addr).cloned();
-                        match peer {
-                            Some(peer) => {
-                                let net = self.clone();
-                                self.rt.spawn(super::stream::connect(net, addr, Some(peer), t.data));
-                            }
-                            // A phone reached over TLS is reached over its own connection; once that
-                            // is gone, only a new registration brings it back.
-                            None => tracing::info!(%addr, "no TLS connection to this address; message dropped"),
-                        }
-                    }
+                    // A phone reached over TLS is reached over its own connection; once that is gone,
+                    // only a new registration brings it back.
+                    None => tracing::info!(%addr, "no TLS connection to this address; message dropped"),
+                }
+                if let Some(queue) = opened {
+                    self.rt.spawn(super::stream::connect(self.clone(), addr, tls, queue));
                 }
             }
         }

@@ -88,9 +88,9 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, net: Arc<N
 }
 
 /// Opens a connection for the proxy (to a trunk, or to a phone with no open TCP connection), TLS when
-/// `tls` says how to verify the peer, sends `first`, and serves the connection like an accepted one so
-/// answers come back.
-pub(crate) async fn connect(net: Arc<Net>, addr: SocketAddr, tls: Option<TlsPeer>, first: Vec<u8>) {
+/// `tls` says how to verify the peer, sends what waits in `queue` (registered for `addr` already), and
+/// serves the connection like an accepted one so answers come back.
+pub(crate) async fn connect(net: Arc<Net>, addr: SocketAddr, tls: Option<TlsPeer>, queue: Queue) {
     let Ok(permit) = net.slots.clone().try_acquire_owned() else {
         tracing::warn!(%addr, "connection limit reached; not connecting");
         return;
@@ -107,22 +107,28 @@ pub(crate) async fn connect(net: Arc<Net>, addr: SocketAddr, tls: Option<TlsPeer
             None
         }
     };
-    let Some(sock) = sock else { return unreachable(&net, addr, transport) };
+    let Some(sock) = sock else {
+        drop(queue);
+        return unreachable(&net, addr, transport);
+    };
     let _ = sock.set_nodelay(true);
+    tracing::info!(%addr, transport = transport.as_str(), "connection opened");
     match tls {
-        None => serve(sock, addr, Transport::Tcp, &net, Some(first)).await,
+        None => serve(sock, addr, Transport::Tcp, &net, Some(queue)).await,
         Some(peer) => {
             let handshake = TlsConnector::from(peer.config).connect(peer.name.clone(), sock);
             match tokio::time::timeout(Duration::from_secs(10), handshake).await {
-                Ok(Ok(s)) => serve(s, addr, Transport::Tls, &net, Some(first)).await,
+                Ok(Ok(s)) => serve(s, addr, Transport::Tls, &net, Some(queue)).await,
                 // The operator must see why: usually a certificate that does not match the trunk's
                 // host or chain to its CA (`trunk add --tls-ca`).
                 Ok(Err(e)) => {
                     tracing::warn!(%addr, server = ?peer.name, error = %e, "TLS handshake with a trunk failed");
+                    drop(queue);
                     unreachable(&net, addr, transport);
                 }
                 Err(_) => {
                     tracing::warn!(%addr, "TLS handshake with a trunk timed out");
+                    drop(queue);
                     unreachable(&net, addr, transport);
                 }
             }
@@ -131,8 +137,10 @@ pub(crate) async fn connect(net: Arc<Net>, addr: SocketAddr, tls: Option<TlsPeer
     drop(permit);
 }
 
-/// Calls waiting on a connection that could not be made fail now (503), not after Timer B.
+/// Calls waiting on a connection that could not be made fail now (503), not after Timer B. The
+/// connection's queue (dropped by the caller) goes, so the next message tries again.
 fn unreachable(net: &Arc<Net>, addr: SocketAddr, transport: Transport) {
+    net.unregister(addr);
     let mut tx = Vec::new();
     {
         let mut core = lock(&net.shared);
@@ -144,21 +152,21 @@ fn unreachable(net: &Arc<Net>, addr: SocketAddr, transport: Transport) {
     net.send_all(&mut tx);
 }
 
+/// What waits to be written on a connection.
+pub(crate) type Queue = tokio::sync::mpsc::Receiver<Vec<u8>>;
+
+/// Serves a connection: `queue` is the one registered when this daemon started opening it, else the
+/// connection (accepted) is registered now.
 async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     s: S,
     peer: SocketAddr,
     transport: Transport,
     net: &Arc<Net>,
-    first: Option<Vec<u8>>,
+    queue: Option<Queue>,
 ) {
     let (mut rd, mut wr) = tokio::io::split(s);
-    let mut queue = net.register(peer);
+    let mut queue = queue.unwrap_or_else(|| net.register(peer));
     let writer = tokio::spawn(async move {
-        if let Some(f) = first
-            && wr.write_all(&f).await.is_err()
-        {
-            return;
-        }
         while let Some(m) = queue.recv().await {
             if wr.write_all(&m).await.is_err() {
                 return;
