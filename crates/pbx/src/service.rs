@@ -275,10 +275,12 @@ impl Service {
             self.push_event(Event::Scanner { source, evidence });
             return None;
         }
+        // Only UDP retransmits: on TCP and TLS a server transaction ends with its final response
+        // (RFC 3261 §17.2.2, Timer J = 0), so caching it there would only cost memory.
         let key = req
             .via
             .branch()
-            .filter(|b| b.starts_with("z9hG4bK") && req.method != Method::Ack)
+            .filter(|b| transport == Transport::Udp && b.starts_with("z9hG4bK") && req.method != Method::Ack)
             .map(|b| self.txcache.key(b, req.method, source));
         if let Some(k) = &key
             && let Some(cached) = self.txcache.get(k)

@@ -277,6 +277,22 @@ fn retransmission_gets_the_cached_final_response() {
     let a = reg1001(&mut svc, T0, 2, auth.clone());
     let b = reg1001(&mut svc, T0 + 1, 2, auth);
     assert_eq!((a.code, a.raw), (200, b.raw));
+    assert_eq!(svc.table_sizes().0, 1);
+    // Over TCP nothing is retransmitted, so nothing is cached: the same request again is handled anew
+    // (here: the nonce-count is a replay, so a fresh challenge).
+    let mut svc = service();
+    let over_tcp = |svc: &mut Service, cseq: u32, extra: String| {
+        let r = Reg { user: "1001", cseq, branch: format!("t{cseq}"), extra, contact: "<sip:1001@192.0.2.10>" };
+        let out =
+            SHIELD.with(|s| svc.handle(&mut s.borrow_mut(), T0 * 1000, register(&r).as_bytes(), src(), Transport::Tcp));
+        String::from_utf8(out.unwrap()).unwrap()
+    };
+    let challenge = over_tcp(&mut svc, 1, String::new());
+    let nonce = challenge.split("nonce=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let auth = auth_header("1001", "Secr3t!pw", &nonce, 1, Algorithm::Md5);
+    assert!(over_tcp(&mut svc, 2, auth.clone()).starts_with("SIP/2.0 200"));
+    assert!(over_tcp(&mut svc, 2, auth).starts_with("SIP/2.0 401"));
+    assert_eq!(svc.table_sizes().0, 0);
 }
 
 fn simple(method: &str, extra: &str) -> String {
