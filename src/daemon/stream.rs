@@ -91,11 +91,11 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, net: Arc<N
 /// `tls` says how to verify the peer, sends what waits in `queue` (registered for `addr` already), and
 /// serves the connection like an accepted one so answers come back.
 pub(crate) async fn connect(net: Arc<Net>, addr: SocketAddr, tls: Option<TlsPeer>, queue: Queue) {
+    let transport = if tls.is_some() { Transport::Tls } else { Transport::Tcp };
     let Ok(permit) = net.slots.clone().try_acquire_owned() else {
         tracing::warn!(%addr, "connection limit reached; not connecting");
-        return;
+        return unreachable(&net, addr, transport, queue);
     };
-    let transport = if tls.is_some() { Transport::Tls } else { Transport::Tcp };
     let sock = match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await {
         Ok(Ok(sock)) => Some(sock),
         Ok(Err(e)) => {
@@ -107,10 +107,7 @@ pub(crate) async fn connect(net: Arc<Net>, addr: SocketAddr, tls: Option<TlsPeer
             None
         }
     };
-    let Some(sock) = sock else {
-        drop(queue);
-        return unreachable(&net, addr, transport);
-    };
+    let Some(sock) = sock else { return unreachable(&net, addr, transport, queue) };
     let _ = sock.set_nodelay(true);
     tracing::info!(%addr, transport = transport.as_str(), "connection opened");
     match tls {
@@ -123,13 +120,11 @@ pub(crate) async fn connect(net: Arc<Net>, addr: SocketAddr, tls: Option<TlsPeer
                 // host or chain to its CA (`trunk add --tls-ca`).
                 Ok(Err(e)) => {
                     tracing::warn!(%addr, server = ?peer.name, error = %e, "TLS handshake with a trunk failed");
-                    drop(queue);
-                    unreachable(&net, addr, transport);
+                    unreachable(&net, addr, transport, queue);
                 }
                 Err(_) => {
                     tracing::warn!(%addr, "TLS handshake with a trunk timed out");
-                    drop(queue);
-                    unreachable(&net, addr, transport);
+                    unreachable(&net, addr, transport, queue);
                 }
             }
         }
@@ -138,8 +133,9 @@ pub(crate) async fn connect(net: Arc<Net>, addr: SocketAddr, tls: Option<TlsPeer
 }
 
 /// Calls waiting on a connection that could not be made fail now (503), not after Timer B. The
-/// connection's queue (dropped by the caller) goes, so the next message tries again.
-fn unreachable(net: &Arc<Net>, addr: SocketAddr, transport: Transport) {
+/// connection's queue goes with what waits in it, so the next message tries again.
+fn unreachable(net: &Arc<Net>, addr: SocketAddr, transport: Transport, queue: Queue) {
+    drop(queue);
     net.unregister(addr);
     let mut tx = Vec::new();
     {
