@@ -83,10 +83,7 @@ pub(crate) const SETTINGS: &[SettingDef] = &[
         key: "registrar.max_contacts",
         default: Some("10"),
         doc: "Contacts kept per extension; one more replaces the oldest.",
-        validate: |v| match v.parse::<u32>() {
-            Ok(1..=100) => Ok(()),
-            _ => Err("expected a number from 1 to 100".into()),
-        },
+        validate: |v| count(v, 1, 100),
     },
     SettingDef {
         key: "shield.flood",
@@ -128,10 +125,7 @@ pub(crate) const SETTINGS: &[SettingDef] = &[
         key: "shield.max_bans",
         default: Some("100000"),
         doc: "Most addresses banned by the detectors at once. A new ban past it lifts the one closest to its end (operators' bans are not counted and never lifted), so a flood from spoofed addresses cannot exhaust memory; pbxguard_bans_evicted_total counts them.",
-        validate: |v| match v.parse::<u32>() {
-            Ok(100..=10_000_000) => Ok(()),
-            _ => Err("expected a number from 100 to 10000000".into()),
-        },
+        validate: |v| count(v, 100, 10_000_000),
     },
     SettingDef {
         key: "shield.scanner_user_agents",
@@ -170,10 +164,7 @@ pub(crate) const SETTINGS: &[SettingDef] = &[
         key: "report.per_minute",
         default: Some("30"),
         doc: "Most reports sent per minute; the rest wait in a bounded queue. Failed reports are retried with exponential backoff (up to 8 attempts).",
-        validate: |v| match v.parse::<u32>() {
-            Ok(1..=6000) => Ok(()),
-            _ => Err("expected a number from 1 to 6000".into()),
-        },
+        validate: |v| count(v, 1, 6000),
     },
     SettingDef {
         key: "password_policy.enforce",
@@ -191,19 +182,13 @@ pub(crate) const SETTINGS: &[SettingDef] = &[
         key: "password_policy.min_length",
         default: Some("8"),
         doc: "Shortest SIP secret the policy accepts (8 to 64).",
-        validate: |v| match v.parse::<u32>() {
-            Ok(8..=64) => Ok(()),
-            _ => Err("expected a number from 8 to 64".into()),
-        },
+        validate: |v| count(v, 8, 64),
     },
     SettingDef {
         key: "voicemail.pin_min_length",
         default: Some("6"),
         doc: "Shortest voicemail PIN accepted (never under 4). PINs are digits only, not the extension number, not one repeated digit, not an ascending or descending run, not a common PIN; setting the PIN to the extension number is allowed and forces initialisation.",
-        validate: |v| match v.parse::<u32>() {
-            Ok(4..=16) => Ok(()),
-            _ => Err("expected a number from 4 to 16".into()),
-        },
+        validate: |v| count(v, 4, 16),
     },
     SettingDef {
         key: "calls.numbering_plan",
