@@ -71,6 +71,6 @@ fuzz_target!(|data: &[u8]| {
     }
     while svc.poll_event().is_some() {}
     while shield.poll_decision().is_some() {}
-    svc.handle_timeout(now);
+    svc.handle_timeout(now * 1000);
     shield.handle_timeout(now * 1000);
 });

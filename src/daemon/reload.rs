@@ -119,8 +119,9 @@ pub(crate) fn run(db: &Path, net: &Net, listening: &[SocketAddr], mut lists: Vec
             {
                 let mut core = lock(shared);
                 let super::Core { shield, sip } = &mut *core;
-                sip.handle_timeout(now as u64);
-                shield.handle_timeout(now_ms());
+                let now_ms = now_ms();
+                sip.handle_timeout(now_ms);
+                shield.handle_timeout(now_ms);
                 drain(shield, sip, events);
             }
             if let Some(dir) = db.parent()

@@ -197,14 +197,16 @@ impl Service {
         self.events.pop_front()
     }
 
-    /// Periodic housekeeping: expired bindings, transactions and nonce counts.
-    pub fn handle_timeout(&mut self, now: u64) {
+    /// Periodic housekeeping (about once a second): expired bindings, transactions and nonce counts.
+    /// Milliseconds, like every other entry point; bindings and transactions keep whole seconds.
+    pub fn handle_timeout(&mut self, now_ms: u64) {
+        let now = now_ms / 1000;
         self.registrar.purge(now);
         self.txcache.expire(now);
-        self.throttled.retain(|_, until| *until > now * 1000);
+        self.throttled.retain(|_, until| *until > now_ms);
         // By then the stored flag has reached the directory; an operator's re-enable wins afterwards.
-        self.suspended.retain(|_, at| *at + 10_000 > now * 1000);
-        self.proxy.fraud.housekeeping(now * 1000);
+        self.suspended.retain(|_, at| *at + 10_000 > now_ms);
+        self.proxy.fraud.housekeeping(now_ms);
     }
 
     /// Sizes of the bounded tables, for metrics and the memory-cap tests.
