@@ -177,7 +177,6 @@ impl Service {
         let targets: Vec<(Target, String, Option<Arc<Trunk>>)> = self
             .registrar
             .bindings(ext, now)
-            .into_iter()
             .map(|b| (Target { addr: b.source, transport: transport_of(b.transport) }, b.uri.clone(), None))
             .collect();
         if targets.is_empty() {

@@ -42,9 +42,9 @@ fn worth_persisting(persisted: Option<&Vec<Binding>>, next: &[Binding], now: u64
 }
 
 impl Registrar {
-    /// Bindings of an extension still valid at `now`.
-    pub fn bindings(&self, extension: &str, now: u64) -> Vec<&Binding> {
-        self.locations.get(extension).map(|v| v.iter().filter(|b| b.expires_at > now).collect()).unwrap_or_default()
+    /// Bindings of an extension still valid at `now` (right after a REGISTER, all it has).
+    pub fn bindings(&self, extension: &str, now: u64) -> impl Iterator<Item = &Binding> {
+        self.locations.get(extension).into_iter().flatten().filter(move |b| b.expires_at > now)
     }
 
     /// Restores bindings loaded from the store at start-up.
@@ -216,10 +216,5 @@ impl Registrar {
             self.locations.insert(extension.to_owned(), next);
         }
         RegisterReply::Ok
-    }
-
-    /// The bindings of `extension` as the 200 OK lists them.
-    pub(crate) fn current(&self, extension: &str) -> &[Binding] {
-        self.locations.get(extension).map_or(&[], Vec::as_slice)
     }
 }

@@ -490,7 +490,7 @@ impl Service {
         let r = match reply {
             RegisterReply::Ok => {
                 let mut r = self.reply(msg, 200, "OK", source);
-                for b in self.registrar.current(&user) {
+                for b in self.registrar.bindings(&user, now) {
                     r = r.header_fmt(
                         "Contact",
                         format_args!("{};expires={}", b.contact, b.expires_at.saturating_sub(now)),
