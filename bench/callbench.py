@@ -11,10 +11,10 @@ exchange (SIPp response-time trace). Prints a Markdown table and writes JSON lin
 Usage: bench/callbench.py [--rates 100,200,400] [--dur 10] [--users 1000]
 Needs: sipp (sip-tester), kamailio, a release build (cargo build --release).
 """
-import argparse, os, shutil, subprocess, sys, time
+import os, shutil, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import BIN, ROOT, Kamailio, Pbxguard, measured, save, sipp_results, users  # noqa: E402
+from common import arguments, BIN, ROOT, Kamailio, Pbxguard, measured, save, sipp_results, users  # noqa: E402
 
 TRUNK_IP = "127.0.0.2"
 TRUNK_PORT = 15190
@@ -66,13 +66,7 @@ def run_calls(work, target, csvp, rate, dur, tag):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--rates", default="100,200,400")
-    ap.add_argument("--dur", type=float, default=10)
-    ap.add_argument("--users", type=int, default=1000)
-    ap.add_argument("--servers", default="pbxguard,kamailio")
-    ap.add_argument("--work", default="/tmp/pbxguard-callbench")
-    a = ap.parse_args()
+    a = arguments("100,200,400", 10, "pbxguard,kamailio", users=1000, work="/tmp/pbxguard-callbench").parse_args()
     os.makedirs(a.work, exist_ok=True)
     csvp = write_callers(a.work, a.users)
     servers = {

@@ -1,6 +1,6 @@
 """Shared pieces of the side-by-side benchmarks: CPU accounting from /proc, and the two servers
 (pbxguard, Kamailio 5.6 with -x tlsf) started fresh for each measurement."""
-import csv, glob, json, os, shutil, signal, subprocess, time
+import argparse, csv, glob, json, os, shutil, signal, subprocess, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "pbxguard")
@@ -64,6 +64,19 @@ def measured(srv, run):
     wall, cpu, kernel = time.time() - t0, (u1 + s1 - u0 - s0) / HZ, (s1 - s0) / HZ
     srv.stop()
     return result, wall, cpu, kernel
+
+
+def arguments(rates, dur, servers, users=None, work="/tmp/pbxguard-bench"):
+    """The options every driver has (offered rates, seconds per step, servers, work directory, and the
+    number of extensions where it registers any), with its defaults; drivers add their own."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rates", default=rates)
+    ap.add_argument("--dur", type=float, default=dur)
+    if users is not None:
+        ap.add_argument("--users", type=int, default=users)
+    ap.add_argument("--servers", default=servers)
+    ap.add_argument("--work", default=work)
+    return ap
 
 
 def save(work, results):

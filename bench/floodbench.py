@@ -7,10 +7,10 @@ server itself dropped, server CPU seconds (/proc/PID/stat), and drops per CPU-se
 
 Usage: bench/floodbench.py [--rates 20000,50000] [--dur 10]
 """
-import argparse, os, socket, sys, threading, time
+import os, socket, sys, threading, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import HZ, Kamailio, Pbxguard, ticks, udp_rcvbuf_errors  # noqa: E402
+from common import arguments, HZ, Kamailio, Pbxguard, ticks, udp_rcvbuf_errors  # noqa: E402
 
 
 def flood(target, rate, dur):
@@ -53,12 +53,7 @@ def flood(target, rate, dur):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--rates", default="20000,50000")
-    ap.add_argument("--dur", type=float, default=10)
-    ap.add_argument("--work", default="/tmp/pbxguard-bench")
-    ap.add_argument("--servers", default="pbxguard,kamailio")
-    a = ap.parse_args()
+    a = arguments("20000,50000", 10, "pbxguard,kamailio").parse_args()
     os.makedirs(a.work, exist_ok=True)
     make = {"pbxguard": lambda: Pbxguard(a.work, 10, 15092), "kamailio": lambda: Kamailio(a.work, 10, 15072, edge=True)}
     print("| server | offered/s | sent | achieved/s | replies to flooder | kernel drops | dropped by server | server CPU s | drops per CPU-second |")

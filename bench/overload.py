@@ -12,28 +12,22 @@ server sent them, and past about 150,000/s the one-core generator cannot read ev
 Usage: bench/overload.py [--rates 20000,40000,80000,120000] [--dur 5] [--servers pbxguard,kamailio]
 Needs: kamailio (+ -x tlsf), taskset (util-linux), a release build (cargo build --release --examples).
 """
-import argparse, os, subprocess, sys
+import os, subprocess, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import ROOT, Kamailio, Pbxguard, measured, save, udp_rcvbuf_errors  # noqa: E402
+from common import arguments, ROOT, Kamailio, Pbxguard, measured, save, udp_rcvbuf_errors  # noqa: E402
 
 BLAST = os.path.join(ROOT, "target", "release", "examples", "udp_blast")
 
 
 def blast(port, rate, dur, users):
-    out = subprocess.run(["taskset", "-c", "0", BLAST, f"127.0.0.1:{port}", str(rate), str(dur), str(users)],
+    out = subprocess.run(["taskset", "-c", "0", BLAST, f"127.0.0.1:{port}", str(rate), str(round(dur)), str(users)],
                          capture_output=True, text=True, timeout=dur + 30, check=True).stdout
     return {k: float(v) for k, v in (kv.split("=") for kv in out.split())}
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--rates", default="20000,40000,80000,120000")
-    ap.add_argument("--dur", type=int, default=5)
-    ap.add_argument("--users", type=int, default=10000)
-    ap.add_argument("--servers", default="pbxguard,kamailio")
-    ap.add_argument("--work", default="/tmp/pbxguard-bench")
-    a = ap.parse_args()
+    a = arguments("20000,40000,80000,120000", 5, "pbxguard,kamailio", users=10000).parse_args()
     if not os.path.exists(BLAST):
         subprocess.run(["cargo", "build", "--release", "--example", "udp_blast"], cwd=ROOT, check=True)
     os.makedirs(a.work, exist_ok=True)

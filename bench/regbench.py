@@ -13,10 +13,10 @@ Usage: bench/regbench.py [--rates 2000,5000,8000] [--dur 10] [--users 10000] [--
        [--servers pbxguard,kamailio,floor]
 Needs: sipp (sip-tester), kamailio (+ -x tlsf), a release build (cargo build --release).
 """
-import argparse, os, shutil, subprocess, sys
+import os, shutil, subprocess, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import ROOT, Floor, Kamailio, Pbxguard, measured, save, sipp_results, users  # noqa: E402
+from common import arguments, ROOT, Floor, Kamailio, Pbxguard, measured, save, sipp_results, users  # noqa: E402
 
 
 def write_users(work, n):
@@ -52,13 +52,8 @@ def run_sipp(work, target, csvp, rate, dur, transport, tag, source_ip="127.0.0.1
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--rates", default="2000,5000,8000,10000,12000")
-    ap.add_argument("--dur", type=float, default=10)
-    ap.add_argument("--users", type=int, default=10000)
+    ap = arguments("2000,5000,8000,10000,12000", 10, "pbxguard,kamailio,floor", users=10000)
     ap.add_argument("--transport", default="u1")
-    ap.add_argument("--servers", default="pbxguard,kamailio,floor")
-    ap.add_argument("--work", default="/tmp/pbxguard-bench")
     ap.add_argument("--edge", action="store_true",
                     help="protection on: SIPp sends from 127.0.0.2 (untrusted), pbxguard's shield tracks every "
                          "message, Kamailio runs pike (density 65535, so it never blocks) and secfilter")
