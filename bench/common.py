@@ -66,6 +66,21 @@ def measured(srv, run):
     return result, wall, cpu, kernel
 
 
+def free_port(ip="127.0.0.1"):
+    """A port free on `ip` for both TCP and UDP at the time of asking."""
+    import socket
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+            t.bind((ip, 0))
+            port = t.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                try:
+                    u.bind((ip, port))
+                    return port
+                except OSError:
+                    continue
+
+
 def arguments(rates, dur, servers, users=None, work="/tmp/pbxguard-bench"):
     """The options every driver has (offered rates, seconds per step, servers, work directory, and the
     number of extensions where it registers any), with its defaults; drivers add their own."""

@@ -16,7 +16,7 @@ Needs: sipp (sip-tester), kamailio (+ -x tlsf), a release build (cargo build --r
 import os, shutil, subprocess, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import arguments, ROOT, Floor, Kamailio, Pbxguard, measured, save, sipp_results, users  # noqa: E402
+from common import arguments, free_port, ROOT, Floor, Kamailio, Pbxguard, measured, save, sipp_results, users  # noqa: E402
 
 
 def write_users(work, n):
@@ -37,10 +37,13 @@ def run_sipp(work, target, csvp, rate, dur, transport, tag, source_ip="127.0.0.1
         shutil.rmtree(d, ignore_errors=True)
         os.makedirs(d)
         statf = os.path.join(d, "stat.csv")
-        cmd = ["sipp", "-sf", scen, "-inf", csvp, target, "-t", transport, "-i", source_ip, "-p", "0",
+        # Over TCP, SIPp's "-p 0" is not a free port: two instances clash on one ("Unable to listen main
+        # socket, errno = 98") and the second never starts. Give each its own.
+        port = free_port(source_ip)
+        cmd = ["sipp", "-sf", scen, "-inf", csvp, target, "-t", transport, "-i", source_ip, "-p", str(port),
                "-r", str(r), "-m", str(int(r * dur)), "-l", str(int(r * 3)), "-buff_size", "4194304",
                "-recv_timeout", "5000", "-default_behaviors", "none", "-nostdin", "-timeout", f"{dur + 30}s",
-               "-trace_stat", "-stf", statf, "-fd", "1", "-trace_rtt", "-rtt_freq", "100"]
+               "-trace_stat", "-stf", statf, "-fd", "1", "-trace_rtt", "-rtt_freq", "100", "-trace_err"]
         procs.append(subprocess.Popen(cmd, cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         stats.append(d)
     for p in procs:

@@ -11,9 +11,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
 
-/// Per-connection send queue; past it messages are dropped (UDP-like loss, recovered by retransmission
-/// or the transaction timeout) rather than letting one slow peer hold memory.
-pub(crate) const QUEUE: usize = 256;
+/// Per-connection send queue, in messages (about 1 MB of SIP); past it messages are dropped (UDP-like
+/// loss, recovered by the transaction timeout) rather than letting one peer that does not read hold
+/// memory. 256 was too small: two SIPp clients at 10,000 registrations/s each lost answers when a
+/// writer was held up for a few milliseconds.
+pub(crate) const QUEUE: usize = 2048;
 
 pub(crate) struct Net {
     pub(crate) shared: Shared,
