@@ -94,23 +94,28 @@ impl Net {
                 }
             }
             transport => {
-                let tls = match transport {
-                    Transport::Tls => self.tls_peers.lock().unwrap_or_else(|p| p.into_inner()).get(&addr).cloned(),
-                    _ => None,
-                };
                 // Open (TCP, or TLS to a trunk) unless a connection exists or is being opened: messages
-                // wait in its queue meanwhile, so a burst opens one connection, not one each.
-                let may_connect = transport == Transport::Tcp || tls.is_some();
+                // wait in its queue meanwhile, so a burst opens one connection, not one each. The TLS
+                // trunks are looked at only then (lock order: streams, then tls_peers).
                 let (tx, opened) = {
                     let mut m = self.streams.lock().unwrap_or_else(|p| p.into_inner());
                     match m.get(&addr).filter(|tx| !tx.is_closed()) {
                         Some(tx) => (Some(tx.clone()), None),
-                        None if may_connect => {
-                            let (tx, rx) = mpsc::channel(QUEUE);
-                            m.insert(addr, tx.clone());
-                            (Some(tx), Some(rx))
+                        None => {
+                            let tls = match transport {
+                                Transport::Tls => {
+                                    self.tls_peers.lock().unwrap_or_else(|p| p.into_inner()).get(&addr).cloned()
+                                }
+                                _ => None,
+                            };
+                            if transport == Transport::Tcp || tls.is_some() {
+                                let (tx, rx) = mpsc::channel(QUEUE);
+                                m.insert(addr, tx.clone());
+                                (Some(tx), Some((rx, tls)))
+                            } else {
+                                (None, None)
+                            }
                         }
-                        None => (None, None),
                     }
                 };
                 match tx {
@@ -123,7 +128,7 @@ impl Net {
                     // only a new registration brings it back.
                     None => tracing::info!(%addr, "no TLS connection to this address; message dropped"),
                 }
-                if let Some(queue) = opened {
+                if let Some((queue, tls)) = opened {
                     self.rt.spawn(super::stream::connect(self.clone(), addr, tls, queue));
                 }
             }

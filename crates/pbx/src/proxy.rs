@@ -625,19 +625,10 @@ impl Proxy {
         let Some(c) = self.clients.get(branch) else { return false };
         let (server, target) = (c.server.clone(), c.target);
         let Some(trunk) = c.auth.clone() else { return false };
-        let Some(creds) = trunk.auth.as_ref() else { return false };
         let stored = c.request.clone();
         let Some(sent) = reparse(&stored) else { return false };
-        let uri = sent.request_uri().unwrap_or("");
-        let cnonce = format!("{:x}{:x}", self.seed, self.counter);
-        let TrunkAnswer::Answer(header, value, _) = creds.answer(msg, code, "INVITE", uri, &cnonce) else {
-            return false;
-        };
         let new_branch = self.branch(false);
-        let Some(via) = sent.header_values(HeaderName::Via).next().and_then(Via::parse) else { return false };
-        let via_value =
-            format!("SIP/2.0/{} {}:{};branch={new_branch};rport", via.transport, via.host, via.port.unwrap_or(5060));
-        let request = pbxguard_sip::reissue(&sent, &via_value, (header, &value));
+        let Some(request) = self.with_credentials(&sent, &trunk, msg, code, &new_branch) else { return false };
         let mut next = ClientTx::new(server.clone(), target, request.clone(), now, Some(trunk), 1);
         let at = next.next_deadline();
         arm(&mut self.timers, &mut next.scheduled, Kind::Client, &new_branch, at);
@@ -676,30 +667,43 @@ impl Proxy {
         code: u16,
     ) -> bool {
         let Some(sent) = reparse(&retry.request) else { return false };
-        let Some(creds) = retry.trunk.auth.as_ref() else { return false };
-        let method = sent.method().map_or("", |m| m.as_str());
-        let cnonce = format!("{:x}{:x}", self.seed, self.counter);
-        let TrunkAnswer::Answer(header, value, _) =
-            creds.answer(msg, code, method, sent.request_uri().unwrap_or(""), &cnonce)
-        else {
-            return false;
-        };
+        let new_branch = self.branch(true);
+        let Some(request) = self.with_credentials(&sent, &retry.trunk, msg, code, &new_branch) else { return false };
         if sent.method() == Some(pbxguard_sip::Method::Invite) {
             // A challenged re-INVITE is a non-2xx final to an INVITE: acknowledged hop by hop.
             let ack = pbxguard_sip::hop_request(&sent, "ACK", msg.header(HeaderName::To));
             self.send(retry.dest, ack);
         }
-        let new_branch = self.branch(true);
-        let Some(via) = sent.header_values(HeaderName::Via).next().and_then(Via::parse) else { return false };
-        let via_value =
-            format!("SIP/2.0/{} {}:{};branch={new_branch};rport", via.transport, via.host, via.port.unwrap_or(5060));
-        let request = pbxguard_sip::reissue(&sent, &via_value, (header, &value));
         self.relays.insert(now + LINGER, new_branch, Relay { back, cseq_shift: shift - 1, retry: None });
         if let Some(d) = self.dialogs.get_mut(&retry.call_id) {
             d.cseq_shift += 1;
         }
         self.send(retry.dest, request);
         true
+    }
+
+    /// `sent` again as a new transaction on `branch` with the trunk's answer to the challenge `msg`
+    /// (RFC 3261 §22.2); `None` when it cannot be answered (no credentials, another realm).
+    fn with_credentials(
+        &self,
+        sent: &Message<'_>,
+        trunk: &Trunk,
+        msg: &Message<'_>,
+        code: u16,
+        branch: &str,
+    ) -> Option<Vec<u8>> {
+        let creds = trunk.auth.as_ref()?;
+        let method = sent.method().map_or("", |m| m.as_str());
+        let cnonce = format!("{:x}{:x}", self.seed, self.counter);
+        let TrunkAnswer::Answer(header, value, _) =
+            creds.answer(msg, code, method, sent.request_uri().unwrap_or(""), &cnonce)
+        else {
+            return None;
+        };
+        let via = sent.header_values(HeaderName::Via).next().and_then(Via::parse)?;
+        let via_value =
+            format!("SIP/2.0/{} {}:{};branch={branch};rport", via.transport, via.host, via.port.unwrap_or(5060));
+        Some(pbxguard_sip::reissue(sent, &via_value, (header, &value)))
     }
 
     /// Sends the best final response upstream once every branch has one.

@@ -400,6 +400,17 @@ fn one_extension_cannot_fill_the_tables_with_unanswered_calls() {
     assert!(r.out().is_empty());
 }
 
+/// The carrier's 401 or 407 (realm "carrier", MD5, qop=auth) to a request it received.
+fn challenged(req: &Transmit, code: u16, nonce: &str) -> String {
+    let header = if code == 401 { "WWW-Authenticate" } else { "Proxy-Authenticate" };
+    answer(req, code, "t").replace(
+        "Content-Length: 0",
+        &format!(
+            "{header}: Digest realm=\"carrier\", nonce=\"{nonce}\", qop=\"auth\", algorithm=MD5\r\nContent-Length: 0"
+        ),
+    )
+}
+
 fn cseq_of(raw: &str) -> String {
     let m = Message::parse(raw.as_bytes(), &Limits::default()).unwrap();
     m.header(HeaderName::CSeq).unwrap().to_owned()
@@ -435,10 +446,7 @@ fn a_trunk_challenge_is_answered_and_the_dialog_translates_cseq() {
     assert_eq!(code(&r.call("2125551234", "tr1")), 100);
     let first = r.out().remove(0);
     assert_eq!(cseq_of(&text(&first)), "2 INVITE");
-    let challenge = answer(&first, 407, "t").replace(
-        "Content-Length: 0",
-        "Proxy-Authenticate: Digest realm=\"carrier\", nonce=\"n1\", qop=\"auth\", algorithm=MD5\r\nContent-Length: 0",
-    );
+    let challenge = challenged(&first, 407, "n1");
     r.send(TRUNK, &challenge);
     let out = r.out();
     assert_eq!(out.len(), 2, "ACK for the 407 and the INVITE with credentials: {out:?}");
@@ -470,10 +478,7 @@ fn a_trunk_challenge_is_answered_and_the_dialog_translates_cseq() {
     assert_eq!(cseq_of(&text(&bye)), "4 BYE");
     // The trunk challenges the BYE too: answered once with credentials, one CSeq further; the caller
     // sees only the final answer, with its own CSeq.
-    let challenge = answer(&bye, 401, "t").replace(
-        "Content-Length: 0",
-        "WWW-Authenticate: Digest realm=\"carrier\", nonce=\"n2\", qop=\"auth\", algorithm=MD5\r\nContent-Length: 0",
-    );
+    let challenge = challenged(&bye, 401, "n2");
     r.send(TRUNK, &challenge);
     let out = r.out();
     assert_eq!(out.len(), 1, "only the BYE with credentials: {out:?}");
