@@ -47,6 +47,29 @@ pub enum DropReason {
     Blacklisted,
 }
 
+/// The front door an observation came through. Per-user trackers are kept per service: user "root"
+/// failing over SSH and extension "root" failing over SIP are different accounts, while the source
+/// address is one attacker whatever door it knocks on (one ban covers every service).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Service {
+    #[default]
+    Sip,
+    Iax2,
+    Ssh,
+    Gui,
+}
+
+impl Service {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sip => "sip",
+            Self::Iax2 => "iax2",
+            Self::Ssh => "ssh",
+            Self::Gui => "gui",
+        }
+    }
+}
+
 /// A security-relevant fact reported by a service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Observation<'a> {
@@ -152,9 +175,9 @@ pub struct Shield {
     blacklist: Arc<PrefixSet<ListName>>,
     ledger: Ledger,
     sources: Capped<IpAddr, SourceState>,
-    users: Capped<String, UserState>,
+    users: Capped<(Service, String), UserState>,
     /// (user, address) pairs that authenticated successfully: never throttled.
-    known_good: Capped<(String, IpAddr), ()>,
+    known_good: Capped<(Service, String, IpAddr), ()>,
     decisions: VecDeque<Decision>,
     counters: Counters,
 }
@@ -271,14 +294,23 @@ impl Shield {
         !self.trusted.contains(ip) && (self.ledger.is_banned(now_ms, ip) || self.blacklist.contains(ip))
     }
 
-    /// Whether `ip` has authenticated as `user` before: such addresses are never throttled.
+    /// Whether `ip` has authenticated as SIP `user` before: such addresses are never throttled.
     pub fn authenticated_before(&self, ip: IpAddr, user: &str) -> bool {
-        self.known_good.get(&(user.to_owned(), canonical(ip))).is_some()
+        self.authenticated_before_on(Service::Sip, ip, user)
     }
 
-    /// Learns from one observation. Returns true when the source is banned as a result, so the caller
-    /// can withhold its reply to the very message that crossed the line.
+    pub fn authenticated_before_on(&self, service: Service, ip: IpAddr, user: &str) -> bool {
+        self.known_good.get(&(service, user.to_owned(), canonical(ip))).is_some()
+    }
+
+    /// Learns from one SIP observation (see [`Shield::observe_on`]).
     pub fn observe(&mut self, now_ms: u64, obs: Observation<'_>) -> bool {
+        self.observe_on(now_ms, Service::Sip, obs)
+    }
+
+    /// Learns from one observation made by `service`. Returns true when the source is banned as a
+    /// result, so the caller can withhold its reply to the very message that crossed the line.
+    pub fn observe_on(&mut self, now_ms: u64, service: Service, obs: Observation<'_>) -> bool {
         let ip = match obs {
             Observation::AuthFailed { ip, .. }
             | Observation::AuthSucceeded { ip, .. }
@@ -287,7 +319,7 @@ impl Shield {
             | Observation::Malformed { ip, .. } => canonical(ip),
         };
         if let Observation::AuthSucceeded { user, .. } = obs {
-            self.known_good.entry(&(user.to_owned(), ip));
+            self.known_good.entry(&(service, user.to_owned(), ip));
             if self.sources.get(&ip).is_some() {
                 let s = self.sources.entry(&ip);
                 s.failures.reset();
@@ -296,7 +328,7 @@ impl Shield {
             return false;
         }
         if let Observation::AuthFailed { user, .. } | Observation::UnknownUser { user, .. } = obs {
-            self.user_attack(now_ms, ip, user);
+            self.user_attack(now_ms, service, ip, user);
         }
         if self.trusted.contains(ip) {
             return false;
@@ -349,22 +381,30 @@ impl Shield {
         }
     }
 
-    fn user_attack(&mut self, now_ms: u64, ip: IpAddr, user: &str) {
+    fn user_attack(&mut self, now_ms: u64, service: Service, ip: IpAddr, user: &str) {
         let t = self.cfg.user_failures;
         let min_sources = self.cfg.user_min_sources;
-        let st = self.users.entry(&user.to_owned());
+        let st = self.users.entry(&(service, user.to_owned()));
         let n = st.failures.hit(now_ms, t);
         let sources = st.sources.add(now_ms, ip_key(ip), Threshold { max: min_sources.max(1), window_ms: t.window_ms });
         if n == t.max && sources >= min_sources {
             let until_ms = now_ms + self.cfg.user_throttle_ms;
+            let who = match service {
+                Service::Sip => "extension".to_owned(),
+                s => format!("{} user", s.as_str()),
+            };
             self.decisions.push_back(Decision::Alert {
                 message: format!(
-                    "extension {user:?}: {n} failed authentications from {sources}+ addresses within {}s; throttled for {}s (addresses that authenticated before are not affected)",
+                    "{who} {user:?}: {n} failed authentications from {sources}+ addresses within {}s; throttled for {}s (addresses that authenticated before are not affected)",
                     t.window_ms / 1000,
                     self.cfg.user_throttle_ms / 1000
                 ),
             });
-            self.decisions.push_back(Decision::ThrottleUser { user: user.to_owned(), until_ms });
+            // Only the SIP service can hold back one account's attempts so far; elsewhere the alert
+            // stands alone.
+            if service == Service::Sip {
+                self.decisions.push_back(Decision::ThrottleUser { user: user.to_owned(), until_ms });
+            }
         }
     }
 

@@ -180,6 +180,40 @@ fn distributed_attack_on_one_extension_alerts_and_throttles() {
 }
 
 #[test]
+fn per_user_trackers_are_kept_per_service_and_bans_cover_every_service() {
+    let mut sh = Shield::new(ShieldConfig::default());
+    // "root" fails 10 times over SSH and 10 times over SIP, from 3+ addresses each: neither service's
+    // count reaches the 20 of a distributed attack, so nothing is said about either account.
+    for i in 0..20u64 {
+        let a = IpAddr::from([198, 51, 100, (i / 4) as u8]);
+        let service = if i % 2 == 0 { Service::Ssh } else { Service::Sip };
+        sh.observe_on(T0 + i, service, Observation::AuthFailed { ip: a, user: "root" });
+    }
+    let d: Vec<Decision> = std::iter::from_fn(|| sh.poll_decision()).collect();
+    assert!(d.is_empty(), "{d:?}");
+    // 20 SSH failures on it alone raise the alert, worded for SSH, and throttle no SIP extension.
+    for i in 0..10u64 {
+        let a = IpAddr::from([203, 0, 113, (i / 4) as u8]);
+        sh.observe_on(T0 + 100 + i, Service::Ssh, Observation::AuthFailed { ip: a, user: "root" });
+    }
+    let d: Vec<Decision> = std::iter::from_fn(|| sh.poll_decision()).collect();
+    assert!(
+        d.iter().any(|d| matches!(d, Decision::Alert { message } if message.starts_with("ssh user \"root\""))),
+        "{d:?}"
+    );
+    assert!(!d.iter().any(|d| matches!(d, Decision::ThrottleUser { .. })), "{d:?}");
+    // A success over SSH makes the address known-good for SSH only.
+    sh.observe_on(T0, Service::Ssh, Observation::AuthSucceeded { ip: ip("192.0.2.10"), user: "root" });
+    assert!(sh.authenticated_before_on(Service::Ssh, ip("192.0.2.10"), "root"));
+    assert!(!sh.authenticated_before(ip("192.0.2.10"), "root"));
+    // One source address is one attacker whatever door it uses: SSH failures ban it for SIP too.
+    for i in 0..5 {
+        sh.observe_on(T0 + 200 + i, Service::Ssh, Observation::AuthFailed { ip: ip("192.0.2.99"), user: "admin" });
+    }
+    assert_eq!(sh.admit(T0 + 300, ip("192.0.2.99")), Verdict::Drop(DropReason::Banned));
+}
+
+#[test]
 fn a_million_spoofed_sources_stay_under_the_tracker_cap() {
     let cfg = ShieldConfig { tracker_cap: 10_000, ..Default::default() };
     let mut sh = Shield::new(cfg);
