@@ -4,8 +4,9 @@
 
 use crate::dialplan::Trunk;
 use crate::event::Event;
-use crate::proxy::{BuildRequest, CallInfo, MAX_INVITE, MAX_PENDING_PER_CALLER, Target, outcome_events};
-use crate::service::{Handled, Incoming, Service, Transport};
+use crate::proxy::{BuildRequest, CallInfo, MAX_INVITE, MAX_PENDING_PER_CALLER, outcome_events};
+use crate::service::{Handled, Incoming, Service};
+use crate::transport::{Locals, Target, Transport};
 use pbxguard_shield::{Category, Shield};
 use pbxguard_sip::{Forward, HeaderName, Message, Uri, Via, forward_request};
 use std::net::SocketAddr;
@@ -212,7 +213,7 @@ impl Service {
         };
         if let Some(h) = refusal {
             if let Some(c) = info.counted.as_deref() {
-                self.proxy.fraud.end(c);
+                self.proxy.fraud.end(c, now_ms);
             }
             return h;
         }
@@ -253,7 +254,7 @@ impl Service {
         let n = self.proxy.start(now_ms, data, branch, src, from_tag, info, builders, trying.clone());
         if n == 0 {
             // No branch could be sent (no listener for the contacts' transport).
-            self.proxy.forget_call(req.call_id);
+            self.proxy.forget_call(now_ms, req.call_id);
             return self.deny(inc, 503, "Service Unavailable");
         }
         self.push_event(event);
@@ -329,7 +330,7 @@ impl Service {
         let mut outcomes = Vec::new();
         self.proxy.on_response(now_ms, msg, data, source, &mut outcomes);
         let mut ev = Vec::new();
-        outcome_events(&mut self.proxy, outcomes, &mut ev);
+        outcome_events(&mut self.proxy, now_ms, outcomes, &mut ev);
         for e in ev {
             self.push_event(e);
         }
@@ -337,7 +338,7 @@ impl Service {
 }
 
 /// How many Route entries at the top of `msg` name this proxy.
-fn routes_to_us(msg: &Message<'_>, locals: &crate::proxy::Locals) -> usize {
+fn routes_to_us(msg: &Message<'_>, locals: &Locals) -> usize {
     msg.header_values(HeaderName::Route)
         .take_while(|r| pbxguard_sip::NameAddr::parse(r).is_some_and(|n| locals.is_us(n.uri.host, n.uri.port)))
         .count()

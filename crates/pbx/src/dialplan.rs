@@ -2,7 +2,7 @@
 //! dialled number its category, the Classes of Service and the toll-fraud limits. One snapshot, swapped
 //! whole when the operator changes something.
 
-use crate::service::Transport;
+use crate::transport::Transport;
 use pbxguard_shield::{CallLimits, ClassOfService, NumberingPlan, Pattern};
 use pbxguard_sip::{Algorithm, Credentials, Message};
 use std::collections::HashMap;

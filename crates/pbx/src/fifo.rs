@@ -42,6 +42,15 @@ impl<K: Hash + Eq + Clone, V> FifoMap<K, V> {
         self.map.len()
     }
 
+    /// The stamp `expire` looks at first, while the map holds anything: until `expired` holds for it,
+    /// expiring frees nothing.
+    pub(crate) fn oldest_stamp(&self) -> Option<u64> {
+        if self.map.is_empty() {
+            return None;
+        }
+        self.order.front().map(|&(t, _)| t)
+    }
+
     /// Forgets entries, oldest first, while `expired(stamp)` holds.
     pub(crate) fn expire(&mut self, expired: impl Fn(u64) -> bool) {
         while let Some(&(t, _)) = self.order.front() {
@@ -109,8 +118,9 @@ mod tests {
         m.expire(|t| t <= 2);
         assert_eq!((m.get("b"), m.get("c"), m.len()), (Some(&4), None, 1));
         *m.get_mut("b").unwrap() += 1;
+        assert_eq!(m.oldest_stamp(), Some(3));
         m.expire(|t| t <= 3);
-        assert_eq!(m.len(), 0);
+        assert_eq!((m.len(), m.oldest_stamp()), (0, None));
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub struct Registrar {
     persisted: HashMap<String, Vec<Binding>>,
     /// Scratch space for a contact's header parameters, kept to avoid an allocation per REGISTER.
     params: String,
+    /// At or before the earliest expiry in either map (Unix seconds): lowered as bindings come in, made
+    /// exact by each purge, so finding when the next purge is worth it costs no walk.
+    next_purge: Option<u64>,
 }
 
 /// Whether `next` differs from what was persisted in anything but a not-yet-urgent expiry.
@@ -49,6 +52,9 @@ impl Registrar {
 
     /// Restores bindings loaded from the store at start-up.
     pub fn restore(&mut self, extension: String, bindings: Vec<Binding>) {
+        if let Some(at) = bindings.iter().map(|b| b.expires_at).min() {
+            self.expires_by(at);
+        }
         self.persisted.insert(extension.clone(), bindings.clone());
         self.locations.insert(extension, bindings);
     }
@@ -59,12 +65,25 @@ impl Registrar {
 
     /// Drops expired bindings from memory (the store purges its own copy).
     pub fn purge(&mut self, now: u64) {
+        let mut next = None;
         for map in [&mut self.locations, &mut self.persisted] {
             map.retain(|_, v| {
                 v.retain(|b| b.expires_at > now);
+                next = v.iter().map(|b| b.expires_at).chain(next).min();
                 !v.is_empty()
             });
         }
+        self.next_purge = next;
+    }
+
+    /// When [`Self::purge`] may next drop something (Unix seconds; it may find nothing yet): `None` while
+    /// there are no bindings.
+    pub(crate) fn next_purge(&self) -> Option<u64> {
+        self.next_purge
+    }
+
+    fn expires_by(&mut self, at: u64) {
+        self.next_purge = Some(self.next_purge.map_or(at, |t| t.min(at)));
     }
 
     /// Forgets extensions that no longer exist.
@@ -211,6 +230,9 @@ impl Registrar {
             } else {
                 self.persisted.insert(extension.to_owned(), next.clone());
             }
+        }
+        if let Some(at) = next.iter().map(|b| b.expires_at).min() {
+            self.expires_by(at);
         }
         if !next.is_empty() {
             self.locations.insert(extension.to_owned(), next);

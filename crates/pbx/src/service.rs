@@ -7,8 +7,9 @@ use crate::date::HttpDate;
 use crate::dialplan::DialPlan;
 use crate::directory::Directory;
 use crate::event::Event;
-use crate::proxy::{Locals, Proxy, Target, Transmit, outcome_events};
+use crate::proxy::{Proxy, outcome_events};
 use crate::registrar::{RegisterReply, Registrar};
+use crate::transport::{Locals, Target, Transmit, Transport};
 use crate::txcache::TxCache;
 use crate::uplink::Uplinks;
 use pbxguard_shield::{Fingerprints, FraudGuard, Observation, Shield, Verdict};
@@ -19,30 +20,15 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// Transport a message arrived on; replies go back the same way.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Transport {
-    Udp,
-    Tcp,
-    Tls,
-}
-
-impl Transport {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Udp => "udp",
-            Self::Tcp => "tcp",
-            Self::Tls => "tls",
-        }
-    }
-}
-
 pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, REFER, PRACK";
 /// Extensions we implement, for Require/Proxy-Require checks (RFC 3261 §8.2.2.3). `path` and `outbound`
 /// are tolerated on REGISTER because phones behind edge proxies send them; none is required to work.
 const SUPPORTED: &[&str] = &["path", "outbound", "gruu"];
 /// Events kept for the daemon between polls; beyond this they are dropped and counted.
 const MAX_EVENTS: usize = 65_536;
+/// How long a suspension made here holds, ms: by then the stored flag has reached the directory, and an
+/// operator's re-enable wins afterwards.
+const SUSPENDED_MS: u64 = 10_000;
 
 pub struct Service {
     pub(crate) config: RegistrarConfig,
@@ -125,20 +111,56 @@ impl Service {
         self.proxy.outbox.pop_front()
     }
 
-    /// Proxy timers (retransmissions, timeouts); call every few tens of milliseconds.
+    /// The same as [`Self::handle_timeout`], under the name the daemon's 20 ms clock has always called.
     pub fn handle_timer(&mut self, now_ms: u64) {
+        self.handle_timeout(now_ms);
+    }
+
+    /// Does whatever is due at `now_ms`: the proxy's retransmissions and timeouts, trunk registrations,
+    /// and forgetting expired bindings, cached responses, throttles, suspensions and fraud counters.
+    /// Call it when [`Self::poll_timeout`] says (early or repeated calls do no harm), then drain
+    /// [`Self::poll_transmit`] and [`Self::poll_event`]. Milliseconds, like every other entry point;
+    /// bindings and cached responses keep whole seconds.
+    pub fn handle_timeout(&mut self, now_ms: u64) {
         let mut outcomes = Vec::new();
         let mut ended = Vec::new();
         self.proxy.tick(now_ms, &mut outcomes, &mut ended);
         let mut ev = Vec::new();
         self.uplinks.tick(now_ms, &self.locals, &mut self.proxy.outbox, &mut ev);
-        outcome_events(&mut self.proxy, outcomes, &mut ev);
+        outcome_events(&mut self.proxy, now_ms, outcomes, &mut ev);
         for info in ended {
             ev.push(Event::CallEnded { call_id: info.call_id, status: 408 });
         }
         for e in ev {
             self.push_event(e);
         }
+        let now = now_ms / 1000;
+        // A purge walks every binding: only when one may have expired.
+        if self.registrar.next_purge().is_some_and(|at| at <= now) {
+            self.registrar.purge(now);
+        }
+        self.txcache.expire(now);
+        self.throttled.retain(|_, until| *until > now_ms);
+        self.suspended.retain(|_, at| *at + SUSPENDED_MS > now_ms);
+        self.proxy.fraud.sweep(now_ms);
+    }
+
+    /// When [`Self::handle_timeout`] next has something to do, on the clock of `now_ms`: the earliest
+    /// retransmission, transaction or dialog deadline, trunk registration, relay or cached response to
+    /// forget, binding to purge, throttle or suspension to lift, or fraud counters to sweep. `None`:
+    /// nothing at all. It may be early (a deadline that has since moved later) but never late, and a
+    /// time already past means now. Any message handled can bring it forward, so the daemon asks again
+    /// after each one; cheap enough for that.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let purge = self.registrar.next_purge().map(|s| s.saturating_mul(1000));
+        let cached = self.txcache.next_expiry().map(|s| s.saturating_mul(1000));
+        let throttle = self.throttled.values().min().copied();
+        let suspension = self.suspended.values().min().map(|at| at + SUSPENDED_MS);
+        let uplinks = self.uplinks.poll_timeout(&self.locals);
+        [self.proxy.poll_timeout(), uplinks, purge, cached, throttle, suspension, self.proxy.fraud.next_sweep()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// The daemon could not open a connection to `target`: calls waiting on it fail now with 503.
@@ -146,7 +168,7 @@ impl Service {
         let mut outcomes = Vec::new();
         self.proxy.unreachable(now_ms, target, &mut outcomes);
         let mut ev = Vec::new();
-        outcome_events(&mut self.proxy, outcomes, &mut ev);
+        outcome_events(&mut self.proxy, now_ms, outcomes, &mut ev);
         for e in ev {
             self.push_event(e);
         }
@@ -195,18 +217,6 @@ impl Service {
 
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
-    }
-
-    /// Periodic housekeeping (about once a second): expired bindings, transactions and nonce counts.
-    /// Milliseconds, like every other entry point; bindings and transactions keep whole seconds.
-    pub fn handle_timeout(&mut self, now_ms: u64) {
-        let now = now_ms / 1000;
-        self.registrar.purge(now);
-        self.txcache.expire(now);
-        self.throttled.retain(|_, until| *until > now_ms);
-        // By then the stored flag has reached the directory; an operator's re-enable wins afterwards.
-        self.suspended.retain(|_, at| *at + 10_000 > now_ms);
-        self.proxy.fraud.housekeeping(now_ms);
     }
 
     /// Sizes of the bounded tables, for metrics and the memory-cap tests.

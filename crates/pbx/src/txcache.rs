@@ -45,6 +45,11 @@ impl TxCache {
         self.entries.expire(|t| t + ttl <= now);
     }
 
+    /// When `expire` may next forget a response (seconds, like `now`); `None` while nothing is cached.
+    pub(crate) fn next_expiry(&self) -> Option<u64> {
+        self.entries.oldest_stamp().map(|t| t + self.ttl)
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
@@ -64,9 +69,11 @@ mod tests {
         c.insert(0, b, vec![2]);
         c.insert(1, x, vec![3]);
         assert_eq!((c.get(&a), c.len()), (None, 2));
+        assert_eq!(c.next_expiry(), Some(32));
         c.expire(32);
         assert_eq!((c.get(&b), c.get(&x)), (None, Some(&[3u8][..])));
+        assert_eq!(c.next_expiry(), Some(33));
         c.expire(33);
-        assert_eq!(c.len(), 0);
+        assert_eq!((c.len(), c.next_expiry()), (0, None));
     }
 }

@@ -5,8 +5,7 @@
 use crate::dialplan::Trunk;
 use crate::dialplan::TrunkAnswer;
 use crate::event::Event;
-use crate::proxy::{Locals, Target, Transmit};
-use crate::service::Transport;
+use crate::transport::{Locals, Target, Transmit, Transport};
 use pbxguard_sip::{CSeq, HeaderName, Message, Method, StartLine, Via};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -142,6 +141,20 @@ impl Uplinks {
         for name in due {
             self.send(&name, now, locals, None, out);
         }
+    }
+
+    /// When `tick` next has something to do for a trunk: a refresh or retry, a UDP retransmission, or
+    /// giving up on an unanswered REGISTER. A trunk whose transport has no local address is left out:
+    /// `tick` cannot send for it, and counting it would keep the daemon awake for nothing.
+    pub(crate) fn poll_timeout(&self, locals: &Locals) -> Option<u64> {
+        self.regs
+            .values()
+            .filter_map(|r| match r.sent_at {
+                Some(at) if r.trunk.transport == Transport::Udp => Some(r.retx_at.min(at + TIMEOUT_MS)),
+                Some(at) => Some(at + TIMEOUT_MS),
+                None => locals.get(r.trunk.transport).map(|_| r.next_at),
+            })
+            .min()
     }
 
     /// A response to one of our REGISTERs; false when it is not one.

@@ -78,7 +78,9 @@ impl Rig {
                 updated_at: T0 / 1000,
             })
             .collect();
-        svc.registrar_mut().restore("1002".into(), bindings);
+        if !contacts.is_empty() {
+            svc.registrar_mut().restore("1002".into(), bindings);
+        }
         let shield =
             Shield::new(ShieldConfig { flood: Threshold { max: u32::MAX, window_ms: 1 }, ..Default::default() });
         Self { svc, shield, now: T0 }
@@ -98,6 +100,16 @@ impl Rig {
         self.now += ms;
         self.svc.handle_timer(self.now);
         self.out()
+    }
+
+    /// Jumps the clock to the service's next wake-up, as the daemon sleeps until it, and runs what is
+    /// due; `None` when nothing is pending before `limit`.
+    fn wake(&mut self, limit: u64) -> Option<Vec<Transmit>> {
+        let at = self.svc.poll_timeout().filter(|&t| t < limit)?;
+        assert!(at >= self.now, "a wake-up in the past after handle_timeout ran: {at} < {}", self.now);
+        self.now = at;
+        self.svc.handle_timeout(self.now);
+        Some(self.out())
     }
 
     fn events(&mut self) -> Vec<Event> {
@@ -512,4 +524,131 @@ fn an_unreachable_callee_fails_the_call_at_once_with_503() {
     assert!(r.events().iter().any(|e| matches!(e, Event::CallEnded { status: 503, .. })));
     // The branch is over: no INVITE retransmission follows.
     assert!(r.tick(1000).iter().all(|t| t.target.addr == addr(CALLER)));
+}
+
+/// When the contacts' bindings expire, in ms: the one wake-up of a service with nothing else to do.
+const BINDINGS_EXPIRE: u64 = (T0 / 1000 + 3600) * 1000;
+
+#[test]
+fn an_idle_service_asks_for_no_wake_up_and_housekeeping_has_its_deadlines() {
+    let mut r = Rig::new(&[]);
+    assert_eq!(r.svc.poll_timeout(), None);
+    // A cached final response (OPTIONS over UDP) is forgotten 32 s on, in whole seconds.
+    let options = format!(
+        "OPTIONS sip:{US} SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKopt\r\nMax-Forwards: 70\r\n\
+         From: <sip:1001@{US}>;tag=o\r\nTo: <sip:{US}>\r\nCall-ID: opt\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    );
+    assert_eq!(code(&r.send(CALLER, &options).unwrap()), 200);
+    assert_eq!(r.svc.poll_timeout(), Some((T0 / 1000 + 32) * 1000));
+    // A throttle is lifted when it ends.
+    r.svc.throttle_user("1001".into(), T0 + 5_000);
+    assert_eq!(r.svc.poll_timeout(), Some(T0 + 5_000));
+    assert_eq!(r.wake(u64::MAX), Some(vec![]));
+    assert_eq!(r.now, T0 + 5_000);
+    assert_eq!(r.wake(u64::MAX), Some(vec![]));
+    assert_eq!(r.now, (T0 / 1000 + 32) * 1000);
+    assert_eq!(r.svc.poll_timeout(), None);
+    // Registered contacts: nothing to do until the first binding expires, then nothing at all.
+    let mut r = Rig::new(&[PHONE_A]);
+    assert_eq!(r.svc.poll_timeout(), Some(BINDINGS_EXPIRE));
+    r.wake(u64::MAX);
+    assert_eq!((r.svc.registrar().binding_count(), r.svc.poll_timeout()), (0, None));
+}
+
+#[test]
+fn poll_timeout_follows_an_invite_over_udp_until_the_transaction_is_gone() {
+    let mut r = Rig::new(&[PHONE_A]);
+    r.call("1002", "pt");
+    let sent = r.out();
+    assert_eq!(sent.len(), 1);
+    // Timer A: the forwarded INVITE is due again T1 after it was sent.
+    assert_eq!(r.svc.poll_timeout(), Some(r.now + 500));
+    let re = r.wake(u64::MAX).unwrap();
+    assert_eq!(re.len(), 1);
+    assert_eq!(re[0].data, sent[0].data);
+    assert_eq!(r.svc.poll_timeout(), Some(r.now + 1000));
+    // The callee is busy: its 486 is acknowledged, goes upstream, and Timer G runs until the ACK.
+    r.now += 200;
+    r.send(PHONE_A, &answer(&sent[0], 486, "busy"));
+    let out = r.out();
+    let up = out.iter().find(|t| t.target.addr == addr(CALLER)).expect("486 upstream");
+    assert!(first_line(up).starts_with("SIP/2.0 486"));
+    let final_at = r.now;
+    assert_eq!(r.svc.poll_timeout(), Some(final_at + 500));
+    let to_tag = text(up).split("tag=").nth(2).unwrap().split("\r\n").next().unwrap().to_owned();
+    let ack = format!(
+        "ACK sip:1002@{US} SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKb2pt\r\nMax-Forwards: 70\r\n\
+         From: <sip:1001@{US}>;tag=caller\r\nTo: <sip:1002@{US}>;tag={to_tag}\r\nCall-ID: pt\r\nCSeq: 2 ACK\r\nContent-Length: 0\r\n\r\n"
+    );
+    assert_eq!(r.send(CALLER, &ack), None);
+    // From here only forgetting is left: the server transaction lingers 32 s, the client one 32 s more
+    // for late responses; nothing is sent, and then the service is idle again.
+    let mut wakes = 0;
+    while let Some(out) = r.wake(BINDINGS_EXPIRE) {
+        assert!(out.is_empty(), "{out:?}");
+        wakes += 1;
+    }
+    assert!(wakes <= 4, "{wakes} wake-ups");
+    assert_eq!(r.now, final_at + 64_000);
+    assert_eq!((r.svc.table_sizes().0, r.svc.active_calls()), (0, 0));
+    assert_eq!(r.svc.poll_timeout(), Some(BINDINGS_EXPIRE));
+}
+
+#[test]
+fn sleeping_until_poll_timeout_keeps_every_timer_on_time() {
+    let mut r = Rig::new(&[PHONE_A]);
+    r.call("1002", "asleep");
+    let sent = r.out().remove(0);
+    let t0 = r.now;
+    let mut invites = Vec::new();
+    let mut upstream = Vec::new();
+    while let Some(out) = r.wake(BINDINGS_EXPIRE) {
+        for t in out {
+            if t.target.addr == addr(CALLER) {
+                upstream.push((r.now - t0, first_line(&t)));
+            } else {
+                assert_eq!(t.data, sent.data);
+                invites.push(r.now - t0);
+            }
+        }
+    }
+    // Timer A doubles from T1 until Timer B (64*T1) ends the branch with 408; Timer G then repeats the
+    // 408 from T1, doubling up to T2, for 32 s (no ACK ever comes).
+    assert_eq!(invites, [500, 1_500, 3_500, 7_500, 15_500, 31_500]);
+    let at: Vec<u64> = upstream.iter().map(|(t, _)| *t).collect();
+    assert_eq!(at, [32_000, 32_500, 33_500, 35_500, 39_500, 43_500, 47_500, 51_500, 55_500, 59_500, 63_500]);
+    assert!(upstream.iter().all(|(_, l)| l.starts_with("SIP/2.0 408")), "{upstream:?}");
+    assert_eq!(r.svc.table_sizes().0, 0);
+}
+
+#[test]
+fn trunk_registration_is_a_deadline_too() {
+    let mut r = Rig::new(&[PHONE_A]);
+    let trunk = |transport| Trunk {
+        name: "carrier".into(),
+        host: "198.51.100.1".into(),
+        addr: addr(TRUNK),
+        transport,
+        auth: Some(pbxguard_pbx::TrunkAuth {
+            username: "acct".into(),
+            realm: "carrier".into(),
+            ha1_md5: ha1(Algorithm::Md5, "acct", "carrier", "Tr!unk"),
+            ha1_sha256: ha1(Algorithm::Sha256, "acct", "carrier", "Tr!unk"),
+        }),
+        register: Some(600),
+    };
+    // Over TCP, on which this proxy does not listen: nothing can be sent, so nothing to wake up for.
+    r.svc.set_dialplan(Arc::new(DialPlan { trunks: vec![Arc::new(trunk(Transport::Tcp))], ..DialPlan::default() }));
+    assert_eq!(r.svc.poll_timeout(), Some(BINDINGS_EXPIRE));
+    // Over UDP: due at once, then the retransmission 2 s on, then the refresh at half the granted time.
+    r.svc.set_dialplan(Arc::new(DialPlan { trunks: vec![Arc::new(trunk(Transport::Udp))], ..DialPlan::default() }));
+    assert!(r.svc.poll_timeout().is_some_and(|t| t <= r.now));
+    r.svc.handle_timeout(r.now);
+    let reg = r.out().remove(0);
+    assert!(first_line(&reg).starts_with("REGISTER sip:198.51.100.1:5060 "), "{}", text(&reg));
+    assert_eq!(r.svc.poll_timeout(), Some(r.now + 2_000));
+    r.now += 100;
+    r.send(TRUNK, &answer(&reg, 200, "t"));
+    assert_eq!(r.svc.trunk_registrations(), [("carrier".to_owned(), true)]);
+    assert_eq!(r.svc.poll_timeout(), Some(r.now + 300_000));
 }

@@ -446,3 +446,25 @@ fn refreshes_that_only_move_the_expiry_are_persisted_lazily() {
     assert_eq!(login(&mut svc, T0 + 322, "1001", "Secr3t!pw", 5, "*", "Expires: 0\r\n").code, 200);
     assert_eq!(persisted(&mut svc), 1);
 }
+
+#[test]
+fn bindings_and_cached_answers_are_forgotten_on_the_deadline_poll_timeout_gives() {
+    let mut svc = service();
+    assert_eq!(svc.poll_timeout(), None);
+    let ok = login(&mut svc, T0, "1001", "Secr3t!pw", 1, "<sip:1001@192.0.2.10:5062>;expires=120", "");
+    assert_eq!(ok.code, 200);
+    // The cached 200 (for a retransmitted REGISTER) goes first, 32 s on; then the binding.
+    assert_eq!(svc.poll_timeout(), Some((T0 + 32) * 1000));
+    svc.handle_timeout((T0 + 32) * 1000);
+    assert_eq!(svc.poll_timeout(), Some((T0 + 120) * 1000));
+    // A refresh moves the expiry later: the old deadline comes early, finds nothing, and the next one is
+    // the new expiry.
+    let ok = login(&mut svc, T0 + 60, "1001", "Secr3t!pw", 10, "<sip:1001@192.0.2.10:5062>;expires=120", "");
+    assert_eq!(ok.code, 200);
+    svc.handle_timeout((T0 + 92) * 1000);
+    assert_eq!(svc.poll_timeout(), Some((T0 + 120) * 1000));
+    svc.handle_timeout((T0 + 120) * 1000);
+    assert_eq!((svc.registrar().binding_count(), svc.poll_timeout()), (1, Some((T0 + 180) * 1000)));
+    svc.handle_timeout((T0 + 180) * 1000);
+    assert_eq!((svc.registrar().binding_count(), svc.poll_timeout()), (0, None));
+}

@@ -1,0 +1,55 @@
+//! The dialog table: calls this proxy set up, kept until BYE (and a linger for retransmissions) or
+//! until a party has been silent for the longest call allowed; and the events for call outcomes.
+
+use super::state::{CallInfo, CallOutcome, Kind, LINGER, Proxy, arm};
+use crate::event::Event;
+
+impl Proxy {
+    pub(super) fn fire_dialog(&mut self, now: u64, at: u64, key: &str, ended: &mut Vec<CallInfo>) {
+        let Some(d) = self.dialogs.get_mut(key).filter(|d| d.scheduled == at) else { return };
+        d.scheduled = u64::MAX;
+        let next = match d.ended_at {
+            Some(t) => t + LINGER,
+            None => d.last_activity + self.max_call_ms,
+        };
+        if now < next {
+            arm(&mut self.timers, &mut d.scheduled, Kind::Dialog, key, next);
+            return;
+        }
+        let Some(d) = self.dialogs.remove(key) else { return };
+        if d.ended_at.is_none() {
+            // A vanished party: the dialog (and its fraud slot) goes after max_call of silence.
+            if let Some(e) = &d.info.counted {
+                self.fraud.end(e, now);
+            }
+            ended.push(d.info);
+        }
+    }
+
+    /// A call set-up failed: the dialog goes, and its fraud slot with it.
+    pub(crate) fn forget_call(&mut self, now: u64, call_id: &str) -> Option<CallInfo> {
+        let d = self.dialogs.remove(call_id)?;
+        if let Some(e) = &d.info.counted {
+            self.fraud.end(e, now);
+        }
+        Some(d.info)
+    }
+
+    pub(crate) fn dialog_info(&self, call_id: &str) -> Option<&CallInfo> {
+        self.dialogs.get(call_id).map(|d| &d.info)
+    }
+}
+
+/// Events for call outcomes, in the order they happened.
+pub(crate) fn outcome_events(proxy: &mut Proxy, now: u64, outcomes: Vec<CallOutcome>, events: &mut Vec<Event>) {
+    for o in outcomes {
+        match o {
+            CallOutcome::Answered(call_id) => events.push(Event::CallAnswered { call_id }),
+            CallOutcome::Failed { call_id, status } => {
+                if proxy.forget_call(now, &call_id).is_some() {
+                    events.push(Event::CallEnded { call_id, status });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! The proxy's tables and what every part of it shares: the RFC 3261 timer values, the caps, the
+//! transactions, dialogs and relays as stored, and the one heap of deadlines that drives them.
+
+use super::fraud::Fraud;
+use crate::dialplan::Trunk;
+use crate::fifo::FifoMap;
+use crate::transport::{Target, Transmit};
+use pbxguard_shield::FraudGuard;
+use pbxguard_sip::{Limits, Message};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// RFC 3261 T1 and the derived timers, ms.
+pub(super) const T1: u64 = 500;
+pub(super) const T2: u64 = 4_000;
+pub(super) const TIMER_B: u64 = 64 * T1;
+/// Timer C (§16.6 step 11): more than three minutes with only provisional responses ends the branch.
+pub(super) const TIMER_C: u64 = 180_000;
+/// How long finished transactions and stateless relays are remembered, for retransmissions.
+pub(super) const LINGER: u64 = 64 * T1;
+/// Caps on every table; past them new calls get 503 and relays evict the oldest.
+const MAX_CALLS: usize = 50_000;
+/// Call set-ups one extension may have ringing at once (internal calls included): with stolen
+/// credentials, unanswered INVITEs must not fill the tables.
+pub(crate) const MAX_PENDING_PER_CALLER: u32 = 16;
+/// Largest INVITE the proxy forwards; real SDP offers are a few kilobytes. Bounds what each pending
+/// call keeps in memory.
+pub(crate) const MAX_INVITE: usize = 16 * 1024;
+const MAX_RELAYS: usize = 100_000;
+
+/// Builds the forwarded request for one branch, given its Via branch.
+pub(crate) type BuildRequest<'a> = Box<dyn Fn(&str) -> Option<Vec<u8>> + 'a>;
+
+/// One fork branch: where to, how to build the request, and the trunk's credentials if it has any.
+pub(crate) type Branch<'a> = (Target, BuildRequest<'a>, Option<Arc<Trunk>>);
+
+/// Who placed a call and where it goes, for the calls list and the fraud counters.
+#[derive(Debug, Clone)]
+pub(crate) struct CallInfo {
+    pub(crate) call_id: String,
+    pub(crate) caller: String,
+    pub(crate) callee: String,
+    /// The extension whose fraud counters this call uses (outbound trunk calls only).
+    pub(crate) counted: Option<String>,
+}
+
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub(super) enum ClientState {
+    Calling,
+    Proceeding,
+    /// A final response arrived (or the branch timed out); kept for retransmissions.
+    Done,
+}
+
+pub(super) struct ClientTx {
+    pub(super) server: String,
+    pub(super) target: Target,
+    pub(super) request: Vec<u8>,
+    pub(super) state: ClientState,
+    pub(super) next_retx: u64,
+    pub(super) interval: u64,
+    pub(super) timeout_at: u64,
+    pub(super) done_at: u64,
+    /// The deadline this entry's live timer is armed for (`u64::MAX`: none).
+    pub(super) scheduled: u64,
+    /// A trunk with credentials: its 401/407 is answered once, by re-sending with CSeq+1.
+    pub(super) auth: Option<Arc<Trunk>>,
+    /// CSeq numbers towards the target run this far ahead of the caller's (1 after a re-send).
+    pub(super) cseq_shift: i64,
+}
+
+pub(super) struct ServerTx {
+    pub(super) invite: Vec<u8>,
+    pub(super) source: Target,
+    pub(super) branches: Vec<String>,
+    /// Last response sent upstream, replayed to a retransmitted INVITE.
+    pub(super) last: Option<Vec<u8>>,
+    pub(super) best: Option<(u16, Vec<u8>)>,
+    pub(super) final_code: Option<u16>,
+    pub(super) final_at: u64,
+    pub(super) canceled: bool,
+    /// Timer G (non-2xx final over UDP): next retransmission and interval; 0 when not running.
+    pub(super) next_retx: u64,
+    pub(super) interval: u64,
+    pub(super) call_id: String,
+    pub(super) caller: String,
+    pub(super) scheduled: u64,
+}
+
+pub(crate) struct Dialog {
+    pub(super) caller: Target,
+    pub(super) callee: Option<Target>,
+    pub(super) caller_tag: String,
+    pub(super) callee_tag: Option<String>,
+    pub(crate) info: CallInfo,
+    pub(super) last_activity: u64,
+    pub(super) ended_at: Option<u64>,
+    pub(super) scheduled: u64,
+    /// Added to the CSeq of requests from the caller to the callee (and taken off their responses).
+    pub(super) cseq_shift: i64,
+    /// The callee is a trunk with credentials: its challenges to in-dialog requests are answered.
+    pub(super) callee_auth: Option<Arc<Trunk>>,
+}
+
+pub(super) struct Relay {
+    pub(super) back: Target,
+    /// Added to the CSeq of the response on its way back.
+    pub(super) cseq_shift: i64,
+    /// A request towards a trunk with credentials, kept to be sent again once with them if the trunk
+    /// challenges it.
+    pub(super) retry: Option<Box<Retry>>,
+}
+
+pub(super) struct Retry {
+    pub(super) request: Vec<u8>,
+    pub(super) dest: Target,
+    pub(super) trunk: Arc<Trunk>,
+    pub(super) call_id: String,
+}
+
+pub(crate) struct Proxy {
+    pub(super) servers: HashMap<String, ServerTx>,
+    pub(super) clients: HashMap<String, ClientTx>,
+    pub(crate) dialogs: HashMap<String, Dialog>,
+    /// Stamped with their expiry.
+    pub(super) relays: FifoMap<String, Relay>,
+    pub(crate) fraud: Fraud,
+    pub(crate) max_call_ms: u64,
+    /// Deadlines, earliest first: (when, kind, key). An entry whose deadline is not the entity's
+    /// `scheduled` any more is stale and skipped, so each entity has one live timer and a tick costs
+    /// only what is due, not a scan of every transaction.
+    pub(super) timers: Timers,
+    /// Set-ups without a final response, per caller.
+    pub(super) pending: HashMap<String, u32>,
+    pub(super) counter: u64,
+    pub(super) seed: u64,
+    pub(crate) outbox: VecDeque<Transmit>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Kind {
+    Client,
+    Server,
+    Dialog,
+}
+
+/// Deadlines of transactions and dialogs, earliest on top: (when, kind, key).
+pub(super) type Timers = BinaryHeap<Reverse<(u64, Kind, String)>>;
+
+/// Arms `key`'s timer for `at` unless it is already armed for earlier.
+pub(super) fn arm(timers: &mut Timers, scheduled: &mut u64, kind: Kind, key: &str, at: u64) {
+    if at < *scheduled {
+        *scheduled = at;
+        timers.push(Reverse((at, kind, key.to_owned())));
+    }
+}
+
+pub(super) fn server_key(branch: &str, source: SocketAddr) -> String {
+    format!("{branch}\u{0}{source}")
+}
+
+pub(super) fn reparse(data: &[u8]) -> Option<Message<'_>> {
+    Message::parse(data, &Limits::default()).ok()
+}
+
+/// The outcome of a call set-up that the service turns into events.
+pub(crate) enum CallOutcome {
+    Answered(String),
+    Failed { call_id: String, status: u16 },
+}
+
+impl Proxy {
+    pub(crate) fn new(seed: u64, fraud: FraudGuard) -> Self {
+        Self {
+            servers: HashMap::new(),
+            clients: HashMap::new(),
+            dialogs: HashMap::new(),
+            relays: FifoMap::new(MAX_RELAYS),
+            fraud: Fraud::new(fraud),
+            max_call_ms: 4 * 3_600_000,
+            timers: BinaryHeap::new(),
+            pending: HashMap::new(),
+            counter: 0,
+            seed,
+            outbox: VecDeque::new(),
+        }
+    }
+
+    pub(crate) fn pending(&self, caller: &str) -> u32 {
+        self.pending.get(caller).copied().unwrap_or(0)
+    }
+
+    pub(super) fn settle(&mut self, caller: &str) {
+        if let Some(n) = self.pending.get_mut(caller) {
+            *n -= 1;
+            if *n == 0 {
+                self.pending.remove(caller);
+            }
+        }
+    }
+
+    pub(crate) fn is_full(&self) -> bool {
+        self.servers.len() >= MAX_CALLS || self.dialogs.len() >= MAX_CALLS
+    }
+
+    pub(crate) fn table_size(&self) -> usize {
+        self.servers.len() + self.clients.len() + self.dialogs.len() + self.relays.len()
+    }
+
+    pub(super) fn branch(&mut self, stateless: bool) -> String {
+        self.counter += 1;
+        format!("z9hG4bKpg{}{:x}x{:x}", if stateless { 's' } else { 'f' }, self.seed, self.counter)
+    }
+
+    pub(super) fn send(&mut self, target: Target, data: Vec<u8>) {
+        self.outbox.push_back(Transmit { target, data });
+    }
+}
