@@ -195,6 +195,12 @@ pub(crate) enum ExtCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Show one extension (as `list` does).
+    Show {
+        number: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Change an extension's secret.
     Passwd {
         number: String,

@@ -1,18 +1,13 @@
-//! pbxguard: a security-first SIP PBX edge. `main` only parses arguments and hands over; the daemon and
-//! the operator commands live in their own modules.
+//! pbxguard: a security-first SIP PBX edge. `main` only parses arguments and hands over: to the daemon
+//! (`run`) or to the operator commands, which share the application layer (`pbxguard_app`) and never
+//! import each other.
 
-mod accounts_cmd;
-mod blacklist;
-mod calls_cmd;
 mod cli;
-mod commands;
+mod cmd;
 mod config;
 mod daemon;
-mod import;
-mod policy;
-mod secret;
-mod security_cmd;
-mod settings;
+mod download;
+mod resolve;
 
 use clap::Parser;
 
@@ -23,7 +18,23 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
-    match commands::run(cli) {
+    let result = match cli.command {
+        cli::Command::Run(a) => daemon::run(
+            cli.data,
+            daemon::Options {
+                config: a.config,
+                sip_udp: a.sip_udp,
+                sip_tcp: a.sip_tcp,
+                sip_tls: a.sip_tls,
+                gui: a.gui,
+            },
+        ),
+        command => {
+            let data = cli.data.unwrap_or_else(|| pbxguard_app::DEFAULT_DATA.into());
+            cmd::run(&data, command)
+        }
+    };
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("pbxguard: {e:#}");

@@ -1,19 +1,17 @@
-//! Operator commands for the protection engine: bans, trusted networks, ACL groups, security events.
-//! Ban changes are written to the database (so they show at once and survive restarts) and queued for
-//! a running daemon, which applies them within a second.
+//! `pbxguard bans | trust | acl | events | blacklist`: the protection engine's operator side.
 
+use super::out::print_json;
 use crate::cli::{AclCommand, BansCommand, BlacklistCommand, TrustCommand};
-use crate::commands::now_secs;
 use crate::outln;
-use anyhow::{Result, anyhow, bail};
-use pbxguard_shield::config::{format_duration_ms, parse_duration_ms};
-use pbxguard_shield::{Prefix, Rule};
-use pbxguard_store::{BanRow, Store};
+use anyhow::Result;
+use pbxguard_app::{blacklist, security};
+use pbxguard_shield::config::format_duration_ms;
+use pbxguard_store::Store;
 use serde_json::json;
 use std::time::Duration;
 
 fn now_ms() -> i64 {
-    crate::daemon::now_ms() as i64
+    pbxguard_app::clock::now_ms() as i64
 }
 
 /// "in 59m", "12s ago", "never".
@@ -31,17 +29,11 @@ fn round(ms: i64) -> u64 {
     (s / unit).max(1) * unit * 1000
 }
 
-/// The trusted network containing `p`, as the daemon computes them.
-fn is_trusted(store: &Store, p: &Prefix) -> Result<Option<Prefix>> {
-    let trunks = crate::daemon::dialplan(store)?.trunks;
-    Ok(crate::daemon::trusted(store, &[], &trunks)?.into_iter().find(|t| t.contains(p.addr())))
-}
-
-pub(crate) fn bans(store: &Store, cmd: BansCommand) -> Result<()> {
+pub(super) fn bans(store: &Store, cmd: BansCommand) -> Result<()> {
     let now = now_ms();
     match cmd {
         BansCommand::List { json } => {
-            let rows = store.bans(now)?;
+            let rows = security::bans(store)?;
             if json {
                 let v: Vec<_> = rows
                     .iter()
@@ -51,153 +43,92 @@ pub(crate) fn bans(store: &Store, cmd: BansCommand) -> Result<()> {
                                "offence": b.offence})
                     })
                     .collect();
-                outln!("{}", serde_json::to_string_pretty(&v)?);
-            } else {
-                outln!("{:<20} {:<12} {:<8} {:<10} {:<10} EVIDENCE", "TARGET", "REASON", "OFFENCE", "SINCE", "EXPIRES");
-                for b in rows {
-                    let ev = b.note.as_ref().map_or(b.evidence.clone(), |n| format!("{} ({n})", b.evidence));
-                    outln!(
-                        "{:<20} {:<12} {:<8} {:<10} {:<10} {ev}",
-                        b.target,
-                        b.reason,
-                        b.offence,
-                        relative(Some(b.first_seen_ms), now),
-                        relative(b.expires_ms, now)
-                    );
-                }
+                return print_json(&v);
+            }
+            outln!("{:<20} {:<12} {:<8} {:<10} {:<10} EVIDENCE", "TARGET", "REASON", "OFFENCE", "SINCE", "EXPIRES");
+            for b in rows {
+                let ev = b.note.as_ref().map_or(b.evidence.clone(), |n| format!("{} ({n})", b.evidence));
+                outln!(
+                    "{:<20} {:<12} {:<8} {:<10} {:<10} {ev}",
+                    b.target,
+                    b.reason,
+                    b.offence,
+                    relative(Some(b.first_seen_ms), now),
+                    relative(b.expires_ms, now)
+                );
             }
         }
         BansCommand::Add { target, reason, duration } => {
-            let p = Prefix::parse_strict(&target)?;
-            if let Some(t) = is_trusted(store, &p)? {
-                bail!(
-                    "{p} is in the trusted network {t}, which is never banned; remove it with `pbxguard trust del {t}` first"
-                );
-            }
-            let duration_ms = match &duration {
-                Some(d) => Some(
-                    parse_duration_ms(d)
-                        .ok_or_else(|| anyhow!("--for {d:?}: expected a duration such as 30m, 12h or 7d"))?
-                        as i64,
-                ),
-                None => None,
-            };
-            let row = BanRow {
-                target: p.to_string(),
-                reason: "manual".into(),
-                evidence: "added by an operator".into(),
-                first_seen_ms: now,
-                created_ms: now,
-                expires_ms: duration_ms.map(|d| now + d),
-                offence: 1,
-                note: Some(reason.clone()),
-            };
-            store.upsert_ban(&row)?;
-            store.push_ban_op(true, &row.target, duration_ms, Some(&reason), now)?;
-            outln!("banned {p} {}", duration.map_or("until removed".to_owned(), |d| format!("for {d}")));
+            let row = security::ban(store, &target, &reason, duration.as_deref(), &crate::resolve::System)?;
+            outln!("banned {} {}", row.target, duration.map_or("until removed".to_owned(), |d| format!("for {d}")));
         }
         BansCommand::Del { target } => {
-            let p = Prefix::parse_strict(&target)?;
-            let existed = store.delete_ban(&p.to_string())?;
-            store.push_ban_op(false, &p.to_string(), None, None, now)?;
-            if !existed {
-                bail!("no ban for {p} (see `pbxguard bans list`; a ban on a whole network is removed by its CIDR)");
-            }
+            let p = security::unban(store, &target)?;
             outln!("ban on {p} lifted");
         }
     }
     Ok(())
 }
 
-pub(crate) fn trust(store: &Store, cmd: TrustCommand) -> Result<()> {
+pub(super) fn trust(store: &Store, cmd: TrustCommand) -> Result<()> {
     match cmd {
         TrustCommand::Add { cidr, note } => {
-            let p = Prefix::parse_strict(&cidr)?;
-            if !store.add_trusted(&p.to_string(), note.as_deref(), now_secs())? {
-                bail!("{p} is already trusted");
-            }
-            // Bans on trusted addresses would never be enforced; lift them now.
-            for b in store.bans(now_ms())? {
-                if Prefix::parse_lenient(&b.target).is_ok_and(|t| p.contains(t.addr())) {
-                    store.delete_ban(&b.target)?;
-                    store.push_ban_op(false, &b.target, None, None, now_ms())?;
-                    outln!("lifted the ban on {} ({})", b.target, b.reason);
-                }
+            let (p, lifted) = security::trust(store, &cidr, note.as_deref())?;
+            for b in lifted {
+                outln!("lifted the ban on {} ({})", b.target, b.reason);
             }
             outln!("trusted {p}: never banned, never flood-limited");
         }
         TrustCommand::List { json } => {
-            let rows = store.trusted()?;
+            let rows = security::trusted(store)?;
             if json {
                 let v: Vec<_> = rows.iter().map(|(c, n)| json!({"cidr": c, "note": n})).collect();
-                outln!("{}", serde_json::to_string_pretty(&v)?);
-            } else {
-                for (c, n) in rows {
-                    outln!("{c:<24} {}", n.unwrap_or_default());
-                }
+                return print_json(&v);
+            }
+            for (c, n) in rows {
+                outln!("{c:<24} {}", n.unwrap_or_default());
             }
         }
         TrustCommand::Del { cidr } => {
-            let p = Prefix::parse_strict(&cidr)?;
-            if !store.delete_trusted(&p.to_string())? {
-                bail!("{p} is not in the trusted networks (see `pbxguard trust list`)");
-            }
+            let p = security::untrust(store, &cidr)?;
             outln!("{p} is no longer trusted");
         }
     }
     Ok(())
 }
 
-pub(crate) fn acl(store: &Store, cmd: AclCommand) -> Result<()> {
+pub(super) fn acl(store: &Store, cmd: AclCommand) -> Result<()> {
     match cmd {
         AclCommand::Add { name, rules } => {
-            if name.is_empty()
-                || name.len() > 64
-                || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-            {
-                bail!("invalid ACL group name {name:?}: use 1-64 letters, digits, '.', '_' or '-'");
-            }
-            let parsed = rules
-                .iter()
-                .map(|r| Rule::parse(r).map_err(|e| anyhow!("rule {r:?}: {e}")))
-                .collect::<Result<Vec<_>>>()?;
-            if !parsed.iter().any(|r| matches!(r, Rule::Allow(_))) {
-                bail!(
-                    "ACL group {name} would deny every address (it has no allow rule); add at least one network to allow"
-                );
-            }
-            let text: Vec<String> = parsed.iter().map(ToString::to_string).collect();
-            store.put_acl(&name, &text.join(" "), now_secs())?;
+            let rules = security::put_acl(store, &name, &rules)?;
+            let text: Vec<String> = rules.iter().map(ToString::to_string).collect();
             outln!("ACL group {name}: {}", text.join(" "));
         }
         AclCommand::List { json } => {
-            let rows = store.acls()?;
+            let rows = security::acls(store)?;
             if json {
                 let v: Vec<_> = rows
                     .iter()
                     .map(|a| json!({"name": a.name, "rules": a.rules.split_whitespace().collect::<Vec<_>>()}))
                     .collect();
-                outln!("{}", serde_json::to_string_pretty(&v)?);
-            } else {
-                for a in rows {
-                    outln!("{:<16} {}", a.name, a.rules);
-                }
+                return print_json(&v);
+            }
+            for a in rows {
+                outln!("{:<16} {}", a.name, a.rules);
             }
         }
         AclCommand::Del { name } => {
-            if !store.delete_acl(&name)? {
-                bail!("no ACL group {name:?}");
-            }
+            security::delete_acl(store, &name)?;
             outln!("ACL group {name} deleted");
         }
     }
     Ok(())
 }
 
-pub(crate) fn events(store: &Store, follow: bool, json: bool, last: i64) -> Result<()> {
-    let mut after = store.events_tail_start(last.max(0))?;
+pub(super) fn events(store: &Store, follow: bool, json: bool, last: i64) -> Result<()> {
+    let mut after = security::events_tail_start(store, last)?;
     loop {
-        let rows = store.events_after(after, 1000)?;
+        let rows = security::events_after(store, after, 1000)?;
         for e in &rows {
             if json {
                 outln!("{}", serde_json::to_string(e)?);
@@ -224,24 +155,28 @@ pub(crate) fn events(store: &Store, follow: bool, json: bool, last: i64) -> Resu
     }
 }
 
-pub(crate) fn blacklist(store: &mut Store, cmd: BlacklistCommand) -> Result<()> {
+pub(super) fn blacklist(store: &mut Store, cmd: BlacklistCommand) -> Result<()> {
     match cmd {
         BlacklistCommand::Import { source, name } => {
-            let name = name.unwrap_or_else(|| crate::blacklist::default_name(&source));
+            let name = name.unwrap_or_else(|| blacklist::default_name(&source));
             let started = std::time::Instant::now();
-            let (n, bad) = crate::blacklist::import(store, &name, &source, true)?;
+            let text = crate::download::fetch(&source)?;
+            let r = blacklist::import(store, &name, &source, &text, crate::download::progress)?;
+            crate::download::progress_done();
             outln!(
-                "blacklist {name}: {n} entries from {source} ({bad} unreadable lines skipped) in {:.1}s",
+                "blacklist {name}: {} entries from {source} ({} unreadable lines skipped) in {:.1}s",
+                r.entries,
+                r.bad_lines,
                 started.elapsed().as_secs_f64()
             );
         }
         BlacklistCommand::Check { ip } => {
-            let set = crate::blacklist::load(store)?;
-            let p = Prefix::host(ip);
-            match set.lookup(ip) {
-                Some((entry, list)) => {
-                    outln!("{ip} is listed in {list} (entry {entry})");
-                    if let Some(t) = is_trusted(store, &p)? {
+            let trunks = pbxguard_app::views::trunk_addresses(store, &crate::resolve::System)?;
+            let trusted = pbxguard_app::views::trusted(store, &[], &trunks)?;
+            match blacklist::check(store, ip, &trusted)? {
+                Some(l) => {
+                    outln!("{ip} is listed in {} (entry {})", l.list, l.entry);
+                    if let Some(t) = l.trusted_by {
                         outln!("but it is in the trusted network {t}, which wins: it is not blocked");
                     }
                 }
@@ -249,29 +184,26 @@ pub(crate) fn blacklist(store: &mut Store, cmd: BlacklistCommand) -> Result<()> 
             }
         }
         BlacklistCommand::Stats { json } => {
-            let lists = store.blacklists()?;
+            let lists = blacklist::stats(store)?;
             if json {
-                outln!("{}", serde_json::to_string_pretty(&lists)?);
-            } else {
-                let now = now_ms();
-                outln!("{:<16} {:>9} {:>6} {:<12} {:<40} LAST ERROR", "LIST", "ENTRIES", "BAD", "REFRESHED", "SOURCE");
-                for b in lists {
-                    outln!(
-                        "{:<16} {:>9} {:>6} {:<12} {:<40} {}",
-                        b.name,
-                        b.entries,
-                        b.bad_lines,
-                        relative(Some(b.refreshed_at * 1000), now),
-                        b.source,
-                        b.last_error.unwrap_or_default()
-                    );
-                }
+                return print_json(&lists);
+            }
+            let now = now_ms();
+            outln!("{:<16} {:>9} {:>6} {:<12} {:<40} LAST ERROR", "LIST", "ENTRIES", "BAD", "REFRESHED", "SOURCE");
+            for b in lists {
+                outln!(
+                    "{:<16} {:>9} {:>6} {:<12} {:<40} {}",
+                    b.name,
+                    b.entries,
+                    b.bad_lines,
+                    relative(Some(b.refreshed_at * 1000), now),
+                    b.source,
+                    b.last_error.unwrap_or_default()
+                );
             }
         }
         BlacklistCommand::Del { name } => {
-            if !store.delete_blacklist(&name)? {
-                bail!("no blacklist named {name:?} (see `pbxguard blacklist stats`)");
-            }
+            blacklist::delete(store, &name)?;
             outln!("blacklist {name} removed");
         }
     }

@@ -2,8 +2,8 @@
 //! to that address (the one a phone registered over, or one this daemon opened to a trunk). Sends never
 //! block the caller: stream writes are queued per connection (bounded) and UDP sends are non-blocking.
 
+use super::state::State;
 use super::tls::TlsPeer;
-use super::{Shared, persist};
 use pbxguard_pbx::{Transmit, Transport};
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -17,9 +17,13 @@ use tokio::sync::{Semaphore, mpsc};
 /// writer was held up for a few milliseconds.
 pub(crate) const QUEUE: usize = 2048;
 
+/// Opens a connection to `addr` (TLS when `TlsPeer` says how to verify it) and sends what waits in the
+/// queue: the stream module's, handed over at start so that sending never depends on it.
+pub(crate) type Connect = fn(Arc<Net>, SocketAddr, Option<TlsPeer>, mpsc::Receiver<Vec<u8>>);
+
 pub(crate) struct Net {
-    pub(crate) shared: Shared,
-    pub(crate) events: persist::Sender,
+    pub(crate) state: Arc<State>,
+    connect: Connect,
     pub(crate) slots: Arc<Semaphore>,
     pub(crate) idle: Duration,
     pub(crate) rt: tokio::runtime::Handle,
@@ -31,15 +35,15 @@ pub(crate) struct Net {
 
 impl Net {
     pub(crate) fn new(
-        shared: Shared,
-        events: persist::Sender,
+        state: Arc<State>,
+        connect: Connect,
         max_connections: usize,
         idle: Duration,
         rt: tokio::runtime::Handle,
     ) -> Arc<Self> {
         Arc::new(Self {
-            shared,
-            events,
+            state,
+            connect,
             slots: Arc::new(Semaphore::new(max_connections)),
             idle,
             rt,
@@ -70,6 +74,16 @@ impl Net {
         if m.get(&peer).is_some_and(|tx| tx.is_closed()) {
             m.remove(&peer);
         }
+    }
+
+    /// Runs one message through the SIP service and sends what it forwards; returns the reply to
+    /// `source`, if any.
+    pub(crate) fn handle(self: &Arc<Self>, data: &[u8], source: SocketAddr, transport: Transport) -> Option<Vec<u8>> {
+        let mut tx = Vec::new();
+        let now = pbxguard_app::clock::now_ms();
+        let reply = self.state.with_sip(&mut tx, |gate, sip| sip.handle(gate, now, data, source, transport));
+        self.send_all(&mut tx);
+        reply
     }
 
     pub(crate) fn send_all(self: &Arc<Self>, batch: &mut Vec<Transmit>) {
@@ -129,7 +143,7 @@ impl Net {
                     None => tracing::info!(%addr, "no TLS connection to this address; message dropped"),
                 }
                 if let Some((queue, tls)) = opened {
-                    self.rt.spawn(super::stream::connect(self.clone(), addr, tls, queue));
+                    (self.connect)(self.clone(), addr, tls, queue);
                 }
             }
         }

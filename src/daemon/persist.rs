@@ -6,6 +6,7 @@
 //! leaves some in memory alone (counted and logged), and an operator's change is always stored.
 
 use anyhow::Result;
+use pbxguard_app::{EVENTS_KEPT, EVENTS_MAX_AGE_MS};
 use pbxguard_pbx::{Binding, Event};
 use pbxguard_shield::{Ban, Decision, Lifted, Prefix};
 use pbxguard_store::EventRow;
@@ -48,6 +49,16 @@ impl Sender {
         }
         if let Err(TrySendError::Full(_)) = self.tx.try_send(m) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The store as an enforcer: bans kept as their latest state until written, and an event row for each
+/// decision.
+impl super::enforce::Enforcer for Sender {
+    fn enforce(&self, d: &Decision) {
+        if !matches!(d, Decision::Report { .. }) {
+            self.send(Msg::Decision(d.clone()));
         }
     }
 }
@@ -275,11 +286,7 @@ fn decision_row(d: &Decision, at_ms: i64) -> Option<EventRow> {
     }
 }
 
-/// Security events kept: at most this many, and none older than 30 days.
-const EVENTS_KEPT: i64 = 100_000;
-const EVENTS_MAX_AGE_MS: i64 = 30 * 86_400_000;
-
-pub(crate) fn start(db: PathBuf, reporter: SyncSender<super::report::Report>) -> Result<(Sender, Persister)> {
+pub(crate) fn start(db: PathBuf) -> Result<(Sender, Persister)> {
     let (tx, rx) = sync_channel(QUEUE);
     let dropped = Arc::new(AtomicU64::new(0));
     let done = Arc::new((Mutex::new(false), Condvar::new()));
@@ -290,19 +297,12 @@ pub(crate) fn start(db: PathBuf, reporter: SyncSender<super::report::Report>) ->
     let b2 = bans.clone();
     std::thread::Builder::new().name("pbxguard-persist".into()).spawn(move || {
         super::mmsg::lower_thread_priority();
-        run(&mut store, &rx, &b2, &d2, &dr, &reporter)
+        run(&mut store, &rx, &b2, &d2, &dr)
     })?;
     Ok((Sender { tx: tx.clone(), dropped, bans }, Persister { tx, done }))
 }
 
-fn run(
-    store: &mut Store,
-    rx: &Receiver<Msg>,
-    bans: &BanWrites,
-    done: &(Mutex<bool>, Condvar),
-    dropped: &AtomicU64,
-    reporter: &SyncSender<super::report::Report>,
-) {
+fn run(store: &mut Store, rx: &Receiver<Msg>, bans: &BanWrites, done: &(Mutex<bool>, Condvar), dropped: &AtomicU64) {
     let mut pending: HashMap<String, Vec<Binding>> = HashMap::new();
     let (mut reported_drops, mut reported_skips) = (0, 0);
     let mut next_write = Instant::now() + WRITE_BACK;
@@ -318,7 +318,7 @@ fn run(
                     pending.insert(extension, bindings);
                 }
                 Ok(Msg::Event(e)) => {
-                    rows.extend(event_row(&e, super::now_ms() as i64));
+                    rows.extend(event_row(&e, pbxguard_app::clock::now_ms() as i64));
                     if matches!(
                         e,
                         Event::CallStarted { .. }
@@ -329,11 +329,7 @@ fn run(
                         calls.push(e);
                     }
                 }
-                Ok(Msg::Decision(Decision::Report { ip, reason, evidence })) => {
-                    let r = super::report::Report { ip, reason: reason.as_str(), evidence, at_ms: super::now_ms() };
-                    let _ = reporter.try_send(r);
-                }
-                Ok(Msg::Decision(d)) => rows.extend(decision_row(&d, super::now_ms() as i64)),
+                Ok(Msg::Decision(d)) => rows.extend(decision_row(&d, pbxguard_app::clock::now_ms() as i64)),
                 Ok(Msg::Flush) => flush = true,
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => return,
@@ -354,7 +350,7 @@ fn run(
             }
         }
         if !calls.is_empty() {
-            let now_s = super::now_ms() as i64 / 1000;
+            let now_s = pbxguard_app::clock::now_ms() as i64 / 1000;
             // One transaction for the batch: a busy proxy writes a few rows per call.
             let began = store.begin().is_ok();
             for e in &calls {
@@ -365,7 +361,7 @@ fn run(
             }
         }
         if !rows.is_empty() {
-            let now = super::now_ms() as i64;
+            let now = pbxguard_app::clock::now_ms() as i64;
             if let Err(e) = store.append_events(&rows, EVENTS_KEPT, EVENTS_MAX_AGE_MS, now) {
                 tracing::error!(error = %e, "saving security events failed");
             }

@@ -1,9 +1,10 @@
 //! Applies what other processes (the CLI) commit, within a second, and runs the periodic housekeeping.
 
 use super::net::Net;
-use super::{Shared, acl_groups, directory, drain, lock, now_ms, persist, trusted};
-use crate::commands::now_secs;
-use crate::settings::{self, registrar_config};
+use super::state::State;
+use pbxguard_app::clock::{now_ms, now_secs};
+use pbxguard_app::settings::{self, registrar_config};
+use pbxguard_app::views;
 use pbxguard_shield::Prefix;
 use pbxguard_store::Store;
 use std::net::SocketAddr;
@@ -17,67 +18,67 @@ fn reload_config(
     lists: &mut Vec<(String, i64, i64)>,
 ) -> anyhow::Result<()> {
     // Blacklists are compiled here, outside the lock, and only when their content changed.
-    let fp = crate::blacklist::fingerprint(store)?;
+    let fp = pbxguard_app::blacklist::fingerprint(store)?;
     let blacklist = if fp != *lists {
-        let set = crate::blacklist::load(store)?;
+        let set = pbxguard_app::blacklist::load(store)?;
         tracing::info!(entries = set.len(), "blacklists loaded");
         *lists = fp;
         Some(std::sync::Arc::new(set))
     } else {
         None
     };
-    let dir = directory(store)?;
-    let plan = super::dialplan(store)?;
+    let dir = views::directory(store)?;
+    let plan = views::dialplan(store, &crate::resolve::System)?;
     let tls_trunks = super::tls::peers(&store.trunks()?, &plan.trunks);
     let cfg = registrar_config(store)?;
     let shield_cfg = settings::shield_config(store)?;
     let fingerprints = settings::fingerprints(store)?;
-    let trusted = trusted(store, listening, &plan.trunks)?;
-    let _ = acl_groups(store)?;
+    let trunks: Vec<_> = plan.trunks.iter().map(|t| t.addr).collect();
+    let trusted = views::trusted(store, listening, &trunks)?;
     net.set_tls_peers(tls_trunks);
-    let mut core = lock(&net.shared);
-    if core.sip.config() != &cfg {
-        tracing::info!(?cfg, "registrar settings changed");
-        core.sip.set_config(cfg);
-    }
-    if core.shield.config() != &shield_cfg {
-        tracing::info!(?shield_cfg, "protection settings changed");
-        core.shield.set_config(shield_cfg);
-    }
-    core.sip.set_fingerprints(fingerprints);
-    core.shield.set_trusted(trusted);
-    core.sip.set_directory(std::sync::Arc::new(dir));
-    core.sip.set_dialplan(std::sync::Arc::new(plan));
-    if let Some(b) = blacklist {
-        core.shield.set_blacklist(b);
-    }
+    let mut tx = Vec::new();
+    net.state.with_sip(&mut tx, |gate, sip| {
+        if sip.config() != &cfg {
+            tracing::info!(?cfg, "registrar settings changed");
+            sip.set_config(cfg);
+        }
+        if gate.config() != &shield_cfg {
+            tracing::info!(?shield_cfg, "protection settings changed");
+            gate.set_config(shield_cfg);
+        }
+        sip.set_fingerprints(fingerprints);
+        gate.set_trusted(trusted);
+        sip.set_directory(std::sync::Arc::new(dir));
+        sip.set_dialplan(std::sync::Arc::new(plan));
+        if let Some(b) = blacklist {
+            gate.set_blacklist(b);
+        }
+    });
     Ok(())
 }
 
 /// Applies operators' ban changes queued since `after`; returns the last applied id.
-fn apply_ban_ops(store: &Store, shared: &Shared, events: &persist::Sender, after: i64) -> anyhow::Result<i64> {
+fn apply_ban_ops(store: &Store, state: &State, after: i64) -> anyhow::Result<i64> {
     let ops = store.ban_ops_after(after)?;
     let Some(last) = ops.last().map(|o| o.id) else { return Ok(after) };
-    {
-        let mut core = lock(shared);
+    let now = now_ms();
+    state.with_gate(|gate| {
         for op in ops {
             let Ok(target) = Prefix::parse_lenient(&op.target) else { continue };
             if op.ban {
-                if let Err(e) = core.shield.ban(now_ms(), target, op.duration_ms.map(|d| d as u64), op.note) {
+                if let Err(e) = gate.ban(now, target, op.duration_ms.map(|d| d as u64), op.note) {
                     tracing::warn!(%target, error = %e, "operator ban not applied");
                 }
             } else {
-                core.shield.unban(target);
+                gate.unban(target);
             }
         }
-        let super::Core { shield, sip } = &mut *core;
-        drain(shield, sip, events);
-    }
+    });
     Ok(last)
 }
 
-pub(crate) fn run(db: &Path, net: &Net, listening: &[SocketAddr], mut lists: Vec<(String, i64, i64)>) {
-    let (shared, events) = (&net.shared, &net.events);
+pub(crate) fn run(db: &Path, net: &std::sync::Arc<Net>, listening: &[SocketAddr], mut lists: Vec<(String, i64, i64)>) {
+    let state = &net.state;
     let store = match Store::open(db) {
         Ok(s) => s,
         Err(e) => {
@@ -101,7 +102,7 @@ pub(crate) fn run(db: &Path, net: &Net, listening: &[SocketAddr], mut lists: Vec
                         if let Err(e) = reload_config(&store, net, listening, &mut lists) {
                             tracing::error!(error = %e, "reloading configuration failed; keeping the previous one");
                         }
-                        match apply_ban_ops(&store, shared, events, last_op) {
+                        match apply_ban_ops(&store, state, last_op) {
                             Ok(id) => last_op = id,
                             Err(e) => tracing::error!(error = %e, "applying ban changes failed"),
                         }
@@ -116,16 +117,11 @@ pub(crate) fn run(db: &Path, net: &Net, listening: &[SocketAddr], mut lists: Vec
         let now = now_secs();
         if now - last_purge >= 1 {
             last_purge = now;
-            {
-                let mut core = lock(shared);
-                let super::Core { shield, sip } = &mut *core;
-                let now_ms = now_ms();
-                sip.handle_timeout(now_ms);
-                shield.handle_timeout(now_ms);
-                drain(shield, sip, events);
-            }
+            // Ban expiry; the SIP service's own timers run on the timer thread.
+            let now_ms = now_ms();
+            state.with_gate(|gate| gate.handle_timeout(now_ms));
             if let Some(dir) = db.parent()
-                && let Err(e) = write_metrics(dir, shared, events)
+                && let Err(e) = write_metrics(dir, state)
             {
                 tracing::debug!(error = %e, "writing metrics.prom failed");
             }
@@ -133,7 +129,7 @@ pub(crate) fn run(db: &Path, net: &Net, listening: &[SocketAddr], mut lists: Vec
                 tracing::warn!(error = %e, "purging expired registrations failed");
             }
             // Expired bans are kept while they still count as offences (history window), then dropped.
-            let history_ms = lock(shared).shield.config().history_ms as i64;
+            let history_ms = state.gate().config().history_ms as i64;
             if let Err(e) = store.purge_bans(now * 1000 - history_ms) {
                 tracing::warn!(error = %e, "purging old bans failed");
             }
@@ -164,27 +160,39 @@ pub(crate) fn refresh_blacklists(db: &Path) {
             .ok()
             .and_then(|v| pbxguard_shield::config::parse_duration_ms(&v))
             .map_or(4 * 3600, |ms| (ms / 1000) as i64);
-        crate::blacklist::refresh_due(&mut store, interval);
+        refresh_due(&mut store, interval);
         std::thread::sleep(Duration::from_secs(30));
+    }
+}
+
+/// Downloads again the URL lists whose refresh interval has passed. Failures are recorded on the list
+/// and keep its previous content (fail-safe: an unreachable server never empties a blacklist).
+fn refresh_due(store: &mut Store, interval_s: i64) {
+    let Ok(lists) = pbxguard_app::blacklist::due(store, interval_s) else { return };
+    for b in lists {
+        let imported = crate::download::fetch(&b.source)
+            .and_then(|text| Ok(pbxguard_app::blacklist::import(store, &b.name, &b.source, &text, |_, _| {})?));
+        match imported {
+            Ok(r) => tracing::info!(list = b.name, entries = r.entries, "blacklist refreshed"),
+            Err(e) => {
+                tracing::warn!(list = b.name, error = %e, "blacklist refresh failed; keeping the previous entries");
+                let _ = store.blacklist_error(&b.name, &e.to_string());
+            }
+        }
     }
 }
 
 /// Writes `<data>/metrics.prom` in the Prometheus text format (node_exporter's textfile collector reads
 /// it as is), replaced atomically every second.
-fn write_metrics(dir: &Path, shared: &Shared, persister: &persist::Sender) -> std::io::Result<()> {
-    let (events_lost, bans_unstored) = persister.losses();
-    let (c, bans, listed, (sources, users, evicted), regs, (tx, nonces, _), dropped_events, calls) = {
-        let core = lock(shared);
-        (
-            core.shield.counters(),
-            core.shield.ban_count(),
-            core.shield.blacklist().len(),
-            core.shield.tracker_stats(),
-            core.sip.registrar().binding_count(),
-            core.sip.table_sizes(),
-            core.sip.dropped_events(),
-            core.sip.active_calls(),
-        )
+fn write_metrics(dir: &Path, state: &State) -> std::io::Result<()> {
+    let (events_lost, bans_unstored) = state.events.losses();
+    let (c, bans, listed, (sources, users, evicted)) = {
+        let gate = state.gate();
+        (gate.counters(), gate.ban_count(), gate.blacklist().len(), gate.tracker_stats())
+    };
+    let (regs, (tx, nonces, _), dropped_events, calls) = {
+        let sip = state.sip();
+        (sip.registrar().binding_count(), sip.table_sizes(), sip.dropped_events(), sip.active_calls())
     };
     let text = format!(
         "# HELP pbxguard_dropped_total Messages dropped before parsing, without a reply.\n\

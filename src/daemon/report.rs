@@ -3,7 +3,7 @@
 //! backoff, and rate-limited (`report.per_minute`). The queue is bounded; when full the oldest report is
 //! dropped (a reporter that cannot keep up must not grow memory).
 
-use crate::settings;
+use pbxguard_app::settings;
 use pbxguard_store::Store;
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -27,11 +27,29 @@ struct Pending {
     not_before: Instant,
 }
 
-pub(crate) fn start(db: &Path) -> anyhow::Result<SyncSender<Report>> {
+/// The reporter as an enforcer: detector bans' reports are queued for its thread.
+pub(crate) struct Reporter(SyncSender<Report>);
+
+impl super::enforce::Enforcer for Reporter {
+    fn enforce(&self, d: &pbxguard_shield::Decision) {
+        if let pbxguard_shield::Decision::Report { ip, reason, evidence } = d {
+            let r = Report {
+                ip: *ip,
+                reason: reason.as_str(),
+                evidence: evidence.clone(),
+                at_ms: pbxguard_app::clock::now_ms(),
+            };
+            // Full: the report is dropped; the ban itself is unaffected.
+            let _ = self.0.try_send(r);
+        }
+    }
+}
+
+pub(crate) fn start(db: &Path) -> anyhow::Result<Reporter> {
     let (tx, rx) = sync_channel(QUEUE);
     let store = Store::open(db)?;
     std::thread::Builder::new().name("pbxguard-report".into()).spawn(move || run(&store, &rx))?;
-    Ok(tx)
+    Ok(Reporter(tx))
 }
 
 fn post(agent: &ureq::Agent, url: &str, r: &Report) -> Result<(), String> {

@@ -6,7 +6,6 @@
 
 use super::net::Net;
 use super::tls::TlsPeer;
-use super::{handle, lock, now_ms};
 use anyhow::{Context, Result};
 use pbxguard_pbx::Transport;
 use pbxguard_sip::{Limits, stream_frame_len};
@@ -63,7 +62,8 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, net: Arc<N
             }
         };
         // A banned or blacklisted source gets its connection closed at once, before any TLS work.
-        if lock(&net.shared).shield.is_blocked(now_ms(), peer.ip()) {
+        let now = pbxguard_app::clock::now_ms();
+        if net.state.with_gate(|gate| gate.is_blocked(now, peer.ip())) {
             continue;
         }
         let Ok(permit) = net.slots.clone().try_acquire_owned() else {
@@ -90,7 +90,13 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, net: Arc<N
 /// Opens a connection for the proxy (to a trunk, or to a phone with no open TCP connection), TLS when
 /// `tls` says how to verify the peer, sends what waits in `queue` (registered for `addr` already), and
 /// serves the connection like an accepted one so answers come back.
-pub(crate) async fn connect(net: Arc<Net>, addr: SocketAddr, tls: Option<TlsPeer>, queue: Queue) {
+/// The [`super::net::Connect`] the sending side is given.
+pub(crate) fn spawn_connect(net: Arc<Net>, addr: SocketAddr, tls: Option<TlsPeer>, queue: Queue) {
+    let rt = net.rt.clone();
+    rt.spawn(connect(net, addr, tls, queue));
+}
+
+async fn connect(net: Arc<Net>, addr: SocketAddr, tls: Option<TlsPeer>, queue: Queue) {
     let transport = if tls.is_some() { Transport::Tls } else { Transport::Tcp };
     let Ok(permit) = net.slots.clone().try_acquire_owned() else {
         tracing::warn!(%addr, "connection limit reached; not connecting");
@@ -138,13 +144,8 @@ fn unreachable(net: &Arc<Net>, addr: SocketAddr, transport: Transport, queue: Qu
     drop(queue);
     net.unregister(addr);
     let mut tx = Vec::new();
-    {
-        let mut core = lock(&net.shared);
-        let super::Core { shield, sip } = &mut *core;
-        sip.unreachable(now_ms(), pbxguard_pbx::Target { addr, transport });
-        super::drain(shield, sip, &net.events);
-        super::take_transmits(sip, &mut tx);
-    }
+    let now = pbxguard_app::clock::now_ms();
+    net.state.with_sip(&mut tx, |_, sip| sip.unreachable(now, pbxguard_pbx::Target { addr, transport }));
     net.send_all(&mut tx);
 }
 
@@ -207,7 +208,7 @@ async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, peer: SocketAddr, transport
             }
             match stream_frame_len(&buf, &limits) {
                 Ok(Some((skip, len))) => {
-                    let reply = handle(net, &buf[skip..skip + len], peer, transport);
+                    let reply = net.handle(&buf[skip..skip + len], peer, transport);
                     buf.drain(..skip + len);
                     if let Some(r) = reply {
                         net.send(pbxguard_pbx::Transmit {

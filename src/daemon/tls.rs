@@ -68,29 +68,13 @@ pub(crate) struct TlsPeer {
     pub(crate) config: Arc<ClientConfig>,
 }
 
-/// The certificates in `pem`, or what is wrong with them (for `trunk add --tls-ca` and at load).
-pub(crate) fn ca_certificates(pem: &str) -> Result<Vec<CertificateDer<'static>>> {
-    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| anyhow!("not PEM certificates ({e})"))?;
-    if certs.is_empty() {
-        return Err(anyhow!("no certificate in it (expected -----BEGIN CERTIFICATE-----)"));
-    }
-    let mut roots = RootCertStore::empty();
-    let (_, bad) = roots.add_parsable_certificates(certs.iter().cloned());
-    if bad > 0 {
-        return Err(anyhow!("{bad} of its certificates cannot be used as a trust anchor"));
-    }
-    Ok(certs)
-}
-
 /// A client configuration trusting `ca` (PEM) if given, else the public roots (Mozilla's list, built
 /// in, so it does not depend on what the host has installed).
 fn client_config(ca: Option<&str>) -> Result<Arc<ClientConfig>> {
     let mut roots = RootCertStore::empty();
     match ca {
         Some(pem) => {
-            roots.add_parsable_certificates(ca_certificates(pem)?);
+            roots.add_parsable_certificates(pbxguard_app::tls::ca_certificates(pem).map_err(|e| anyhow!(e))?);
         }
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
     }

@@ -3,7 +3,6 @@
 
 use super::mmsg::{BATCH, Receiver, send_batch};
 use super::net::Net;
-use super::{Core, drain, lock, now_ms, take_transmits};
 use anyhow::{Context, Result};
 use pbxguard_pbx::Transport;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -63,20 +62,16 @@ fn worker(sock: &UdpSocket, net: &Arc<Net>) {
                 continue;
             }
         };
-        {
-            // One lock for the whole batch: under a flood that is one acquisition per 32 datagrams.
-            let mut core = lock(&net.shared);
-            let Core { shield, sip } = &mut *core;
-            let now = now_ms();
+        // One lock for the whole batch: under a flood that is one acquisition per 32 datagrams.
+        let now = pbxguard_app::clock::now_ms();
+        net.state.with_sip(&mut forwards, |gate, sip| {
             for i in 0..n {
                 let Some((data, src)) = rx.get(i) else { continue };
-                if let Some(r) = sip.handle(shield, now, data, src, Transport::Udp) {
+                if let Some(r) = sip.handle(gate, now, data, src, Transport::Udp) {
                     replies.push((r, src));
                 }
             }
-            drain(shield, sip, &net.events);
-            take_transmits(sip, &mut forwards);
-        }
+        });
         // Forwards over UDP leave from this socket (same port) in the same sendmmsg batches as replies.
         for t in forwards.drain(..) {
             if t.target.transport == Transport::Udp && t.target.addr.is_ipv4() == v4 {

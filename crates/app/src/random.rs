@@ -1,10 +1,10 @@
 //! Random material: generated SIP secrets, the nonce key, seeds.
 
-use anyhow::{Context, Result};
+use crate::{Error, Result};
 use std::io::Write;
 use std::path::Path;
 
-pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
+pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
     getrandom::fill(&mut b).expect("the OS random source is available");
     b
@@ -12,7 +12,7 @@ pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
 
 /// A `len`-character secret (at least 4) drawn from letters, digits and specials, with at least one of
 /// each class (unambiguous characters only, so it survives being read over the phone).
-pub(crate) fn generate_secret(len: usize) -> String {
+pub fn generate_secret(len: usize) -> String {
     const CLASSES: [&[u8]; 4] = [b"abcdefghijkmnopqrstuvwxyz", b"ABCDEFGHJKLMNPQRSTUVWXYZ", b"23456789", b"!$%^*-_+="];
     let len = len.max(CLASSES.len());
     let mut pick = vec![0u8; len];
@@ -36,13 +36,13 @@ pub(crate) fn generate_secret(len: usize) -> String {
 }
 
 /// Reads a 32-byte key file, creating it (mode 0600) on first use.
-pub(crate) fn load_or_create_key(path: &Path) -> Result<[u8; 32]> {
+pub fn load_or_create_key(path: &Path) -> Result<[u8; 32]> {
     if let Ok(b) = std::fs::read(path) {
         return b.try_into().map_err(|_| {
-            anyhow::anyhow!(
+            Error::Io(format!(
                 "{} is corrupt (expected 32 bytes); delete it to make a new one (outstanding nonces become invalid)",
                 path.display()
-            )
+            ))
         });
     }
     let key = random_bytes::<32>();
@@ -50,8 +50,9 @@ pub(crate) fn load_or_create_key(path: &Path) -> Result<[u8; 32]> {
     opts.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(path).with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(&key)?;
+    let io = |e: std::io::Error| Error::Io(format!("creating {}: {e}", path.display()));
+    let mut f = opts.open(path).map_err(io)?;
+    f.write_all(&key).map_err(io)?;
     Ok(key)
 }
 

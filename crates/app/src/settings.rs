@@ -2,28 +2,27 @@
 //! the database; `pbxguard settings` edits them and a running daemon applies them within a second.
 //! Bootstrap-only options (listen addresses, data dir, TLS files) are in the TOML config instead.
 
-use anyhow::{Context, Result, anyhow, bail};
+use crate::{Result, invalid};
 use pbxguard_pbx::RegistrarConfig;
 use pbxguard_sip::Algorithm;
 use pbxguard_store::Store;
-use std::path::Path;
 
-pub(crate) struct SettingDef {
-    pub(crate) key: &'static str,
+pub struct SettingDef {
+    pub key: &'static str,
     /// `None`: computed when the database is created (see [`open_store`]).
-    pub(crate) default: Option<&'static str>,
-    pub(crate) doc: &'static str,
-    validate: fn(&str) -> Result<(), String>,
+    pub default: Option<&'static str>,
+    pub doc: &'static str,
+    validate: fn(&str) -> std::result::Result<(), String>,
 }
 
-fn seconds(min: u64, max: u64) -> impl Fn(&str) -> Result<(), String> {
+fn seconds(min: u64, max: u64) -> impl Fn(&str) -> std::result::Result<(), String> {
     move |v| match v.parse::<u64>() {
         Ok(n) if (min..=max).contains(&n) => Ok(()),
         _ => Err(format!("expected a whole number of seconds from {min} to {max}")),
     }
 }
 
-pub(crate) fn parse_algorithms(v: &str) -> Result<Vec<Algorithm>, String> {
+pub fn parse_algorithms(v: &str) -> std::result::Result<Vec<Algorithm>, String> {
     let mut out = Vec::new();
     for name in v.split(',').map(str::trim) {
         let a = Algorithm::from_name(name)
@@ -36,7 +35,7 @@ pub(crate) fn parse_algorithms(v: &str) -> Result<Vec<Algorithm>, String> {
     Ok(out)
 }
 
-pub(crate) const SETTINGS: &[SettingDef] = &[
+pub const SETTINGS: &[SettingDef] = &[
     SettingDef {
         key: "sip.realm",
         default: None,
@@ -233,18 +232,18 @@ pub(crate) const SETTINGS: &[SettingDef] = &[
     },
 ];
 
-fn count(v: &str, min: u32, max: u32) -> Result<(), String> {
+fn count(v: &str, min: u32, max: u32) -> std::result::Result<(), String> {
     match v.parse::<u32>() {
         Ok(n) if (min..=max).contains(&n) => Ok(()),
         _ => Err(format!("expected a whole number from {min} to {max}")),
     }
 }
 
-fn bool_setting(v: &str) -> Result<(), String> {
+fn bool_setting(v: &str) -> std::result::Result<(), String> {
     if v == "true" || v == "false" { Ok(()) } else { Err("expected true or false".into()) }
 }
 
-fn threshold(v: &str) -> Result<(u32, u64), String> {
+fn threshold(v: &str) -> std::result::Result<(u32, u64), String> {
     let err = || format!("expected COUNT/DURATION such as 30/2s or 5/10m, not {v:?}");
     let (n, d) = v.split_once('/').ok_or_else(err)?;
     let n: u32 = n.trim().parse().ok().filter(|n| (1..=100_000).contains(n)).ok_or_else(err)?;
@@ -252,7 +251,7 @@ fn threshold(v: &str) -> Result<(u32, u64), String> {
     Ok((n, d))
 }
 
-fn durations(v: &str) -> Result<Vec<u64>, String> {
+fn durations(v: &str) -> std::result::Result<Vec<u64>, String> {
     v.split(',')
         .map(|d| {
             pbxguard_shield::config::parse_duration_ms(d)
@@ -264,45 +263,51 @@ fn durations(v: &str) -> Result<Vec<u64>, String> {
 fn def(key: &str) -> Result<&'static SettingDef> {
     SETTINGS.iter().find(|d| d.key == key).ok_or_else(|| {
         let keys: Vec<&str> = SETTINGS.iter().map(|d| d.key).collect();
-        anyhow!("unknown setting {key:?}; known settings: {}", keys.join(", "))
+        invalid!("unknown setting {key:?}; known settings: {}", keys.join(", "))
     })
 }
 
-pub(crate) fn get(store: &Store, key: &str) -> Result<String> {
+pub fn get(store: &Store, key: &str) -> Result<String> {
     let d = def(key)?;
     match store.setting(key)? {
         Some(v) => Ok(v),
-        None => d.default.map(str::to_owned).ok_or_else(|| anyhow!("setting {key} is not initialised")),
+        None => d.default.map(str::to_owned).ok_or_else(|| invalid!("setting {key} is not initialised")),
     }
 }
 
 fn get_num<T: std::str::FromStr>(store: &Store, key: &str) -> Result<T> {
     get(store, key)?
         .parse()
-        .map_err(|_| anyhow!("stored value of {key} is invalid; fix it with `pbxguard settings set {key} VALUE`"))
+        .map_err(|_| invalid!("stored value of {key} is invalid; fix it with `pbxguard settings set {key} VALUE`"))
 }
 
 /// Validates and stores a setting, or explains what is wrong and changes nothing.
-pub(crate) fn set(store: &Store, key: &str, value: &str) -> Result<()> {
+pub fn set(store: &Store, key: &str, value: &str) -> Result<()> {
     let d = def(key)?;
-    (d.validate)(value).map_err(|e| anyhow!("invalid value for {key}: {e}"))?;
+    (d.validate)(value).map_err(|e| invalid!("invalid value for {key}: {e}"))?;
     if key == "sip.realm" {
         let n = store.extension_count()?;
         if n > 0 && get(store, key)? != value {
-            bail!(
+            return Err(crate::conflict!(
                 "cannot change sip.realm while {n} extension(s) exist: their secrets are stored as hashes bound to the realm. \
                  Delete the extensions, change the realm, then add them again with their secrets (or --generate new ones)"
-            );
+            ));
         }
     }
-    let probe = |k: &str| -> Result<u64> { if k == key { Ok(value.parse()?) } else { get_num(store, k) } };
+    let probe = |k: &str| -> Result<u64> {
+        if k == key {
+            value.parse().map_err(|_| invalid!("invalid value for {key}: expected a whole number"))
+        } else {
+            get_num(store, k)
+        }
+    };
     if key.starts_with("registrar.") && key != "registrar.max_contacts" {
         let (min, def_, max) =
             (probe("registrar.min_expires")?, probe("registrar.default_expires")?, probe("registrar.max_expires")?);
         if !(min <= def_ && def_ <= max) {
-            bail!(
+            return Err(invalid!(
                 "registrar.min_expires ({min}) <= registrar.default_expires ({def_}) <= registrar.max_expires ({max}) must hold; change the others first"
-            );
+            ));
         }
     }
     store.set_setting(key, value)?;
@@ -310,10 +315,10 @@ pub(crate) fn set(store: &Store, key: &str, value: &str) -> Result<()> {
 }
 
 /// The registrar configuration as currently stored.
-pub(crate) fn registrar_config(store: &Store) -> Result<RegistrarConfig> {
+pub fn registrar_config(store: &Store) -> Result<RegistrarConfig> {
     Ok(RegistrarConfig {
         realm: get(store, "sip.realm")?,
-        algorithms: parse_algorithms(&get(store, "auth.algorithms")?).map_err(|e| anyhow!("auth.algorithms: {e}"))?,
+        algorithms: parse_algorithms(&get(store, "auth.algorithms")?).map_err(|e| invalid!("auth.algorithms: {e}"))?,
         nonce_ttl: get_num(store, "auth.nonce_ttl")?,
         min_expires: get_num(store, "registrar.min_expires")?,
         max_expires: get_num(store, "registrar.max_expires")?,
@@ -323,9 +328,9 @@ pub(crate) fn registrar_config(store: &Store) -> Result<RegistrarConfig> {
 }
 
 /// The protection engine's configuration as currently stored.
-pub(crate) fn shield_config(store: &Store) -> Result<pbxguard_shield::ShieldConfig> {
+pub fn shield_config(store: &Store) -> Result<pbxguard_shield::ShieldConfig> {
     let t = |k: &str| -> Result<pbxguard_shield::Threshold> {
-        let (max, window_ms) = threshold(&get(store, k)?).map_err(|e| anyhow!("{k}: {e}"))?;
+        let (max, window_ms) = threshold(&get(store, k)?).map_err(|e| invalid!("{k}: {e}"))?;
         Ok(pbxguard_shield::Threshold { max, window_ms })
     };
     Ok(pbxguard_shield::ShieldConfig {
@@ -335,14 +340,14 @@ pub(crate) fn shield_config(store: &Store) -> Result<pbxguard_shield::ShieldConf
         malformed: t("shield.malformed")?,
         user_failures: t("shield.user_attack")?,
         ban_durations_ms: durations(&get(store, "shield.ban_durations")?)
-            .map_err(|e| anyhow!("shield.ban_durations: {e}"))?,
+            .map_err(|e| invalid!("shield.ban_durations: {e}"))?,
         max_bans: get_num(store, "shield.max_bans")?,
         ..Default::default()
     })
 }
 
 /// Toll-fraud limits as currently stored.
-pub(crate) fn call_limits(store: &Store) -> Result<pbxguard_shield::CallLimits> {
+pub fn call_limits(store: &Store) -> Result<pbxguard_shield::CallLimits> {
     Ok(pbxguard_shield::CallLimits {
         max_concurrent: get_num(store, "fraud.max_concurrent")?,
         per_hour: get_num(store, "fraud.calls_per_hour")?,
@@ -351,7 +356,7 @@ pub(crate) fn call_limits(store: &Store) -> Result<pbxguard_shield::CallLimits> 
     })
 }
 
-pub(crate) fn fingerprints(store: &Store) -> Result<pbxguard_shield::Fingerprints> {
+pub fn fingerprints(store: &Store) -> Result<pbxguard_shield::Fingerprints> {
     let uas = get(store, "shield.scanner_user_agents")?;
     let from = get(store, "shield.scanner_from")?;
     Ok(pbxguard_shield::Fingerprints::new(uas.split(','), from.split(',')))
@@ -368,30 +373,20 @@ fn host_name() -> String {
         .unwrap_or_else(|| "pbxguard".to_owned())
 }
 
-/// Opens the database in `data`, creating the directory (mode 0700) and fixing the computed defaults on
-/// first use so that every later command sees the same realm.
-pub(crate) fn open_store(data: &Path) -> Result<Store> {
-    if !data.exists() {
-        let mut b = std::fs::DirBuilder::new();
-        b.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-        b.create(data).with_context(|| format!("creating data directory {}", data.display()))?;
-    }
-    let path = data.join("pbxguard.db");
-    let store = Store::open(&path).with_context(|| format!("opening database {}", path.display()))?;
+/// Fixes the computed defaults when the database is created, so that every later command sees the
+/// same realm.
+pub fn initialise(store: &Store) -> Result<()> {
     if store.setting("sip.realm")?.is_none() {
         store.set_setting("sip.realm", &host_name())?;
     }
-    crate::accounts_cmd::ensure_default_admin(&store)?;
-    Ok(store)
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn every_setting_is_documented_in_the_readme() {
-        let readme = include_str!("../README.md");
+        let readme = include_str!("../../../README.md");
         for d in super::SETTINGS {
             assert!(readme.contains(&format!("| `{}` |", d.key)), "README lacks a row for {}", d.key);
         }

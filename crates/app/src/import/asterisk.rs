@@ -3,27 +3,27 @@
 //! pjsip.conf, sip.conf, iax.conf and voicemail.conf that define extensions, secrets and mailboxes.
 //! Pure: it reads files and returns what it found, or an error naming the file and line.
 
-use anyhow::{Result, anyhow, bail};
+use crate::{Error, Result, invalid};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
-pub(crate) struct Section {
-    pub(crate) name: String,
-    pub(crate) is_template: bool,
-    pub(crate) values: Vec<(String, String)>,
-    pub(crate) file: PathBuf,
-    pub(crate) line: usize,
+pub(super) struct Section {
+    pub name: String,
+    pub is_template: bool,
+    pub values: Vec<(String, String)>,
+    pub file: PathBuf,
+    pub line: usize,
 }
 
 impl Section {
-    pub(crate) fn get(&self, key: &str) -> Option<&str> {
+    pub(super) fn get(&self, key: &str) -> Option<&str> {
         self.values.iter().rev().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str())
     }
 }
 
 /// Parses one config file (following `#include`s, relative to its directory), applying templates.
-pub(crate) fn parse_file(path: &Path) -> Result<Vec<Section>> {
+pub(super) fn parse_file(path: &Path) -> Result<Vec<Section>> {
     let mut raw = Vec::new();
     read_into(path, &mut raw, 0)?;
     let mut done: HashMap<String, Section> = HashMap::new();
@@ -32,7 +32,7 @@ pub(crate) fn parse_file(path: &Path) -> Result<Vec<Section>> {
         let mut values = Vec::new();
         for p in &parents {
             let t = done.get(p).ok_or_else(|| {
-                anyhow!("{}:{}: template {p:?} is not defined before [{}]", s.file.display(), s.line, s.name)
+                invalid!("{}:{}: template {p:?} is not defined before [{}]", s.file.display(), s.line, s.name)
             })?;
             values.extend(t.values.iter().cloned());
         }
@@ -48,9 +48,9 @@ pub(crate) fn parse_file(path: &Path) -> Result<Vec<Section>> {
 
 fn read_into(path: &Path, out: &mut Vec<(Section, Vec<String>)>, depth: usize) -> Result<()> {
     if depth > 8 {
-        bail!("{}: #include nested more than 8 deep (a loop?)", path.display());
+        return Err(invalid!("{}: #include nested more than 8 deep (a loop?)", path.display()));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
     let dir = path.parent().unwrap_or(Path::new("."));
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
@@ -61,18 +61,18 @@ fn read_into(path: &Path, out: &mut Vec<(Section, Vec<String>)>, depth: usize) -
         if let Some(inc) = line.strip_prefix("#include") {
             let inc = inc.trim().trim_matches(['"', '<', '>']);
             read_into(&dir.join(inc), out, depth + 1)
-                .map_err(|e| anyhow!("{e}\n  included from {}:{n}", path.display()))?;
+                .map_err(|e| invalid!("{e}\n  included from {}:{n}", path.display()))?;
             continue;
         }
         if let Some(rest) = line.strip_prefix('[') {
             let (name, after) =
-                rest.split_once(']').ok_or_else(|| anyhow!("{}:{n}: section header without ']'", path.display()))?;
+                rest.split_once(']').ok_or_else(|| invalid!("{}:{n}: section header without ']'", path.display()))?;
             let mut is_template = false;
             let mut parents = Vec::new();
             if let Some(opts) = after.trim().strip_prefix('(') {
                 let opts = opts
                     .strip_suffix(')')
-                    .ok_or_else(|| anyhow!("{}:{n}: template list without ')'", path.display()))?;
+                    .ok_or_else(|| invalid!("{}:{n}: template list without ')'", path.display()))?;
                 for o in opts.split(',').map(str::trim).filter(|o| !o.is_empty()) {
                     if o == "!" {
                         is_template = true;
@@ -96,9 +96,9 @@ fn read_into(path: &Path, out: &mut Vec<(Section, Vec<String>)>, depth: usize) -
         let (k, v) = line
             .split_once("=>")
             .or_else(|| line.split_once('='))
-            .ok_or_else(|| anyhow!("{}:{n}: expected `key = value`, found {line:?}", path.display()))?;
+            .ok_or_else(|| invalid!("{}:{n}: expected `key = value`, found {line:?}", path.display()))?;
         let (sec, _) =
-            out.last_mut().ok_or_else(|| anyhow!("{}:{n}: `{}` outside any [section]", path.display(), k.trim()))?;
+            out.last_mut().ok_or_else(|| invalid!("{}:{n}: `{}` outside any [section]", path.display(), k.trim()))?;
         sec.values.push((k.trim().to_owned(), v.trim().to_owned()));
     }
     Ok(())
@@ -106,24 +106,24 @@ fn read_into(path: &Path, out: &mut Vec<(Section, Vec<String>)>, depth: usize) -
 
 /// One account found in the configs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Account {
-    pub(crate) number: String,
-    pub(crate) secret: Option<String>,
+pub(super) struct Account {
+    pub number: String,
+    pub secret: Option<String>,
     /// Where it was defined, for the report.
-    pub(crate) origin: String,
+    pub origin: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct MailboxDef {
-    pub(crate) number: String,
-    pub(crate) pin: String,
-    pub(crate) origin: String,
+pub(super) struct MailboxDef {
+    pub number: String,
+    pub pin: String,
+    pub origin: String,
 }
 
 #[derive(Debug, Default)]
-pub(crate) struct Found {
-    pub(crate) accounts: Vec<Account>,
-    pub(crate) mailboxes: Vec<MailboxDef>,
+pub(super) struct Found {
+    pub accounts: Vec<Account>,
+    pub mailboxes: Vec<MailboxDef>,
 }
 
 fn origin(s: &Section) -> String {
@@ -132,7 +132,7 @@ fn origin(s: &Section) -> String {
 
 /// Reads whatever of pjsip.conf, sip.conf, iax.conf and voicemail.conf exists in `dir`. The first
 /// definition of an extension wins (pjsip, then sip, then iax).
-pub(crate) fn read_dir(dir: &Path) -> Result<Found> {
+pub(super) fn read_dir(dir: &Path) -> Result<Found> {
     let mut found = Found::default();
     let mut seen = std::collections::HashSet::new();
     let mut push = |found: &mut Found, a: Account| {
@@ -150,11 +150,11 @@ pub(crate) fn read_dir(dir: &Path) -> Result<Found> {
             if let Some(a) = auth
                 && a.get("auth_type").is_some_and(|t| t.eq_ignore_ascii_case("md5"))
             {
-                bail!(
+                return Err(invalid!(
                     "{}: auth [{}] stores an MD5 hash (md5_cred) for another realm; set a new secret for it after import",
                     origin(a),
                     a.name
-                );
+                ));
             }
             push(&mut found, Account { number: s.name.clone(), secret, origin: origin(s) });
         }

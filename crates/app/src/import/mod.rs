@@ -5,47 +5,65 @@
 
 mod asterisk;
 
-use crate::outln;
 use crate::policy;
-use anyhow::{Result, anyhow, bail};
+use crate::{Error, Result, invalid};
 use asterisk::{Account, MailboxDef};
 use pbxguard_shield::PinPolicy;
 use pbxguard_store::{EventRow, Extension, Mailbox, Store};
 use std::path::Path;
 
-struct Line {
-    number: String,
-    action: String,
-    detail: String,
-    new_secret: Option<String>,
+/// What happened (or would happen) to one extension or mailbox.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Line {
+    pub number: String,
+    /// import, skip or mailbox.
+    pub action: String,
+    pub detail: String,
+    /// A generated secret, shown once.
+    pub new_secret: Option<String>,
 }
 
-pub(crate) fn asterisk(store: &mut Store, dir: &Path, dry_run: bool) -> Result<()> {
+/// The outcome of an import, line by line.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    pub dry_run: bool,
+    pub lines: Vec<Line>,
+    pub extensions: usize,
+    pub mailboxes: usize,
+}
+
+pub fn asterisk(store: &mut Store, dir: &Path, dry_run: bool) -> Result<Report> {
     if !dir.is_dir() {
-        bail!("{} is not a directory (give the Asterisk configuration directory, e.g. /etc/asterisk)", dir.display());
+        return Err(invalid!(
+            "{} is not a directory (give the Asterisk configuration directory, e.g. /etc/asterisk)",
+            dir.display()
+        ));
     }
     let found = asterisk::read_dir(dir)?;
     if found.accounts.is_empty() && found.mailboxes.is_empty() {
-        bail!("no pjsip.conf, sip.conf, iax.conf or voicemail.conf with accounts in {}", dir.display());
+        return Err(invalid!("no pjsip.conf, sip.conf, iax.conf or voicemail.conf with accounts in {}", dir.display()));
     }
     run(store, found.accounts, found.mailboxes, dry_run)
 }
 
 /// CSV with a header: `number,secret[,pin]` (secret empty: generate one).
-pub(crate) fn csv(store: &mut Store, file: &Path, dry_run: bool) -> Result<()> {
-    let text = std::fs::read_to_string(file).map_err(|e| anyhow!("{}: {e}", file.display()))?;
+pub fn csv(store: &mut Store, file: &Path, dry_run: bool) -> Result<Report> {
+    let text = std::fs::read_to_string(file).map_err(|e| Error::Io(format!("{}: {e}", file.display())))?;
     let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
-    let (_, header) = lines.next().ok_or_else(|| anyhow!("{}: empty file", file.display()))?;
+    let (_, header) = lines.next().ok_or_else(|| invalid!("{}: empty file", file.display()))?;
     let cols: Vec<String> = header.split(',').map(|c| c.trim().to_ascii_lowercase()).collect();
     let col = |name: &str| cols.iter().position(|c| c == name);
     let (Some(n_col), s_col, p_col) = (col("number"), col("secret"), col("pin")) else {
-        bail!("{}:1: the header must name a `number` column (and optionally `secret`, `pin`)", file.display());
+        return Err(invalid!(
+            "{}:1: the header must name a `number` column (and optionally `secret`, `pin`)",
+            file.display()
+        ));
     };
     let (mut accounts, mut mailboxes) = (Vec::new(), Vec::new());
     for (i, l) in lines {
         let f: Vec<&str> = l.split(',').map(str::trim).collect();
         let origin = format!("{}:{}", file.display(), i + 1);
-        let number = f.get(n_col).filter(|n| !n.is_empty()).ok_or_else(|| anyhow!("{origin}: no number"))?.to_string();
+        let number = f.get(n_col).filter(|n| !n.is_empty()).ok_or_else(|| invalid!("{origin}: no number"))?.to_string();
         let secret = s_col.and_then(|c| f.get(c)).filter(|s| !s.is_empty()).map(|s| s.to_string());
         if let Some(pin) = p_col.and_then(|c| f.get(c)).filter(|p| !p.is_empty()) {
             mailboxes.push(MailboxDef { number: number.clone(), pin: pin.to_string(), origin: origin.clone() });
@@ -55,12 +73,12 @@ pub(crate) fn csv(store: &mut Store, file: &Path, dry_run: bool) -> Result<()> {
     run(store, accounts, mailboxes, dry_run)
 }
 
-fn run(store: &mut Store, accounts: Vec<Account>, mailboxes: Vec<MailboxDef>, dry_run: bool) -> Result<()> {
+fn run(store: &mut Store, accounts: Vec<Account>, mailboxes: Vec<MailboxDef>, dry_run: bool) -> Result<Report> {
     let p = policy::policy(store)?;
     let autofix = crate::settings::get(store, "password_policy.autofix")? == "true" && policy::enforced(store)?;
     let realm = crate::settings::get(store, "sip.realm")?;
-    let pin_min: usize = crate::settings::get(store, "voicemail.pin_min_length")?.parse()?;
-    let now = crate::commands::now_secs();
+    let pin_min = crate::mailboxes::pin_min_length(store)?;
+    let now = crate::clock::now_secs();
     let mut report: Vec<Line> = Vec::new();
     let mut exts = Vec::new();
     let mut events = Vec::new();
@@ -72,7 +90,7 @@ fn run(store: &mut Store, accounts: Vec<Account>, mailboxes: Vec<MailboxDef>, dr
             detail,
             new_secret: None,
         };
-        if crate::commands::check_number(&a.number).is_err() {
+        if crate::validate::check_number(&a.number).is_err() {
             report.push(line("skip", format!("not a usable extension number ({})", a.origin)));
             continue;
         }
@@ -148,7 +166,7 @@ fn run(store: &mut Store, accounts: Vec<Account>, mailboxes: Vec<MailboxDef>, dr
         report.push(Line { number: m.number.clone(), action: "mailbox".into(), detail, new_secret: None });
         boxes.push(Mailbox {
             extension: m.number,
-            pin_hash: if dry_run { String::new() } else { crate::accounts_cmd::hash(&m.pin)? },
+            pin_hash: if dry_run { String::new() } else { crate::admins::hash(&m.pin)? },
             must_initialise,
             force_name: true,
             force_greeting: true,
@@ -173,26 +191,9 @@ fn run(store: &mut Store, accounts: Vec<Account>, mailboxes: Vec<MailboxDef>, dr
             Ok(()) => store.commit()?,
             Err(e) => {
                 store.rollback()?;
-                return Err(e.context("the import changed nothing"));
+                return Err(Error::Io(format!("the import changed nothing: {e}")));
             }
         }
     }
-    outln!("{:<12} {:<8} DETAILS", "EXTENSION", if dry_run { "WOULD" } else { "ACTION" });
-    for l in &report {
-        outln!("{:<12} {:<8} {}", l.number, l.action, l.detail);
-    }
-    let shown: Vec<&Line> = report.iter().filter(|l| l.new_secret.is_some()).collect();
-    if !dry_run && !shown.is_empty() {
-        outln!("\nnew secrets (shown once):");
-        for l in shown {
-            outln!("{:<12} {}", l.number, l.new_secret.as_deref().unwrap_or(""));
-        }
-    }
-    outln!(
-        "\n{} extension(s) and {} mailbox(es) {}",
-        exts.len(),
-        boxes.len(),
-        if dry_run { "would be imported (dry run: nothing changed)" } else { "imported" }
-    );
-    Ok(())
+    Ok(Report { dry_run, extensions: exts.len(), mailboxes: boxes.len(), lines: report })
 }

@@ -1,0 +1,192 @@
+//! Call routing configuration (trunks, routes, Classes of Service, DIDs) and the calls log.
+
+use crate::views::Resolver;
+use crate::{Result, invalid, not_found};
+use pbxguard_shield::{Categories, Category, NumberingPlan, Pattern};
+use pbxguard_store::{CallRow, CosRow, DidRow, RouteRow, Store, TrunkRow};
+
+use crate::validate::check_name;
+pub use crate::validate::require_cos;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrunkTransport {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+impl TrunkTransport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Udp => "udp",
+            Self::Tcp => "tcp",
+            Self::Tls => "tls",
+        }
+    }
+}
+
+pub struct NewTrunk {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub transport: TrunkTransport,
+    pub username: Option<String>,
+    pub secret: Option<String>,
+    pub realm: Option<String>,
+    /// Register at the carrier for this many seconds.
+    pub register: Option<u32>,
+    /// PEM certificates the carrier's TLS certificate must chain to (else the public roots).
+    pub tls_ca: Option<String>,
+}
+
+/// Adds a trunk. Its host is resolved now, so a typo is reported here and not as calls that fail later.
+pub fn add_trunk(store: &Store, t: NewTrunk, resolver: &dyn Resolver) -> Result<()> {
+    let NewTrunk { name, host, port, transport, username, secret, realm, register, tls_ca } = t;
+    check_name("trunk", &name)?;
+    if port == 0 {
+        return Err(invalid!("--port 0 is not a port; the usual SIP port is 5060 (5061 for TLS)"));
+    }
+    resolver
+        .resolve(&host, port)
+        .map_err(|e| invalid!("trunk host {host:?} does not resolve ({e}); give an IP address or a resolvable name"))?;
+    if tls_ca.is_some() && transport != TrunkTransport::Tls {
+        return Err(invalid!("--tls-ca only applies to --transport tls (TLS trunks are verified against it)"));
+    }
+    if let Some(pem) = &tls_ca {
+        crate::tls::ca_certificates(pem).map_err(|e| invalid!("--tls-ca: {e}"))?;
+    }
+    if let Some(e) = register
+        && !(60..=86_400).contains(&e)
+    {
+        return Err(invalid!(
+            "--register {e}: give the registration length in seconds, from 60 to 86400 (default 600)"
+        ));
+    }
+    let ha1 = match (&username, &secret, &realm) {
+        (Some(u), Some(s), Some(r)) => Some((
+            pbxguard_sip::ha1(pbxguard_sip::Algorithm::Md5, u, r, s),
+            pbxguard_sip::ha1(pbxguard_sip::Algorithm::Sha256, u, r, s),
+        )),
+        _ => None,
+    };
+    let row = TrunkRow {
+        name,
+        host,
+        port,
+        transport: transport.as_str().into(),
+        username,
+        realm,
+        ha1,
+        register_expires: register,
+        tls_ca,
+    };
+    store.add_trunk(&row, crate::clock::now_secs())?;
+    Ok(())
+}
+
+pub fn trunks(store: &Store) -> Result<Vec<TrunkRow>> {
+    Ok(store.trunks()?)
+}
+
+pub fn delete_trunk(store: &Store, name: &str) -> Result<()> {
+    if !store.delete_trunk(name)? {
+        return Err(not_found!("trunk {name} does not exist"));
+    }
+    Ok(())
+}
+
+/// Adds a route; returns its id.
+pub fn add_route(store: &Store, pattern: &str, trunk: &str, strip: u32, prepend: &str) -> Result<i64> {
+    Pattern::parse(pattern).map_err(|e| invalid!("{e}"))?;
+    if !prepend.chars().all(|c| c.is_ascii_digit() || "+*#".contains(c)) {
+        return Err(invalid!("--prepend {prepend:?}: digits, + * # only"));
+    }
+    if !store.trunks()?.iter().any(|t| t.name == trunk) {
+        return Err(not_found!(
+            "trunk {trunk} does not exist; add it first with `pbxguard trunk add {trunk} --host H`"
+        ));
+    }
+    Ok(store.add_route(pattern, trunk, strip, prepend)?)
+}
+
+pub fn routes(store: &Store) -> Result<Vec<RouteRow>> {
+    Ok(store.routes()?)
+}
+
+pub fn delete_route(store: &Store, id: i64) -> Result<()> {
+    if !store.delete_route(id)? {
+        return Err(not_found!("route {id} does not exist (pbxguard route list)"));
+    }
+    Ok(())
+}
+
+/// Adds a Class of Service; returns the categories it allows, normalised.
+pub fn add_cos(store: &Store, name: &str, allow: &str) -> Result<Categories> {
+    check_name("class of service", name)?;
+    let cats = Categories::parse(allow).map_err(|e| invalid!("--allow: {e}"))?;
+    store.add_cos(name, &cats.to_string(), crate::clock::now_secs())?;
+    Ok(cats)
+}
+
+pub fn cos_list(store: &Store) -> Result<Vec<CosRow>> {
+    Ok(store.cos_list()?)
+}
+
+pub fn delete_cos(store: &Store, name: &str) -> Result<()> {
+    if !store.delete_cos(name)? {
+        return Err(not_found!("class of service {name} does not exist"));
+    }
+    Ok(())
+}
+
+/// What a dialled number is, as Class of Service sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Classified {
+    Extension,
+    /// Its category in the plan, and the pattern that matched.
+    Category {
+        category: Category,
+        plan: &'static str,
+        pattern: String,
+    },
+    /// No category: calls to it are refused.
+    Unknown {
+        plan: &'static str,
+    },
+}
+
+pub fn classify(store: &Store, number: &str) -> Result<Classified> {
+    let plan =
+        NumberingPlan::by_name(&crate::settings::get(store, "calls.numbering_plan")?).map_err(|e| invalid!("{e}"))?;
+    if store.extension(number)?.is_some() {
+        return Ok(Classified::Extension);
+    }
+    Ok(match plan.classify(number) {
+        Some((category, pattern)) => Classified::Category { category, plan: plan.name, pattern: pattern.to_string() },
+        None => Classified::Unknown { plan: plan.name },
+    })
+}
+
+pub fn add_did(store: &Store, number: &str, extension: &str) -> Result<()> {
+    crate::validate::check_number(number)?;
+    if store.extension(extension)?.is_none() {
+        return Err(not_found!("extension {extension} does not exist"));
+    }
+    store.add_did(number, extension)?;
+    Ok(())
+}
+
+pub fn dids(store: &Store) -> Result<Vec<DidRow>> {
+    Ok(store.dids()?)
+}
+
+pub fn delete_did(store: &Store, number: &str) -> Result<()> {
+    if !store.delete_did(number)? {
+        return Err(not_found!("DID {number} does not exist"));
+    }
+    Ok(())
+}
+
+pub fn calls(store: &Store, last: u32) -> Result<Vec<CallRow>> {
+    Ok(store.calls(last)?)
+}

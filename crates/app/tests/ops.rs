@@ -1,0 +1,108 @@
+//! The operations, called as the CLI, the daemon and the HTTP API call them: typed input, typed result,
+//! typed error, and nothing changed when they fail.
+
+use pbxguard_app::extensions::{self, NewExtension, Secret};
+use pbxguard_app::views::{LiteralOnly, Resolver};
+use pbxguard_app::{Error, configure, open_store, security};
+use std::net::SocketAddr;
+
+fn data() -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("pbxguard-app-{}-{}", std::process::id(), rand_suffix()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn rand_suffix() -> u64 {
+    u64::from_le_bytes(pbxguard_app::random::random_bytes::<8>())
+}
+
+fn new_ext(number: &str, secret: Secret) -> NewExtension {
+    NewExtension { number: number.into(), secret, algorithms: None, acl: None, cos: None }
+}
+
+#[test]
+fn adding_an_extension_validates_stores_and_reports_by_kind() {
+    let d = data();
+    let store = open_store(&d).unwrap();
+    let generated = extensions::add(&store, new_ext("1001", Secret::Generate)).unwrap();
+    assert!(generated.is_some_and(|s| s.len() >= 20));
+    // Each failure has its kind and changes nothing.
+    let weak = extensions::add(&store, new_ext("1002", Secret::Given("password".into())));
+    assert!(matches!(&weak, Err(Error::Invalid(m)) if m.contains("does not meet the password policy")), "{weak:?}");
+    let again = extensions::add(&store, new_ext("1001", Secret::Generate));
+    assert!(matches!(again, Err(Error::Conflict(_))), "{again:?}");
+    let cos = extensions::add(&store, NewExtension { cos: Some("gold".into()), ..new_ext("1003", Secret::Generate) });
+    assert!(matches!(cos, Err(Error::NotFound(_))), "{cos:?}");
+    let listed = extensions::list(&store).unwrap();
+    assert_eq!(listed.iter().map(|e| e.number.as_str()).collect::<Vec<_>>(), ["1001"]);
+    assert!(listed[0].compliant);
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn a_ban_on_a_trunk_is_refused_through_the_callers_resolver() {
+    struct Table;
+    impl Resolver for Table {
+        fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, String> {
+            match host {
+                "carrier.example" => Ok(SocketAddr::from(([192, 0, 2, 7], port))),
+                _ => Err("unknown".into()),
+            }
+        }
+    }
+    let d = data();
+    let store = open_store(&d).unwrap();
+    let trunk = pbxguard_app::calls::NewTrunk {
+        name: "carrier".into(),
+        host: "carrier.example".into(),
+        port: 5060,
+        transport: pbxguard_app::calls::TrunkTransport::Udp,
+        username: None,
+        secret: None,
+        realm: None,
+        register: None,
+        tls_ca: None,
+    };
+    // Without DNS the name does not resolve: the trunk is refused, with the reason.
+    let r = pbxguard_app::calls::add_trunk(&store, trunk, &LiteralOnly);
+    assert!(matches!(&r, Err(Error::Invalid(m)) if m.contains("does not resolve")), "{r:?}");
+    let trunk = pbxguard_app::calls::NewTrunk {
+        name: "carrier".into(),
+        host: "carrier.example".into(),
+        port: 5060,
+        transport: pbxguard_app::calls::TrunkTransport::Udp,
+        username: None,
+        secret: None,
+        realm: None,
+        register: None,
+        tls_ca: None,
+    };
+    pbxguard_app::calls::add_trunk(&store, trunk, &Table).unwrap();
+    let r = security::ban(&store, "192.0.2.7", "test", None, &Table);
+    assert!(matches!(&r, Err(Error::Conflict(m)) if m.contains("trusted network 192.0.2.7")), "{r:?}");
+    assert!(security::bans(&store).unwrap().is_empty());
+    let b = security::ban(&store, "203.0.113.0/24", "scanner farm", Some("12h"), &Table).unwrap();
+    assert_eq!((b.target.as_str(), b.note.as_deref()), ("203.0.113.0/24", Some("scanner farm")));
+    let r = security::ban(&store, "203.0.113.1", "x", Some("soon"), &Table);
+    assert!(matches!(&r, Err(Error::Invalid(m)) if m.contains("--for \"soon\"")), "{r:?}");
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn turning_on_autofix_replaces_weak_secrets_once_and_says_so() {
+    let d = data();
+    let mut store = open_store(&d).unwrap();
+    configure::set(&mut store, "password_policy.enforce", "false").unwrap();
+    extensions::add(&store, new_ext("2001", Secret::Given("2001".into()))).unwrap();
+    let c = configure::set(&mut store, "password_policy.autofix", "true").unwrap();
+    assert!(c.review.is_none(), "the policy is off: nothing to review");
+    let c = configure::set(&mut store, "password_policy.enforce", "true").unwrap();
+    let review = c.review.expect("enforcing reviews every secret");
+    assert!(review.fixed);
+    assert_eq!(review.extensions.len(), 1);
+    assert!(review.extensions[0].new_secret.is_some());
+    assert!(extensions::list(&store).unwrap()[0].compliant);
+    let bad = configure::set(&mut store, "shield.flood", "lots");
+    assert!(matches!(&bad, Err(Error::Invalid(m)) if m.contains("COUNT/DURATION")), "{bad:?}");
+    std::fs::remove_dir_all(d).unwrap();
+}
