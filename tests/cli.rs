@@ -16,6 +16,10 @@ fn extensions_lifecycle_and_no_clear_secret_on_disk() {
     assert!(String::from_utf8_lossy(&dup.stderr).contains("extension 1001 already exists"));
     let list: Vec<serde_json::Value> = serde_json::from_str(&cli_ok(&d.0, &["ext", "list", "--json"])).unwrap();
     assert_eq!(list.iter().map(|e| e["number"].as_str().unwrap()).collect::<Vec<_>>(), ["1001", "1002"]);
+    let one: serde_json::Value = serde_json::from_str(&cli_ok(&d.0, &["ext", "show", "1002", "--json"])).unwrap();
+    assert_eq!((one["number"].as_str(), one["compliant"].as_bool()), (Some("1002"), Some(true)));
+    let missing = cli(&d.0, &["ext", "show", "1009"]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("extension 1009 does not exist"), "{missing:?}");
     cli_ok(&d.0, &["ext", "passwd", "1001", "--secret", "An0ther!Secret"]);
     // Neither the database nor its WAL holds a secret in clear.
     let mut disk = Vec::new();
