@@ -89,14 +89,15 @@ fn banned_attackers_are_reported_with_retry() {
     let server = HttpServer::start(vec![(500, String::new()), (200, "ok".into())]);
     cli_ok(&d.0, &["settings", "set", "report.url", &format!("http://{}/update/", server.addr)]);
     let daemon = Daemon::start(&d.0);
-    let s = UdpSocket::bind("127.0.0.80:0").unwrap();
-    let scan = format!(
-        "OPTIONS sip:{0} SIP/2.0\r\nVia: SIP/2.0/UDP {1};branch=z9hG4bKr\r\nFrom: <sip:100@{1}>;tag=1\r\nTo: <sip:{0}>\r\n\
-         Call-ID: r\r\nCSeq: 1 OPTIONS\r\nUser-Agent: friendly-scanner\r\nContent-Length: 0\r\n\r\n",
-        daemon.udp,
-        s.local_addr().unwrap()
-    );
-    s.send_to(scan.as_bytes(), daemon.udp).unwrap();
+    let scan = |from: &str, branch: &str| {
+        format!(
+            "OPTIONS sip:{0} SIP/2.0\r\nVia: SIP/2.0/TCP {from}:5060;branch=z9hG4bK{branch}\r\nFrom: <sip:100@{from}>;tag=1\r\n\
+             To: <sip:{0}>\r\nCall-ID: {branch}\r\nCSeq: 1 OPTIONS\r\nUser-Agent: friendly-scanner\r\nContent-Length: 0\r\n\r\n",
+            daemon.tcp
+        )
+    };
+    // Over TCP the source address is proven (the connection was established): the ban is reported.
+    tcp_send("127.0.0.80", daemon.tcp, &scan("127.0.0.80", "r"));
     let reqs = wait_for(Duration::from_secs(15), || {
         let r = server.requests();
         (r.len() >= 2).then_some(r)
@@ -106,19 +107,35 @@ fn banned_attackers_are_reported_with_retry() {
         assert!(r.starts_with("POST /update/ HTTP/1.1"), "{r}");
         assert!(r.contains("ip=127.0.0.80") && r.contains("reason=scanner"), "{r}");
     }
-    // Operator bans are never reported. Await a later detector ban's report instead of sleeping:
-    // reports leave in order, so had the operator ban been reported, it would have arrived first.
+    // Operator bans are never reported, nor bans on evidence a forged UDP datagram could carry (that
+    // would let anyone put any address on a shared blacklist). Await a later verified ban's report
+    // instead of sleeping: reports leave in order, so had either been reported, it would come first.
     cli_ok(&d.0, &["bans", "add", "127.0.0.81", "--reason", "manual"]);
     wait_for(Duration::from_secs(2), || ban_listed(&d.0, "127.0.0.81")).expect("operator ban applied");
-    let s = UdpSocket::bind("127.0.0.82:0").unwrap();
-    s.send_to(scan.replace("branch=z9hG4bKr", "branch=z9hG4bKr2").as_bytes(), daemon.udp).unwrap();
+    let udp = UdpSocket::bind("127.0.0.83:0").unwrap();
+    udp.send_to(scan("127.0.0.83", "u").as_bytes(), daemon.udp).unwrap();
+    wait_for(Duration::from_secs(2), || ban_listed(&d.0, "127.0.0.83")).expect("the UDP scanner is banned all the same");
+    tcp_send("127.0.0.82", daemon.tcp, &scan("127.0.0.82", "r2"));
     let reqs = wait_for(Duration::from_secs(15), || {
         let r = server.requests();
         (r.len() >= 3).then_some(r)
     })
-    .expect("the second detector ban is reported");
+    .expect("the second verified ban is reported");
     assert!(reqs[2].contains("ip=127.0.0.82"), "{}", reqs[2]);
-    assert!(!reqs.iter().any(|r| r.contains("ip=127.0.0.81")), "{reqs:?}");
+    assert!(!reqs.iter().any(|r| r.contains("ip=127.0.0.81") || r.contains("ip=127.0.0.83")), "{reqs:?}");
+}
+
+/// Sends one message over a TCP connection from `from` and waits until the daemon closes or is done
+/// with it (a scanner gets silence, then its connection is dropped with the ban).
+fn tcp_send(from: &str, to: std::net::SocketAddr, msg: &str) {
+    use std::io::{Read, Write};
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(&format!("{from}:0").parse::<std::net::SocketAddr>().unwrap().into()).unwrap();
+    sock.connect(&to.into()).unwrap();
+    let mut tcp: std::net::TcpStream = sock.into();
+    tcp.write_all(msg.as_bytes()).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let _ = tcp.read(&mut [0u8; 512]);
 }
 
 /// Whether a ban on `ip` has reached the daemon (it writes the ban back, operator bans included, and

@@ -15,13 +15,18 @@ fn heavy() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn options(from: &str, to: SocketAddr, tag: &str) -> Option<u16> {
+    options_as(from, to, tag, "pbxguard-test")
+}
+
+/// The status of the answer to an OPTIONS from `from` with this User-Agent; `None`: silence.
+fn options_as(from: &str, to: SocketAddr, tag: &str, ua: &str) -> Option<u16> {
     let s = UdpSocket::bind((from, 0)).unwrap();
     s.set_read_timeout(Some(Duration::from_millis(400))).unwrap();
     let local = s.local_addr().unwrap();
     let msg = format!(
         "OPTIONS sip:{to} SIP/2.0\r\nVia: SIP/2.0/UDP {local};rport;branch=z9hG4bK{tag}\r\nMax-Forwards: 70\r\n\
          From: <sip:probe@{from}>;tag={tag}\r\nTo: <sip:{to}>\r\nCall-ID: {tag}@{from}\r\nCSeq: 1 OPTIONS\r\n\
-         User-Agent: pbxguard-test\r\nContent-Length: 0\r\n\r\n"
+         User-Agent: {ua}\r\nContent-Length: 0\r\n\r\n"
     );
     s.send_to(msg.as_bytes(), to).unwrap();
     let mut buf = [0u8; 4096];
@@ -414,4 +419,63 @@ fn a_distributed_attack_throttles_the_extension_but_not_its_phones() {
     assert!(events.is_some(), "alert and throttle events expected");
     let bans: Vec<serde_json::Value> = serde_json::from_str(&cli_ok(&d.0, &["bans", "list", "--json"])).unwrap();
     assert!(bans.is_empty(), "no single attacker crossed the brute-force threshold: {bans:?}");
+}
+
+/// Over UDP a source address proves nothing: someone who knows a phone's address must not be able to
+/// cut it off with forged datagrams. The phone registers from 127.0.0.20; "spoofed" datagrams then
+/// come from the same address (another port, as a forger's would), and the phone keeps registering.
+#[test]
+fn forged_datagrams_in_a_phones_name_never_ban_it() {
+    let _serial = heavy();
+    require("sipp");
+    let d = TempDir::new("spoof");
+    cli_ok(&d.0, &["ext", "add", "5001", "--secret", "Sp00f!ng-Pr00f"]);
+    std::fs::write(d.0.join("users.csv"), "SEQUENTIAL\n5001;[authentication username=5001 password=Sp00f!ng-Pr00f]\n")
+        .unwrap();
+    let daemon = Daemon::start(&d.0);
+    let register = || {
+        let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sipp/reg_auth.xml");
+        let o = Command::new("timeout")
+            .args(["30", "sipp", "-sf", scenario, "-inf", "users.csv", &daemon.udp.to_string(), "-i", "127.0.0.20"])
+            .args(["-p", "0", "-m", "1", "-nostdin", "-timeout", "20s", "-timeout_error"])
+            .current_dir(&d.0)
+            .output()
+            .unwrap();
+        o.status.success()
+    };
+    assert!(register(), "the phone registers");
+    let forger = UdpSocket::bind("127.0.0.20:0").unwrap();
+    let send = |msg: String| forger.send_to(msg.as_bytes(), daemon.udp).unwrap();
+    let options = |i: u32, ua: &str| {
+        format!(
+            "OPTIONS sip:{0} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.20:9;branch=z9hG4bKs{i}\r\nFrom: <sip:x@127.0.0.20>;tag={i}\r\n\
+             To: <sip:{0}>\r\nCall-ID: s{i}\r\nCSeq: 1 OPTIONS\r\nUser-Agent: {ua}\r\nContent-Length: 0\r\n\r\n",
+            daemon.udp
+        )
+    };
+    send(options(0, "friendly-scanner"));
+    let start = Instant::now();
+    for i in 1..=200 {
+        send(options(i, "Yealink SIP-T46S"));
+    }
+    assert!(start.elapsed() < Duration::from_secs(2), "the flood took {:?}", start.elapsed());
+    for i in 0..20 {
+        send(format!("GARBAGE {i} \u{1}\r\n\r\n"));
+    }
+    let spoof = wait_for(Duration::from_secs(5), || {
+        let ev = cli_ok(&d.0, &["events", "--json"]);
+        ev.lines().any(|l| l.contains("suspected-spoof") && l.contains("127.0.0.20")).then_some(())
+    });
+    assert!(spoof.is_some(), "{}", cli_ok(&d.0, &["events"]));
+    assert!(ban_of(&d.0, "127.0.0.20").is_none(), "{}", cli_ok(&d.0, &["bans", "list"]));
+    // The flood window has passed: the phone's refresh goes through.
+    std::thread::sleep(Duration::from_millis(2100));
+    assert!(register(), "the phone still registers; log:\n{}", daemon.log());
+    assert!(ban_of(&d.0, "127.0.0.20").is_none());
+    // An address that never authenticated is still banned by one scanner datagram: briefly, marked as
+    // resting on unverified evidence, and not counted as an offence.
+    assert_eq!(options_as("127.0.0.67", daemon.udp, "o", "friendly-scanner"), None);
+    let ban = wait_for(Duration::from_secs(3), || ban_of(&d.0, "127.0.0.67")).expect("scanner banned");
+    assert_eq!((ban["reason"].as_str(), ban["offence"].as_u64()), (Some("scanner"), Some(1)));
+    assert!(ban["note"].as_str().is_some_and(|n| n.starts_with("unverified")), "{ban}");
 }

@@ -153,6 +153,12 @@ pub(crate) fn run(data: Option<PathBuf>, args: Options) -> Result<()> {
     let now = now_ms();
     let rows = store.bans_for_history(now as i64 - shield.config().history_ms as i64)?;
     shield.restore(now, rows.iter().filter_map(rows::ban_from_row));
+    // A phone registered before the restart is as known-good as it was.
+    for b in store.bindings(now_secs())? {
+        if let Ok(source) = b.source.parse::<SocketAddr>() {
+            shield.mark_good(b.updated_at.max(0) as u64 * 1000, source.ip());
+        }
+    }
     let listening: Vec<_> = udp_addrs.iter().chain(&tcp_addrs).chain(&tls_addrs).copied().collect();
     let trunks: Vec<_> = plan.trunks.iter().map(|t| t.addr).collect();
     shield.set_trusted(views::trusted(&store, &listening, &trunks)?);

@@ -86,7 +86,7 @@ impl BanWrites {
             Decision::Unban { ban, why: Lifted::Evicted } => (ban.target, Some(ban.clone()), false),
             // The stored row already says when it ends.
             Decision::Unban { why: Lifted::Expired, .. } | Decision::Report { .. } => return,
-            Decision::Alert { .. } | Decision::ThrottleUser { .. } => return,
+            Decision::Alert { .. } | Decision::ThrottleUser { .. } | Decision::SuspectedSpoof { .. } => return,
         };
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         if !operator && pending.len() >= MAX_PENDING_BANS && !pending.contains_key(&target) {
@@ -281,6 +281,14 @@ fn decision_row(d: &Decision, at_ms: i64) -> Option<EventRow> {
                 r.user = Some(user.clone());
                 r
             })
+        }
+        Decision::SuspectedSpoof { ip, evidence } => {
+            tracing::warn!(%ip, evidence, "unverified evidence against a known-good address; dropped, not banned");
+            ev(
+                "suspected-spoof",
+                Some(ip.to_string()),
+                format!("{evidence}: dropped, not banned (the address authenticated recently; UDP sources can be forged)"),
+            )
         }
         Decision::Report { .. } => None,
     }

@@ -208,6 +208,9 @@ fn write_metrics(dir: &Path, state: &State) -> std::io::Result<()> {
          # HELP pbxguard_bans_evicted_total Detector bans lifted early because the ban table was full (shield.max_bans).\n\
          # TYPE pbxguard_bans_evicted_total counter\n\
          pbxguard_bans_evicted_total {}\n\
+         # HELP pbxguard_spoofs_dropped_total Messages from known-good addresses dropped as probable spoofs (over the flood limit, or unverified evidence), without a ban.\n\
+         # TYPE pbxguard_spoofs_dropped_total counter\n\
+         pbxguard_spoofs_dropped_total {}\n\
          # HELP pbxguard_blacklist_entries Entries in the loaded blacklists.\n\
          # TYPE pbxguard_blacklist_entries gauge\n\
          pbxguard_blacklist_entries {listed}\n\
@@ -233,7 +236,7 @@ fn write_metrics(dir: &Path, state: &State) -> std::io::Result<()> {
          # TYPE pbxguard_persist_dropped_total counter\n\
          pbxguard_persist_dropped_total{{kind=\"event\"}} {events_lost}\n\
          pbxguard_persist_dropped_total{{kind=\"ban\"}} {bans_unstored}\n",
-        c.dropped_banned, c.dropped_blacklisted, c.bans, c.evicted_bans
+        c.dropped_banned, c.dropped_blacklisted, c.bans, c.evicted_bans, c.spoofs_dropped
     );
     let tmp = dir.join("metrics.prom.tmp");
     std::fs::write(&tmp, text)?;

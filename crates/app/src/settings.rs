@@ -127,6 +127,15 @@ pub const SETTINGS: &[SettingDef] = &[
         validate: |v| count(v, 100, 10_000_000),
     },
     SettingDef {
+        key: "shield.known_good",
+        default: Some("24h"),
+        doc: "An address that authenticated (or holds a registration) within this long is known-good: evidence that a forged UDP datagram could carry (scanner User-Agent, malformed messages, a flood, unknown users without our nonce) never bans it; such messages are dropped and logged as suspected spoofs. Verified evidence (failed answers to our nonces, anything over TCP/TLS) still bans it.",
+        validate: |v| match pbxguard_shield::config::parse_duration_ms(v) {
+            Some(ms) if (60_000..=30 * 86_400_000).contains(&ms) => Ok(()),
+            _ => Err("expected a duration from 1m to 30d, such as 24h".into()),
+        },
+    },
+    SettingDef {
         key: "shield.scanner_user_agents",
         default: Some(SCANNER_UAS),
         doc: "User-Agent substrings (comma-separated, case-insensitive) that mark an attack tool; a match bans the source at once. Entries that real phones share (e.g. bare \"sip\") do not belong here.",
@@ -342,6 +351,8 @@ pub fn shield_config(store: &Store) -> Result<pbxguard_shield::ShieldConfig> {
         ban_durations_ms: durations(&get(store, "shield.ban_durations")?)
             .map_err(|e| invalid!("shield.ban_durations: {e}"))?,
         max_bans: get_num(store, "shield.max_bans")?,
+        known_good_ms: pbxguard_shield::config::parse_duration_ms(&get(store, "shield.known_good")?)
+            .ok_or_else(|| invalid!("shield.known_good: stored value is not a duration"))?,
         ..Default::default()
     })
 }

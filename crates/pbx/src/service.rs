@@ -12,13 +12,22 @@ use crate::registrar::{RegisterReply, Registrar};
 use crate::transport::{Locals, Target, Transmit, Transport};
 use crate::txcache::TxCache;
 use crate::uplink::Uplinks;
-use pbxguard_shield::{Fingerprints, FraudGuard, Observation, Shield, Verdict};
+use pbxguard_shield::{Evidence, Fingerprints, FraudGuard, Observation, Shield, Verdict};
 use pbxguard_sip::{
     Challenge, HeaderName, Limits, Message, Method, ParseError, Request, ResponseBuilder, check_request,
 };
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
+
+const SIP: pbxguard_shield::Service = pbxguard_shield::Service::Sip;
+
+/// What a message alone proves about its source: over UDP nothing (the address can be forged); over
+/// an established TCP or TLS connection, that the sender receives there. Answers to our nonces are
+/// verified whatever the transport (the authenticator binds each nonce to its address).
+fn evidence(transport: Transport) -> Evidence {
+    if transport == Transport::Udp { Evidence::Unverified } else { Evidence::Verified }
+}
 
 pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, REFER, PRACK";
 /// Extensions we implement, for Require/Proxy-Require checks (RFC 3261 §8.2.2.3). `path` and `outbound`
@@ -252,10 +261,11 @@ impl Service {
             return None;
         }
         let now = now_ms / 1000;
+        let class = evidence(transport);
         let msg = match Message::parse(data, &self.limits) {
             Ok(m) => m,
             Err(e) => {
-                if shield.observe(now_ms, Observation::Malformed { ip, reason: &e.to_string() }) {
+                if shield.observe_with(now_ms, SIP, class, Observation::Malformed { ip, reason: &e.to_string() }) {
                     return None;
                 }
                 return self.malformed(data, e, source);
@@ -268,7 +278,7 @@ impl Service {
                 return None;
             }
             Err(e) => {
-                let banned = shield.observe(now_ms, Observation::Malformed { ip, reason: &e.to_string() });
+                let banned = shield.observe_with(now_ms, SIP, class, Observation::Malformed { ip, reason: &e.to_string() });
                 self.push_event(Event::Malformed { source, reason: e.to_string() });
                 if banned || e == pbxguard_sip::SanityError::TooManyVias {
                     return None;
@@ -283,7 +293,7 @@ impl Service {
         };
         // Attack tools get silence, and their source a ban (only the transport address, never a header).
         if let Some(evidence) = self.fingerprints.check(msg.user_agent(), msg.header(HeaderName::From)) {
-            shield.observe(now_ms, Observation::Scanner { ip, evidence: &evidence });
+            shield.observe_with(now_ms, SIP, class, Observation::Scanner { ip, evidence: &evidence });
             self.push_event(Event::Scanner { source, evidence });
             return None;
         }
@@ -471,7 +481,8 @@ impl Service {
             && msg.header(HeaderName::Authorization).is_none()
             && !self.directory.contains(a)
         {
-            let banned = shield.observe(now_ms, Observation::UnknownUser { ip, user: a });
+            // No nonce of ours in it: over UDP, anyone could have sent it in this address's name.
+            let banned = shield.observe_with(now_ms, SIP, evidence(transport), Observation::UnknownUser { ip, user: a });
             self.push_event(Event::UnknownUser { source, user: a.to_owned() });
             if banned {
                 return Handled::Silent;

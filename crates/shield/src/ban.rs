@@ -39,6 +39,9 @@ impl BanReason {
     }
 }
 
+/// The note of a ban that rests on unverified evidence (shown by `bans list`, kept in the store).
+pub const UNVERIFIED_NOTE: &str = "unverified: from UDP datagrams that could be spoofed; short, not counted as an offence";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ban {
     pub target: Prefix,
@@ -56,6 +59,12 @@ pub struct Ban {
 }
 
 impl Ban {
+    /// Whether the ban rests on evidence only the banned address could have produced (an answer to
+    /// our nonce, anything over a connection) rather than on a datagram anyone could have forged.
+    pub fn verified(&self) -> bool {
+        self.note.as_deref() != Some(UNVERIFIED_NOTE)
+    }
+
     pub fn active(&self, now_ms: u64) -> bool {
         self.expires_ms.is_none_or(|e| e > now_ms)
     }

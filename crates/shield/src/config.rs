@@ -36,6 +36,9 @@ pub struct ShieldConfig {
     /// Most addresses banned by the detectors at once; a new ban past it lifts the one closest to its
     /// end, so a storm of spoofed sources cannot grow memory (operators' bans are not counted).
     pub max_bans: usize,
+    /// An address that authenticated within this long is known-good: evidence a spoofer could forge
+    /// (anything from a single UDP datagram) never bans it.
+    pub known_good_ms: u64,
 }
 
 pub const HOUR_MS: u64 = 3_600_000;
@@ -55,6 +58,7 @@ impl Default for ShieldConfig {
             history_ms: 30 * DAY_MS,
             tracker_cap: 100_000,
             max_bans: 100_000,
+            known_good_ms: DAY_MS,
         }
     }
 }

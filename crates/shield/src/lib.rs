@@ -19,7 +19,7 @@ pub mod password;
 mod tracker;
 
 pub use acl::{AclGroup, Rule};
-pub use ban::{Ban, BanReason};
+pub use ban::{Ban, BanReason, UNVERIFIED_NOTE};
 pub use config::{ShieldConfig, Threshold};
 pub use dialing::{Categories, Category, ClassOfService, NumberingPlan, Pattern};
 pub use fingerprint::Fingerprints;
@@ -45,6 +45,21 @@ pub enum Verdict {
 pub enum DropReason {
     Banned,
     Blacklisted,
+    /// A known-good address over the flood limit: the excess is dropped, the address is not banned
+    /// (the flood may come from someone forging it).
+    RateLimited,
+}
+
+/// How far an observation proves that its source address is the sender's own. Over UDP anyone can
+/// forge a source address, so what a single datagram shows (a User-Agent, a malformed message, a
+/// flood count, an unknown user without our nonce) is unverified; an answer carrying a nonce we issued
+/// to that address, anything over an established TCP/TLS connection, an IAX2 call token, a GUI login
+/// after the TLS handshake are verified: only someone receiving our packets there could send them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Evidence {
+    #[default]
+    Verified,
+    Unverified,
 }
 
 /// The front door an observation came through. Per-user trackers are kept per service: user "root"
@@ -119,6 +134,12 @@ pub enum Decision {
         user: String,
         until_ms: u64,
     },
+    /// Unverified evidence against a known-good address: its messages were dropped, it was not banned.
+    /// Said once per address per minute however many datagrams arrive.
+    SuspectedSpoof {
+        ip: IpAddr,
+        evidence: String,
+    },
 }
 
 /// Why a ban ended before an operator or its expiry said so, or because they did.
@@ -166,6 +187,9 @@ pub struct Counters {
     pub bans: u64,
     /// Detector bans lifted early because the ledger was full.
     pub evicted_bans: u64,
+    /// Messages from known-good addresses dropped as probable spoofs (over the flood limit, or
+    /// unverified evidence of an attack), without a ban.
+    pub spoofs_dropped: u64,
 }
 
 pub struct Shield {
@@ -178,6 +202,10 @@ pub struct Shield {
     users: Capped<(Service, String), UserState>,
     /// (user, address) pairs that authenticated successfully: never throttled.
     known_good: Capped<(Service, String, IpAddr), ()>,
+    /// When each address last authenticated (any service): known-good for `known_good_ms`.
+    good_sources: Capped<IpAddr, u64>,
+    /// Suspected spoofs per address, to say so once a minute.
+    spoofs: Capped<IpAddr, Window>,
     decisions: VecDeque<Decision>,
     counters: Counters,
 }
@@ -185,6 +213,19 @@ pub struct Shield {
 fn hash64(s: &str) -> u64 {
     // FNV-1a: only used to tell names apart inside one small per-source set.
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+const HOUR: u64 = config::HOUR_MS;
+
+/// What an observation shows, for the operator.
+fn describe(obs: &Observation<'_>) -> String {
+    match obs {
+        Observation::AuthFailed { user, .. } => format!("failed authentication as {user:?}"),
+        Observation::AuthSucceeded { user, .. } => format!("authenticated as {user:?}"),
+        Observation::UnknownUser { user, .. } => format!("unknown user {user:?}"),
+        Observation::Scanner { evidence, .. } => format!("scanner: {evidence}"),
+        Observation::Malformed { reason, .. } => format!("malformed: {reason}"),
+    }
 }
 
 fn ip_key(ip: IpAddr) -> u64 {
@@ -216,6 +257,8 @@ impl Shield {
             sources: Capped::new(cap, seed),
             users: Capped::new(cap, seed ^ 1),
             known_good: Capped::new(cap, seed ^ 2),
+            good_sources: Capped::new(cap, seed ^ 3),
+            spoofs: Capped::new(cap, seed ^ 4),
             decisions: VecDeque::new(),
             counters: Counters::default(),
         }
@@ -229,6 +272,8 @@ impl Shield {
         self.sources.set_cap(cfg.tracker_cap);
         self.users.set_cap(cfg.tracker_cap);
         self.known_good.set_cap(cfg.tracker_cap);
+        self.good_sources.set_cap(cfg.tracker_cap);
+        self.spoofs.set_cap(cfg.tracker_cap);
         self.ledger.set_caps(&cfg);
         self.cfg = cfg;
     }
@@ -280,7 +325,14 @@ impl Shield {
         let n = self.sources.entry(&ip).flood.hit(now_ms, t);
         if n > t.max {
             let secs = t.window_ms as f64 / 1000.0;
-            self.ban_detected(now_ms, ip, BanReason::Flood, format!("{n} messages within {secs}s"));
+            let evidence = format!("{n} messages within {secs}s");
+            // A count of datagrams proves nothing about who sent them: a known-good address is only
+            // held to the limit, an unknown one gets a short unverified ban.
+            if self.is_known_good(now_ms, ip) {
+                self.spoof_dropped(now_ms, ip, || format!("flood: {evidence}"));
+                return Verdict::Drop(DropReason::RateLimited);
+            }
+            self.ban_detected(now_ms, ip, BanReason::Flood, evidence, Evidence::Unverified);
             self.counters.dropped_banned += 1;
             return Verdict::Drop(DropReason::Banned);
         }
@@ -303,14 +355,39 @@ impl Shield {
         self.known_good.get(&(service, user.to_owned(), canonical(ip))).is_some()
     }
 
+    /// An address that authenticated (any service) within `known_good_ms`: evidence anyone could forge
+    /// never bans it.
+    pub fn is_known_good(&self, now_ms: u64, ip: IpAddr) -> bool {
+        self.good_sources.get(&canonical(ip)).is_some_and(|&at| now_ms.saturating_sub(at) <= self.cfg.known_good_ms)
+    }
+
+    /// Marks an address known-good as of `at_ms` (a registration restored at start-up).
+    pub fn mark_good(&mut self, at_ms: u64, ip: IpAddr) {
+        let e = self.good_sources.entry(&canonical(ip));
+        *e = (*e).max(at_ms);
+    }
+
+    fn spoof_dropped(&mut self, now_ms: u64, ip: IpAddr, evidence: impl FnOnce() -> String) {
+        self.counters.spoofs_dropped += 1;
+        if self.spoofs.entry(&ip).hit(now_ms, Threshold { max: u32::MAX, window_ms: 60_000 }) == 1 {
+            self.decisions.push_back(Decision::SuspectedSpoof { ip, evidence: evidence() });
+        }
+    }
+
     /// Learns from one SIP observation (see [`Shield::observe_on`]).
     pub fn observe(&mut self, now_ms: u64, obs: Observation<'_>) -> bool {
         self.observe_on(now_ms, Service::Sip, obs)
     }
 
-    /// Learns from one observation made by `service`. Returns true when the source is banned as a
-    /// result, so the caller can withhold its reply to the very message that crossed the line.
+    /// Learns from one observation made by `service`, on verified evidence.
     pub fn observe_on(&mut self, now_ms: u64, service: Service, obs: Observation<'_>) -> bool {
+        self.observe_with(now_ms, service, Evidence::Verified, obs)
+    }
+
+    /// Learns from one observation. Returns true when the caller must withhold its reply to the very
+    /// message: the source is banned as a result, or the observation is unverified evidence against a
+    /// known-good address (dropped as a probable spoof, and said so, but never a ban).
+    pub fn observe_with(&mut self, now_ms: u64, service: Service, evidence: Evidence, obs: Observation<'_>) -> bool {
         let ip = match obs {
             Observation::AuthFailed { ip, .. }
             | Observation::AuthSucceeded { ip, .. }
@@ -320,6 +397,7 @@ impl Shield {
         };
         if let Observation::AuthSucceeded { user, .. } = obs {
             self.known_good.entry(&(service, user.to_owned(), ip));
+            *self.good_sources.entry(&ip) = now_ms;
             if self.sources.get(&ip).is_some() {
                 let s = self.sources.entry(&ip);
                 s.failures.reset();
@@ -334,6 +412,10 @@ impl Shield {
             return false;
         }
         if self.ledger.is_banned(now_ms, ip) {
+            return true;
+        }
+        if evidence == Evidence::Unverified && self.is_known_good(now_ms, ip) {
+            self.spoof_dropped(now_ms, ip, || describe(&obs));
             return true;
         }
         let cfg = &self.cfg;
@@ -373,8 +455,8 @@ impl Shield {
             Observation::AuthSucceeded { .. } => None,
         };
         match trigger {
-            Some((reason, evidence)) => {
-                self.ban_detected(now_ms, ip, reason, evidence);
+            Some((reason, what)) => {
+                self.ban_detected(now_ms, ip, reason, what, evidence);
                 true
             }
             None => false,
@@ -408,8 +490,18 @@ impl Shield {
         }
     }
 
-    fn ban_detected(&mut self, now_ms: u64, ip: IpAddr, reason: BanReason, evidence: String) {
-        let (offence, duration) = self.ledger.offence(&self.cfg, now_ms, ip);
+    fn ban_detected(&mut self, now_ms: u64, ip: IpAddr, reason: BanReason, evidence: String, class: Evidence) {
+        // Unverified evidence may have been forged to get someone else banned: its bans are the first
+        // step only, never escalate, and are not reported to shared blacklists.
+        let (offence, duration, note) = match class {
+            Evidence::Verified => {
+                let (o, d) = self.ledger.offence(&self.cfg, now_ms, ip);
+                (o, d, None)
+            }
+            Evidence::Unverified => {
+                (1, self.cfg.ban_durations_ms.first().copied().unwrap_or(HOUR), Some(UNVERIFIED_NOTE.to_owned()))
+            }
+        };
         let ban = Ban {
             target: Prefix::host(ip),
             reason,
@@ -418,7 +510,7 @@ impl Shield {
             created_ms: now_ms,
             expires_ms: Some(now_ms + duration),
             offence,
-            note: None,
+            note,
         };
         self.sources.remove(&ip);
         let evicted = self.ledger.insert(now_ms, ban.clone());
@@ -428,7 +520,9 @@ impl Shield {
             self.decisions.push_back(Decision::Unban { ban: old, why: Lifted::Evicted });
         }
         self.decisions.push_back(Decision::Ban(ban));
-        self.decisions.push_back(Decision::Report { ip, reason, evidence });
+        if class == Evidence::Verified {
+            self.decisions.push_back(Decision::Report { ip, reason, evidence });
+        }
     }
 
     /// An operator's ban. Refused for trusted addresses (the caller says so to the operator).
@@ -472,7 +566,7 @@ impl Shield {
         let mut fresh = Ledger::new(self.seed, &self.cfg);
         let mut active = Vec::new();
         for b in bans {
-            if b.target.is_host() {
+            if b.target.is_host() && b.verified() {
                 fresh.note_offence(b.target.addr(), b.offence, b.created_ms);
             }
             if b.active(now_ms) {
@@ -510,6 +604,8 @@ impl Shield {
         self.sources.compact();
         self.users.compact();
         self.known_good.compact();
+        self.good_sources.compact();
+        self.spoofs.compact();
     }
 
     pub fn poll_decision(&mut self) -> Option<Decision> {

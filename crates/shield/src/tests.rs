@@ -278,3 +278,58 @@ fn a_storm_of_banned_sources_stays_under_the_ban_cap_and_lifts_the_ban_closest_t
     sh.handle_timeout(last + config::HOUR_MS);
     assert_eq!(sh.ban_count(), 1);
 }
+
+fn decisions(sh: &mut Shield) -> Vec<Decision> {
+    std::iter::from_fn(|| sh.poll_decision()).collect()
+}
+
+#[test]
+fn forged_datagrams_never_ban_a_known_good_address_but_its_own_brute_force_does() {
+    let mut sh = Shield::new(ShieldConfig::default());
+    let phone = ip("192.0.2.20");
+    sh.observe(T0, Observation::AuthSucceeded { ip: phone, user: "5001" });
+    assert!(sh.is_known_good(T0, phone));
+    let sip = Service::Sip;
+    // One forged scanner datagram, 20 forged malformed ones: dropped, said once, never a ban.
+    assert!(sh.observe_with(T0 + 1, sip, Evidence::Unverified, Observation::Scanner { ip: phone, evidence: "ua" }));
+    for i in 0..20 {
+        sh.observe_with(T0 + 2 + i, sip, Evidence::Unverified, Observation::Malformed { ip: phone, reason: "x" });
+    }
+    // A forged 200-datagram flood within 2 s: the excess is dropped, the rest heard, no ban.
+    let verdicts: Vec<Verdict> = (0..200).map(|i| sh.admit(T0 + 100 + i * 9, phone)).collect();
+    assert_eq!(verdicts.iter().filter(|v| **v == Verdict::Allow).count(), 30);
+    assert!(verdicts.iter().all(|v| matches!(v, Verdict::Allow | Verdict::Drop(DropReason::RateLimited))));
+    let d = decisions(&mut sh);
+    assert!(!d.iter().any(|d| matches!(d, Decision::Ban(_) | Decision::Report { .. })), "{d:?}");
+    let spoofs: Vec<_> = d.iter().filter(|d| matches!(d, Decision::SuspectedSpoof { .. })).collect();
+    assert_eq!(spoofs.len(), 1, "said once a minute: {d:?}");
+    assert_eq!(sh.counters().spoofs_dropped, 1 + 20 + 170);
+    assert_eq!(sh.admit(T0 + 5_000, phone), Verdict::Allow);
+    // Its own brute force answers our nonces: verified, and banned as ever.
+    for i in 0..5 {
+        sh.observe(T0 + 6_000 + i, Observation::AuthFailed { ip: phone, user: "5001" });
+    }
+    assert_eq!(sh.admit(T0 + 7_000, phone), Verdict::Drop(DropReason::Banned));
+    assert!(decisions(&mut sh).iter().any(|d| matches!(d, Decision::Ban(b) if b.verified())));
+}
+
+#[test]
+fn unverified_evidence_bans_an_unknown_address_briefly_without_escalating_or_reporting() {
+    let mut sh = Shield::new(ShieldConfig::default());
+    let scanner = ip("203.0.113.66");
+    let mut t = T0;
+    for _ in 0..3 {
+        assert!(sh.observe_with(t, Service::Sip, Evidence::Unverified, Observation::Scanner { ip: scanner, evidence: "ua" }));
+        let d = decisions(&mut sh);
+        assert!(!d.iter().any(|d| matches!(d, Decision::Report { .. })), "{d:?}");
+        let b = d.iter().find_map(|d| if let Decision::Ban(b) = d { Some(b.clone()) } else { None }).unwrap();
+        assert_eq!((b.offence, b.expires_ms, b.verified()), (1, Some(t + config::HOUR_MS), false));
+        assert_eq!(b.note.as_deref(), Some(UNVERIFIED_NOTE));
+        t = b.expires_ms.unwrap();
+        sh.handle_timeout(t);
+    }
+    // Verified evidence from it later starts its offence count at 1: unverified bans never counted.
+    sh.observe(t, Observation::Scanner { ip: scanner, evidence: "ua" });
+    let b = bans(&mut sh).pop().unwrap();
+    assert_eq!((b.offence, b.verified()), (1, true));
+}
