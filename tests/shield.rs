@@ -23,9 +23,10 @@ fn options_as(from: &str, to: SocketAddr, tag: &str, ua: &str) -> Option<u16> {
     let s = UdpSocket::bind((from, 0)).unwrap();
     s.set_read_timeout(Some(Duration::from_millis(400))).unwrap();
     let local = s.local_addr().unwrap();
+    let host = if from.contains(':') { format!("[{from}]") } else { from.to_owned() };
     let msg = format!(
         "OPTIONS sip:{to} SIP/2.0\r\nVia: SIP/2.0/UDP {local};rport;branch=z9hG4bK{tag}\r\nMax-Forwards: 70\r\n\
-         From: <sip:probe@{from}>;tag={tag}\r\nTo: <sip:{to}>\r\nCall-ID: {tag}@{from}\r\nCSeq: 1 OPTIONS\r\n\
+         From: <sip:probe@{host}>;tag={tag}\r\nTo: <sip:{to}>\r\nCall-ID: {tag}@{from}\r\nCSeq: 1 OPTIONS\r\n\
          User-Agent: {ua}\r\nContent-Length: 0\r\n\r\n"
     );
     s.send_to(msg.as_bytes(), to).unwrap();
@@ -478,4 +479,59 @@ fn forged_datagrams_in_a_phones_name_never_ban_it() {
     let ban = wait_for(Duration::from_secs(3), || ban_of(&d.0, "127.0.0.67")).expect("scanner banned");
     assert_eq!((ban["reason"].as_str(), ban["offence"].as_u64()), (Some("scanner"), Some(1)));
     assert!(ban["note"].as_str().is_some_and(|n| n.starts_with("unverified")), "{ban}");
+}
+
+/// Addresses added to the loopback interface for one test (IPv6 prefixes of our own, fd00::/8 ULA),
+/// removed again when dropped. Needs root, as CI runs.
+struct LoopbackAddrs(Vec<String>);
+
+impl LoopbackAddrs {
+    fn add(addrs: &[String]) -> Self {
+        for a in addrs {
+            let o =
+                Command::new("ip").args(["-6", "addr", "replace", &format!("{a}/128"), "dev", "lo", "nodad"]).output();
+            let o = o.expect("iproute2's ip (Debian: iproute2)");
+            assert!(
+                o.status.success(),
+                "ip -6 addr add {a}: {} (this test needs root)",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        Self(addrs.to_vec())
+    }
+}
+
+impl Drop for LoopbackAddrs {
+    fn drop(&mut self) {
+        for a in &self.0 {
+            let _ = Command::new("ip").args(["-6", "addr", "del", &format!("{a}/128"), "dev", "lo"]).output();
+        }
+    }
+}
+
+#[test]
+fn an_ipv6_scanner_rotating_through_its_64_is_banned_as_the_64() {
+    let _serial = heavy();
+    let attacker = |i: u32| format!("fd00:66:0:1::{i:x}");
+    let phone = "fd00:66:0:2::5".to_owned();
+    let mut addrs: Vec<String> = (1..=12).map(attacker).collect();
+    addrs.push(phone.clone());
+    let _lo = LoopbackAddrs::add(&addrs);
+    let d = TempDir::new("v6");
+    let daemon = Daemon::start_with(&d.0, &["--sip-udp", "[::1]:0"]);
+    let to = *daemon.udp_all.iter().find(|a| a.is_ipv6()).expect("an IPv6 listener");
+    // The same probe is answered before the ban, so its silence after proves the drop.
+    assert_eq!(options(&attacker(1), to, "v0"), Some(200));
+    assert_eq!(options_as(&attacker(2), to, "v1", "friendly-scanner"), None);
+    let ban = wait_for(Duration::from_secs(3), || ban_of(&d.0, "fd00:66:0:1::/64")).expect("the /64 is banned");
+    assert_eq!(ban["reason"], "scanner");
+    for i in 3..=12 {
+        assert_eq!(options(&attacker(i), to, &format!("v{i}")), None, "{} is inside the banned /64", attacker(i));
+    }
+    assert_eq!(options(&attacker(1), to, "v0b"), None);
+    // A phone in another /64 is unaffected; the whole /64 is one ban.
+    assert_eq!(options(&phone, to, "p1"), Some(200));
+    assert_eq!(active_bans(&d.0), ["fd00:66:0:1::/64"]);
+    cli_ok(&d.0, &["bans", "del", "fd00:66:0:1::/64"]);
+    assert_eq!(wait_for(Duration::from_secs(3), || options(&attacker(4), to, "v4b")), Some(200));
 }

@@ -136,6 +136,18 @@ pub const SETTINGS: &[SettingDef] = &[
         },
     },
     SettingDef {
+        key: "shield.ipv6_prefix",
+        default: Some("64"),
+        doc: "Detectors count, and ban, an IPv6 source's prefix of this length: a residential customer holds a /64, so an attacker rotating addresses inside it is one attacker and one ban. Known-good addresses inside a banned prefix keep working; operators' bans are exact.",
+        validate: |v| count(v, 32, 128),
+    },
+    SettingDef {
+        key: "shield.ipv4_prefix",
+        default: Some("32"),
+        doc: "The same for IPv4 (32: each address on its own; 24 would treat a whole /24 as one source).",
+        validate: |v| count(v, 16, 32),
+    },
+    SettingDef {
         key: "shield.scanner_user_agents",
         default: Some(SCANNER_UAS),
         doc: "User-Agent substrings (comma-separated, case-insensitive) that mark an attack tool; a match bans the source at once. Entries that real phones share (e.g. bare \"sip\") do not belong here.",
@@ -351,6 +363,8 @@ pub fn shield_config(store: &Store) -> Result<pbxguard_shield::ShieldConfig> {
         ban_durations_ms: durations(&get(store, "shield.ban_durations")?)
             .map_err(|e| invalid!("shield.ban_durations: {e}"))?,
         max_bans: get_num(store, "shield.max_bans")?,
+        ipv4_prefix: get_num(store, "shield.ipv4_prefix")?,
+        ipv6_prefix: get_num(store, "shield.ipv6_prefix")?,
         known_good_ms: pbxguard_shield::config::parse_duration_ms(&get(store, "shield.known_good")?)
             .ok_or_else(|| invalid!("shield.known_good: stored value is not a duration"))?,
         ..Default::default()

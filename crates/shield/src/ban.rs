@@ -40,7 +40,8 @@ impl BanReason {
 }
 
 /// The note of a ban that rests on unverified evidence (shown by `bans list`, kept in the store).
-pub const UNVERIFIED_NOTE: &str = "unverified: from UDP datagrams that could be spoofed; short, not counted as an offence";
+pub const UNVERIFIED_NOTE: &str =
+    "unverified: from UDP datagrams that could be spoofed; short, not counted as an offence";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ban {
@@ -70,13 +71,28 @@ impl Ban {
     }
 }
 
+/// How a source is banned, as the gate needs to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cover {
+    /// The address itself, or a network an operator named.
+    Exact,
+    /// The prefix the detectors aggregate it into (its /64): an address known to be good inside it
+    /// is spared.
+    Aggregate,
+}
+
+/// Bans in force. Bans on single addresses and on the detectors' aggregation prefix (e.g. a /64) are
+/// kept in hash maps, so the fast path costs one or two lookups however many there are; other networks
+/// (an operator's CIDR) in a compiled prefix set.
 pub(crate) struct Ledger {
-    hosts: HashMap<IpAddr, Ban, SeededState>,
-    /// Expiry per banned address (u64::MAX: until removed): the compact copy the fast path reads.
-    expiry: HashMap<IpAddr, u64, SeededState>,
-    /// Address bans that end, soonest first: expiry without a scan, and the ban to give up first when
+    hosts: HashMap<Prefix, Ban, SeededState>,
+    /// Expiry per banned key (u64::MAX: until removed): the compact copy the fast path reads.
+    expiry: HashMap<Prefix, u64, SeededState>,
+    /// Keyed bans that end, soonest first: expiry without a scan, and the ban to give up first when
     /// the ledger is full.
-    ending: BTreeSet<(u64, IpAddr)>,
+    ending: BTreeSet<(u64, Prefix)>,
+    /// The aggregation lengths (IPv4, IPv6) whose bans are keyed.
+    agg: (u8, u8),
     /// Address bans placed by the detectors (operators' bans do not count towards `max_bans`).
     detected: usize,
     max_bans: usize,
@@ -93,6 +109,7 @@ impl Ledger {
             hosts: HashMap::with_hasher(SeededState(seed)),
             expiry: HashMap::with_hasher(SeededState(seed)),
             ending: BTreeSet::new(),
+            agg: (cfg.ipv4_prefix.min(32), cfg.ipv6_prefix.min(128)),
             detected: 0,
             max_bans: cfg.max_bans.max(1),
             prefixes: Vec::new(),
@@ -104,30 +121,51 @@ impl Ledger {
     pub(crate) fn set_caps(&mut self, cfg: &ShieldConfig) {
         self.max_bans = cfg.max_bans.max(1);
         self.history.set_cap(cfg.tracker_cap);
+        let agg = (cfg.ipv4_prefix.min(32), cfg.ipv6_prefix.min(128));
+        if agg != self.agg {
+            // Bans keyed under the old lengths are networks like any other now: still enforced.
+            let moved: Vec<Prefix> = self.hosts.keys().filter(|p| !p.is_host()).copied().collect();
+            self.agg = agg;
+            for p in moved {
+                if let Some(b) = self.remove_keyed(p) {
+                    self.insert(0, b);
+                }
+            }
+        }
+    }
+
+    fn keyed(&self, p: &Prefix) -> bool {
+        p.is_host() || p.prefix_len() == if p.addr().is_ipv4() { self.agg.0 } else { self.agg.1 }
+    }
+
+    fn aggregate(&self, ip: IpAddr) -> Option<Prefix> {
+        let len = if ip.is_ipv4() { self.agg.0 } else { self.agg.1 };
+        let full = if ip.is_ipv4() { 32 } else { 128 };
+        (len < full).then(|| Prefix::new(ip, len).ok()).flatten()
     }
 
     pub(crate) fn compact(&mut self) {
         self.history.compact();
     }
 
-    /// The fast-path question: is `ip` banned at `now_ms`?
+    /// The fast-path question: is `ip` (canonical) banned at `now_ms`, and how?
     #[inline]
-    pub(crate) fn is_banned(&self, now_ms: u64, ip: IpAddr) -> bool {
-        if self.expiry.get(&ip).is_some_and(|&e| e > now_ms) {
-            return true;
+    pub(crate) fn cover(&self, now_ms: u64, ip: IpAddr) -> Option<Cover> {
+        let live = |k: &Prefix| self.expiry.get(k).is_some_and(|&e| e > now_ms);
+        if live(&Prefix::host(ip)) {
+            return Some(Cover::Exact);
         }
-        !self.prefixes.is_empty() && self.find(now_ms, ip).is_some()
+        if !self.prefixes.is_empty() && self.find_network(now_ms, ip).is_some() {
+            return Some(Cover::Exact);
+        }
+        self.aggregate(ip).filter(|p| live(p)).map(|_| Cover::Aggregate)
     }
 
     pub(crate) fn len(&self) -> usize {
         self.hosts.len() + self.prefixes.len()
     }
 
-    /// The active ban covering `ip`, if any. Expired bans are ignored here and removed by `expire`.
-    pub(crate) fn find(&self, now_ms: u64, ip: IpAddr) -> Option<&Ban> {
-        if let Some(b) = self.hosts.get(&ip).filter(|b| b.active(now_ms)) {
-            return Some(b);
-        }
+    fn find_network(&self, now_ms: u64, ip: IpAddr) -> Option<&Ban> {
         if self.prefixes.is_empty() {
             return None;
         }
@@ -142,14 +180,14 @@ impl Ledger {
     /// Adds or replaces a ban. A detector's ban that finds the ledger full pushes out the detector's
     /// ban closest to its end, which is returned (ended at `now_ms`) so that it is lifted everywhere.
     pub(crate) fn insert(&mut self, now_ms: u64, ban: Ban) -> Option<Ban> {
-        if !ban.target.is_host() {
+        if !self.keyed(&ban.target) {
             self.prefixes.retain(|b| b.target != ban.target);
             self.prefixes.push(ban);
             self.recompile();
             return None;
         }
-        let ip = ban.target.addr();
-        self.remove_host(ip);
+        let key = ban.target;
+        self.remove_keyed(key);
         let mut evicted = None;
         if ban.reason != BanReason::Manual {
             if self.detected >= self.max_bans {
@@ -158,7 +196,7 @@ impl Ledger {
                     .iter()
                     .map(|&(_, a)| a)
                     .find(|a| self.hosts.get(a).is_some_and(|b| b.reason != BanReason::Manual));
-                evicted = victim.and_then(|a| self.remove_host(a)).map(|mut b| {
+                evicted = victim.and_then(|a| self.remove_keyed(a)).map(|mut b| {
                     b.expires_ms = Some(now_ms);
                     b
                 });
@@ -166,18 +204,18 @@ impl Ledger {
             self.detected += 1;
         }
         if let Some(e) = ban.expires_ms {
-            self.ending.insert((e, ip));
+            self.ending.insert((e, key));
         }
-        self.expiry.insert(ip, ban.expires_ms.unwrap_or(u64::MAX));
-        self.hosts.insert(ip, ban);
+        self.expiry.insert(key, ban.expires_ms.unwrap_or(u64::MAX));
+        self.hosts.insert(key, ban);
         evicted
     }
 
-    fn remove_host(&mut self, ip: IpAddr) -> Option<Ban> {
-        let b = self.hosts.remove(&ip)?;
-        self.expiry.remove(&ip);
+    fn remove_keyed(&mut self, key: Prefix) -> Option<Ban> {
+        let b = self.hosts.remove(&key)?;
+        self.expiry.remove(&key);
         if let Some(e) = b.expires_ms {
-            self.ending.remove(&(e, ip));
+            self.ending.remove(&(e, key));
         }
         if b.reason != BanReason::Manual {
             self.detected -= 1;
@@ -186,8 +224,8 @@ impl Ledger {
     }
 
     pub(crate) fn remove(&mut self, target: Prefix) -> Option<Ban> {
-        if target.is_host() {
-            return self.remove_host(target.addr());
+        if self.keyed(&target) {
+            return self.remove_keyed(target);
         }
         let i = self.prefixes.iter().position(|b| b.target == target)?;
         let b = self.prefixes.remove(i);
@@ -226,7 +264,7 @@ impl Ledger {
             }
             self.ending.pop_first();
             if self.hosts.get(&ip).is_some_and(|b| b.expires_ms == Some(e)) {
-                ended.extend(self.remove_host(ip));
+                ended.extend(self.remove_keyed(ip));
             }
         }
         let before = self.prefixes.len();

@@ -1,6 +1,9 @@
 //! Detector thresholds and ban policy, as data. The daemon fills this from stored settings; every
 //! default below is the documented default (README, "Protection").
 
+use crate::net::Prefix;
+use std::net::IpAddr;
+
 /// "`max` events within `window_ms` of the first one". Windows are fixed: one opens at the first
 /// event, and the count restarts when an event arrives after it closed. O(1) state per source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +42,10 @@ pub struct ShieldConfig {
     /// An address that authenticated within this long is known-good: evidence a spoofer could forge
     /// (anything from a single UDP datagram) never bans it.
     pub known_good_ms: u64,
+    /// Detectors count, and ban, a source's prefix of this length: one residential IPv6 customer holds
+    /// a /64, so an attacker rotating through it is one attacker. IPv4 defaults to single addresses.
+    pub ipv4_prefix: u8,
+    pub ipv6_prefix: u8,
 }
 
 pub const HOUR_MS: u64 = 3_600_000;
@@ -59,7 +66,17 @@ impl Default for ShieldConfig {
             tracker_cap: 100_000,
             max_bans: 100_000,
             known_good_ms: DAY_MS,
+            ipv4_prefix: 32,
+            ipv6_prefix: 64,
         }
+    }
+}
+
+impl ShieldConfig {
+    /// The prefix the detectors hold `ip` (canonical) to.
+    pub fn source_of(&self, ip: IpAddr) -> Prefix {
+        let len = if ip.is_ipv4() { self.ipv4_prefix.min(32) } else { self.ipv6_prefix.min(128) };
+        Prefix::new(ip, len).unwrap_or_else(|_| Prefix::host(ip))
     }
 }
 

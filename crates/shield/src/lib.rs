@@ -313,7 +313,7 @@ impl Shield {
         if self.trusted.contains(ip) {
             return Verdict::Allow;
         }
-        if self.ledger.is_banned(now_ms, ip) {
+        if self.banned(now_ms, ip) {
             self.counters.dropped_banned += 1;
             return Verdict::Drop(DropReason::Banned);
         }
@@ -322,7 +322,8 @@ impl Shield {
             return Verdict::Drop(DropReason::Blacklisted);
         }
         let t = self.cfg.flood;
-        let n = self.sources.entry(&ip).flood.hit(now_ms, t);
+        let src = self.cfg.source_of(ip);
+        let n = self.sources.entry(&src.addr()).flood.hit(now_ms, t);
         if n > t.max {
             let secs = t.window_ms as f64 / 1000.0;
             let evidence = format!("{n} messages within {secs}s");
@@ -332,7 +333,7 @@ impl Shield {
                 self.spoof_dropped(now_ms, ip, || format!("flood: {evidence}"));
                 return Verdict::Drop(DropReason::RateLimited);
             }
-            self.ban_detected(now_ms, ip, BanReason::Flood, evidence, Evidence::Unverified);
+            self.ban_detected(now_ms, ip, src, BanReason::Flood, evidence, Evidence::Unverified);
             self.counters.dropped_banned += 1;
             return Verdict::Drop(DropReason::Banned);
         }
@@ -343,7 +344,17 @@ impl Shield {
     /// Used where nothing should be counted, such as accepting a TCP connection.
     pub fn is_blocked(&self, now_ms: u64, ip: IpAddr) -> bool {
         let ip = canonical(ip);
-        !self.trusted.contains(ip) && (self.ledger.is_banned(now_ms, ip) || self.blacklist.contains(ip))
+        !self.trusted.contains(ip) && (self.banned(now_ms, ip) || self.blacklist.contains(ip))
+    }
+
+    /// Banned, as the gate sees it: an address known to be good is spared a ban on the prefix it was
+    /// aggregated into (its neighbour in the /64 is the attacker), never one on itself or an operator's.
+    fn banned(&self, now_ms: u64, ip: IpAddr) -> bool {
+        match self.ledger.cover(now_ms, ip) {
+            None => false,
+            Some(ban::Cover::Exact) => true,
+            Some(ban::Cover::Aggregate) => !self.is_known_good(now_ms, ip),
+        }
     }
 
     /// Whether `ip` has authenticated as SIP `user` before: such addresses are never throttled.
@@ -398,8 +409,9 @@ impl Shield {
         if let Observation::AuthSucceeded { user, .. } = obs {
             self.known_good.entry(&(service, user.to_owned(), ip));
             *self.good_sources.entry(&ip) = now_ms;
-            if self.sources.get(&ip).is_some() {
-                let s = self.sources.entry(&ip);
+            let src = self.cfg.source_of(ip).addr();
+            if self.sources.get(&src).is_some() {
+                let s = self.sources.entry(&src);
                 s.failures.reset();
                 s.unknown.reset();
             }
@@ -411,7 +423,7 @@ impl Shield {
         if self.trusted.contains(ip) {
             return false;
         }
-        if self.ledger.is_banned(now_ms, ip) {
+        if self.banned(now_ms, ip) {
             return true;
         }
         if evidence == Evidence::Unverified && self.is_known_good(now_ms, ip) {
@@ -419,7 +431,8 @@ impl Shield {
             return true;
         }
         let cfg = &self.cfg;
-        let s = self.sources.entry(&ip);
+        let src = cfg.source_of(ip);
+        let s = self.sources.entry(&src.addr());
         let trigger = match obs {
             Observation::AuthFailed { user, .. } => {
                 let n = s.failures.hit(now_ms, cfg.brute_force);
@@ -456,7 +469,7 @@ impl Shield {
         };
         match trigger {
             Some((reason, what)) => {
-                self.ban_detected(now_ms, ip, reason, what, evidence);
+                self.ban_detected(now_ms, ip, src, reason, what, evidence);
                 true
             }
             None => false,
@@ -490,12 +503,21 @@ impl Shield {
         }
     }
 
-    fn ban_detected(&mut self, now_ms: u64, ip: IpAddr, reason: BanReason, evidence: String, class: Evidence) {
+    /// Bans `src` (the prefix `ip` is aggregated into; `ip` itself is what gets reported).
+    fn ban_detected(
+        &mut self,
+        now_ms: u64,
+        ip: IpAddr,
+        src: Prefix,
+        reason: BanReason,
+        evidence: String,
+        class: Evidence,
+    ) {
         // Unverified evidence may have been forged to get someone else banned: its bans are the first
         // step only, never escalate, and are not reported to shared blacklists.
         let (offence, duration, note) = match class {
             Evidence::Verified => {
-                let (o, d) = self.ledger.offence(&self.cfg, now_ms, ip);
+                let (o, d) = self.ledger.offence(&self.cfg, now_ms, src.addr());
                 (o, d, None)
             }
             Evidence::Unverified => {
@@ -503,7 +525,7 @@ impl Shield {
             }
         };
         let ban = Ban {
-            target: Prefix::host(ip),
+            target: src,
             reason,
             evidence: evidence.clone(),
             first_seen_ms: now_ms,
@@ -512,7 +534,7 @@ impl Shield {
             offence,
             note,
         };
-        self.sources.remove(&ip);
+        self.sources.remove(&src.addr());
         let evicted = self.ledger.insert(now_ms, ban.clone());
         self.counters.bans += 1;
         if let Some(old) = evicted {
@@ -566,7 +588,7 @@ impl Shield {
         let mut fresh = Ledger::new(self.seed, &self.cfg);
         let mut active = Vec::new();
         for b in bans {
-            if b.target.is_host() && b.verified() {
+            if (b.target.is_host() || b.target == self.cfg.source_of(b.target.addr())) && b.verified() {
                 fresh.note_offence(b.target.addr(), b.offence, b.created_ms);
             }
             if b.active(now_ms) {

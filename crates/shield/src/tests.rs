@@ -261,9 +261,9 @@ fn a_storm_of_banned_sources_stays_under_the_ban_cap_and_lifts_the_ban_closest_t
     assert_eq!(evicted[0].target, Prefix::host(ip("10.0.0.0")));
     assert_eq!(evicted[0].expires_ms, Some(t + 999));
     let last = t + 99_999;
-    assert!(sh.ledger.is_banned(last, IpAddr::from((0x0a00_0000u32 + 99_999).to_be_bytes())));
-    assert!(sh.ledger.is_banned(last, repeat), "the 6-hour ban outlives 1-hour ones");
-    assert!(sh.ledger.is_banned(last, op), "operators' bans are never evicted");
+    assert!(sh.ledger.cover(last, IpAddr::from((0x0a00_0000u32 + 99_999).to_be_bytes())).is_some());
+    assert!(sh.ledger.cover(last, repeat).is_some(), "the 6-hour ban outlives 1-hour ones");
+    assert!(sh.ledger.cover(last, op).is_some(), "operators' bans are never evicted");
     // Restored with a lower cap: the bans closest to their end are lifted, and said to be.
     let stored: Vec<Ban> = sh.bans().cloned().collect();
     let mut lower = Shield::new(ShieldConfig { max_bans: 10, ..Default::default() });
@@ -272,8 +272,8 @@ fn a_storm_of_banned_sources_stays_under_the_ban_cap_and_lifts_the_ban_closest_t
         .filter(|d| matches!(d, Decision::Unban { why: Lifted::Evicted, .. }))
         .count();
     assert_eq!((lower.ban_count(), lifted), (10 + 1, 990));
-    assert!(lower.ledger.is_banned(last, repeat), "the latest-ending bans are kept");
-    assert!(lower.ledger.is_banned(last, IpAddr::from((0x0a00_0000u32 + 99_999).to_be_bytes())));
+    assert!(lower.ledger.cover(last, repeat).is_some(), "the latest-ending bans are kept");
+    assert!(lower.ledger.cover(last, IpAddr::from((0x0a00_0000u32 + 99_999).to_be_bytes())).is_some());
     // Expiry costs what ends: only the repeat offender's ban is left.
     sh.handle_timeout(last + config::HOUR_MS);
     assert_eq!(sh.ban_count(), 1);
@@ -319,7 +319,12 @@ fn unverified_evidence_bans_an_unknown_address_briefly_without_escalating_or_rep
     let scanner = ip("203.0.113.66");
     let mut t = T0;
     for _ in 0..3 {
-        assert!(sh.observe_with(t, Service::Sip, Evidence::Unverified, Observation::Scanner { ip: scanner, evidence: "ua" }));
+        assert!(sh.observe_with(
+            t,
+            Service::Sip,
+            Evidence::Unverified,
+            Observation::Scanner { ip: scanner, evidence: "ua" }
+        ));
         let d = decisions(&mut sh);
         assert!(!d.iter().any(|d| matches!(d, Decision::Report { .. })), "{d:?}");
         let b = d.iter().find_map(|d| if let Decision::Ban(b) = d { Some(b.clone()) } else { None }).unwrap();
@@ -332,4 +337,56 @@ fn unverified_evidence_bans_an_unknown_address_briefly_without_escalating_or_rep
     sh.observe(t, Observation::Scanner { ip: scanner, evidence: "ua" });
     let b = bans(&mut sh).pop().unwrap();
     assert_eq!((b.offence, b.verified()), (1, true));
+}
+
+#[test]
+fn an_ipv6_attacker_is_its_slash_64_and_a_good_neighbour_inside_it_keeps_working() {
+    let mut sh = Shield::new(ShieldConfig::default());
+    let phone_elsewhere = ip("fd00:1:2:4::20");
+    let good_neighbour = ip("fd00:1:2:3::20");
+    sh.observe(T0, Observation::AuthSucceeded { ip: phone_elsewhere, user: "5001" });
+    sh.observe(T0, Observation::AuthSucceeded { ip: good_neighbour, user: "5002" });
+    // A scanner sending each datagram from a new address of its /64 is banned as the /64 by the first.
+    let scan = |i: u32| IpAddr::from(std::net::Ipv6Addr::new(0xfd00, 1, 2, 3, 0xdead, 0, (i >> 16) as u16, i as u16));
+    assert!(sh.observe_with(
+        T0,
+        Service::Sip,
+        Evidence::Unverified,
+        Observation::Scanner { ip: scan(1), evidence: "ua" }
+    ));
+    let b = bans(&mut sh);
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].target.to_string(), "fd00:1:2:3::/64");
+    for i in 2..1000 {
+        assert_eq!(sh.admit(T0 + u64::from(i), scan(i)), Verdict::Drop(DropReason::Banned), "address {i}");
+    }
+    assert_eq!(sh.ban_count(), 1, "one ban for the whole /64");
+    // A phone in another /64, and a known-good one inside the banned /64, keep working.
+    assert_eq!(sh.admit(T0 + 2_000, phone_elsewhere), Verdict::Allow);
+    assert_eq!(sh.admit(T0 + 2_000, good_neighbour), Verdict::Allow);
+    assert!(!sh.is_blocked(T0 + 2_000, good_neighbour));
+    // Failures rotating through a /64 count towards one brute force.
+    for i in 0..5u16 {
+        sh.observe(
+            T0 + 3_000,
+            Observation::AuthFailed { ip: IpAddr::from([0xfd00, 9, 9, 9, 0, 0, 0, i]), user: "5001" },
+        );
+    }
+    assert_eq!(sh.admit(T0 + 3_001, ip("fd00:9:9:9::77")), Verdict::Drop(DropReason::Banned));
+    // The operator lifts a /64 ban by its CIDR; IPv4 stays per address by default.
+    assert!(sh.unban(Prefix::parse_strict("fd00:1:2:3::/64").unwrap()));
+    assert_eq!(sh.admit(T0 + 4_000, scan(5)), Verdict::Allow);
+    sh.observe(T0, Observation::Scanner { ip: ip("192.0.2.1"), evidence: "ua" });
+    assert_eq!(sh.admit(T0 + 1, ip("192.0.2.2")), Verdict::Allow);
+}
+
+#[test]
+fn changing_the_aggregation_keeps_every_ban_enforced() {
+    let mut sh = Shield::new(ShieldConfig::default());
+    sh.observe(T0, Observation::Scanner { ip: ip("fd00:1:2:3::1"), evidence: "ua" });
+    sh.set_config(ShieldConfig { ipv6_prefix: 128, ..ShieldConfig::default() });
+    assert_eq!(sh.admit(T0 + 1, ip("fd00:1:2:3::99")), Verdict::Drop(DropReason::Banned));
+    sh.observe(T0, Observation::Scanner { ip: ip("fd00:5::1"), evidence: "ua" });
+    assert_eq!(sh.admit(T0 + 1, ip("fd00:5::2")), Verdict::Allow, "single addresses now");
+    assert_eq!(sh.ban_count(), 2);
 }
