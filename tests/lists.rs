@@ -114,7 +114,8 @@ fn banned_attackers_are_reported_with_retry() {
     wait_for(Duration::from_secs(2), || ban_listed(&d.0, "127.0.0.81")).expect("operator ban applied");
     let udp = UdpSocket::bind("127.0.0.83:0").unwrap();
     udp.send_to(scan("127.0.0.83", "u").as_bytes(), daemon.udp).unwrap();
-    wait_for(Duration::from_secs(2), || ban_listed(&d.0, "127.0.0.83")).expect("the UDP scanner is banned all the same");
+    wait_for(Duration::from_secs(2), || ban_listed(&d.0, "127.0.0.83"))
+        .expect("the UDP scanner is banned all the same");
     tcp_send("127.0.0.82", daemon.tcp, &scan("127.0.0.82", "r2"));
     let reqs = wait_for(Duration::from_secs(15), || {
         let r = server.requests();

@@ -287,7 +287,9 @@ fn decision_row(d: &Decision, at_ms: i64) -> Option<EventRow> {
             ev(
                 "suspected-spoof",
                 Some(ip.to_string()),
-                format!("{evidence}: dropped, not banned (the address authenticated recently; UDP sources can be forged)"),
+                format!(
+                    "{evidence}: dropped, not banned (the address authenticated recently; UDP sources can be forged)"
+                ),
             )
         }
         Decision::Report { .. } => None,

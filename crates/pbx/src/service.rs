@@ -278,7 +278,8 @@ impl Service {
                 return None;
             }
             Err(e) => {
-                let banned = shield.observe_with(now_ms, SIP, class, Observation::Malformed { ip, reason: &e.to_string() });
+                let banned =
+                    shield.observe_with(now_ms, SIP, class, Observation::Malformed { ip, reason: &e.to_string() });
                 self.push_event(Event::Malformed { source, reason: e.to_string() });
                 if banned || e == pbxguard_sip::SanityError::TooManyVias {
                     return None;
@@ -482,7 +483,8 @@ impl Service {
             && !self.directory.contains(a)
         {
             // No nonce of ours in it: over UDP, anyone could have sent it in this address's name.
-            let banned = shield.observe_with(now_ms, SIP, evidence(transport), Observation::UnknownUser { ip, user: a });
+            let banned =
+                shield.observe_with(now_ms, SIP, evidence(transport), Observation::UnknownUser { ip, user: a });
             self.push_event(Event::UnknownUser { source, user: a.to_owned() });
             if banned {
                 return Handled::Silent;
