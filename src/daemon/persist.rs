@@ -14,7 +14,7 @@ use pbxguard_store::Store;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError, sync_channel};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,9 @@ const QUEUE: usize = 65_536;
 /// minute costs one row write per interval however busy the server is, and a crash loses at most this
 /// much (a clean shutdown flushes).
 const WRITE_BACK: Duration = Duration::from_millis(250);
+/// With nothing to write, the thread blocks on its queue; it still wakes this often, for the warnings
+/// about what was dropped.
+const IDLE: Duration = Duration::from_secs(5);
 
 pub(crate) enum Msg {
     Event(Event),
@@ -316,14 +319,30 @@ fn run(store: &mut Store, rx: &Receiver<Msg>, bans: &BanWrites, done: &(Mutex<bo
     let mut pending: HashMap<String, Vec<Binding>> = HashMap::new();
     let (mut reported_drops, mut reported_skips) = (0, 0);
     let mut next_write = Instant::now() + WRITE_BACK;
+    let (mut first, mut idle) = (None, false);
     loop {
+        // Idle: wait for the next message instead of waking four times a second for nothing.
+        if idle {
+            match rx.recv_timeout(IDLE) {
+                Ok(m) => first = Some(m),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            next_write = Instant::now() + WRITE_BACK;
+        }
         // Sleep, then drain: the packet path's sends never wake this thread one by one.
         std::thread::sleep(next_write.saturating_duration_since(Instant::now()));
         let mut flush = false;
         let mut rows: Vec<EventRow> = Vec::new();
         let mut calls: Vec<Event> = Vec::new();
+        let mut received = 0usize;
         loop {
-            match rx.try_recv() {
+            let next = match first.take() {
+                Some(m) => Ok(m),
+                None => rx.try_recv(),
+            };
+            received += usize::from(next.is_ok());
+            match next {
                 Ok(Msg::Event(Event::BindingsChanged { extension, bindings })) => {
                     pending.insert(extension, bindings);
                 }
@@ -346,6 +365,8 @@ fn run(store: &mut Store, rx: &Receiver<Msg>, bans: &BanWrites, done: &(Mutex<bo
             }
         }
         next_write = Instant::now() + WRITE_BACK;
+        // Bans are noted with a message of their own, so nothing received means nothing to write.
+        idle = received == 0 && pending.is_empty();
         bans.write(store);
         if !pending.is_empty() {
             let rows: Vec<(String, Vec<pbxguard_store::Binding>)> = pending

@@ -92,7 +92,9 @@ pub(crate) fn run(db: &Path, net: &std::sync::Arc<Net>, listening: &[SocketAddr]
     let mut last_purge = now_secs();
     let mut last_calls_purge = 0;
     loop {
-        std::thread::sleep(Duration::from_millis(250));
+        // Twice a second: another process's change applies within a second, and an idle daemon
+        // wakes rarely.
+        std::thread::sleep(Duration::from_millis(500));
         match store.data_version() {
             Ok(v) if v != version => {
                 version = v;

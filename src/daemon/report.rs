@@ -93,8 +93,11 @@ fn run(store: &Store, rx: &Receiver<Report>) {
             per_minute = settings::get(store, "report.per_minute").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
         }
         if url.is_empty() {
+            // Reporting off: what arrives is dropped; wake only to see whether it was turned on.
             pending.clear();
-            std::thread::sleep(Duration::from_millis(500));
+            if let Err(std::sync::mpsc::RecvTimeoutError::Disconnected) = rx.recv_timeout(Duration::from_secs(2)) {
+                return;
+            }
             continue;
         }
         let rate = f64::from(per_minute) / 60.0;
