@@ -81,6 +81,18 @@ impl State {
     /// on a UDP worker but queued after it; a "call started" is queued before the forwarded INVITE
     /// leaves). What the service forwards is appended to `tx`, to be sent after the locks are released.
     pub(crate) fn with_sip<R>(&self, tx: &mut Vec<Transmit>, f: impl FnOnce(&mut Shield, &mut Service) -> R) -> R {
+        self.sip_then_gate(tx, f, false)
+    }
+
+    /// `timer`: the call comes from the timer thread, which sets the deadline (it may move it later);
+    /// anyone else only brings it forward, and wakes the timer thread when they do. Both under the
+    /// service's lock, so no deadline is lost between the two.
+    fn sip_then_gate<R>(
+        &self,
+        tx: &mut Vec<Transmit>,
+        f: impl FnOnce(&mut Shield, &mut Service) -> R,
+        timer: bool,
+    ) -> R {
         let mut sip = lock(&self.sip);
         let mut gate = lock(&self.gate);
         let r = f(&mut gate, &mut sip);
@@ -94,7 +106,9 @@ impl State {
             tx.push(t);
         }
         let next = sip.poll_timeout().unwrap_or(u64::MAX);
-        if next < self.deadline.fetch_min(next, Ordering::AcqRel)
+        if timer {
+            self.deadline.store(next, Ordering::Release);
+        } else if next < self.deadline.fetch_min(next, Ordering::AcqRel)
             && let Some(t) = self.timer.get()
         {
             t.unpark();
@@ -109,13 +123,15 @@ impl State {
         let mut tx = Vec::new();
         loop {
             let now = pbxguard_app::clock::now_ms();
-            // Reset first: a deadline set by another thread from here on wakes us again.
-            self.deadline.store(u64::MAX, Ordering::Release);
-            self.with_sip(&mut tx, |_, sip| {
-                if sip.poll_timeout().is_some_and(|d| d <= now) {
-                    sip.handle_timeout(now);
-                }
-            });
+            self.sip_then_gate(
+                &mut tx,
+                |_, sip| {
+                    if sip.poll_timeout().is_some_and(|d| d <= now) {
+                        sip.handle_timeout(now);
+                    }
+                },
+                true,
+            );
             send(&mut tx);
             let next = self.deadline.load(Ordering::Acquire);
             let wait = Duration::from_millis(next.saturating_sub(pbxguard_app::clock::now_ms())).min(IDLE_WAKE);
