@@ -373,6 +373,10 @@ pub(crate) enum TrunkCommand {
         /// content is stored; the file is not needed afterwards.
         #[arg(long, value_name = "FILE")]
         tls_ca: Option<std::path::PathBuf>,
+        /// Let extensions send this carrier transfers (REFER, INVITE with Replaces) during its calls;
+        /// each REFER target is checked like a new call from the extension. Without it they get 403.
+        #[arg(long)]
+        allow_refer: bool,
     },
     List {
         #[arg(long)]
@@ -422,6 +426,10 @@ pub(crate) enum CosCommand {
         name: String,
         #[arg(long)]
         allow: String,
+        /// With international in --allow: only to these E.164 country codes (44,49,33; 1 is the North
+        /// American Numbering Plan).
+        #[arg(long, value_name = "CODES")]
+        countries: Option<String>,
     },
     List {
         #[arg(long)]
@@ -430,7 +438,8 @@ pub(crate) enum CosCommand {
     Del {
         name: String,
     },
-    /// Which category a number falls in under the current numbering plan.
+    /// Which category a number falls in under the current numbering plan (and its country code, for
+    /// an international number).
     Classify {
         number: String,
     },

@@ -1,5 +1,6 @@
 //! Calls through the proxy: SIPp extensions → pbxguard → SIPp as a trunk (1,000 calls, CANCEL), Class
-//! of Service refusals that never reach the trunk, and the toll-fraud limits.
+//! of Service refusals that never reach the trunk (country allow-lists included), transfers (REFER)
+//! towards a trunk, and the toll-fraud limits.
 //!
 //! The trunk lives on 127.0.0.2: trunks are recognised by source address, so it must not share the
 //! callers' address.
@@ -104,6 +105,11 @@ impl TrunkRig {
     /// `trunk_args`: extra `trunk add` arguments (transport, credentials). One caller places every call,
     /// so the fraud limits are raised.
     fn new(tag: &str, trunk_args: &[&str]) -> Self {
+        Self::with(tag, trunk_args, &[])
+    }
+
+    /// As [`Self::new`], with more CLI commands run before the daemon starts.
+    fn with(tag: &str, trunk_args: &[&str], before_start: &[&[&str]]) -> Self {
         let d = setup(tag);
         cli_ok(&d.0, &["ext", "add", "1001", "--secret", "Calls!2026xy"]);
         cli_ok(&d.0, &["settings", "set", "fraud.max_concurrent", "1000"]);
@@ -119,6 +125,9 @@ impl TrunkRig {
         args.extend_from_slice(trunk_args);
         cli_ok(&d.0, &args);
         cli_ok(&d.0, &["route", "add", "_X.", "--trunk", "carrier"]);
+        for args in before_start {
+            cli_ok(&d.0, args);
+        }
         let csv = d.0.join("caller.csv");
         std::fs::write(&csv, CALLER_CSV).unwrap();
         let daemon = Daemon::start(&d.0);
@@ -231,6 +240,63 @@ fn pbxguard_registers_at_a_trunk_with_digest() {
         .expect("a trunk registration event");
     assert_eq!((ev["kind"].as_str(), ev["user"].as_str()), (Some("trunk-registered"), Some("carrier")), "{ev}");
     assert!(ev["detail"].as_str().unwrap().contains("120 s"), "the granted expiry is used: {ev}");
+}
+
+/// Extension 1001 with a Class of Service that allows international calls to the UK (44) only.
+const UK_ONLY: [&[&str]; 2] = [
+    &["cos", "add", "uk", "--allow", "internal,local,national,international", "--countries", "44"],
+    &["ext", "cos", "1001", "uk"],
+];
+
+impl TrunkRig {
+    /// 1001 in a national call through the SIPp trunk transfers it with a REFER to `target`: `uac`
+    /// says what the phone must get back, `uas` what the trunk must receive (its scenario fails on
+    /// any message it does not expect, such as a REFER it was not meant to see).
+    fn transfer(&self, target: &str, uac: &str, uas: &str) {
+        let line = format!("1001;[authentication username=1001 password=Calls!2026xy];2125551234;{target}");
+        std::fs::write(&self.csv, format!("SEQUENTIAL\n{line}\n")).unwrap();
+        self.calls(uac, uas, 1);
+    }
+
+    /// The `call-refused` event about `number`, once the daemon has logged it.
+    fn refusal(&self, number: &str) -> serde_json::Value {
+        wait_for(Duration::from_secs(5), || {
+            events(&self.d.0)
+                .into_iter()
+                .find(|e| e["kind"] == "call-refused" && e["detail"].as_str().is_some_and(|d| d.contains(number)))
+        })
+        .unwrap_or_else(|| panic!("no call-refused event for {number}: {:?}", events(&self.d.0)))
+    }
+}
+
+#[test]
+fn a_refer_towards_a_trunk_is_refused_without_allow_refer() {
+    require("sipp");
+    let _g = HEAVY.lock().unwrap_or_else(|p| p.into_inner());
+    let rig = TrunkRig::with("refer-refused", &[], &UK_ONLY);
+    assert!(cli_ok(&rig.d.0, &["trunk", "list"]).contains("refused"));
+    // During a national call, the phone transfers the carrier to an international number: 403 to the
+    // phone, and the trunk's scenario (INVITE, ACK, BYE) sees no REFER.
+    rig.transfer("011441632960000", "uac_refer_refused.xml", "uas_rr.xml");
+    let ev = rig.refusal("011441632960000");
+    assert_eq!(ev["user"], "1001", "{ev}");
+    assert!(ev["detail"].as_str().unwrap().contains("does not accept transfers (REFER)"), "{ev}");
+}
+
+#[test]
+fn with_allow_refer_a_refer_is_checked_like_a_call_from_the_extension() {
+    require("sipp");
+    let _g = HEAVY.lock().unwrap_or_else(|p| p.into_inner());
+    let rig = TrunkRig::with("refer-allowed", &["--allow-refer"], &UK_ONLY);
+    assert!(cli_ok(&rig.d.0, &["trunk", "list"]).contains("allowed"));
+    // To the UK, which the extension's Class of Service allows: the trunk gets the REFER and accepts it.
+    rig.transfer("011441632960000", "uac_refer.xml", "uas_refer.xml");
+    // To Germany, which it does not: 403, and the trunk sees no REFER.
+    rig.transfer("01149301234567", "uac_refer_refused.xml", "uas_rr.xml");
+    let ev = rig.refusal("01149301234567");
+    assert_eq!(ev["user"], "1001", "{ev}");
+    assert!(ev["detail"].as_str().unwrap().contains("does not allow country 49 (Germany)"), "{ev}");
+    assert_eq!(events(&rig.d.0).iter().filter(|e| e["kind"] == "call-refused").count(), 1);
 }
 
 /// A caller that speaks just enough SIP: INVITE, answer the 407, report the first final (or 180).
@@ -362,6 +428,39 @@ fn class_of_service_refuses_international_before_the_trunk() {
     // Emergency calls pass whatever the CoS says.
     assert_eq!(phone.call("911", "cos-911"), 180);
     assert_eq!(trunk.invites().len(), 2);
+    drop(daemon);
+}
+
+#[test]
+fn a_country_list_lets_only_its_countries_reach_the_trunk() {
+    let d = setup("countries");
+    let trunk = RingingTrunk::new();
+    add_trunk(&d.0, trunk.port());
+    // Validation names the mistake and changes nothing.
+    let bad = cli(&d.0, &["cos", "add", "uk", "--allow", "international", "--countries", "44,42"]);
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && err.contains("did you mean 420 (Czech Republic)"), "{err}");
+    let added = cli_ok(&d.0, &["cos", "add", "uk", "--allow", "national,international", "--countries", "44"]);
+    assert!(added.contains("international calls only to 44 (United Kingdom)"), "{added}");
+    let listed = cli_ok(&d.0, &["cos", "list"]);
+    assert!(listed.lines().any(|l| l.starts_with("uk ") && l.trim_end().ends_with(" 44")), "{listed}");
+    let classified = cli_ok(&d.0, &["cos", "classify", "01149301234567"]);
+    assert!(classified.contains("international") && classified.contains("country 49 (Germany)"), "{classified}");
+    cli_ok(&d.0, &["ext", "add", "1005", "--secret", "Uk!only2026x", "--cos", "uk"]);
+    cli_ok(&d.0, &["settings", "set", "fraud.max_concurrent", "10"]);
+    let daemon = Daemon::start(&d.0);
+    let phone = Phone::new("1005", "Uk!only2026x", daemon.udp);
+    // The UK rings at the trunk; Germany gets 403 and never reaches it.
+    assert_eq!(phone.call("011441632960000", "uk1"), 180);
+    assert_eq!(phone.call("01149301234567", "de1"), 403);
+    let uris = trunk.invites();
+    assert_eq!(uris.len(), 1, "{uris:?}");
+    assert!(uris[0].starts_with("sip:011441632960000@"), "{uris:?}");
+    let ev = wait_for(Duration::from_secs(5), || events(&d.0).into_iter().find(|e| e["kind"] == "call-refused"))
+        .expect("a call-refused event");
+    assert_eq!(ev["user"], "1005");
+    let detail = ev["detail"].as_str().unwrap();
+    assert!(detail.contains("01149301234567") && detail.contains("does not allow country 49"), "{detail}");
     drop(daemon);
 }
 

@@ -21,7 +21,7 @@ fn service() -> &'static Mutex<(Service, Shield)> {
         let cfg = RegistrarConfig { realm: "fuzz".into(), ..Default::default() };
         let mut svc = Service::new(cfg, Arc::new(Directory::new(m)), [1; 32], 7);
         svc.set_locals(Locals { udp: Some("10.0.0.9:5060".parse().unwrap()), tcp: Some("10.0.0.9:5060".parse().unwrap()), tls: None });
-        let trunk = Trunk { name: "t".into(), host: "10.0.0.3".into(), addr: "10.0.0.3:5060".parse().unwrap(), transport: Transport::Udp, auth: None, register: None };
+        let trunk = Trunk { name: "t".into(), host: "10.0.0.3".into(), addr: "10.0.0.3:5060".parse().unwrap(), transport: Transport::Udp, auth: None, register: None, allow_refer: false };
         svc.set_dialplan(Arc::new(DialPlan { trunks: vec![Arc::new(trunk)], ..DialPlan::default() }));
         let binding = |i: u8| Binding {
             uri: format!("sip:1001@10.0.0.{i}:5060"),

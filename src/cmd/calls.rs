@@ -10,7 +10,7 @@ use pbxguard_store::Store;
 
 pub(super) fn trunk(store: &Store, cmd: TrunkCommand) -> Result<()> {
     match cmd {
-        TrunkCommand::Add { name, host, port, transport, username, secret, realm, register, tls_ca } => {
+        TrunkCommand::Add { name, host, port, transport, username, secret, realm, register, tls_ca, allow_refer } => {
             let tls_ca = match tls_ca {
                 None => None,
                 Some(path) => Some(
@@ -23,7 +23,18 @@ pub(super) fn trunk(store: &Store, cmd: TrunkCommand) -> Result<()> {
                 TransportArg::Tcp => TrunkTransport::Tcp,
                 TransportArg::Tls => TrunkTransport::Tls,
             };
-            let t = NewTrunk { name: name.clone(), host, port, transport, username, secret, realm, register, tls_ca };
+            let t = NewTrunk {
+                name: name.clone(),
+                host,
+                port,
+                transport,
+                username,
+                secret,
+                realm,
+                register,
+                tls_ca,
+                allow_refer,
+            };
             calls::add_trunk(store, t, &crate::resolve::System)?;
             match register {
                 Some(e) => {
@@ -31,13 +42,24 @@ pub(super) fn trunk(store: &Store, cmd: TrunkCommand) -> Result<()> {
                 }
                 None => outln!("trunk {name} added"),
             }
+            if allow_refer {
+                outln!("transfers (REFER) to it are allowed, each checked like a new call from the extension");
+            }
         }
         TrunkCommand::List { json } => {
             let rows = calls::trunks(store)?;
             if json {
                 return print_json(&rows);
             }
-            outln!("{:<16} {:<32} {:<6} {:<14} {:<20} REGISTER", "NAME", "HOST", "PORT", "TRANSPORT", "USER@REALM");
+            outln!(
+                "{:<16} {:<32} {:<6} {:<14} {:<20} {:<10} TRANSFERS",
+                "NAME",
+                "HOST",
+                "PORT",
+                "TRANSPORT",
+                "USER@REALM",
+                "REGISTER"
+            );
             for t in rows {
                 let who = match (&t.username, &t.realm) {
                     (Some(u), Some(r)) => format!("{u}@{r}"),
@@ -45,7 +67,15 @@ pub(super) fn trunk(store: &Store, cmd: TrunkCommand) -> Result<()> {
                 };
                 let reg = t.register_expires.map_or("no".to_owned(), |e| format!("{e} s"));
                 let transport = if t.tls_ca.is_some() { format!("{} (own CA)", t.transport) } else { t.transport };
-                outln!("{:<16} {:<32} {:<6} {:<14} {:<20} {reg}", t.name, t.host, t.port, transport, who);
+                let transfers = if t.allow_refer { "allowed" } else { "refused" };
+                outln!(
+                    "{:<16} {:<32} {:<6} {:<14} {:<20} {reg:<10} {transfers}",
+                    t.name,
+                    t.host,
+                    t.port,
+                    transport,
+                    who
+                );
             }
         }
         TrunkCommand::Del { name } => {
@@ -82,21 +112,31 @@ pub(super) fn route(store: &Store, cmd: RouteCommand) -> Result<()> {
 
 pub(super) fn cos(store: &Store, cmd: CosCommand) -> Result<()> {
     match cmd {
-        CosCommand::Add { name, allow } => {
-            let cats = calls::add_cos(store, &name, &allow)?;
-            outln!("class of service {name} added: {cats} (emergency is always allowed)");
+        CosCommand::Add { name, allow, countries } => {
+            let added = calls::add_cos(store, &name, &allow, countries.as_deref())?;
+            outln!("class of service {name} added: {} (emergency is always allowed)", added.allow);
+            if let Some(list) = &added.countries {
+                let named: Vec<String> = list.iter().map(|c| format!("{c} ({})", c.name())).collect();
+                outln!("international calls only to {}", named.join(", "));
+            }
         }
         CosCommand::List { json } => {
             let rows = calls::cos_list(store)?;
             if json {
                 return print_json(&rows);
             }
-            outln!("{:<16} ALLOW", "NAME");
+            outln!("{:<16} {:<56} COUNTRIES", "NAME", "ALLOW");
             if !rows.iter().any(|r| r.name == "default") {
-                outln!("{:<16} {} (built in)", "(default)", ClassOfService::default_allow());
+                let built_in = format!("{} (built in)", ClassOfService::default_allow());
+                outln!("{:<16} {built_in:<56} -", "(default)");
             }
             for r in rows {
-                outln!("{:<16} {}", r.name, r.allow);
+                let countries = match &r.countries {
+                    Some(c) => c.as_str(),
+                    None if r.allow.split(',').any(|c| c == "international") => "any",
+                    None => "-",
+                };
+                outln!("{:<16} {:<56} {countries}", r.name, r.allow);
             }
         }
         CosCommand::Del { name } => {
@@ -105,8 +145,13 @@ pub(super) fn cos(store: &Store, cmd: CosCommand) -> Result<()> {
         }
         CosCommand::Classify { number } => match calls::classify(store, &number)? {
             Classified::Extension => outln!("{number}: {} (an extension)", Category::Internal),
-            Classified::Category { category, plan, pattern } => {
-                outln!("{number}: {category} (plan {plan}, pattern {pattern})")
+            Classified::Category { category, plan, pattern, country } => {
+                let country = match (category, country) {
+                    (Category::International, Some(c)) => format!(", country {c} ({})", c.name()),
+                    (Category::International, None) => ", no known country code".to_owned(),
+                    _ => String::new(),
+                };
+                outln!("{number}: {category} (plan {plan}, pattern {pattern}{country})")
             }
             Classified::Unknown { plan } => outln!("{number}: no category in plan {plan} (calls to it are refused)"),
         },

@@ -2,11 +2,11 @@
 
 use crate::views::Resolver;
 use crate::{Result, invalid, not_found};
-use pbxguard_shield::{Categories, Category, NumberingPlan, Pattern};
+use pbxguard_shield::{Categories, Category, CountryCode, NumberingPlan, Pattern};
 use pbxguard_store::{CallRow, CosRow, DidRow, RouteRow, Store, TrunkRow};
 
 use crate::validate::check_name;
-pub use crate::validate::require_cos;
+pub use crate::validate::{countries_text, parse_countries, require_cos};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrunkTransport {
@@ -37,11 +37,14 @@ pub struct NewTrunk {
     pub register: Option<u32>,
     /// PEM certificates the carrier's TLS certificate must chain to (else the public roots).
     pub tls_ca: Option<String>,
+    /// Extensions may send the carrier transfers (REFER, INVITE with Replaces), each checked like a new
+    /// call from the extension; off, they are refused with 403.
+    pub allow_refer: bool,
 }
 
 /// Adds a trunk. Its host is resolved now, so a typo is reported here and not as calls that fail later.
 pub fn add_trunk(store: &Store, t: NewTrunk, resolver: &dyn Resolver) -> Result<()> {
-    let NewTrunk { name, host, port, transport, username, secret, realm, register, tls_ca } = t;
+    let NewTrunk { name, host, port, transport, username, secret, realm, register, tls_ca, allow_refer } = t;
     check_name("trunk", &name)?;
     if port == 0 {
         return Err(invalid!("--port 0 is not a port; the usual SIP port is 5060 (5061 for TLS)"));
@@ -79,6 +82,7 @@ pub fn add_trunk(store: &Store, t: NewTrunk, resolver: &dyn Resolver) -> Result<
         ha1,
         register_expires: register,
         tls_ca,
+        allow_refer,
     };
     store.add_trunk(&row, crate::clock::now_secs())?;
     Ok(())
@@ -120,12 +124,29 @@ pub fn delete_route(store: &Store, id: i64) -> Result<()> {
     Ok(())
 }
 
-/// Adds a Class of Service; returns the categories it allows, normalised.
-pub fn add_cos(store: &Store, name: &str, allow: &str) -> Result<Categories> {
+/// A Class of Service as added: what it allows, normalised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddedCos {
+    pub allow: Categories,
+    /// International calls only to these countries, in the order given; `None`: any country.
+    pub countries: Option<Vec<CountryCode>>,
+}
+
+/// Adds a Class of Service. `countries` (`44,49,33`) restricts its international calls to those E.164
+/// country codes; it needs `international` in `allow`.
+pub fn add_cos(store: &Store, name: &str, allow: &str, countries: Option<&str>) -> Result<AddedCos> {
     check_name("class of service", name)?;
     let cats = Categories::parse(allow).map_err(|e| invalid!("--allow: {e}"))?;
-    store.add_cos(name, &cats.to_string(), crate::clock::now_secs())?;
-    Ok(cats)
+    let countries = countries.map(parse_countries).transpose()?;
+    if countries.is_some() && !cats.contains(Category::International) {
+        return Err(invalid!(
+            "--countries restricts international calls to those countries, but --allow {cats} does not allow \
+             international calls; add international to --allow"
+        ));
+    }
+    let stored = countries.as_deref().map(countries_text);
+    store.add_cos(name, &cats.to_string(), stored.as_deref(), crate::clock::now_secs())?;
+    Ok(AddedCos { allow: cats, countries })
 }
 
 pub fn cos_list(store: &Store) -> Result<Vec<CosRow>> {
@@ -143,11 +164,13 @@ pub fn delete_cos(store: &Store, name: &str) -> Result<()> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Classified {
     Extension,
-    /// Its category in the plan, and the pattern that matched.
+    /// Its category in the plan, the pattern that matched, and for an international number the
+    /// country it calls (`None` for a spare country code).
     Category {
         category: Category,
         plan: &'static str,
         pattern: String,
+        country: Option<CountryCode>,
     },
     /// No category: calls to it are refused.
     Unknown {
@@ -162,7 +185,10 @@ pub fn classify(store: &Store, number: &str) -> Result<Classified> {
         return Ok(Classified::Extension);
     }
     Ok(match plan.classify(number) {
-        Some((category, pattern)) => Classified::Category { category, plan: plan.name, pattern: pattern.to_string() },
+        Some((category, pattern)) => {
+            let country = if category == Category::International { plan.country(number) } else { None };
+            Classified::Category { category, plan: plan.name, pattern: pattern.to_string(), country }
+        }
         None => Classified::Unknown { plan: plan.name },
     })
 }

@@ -1,6 +1,7 @@
 //! Rules on names that several operations share.
 
 use crate::{Result, invalid, not_found};
+use pbxguard_shield::CountryCode;
 use pbxguard_store::Store;
 
 /// Extension numbers are what phones put in the user part of a SIP URI; keep them to characters that
@@ -36,4 +37,28 @@ pub fn require_acl(store: &Store, group: &str) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Parses a country list (`44,49,33`): assigned E.164 country codes, each once, at least one.
+pub fn parse_countries(list: &str) -> Result<Vec<CountryCode>> {
+    let mut out: Vec<CountryCode> = Vec::new();
+    for item in list.split(',').map(str::trim) {
+        if item.is_empty() {
+            continue;
+        }
+        let code = CountryCode::try_from(item).map_err(|e| invalid!("--countries: {e}"))?;
+        if out.contains(&code) {
+            return Err(invalid!("--countries: {code} ({}) is listed twice", code.name()));
+        }
+        out.push(code);
+    }
+    if out.is_empty() {
+        return Err(invalid!("--countries: give at least one E.164 country code, such as 44,49,33"));
+    }
+    Ok(out)
+}
+
+/// A country list as stored and shown: `44,49,33`.
+pub fn countries_text(list: &[CountryCode]) -> String {
+    list.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",")
 }

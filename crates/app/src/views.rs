@@ -105,8 +105,8 @@ pub fn dialplan(store: &Store, resolver: &dyn Resolver) -> Result<DialPlan> {
             }
             _ => None,
         };
-        let register = t.register_expires;
-        plan.trunks.push(Arc::new(Trunk { name: t.name, host: t.host, addr, transport, auth, register }));
+        let (register, allow_refer) = (t.register_expires, t.allow_refer);
+        plan.trunks.push(Arc::new(Trunk { name: t.name, host: t.host, addr, transport, auth, register, allow_refer }));
     }
     for r in store.routes()? {
         match pbxguard_shield::Pattern::parse(&r.pattern) {
@@ -121,7 +121,8 @@ pub fn dialplan(store: &Store, resolver: &dyn Resolver) -> Result<DialPlan> {
     }
     for c in store.cos_list()? {
         let allow = pbxguard_shield::Categories::parse(&c.allow).map_err(|e| invalid!("cos {}: {e}", c.name))?;
-        plan.cos.insert(c.name.clone(), pbxguard_shield::ClassOfService { name: c.name, allow });
+        let countries = c.countries.as_deref().map(crate::validate::parse_countries).transpose()?;
+        plan.cos.insert(c.name.clone(), pbxguard_shield::ClassOfService { name: c.name, allow, countries });
     }
     Ok(plan)
 }

@@ -62,6 +62,7 @@ fn a_ban_on_a_trunk_is_refused_through_the_callers_resolver() {
         realm: None,
         register: None,
         tls_ca: None,
+        allow_refer: false,
     };
     // Without DNS the name does not resolve: the trunk is refused, with the reason.
     let r = pbxguard_app::calls::add_trunk(&store, trunk, &LiteralOnly);
@@ -76,6 +77,7 @@ fn a_ban_on_a_trunk_is_refused_through_the_callers_resolver() {
         realm: None,
         register: None,
         tls_ca: None,
+        allow_refer: false,
     };
     pbxguard_app::calls::add_trunk(&store, trunk, &Table).unwrap();
     let r = security::ban(&store, "192.0.2.7", "test", None, &Table);
@@ -104,5 +106,76 @@ fn turning_on_autofix_replaces_weak_secrets_once_and_says_so() {
     assert!(extensions::list(&store).unwrap()[0].compliant);
     let bad = configure::set(&mut store, "shield.flood", "lots");
     assert!(matches!(&bad, Err(Error::Invalid(m)) if m.contains("COUNT/DURATION")), "{bad:?}");
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn a_country_list_is_validated_stored_and_shown() {
+    use pbxguard_app::calls::{self, Classified};
+    let d = data();
+    let store = open_store(&d).unwrap();
+    let intl = "internal,national,international";
+    // Each mistake is named with its fix, and nothing is stored.
+    let cases = [
+        ("44,4x", "\"4x\" is not a country code"),
+        ("44,42", "no country has the calling code 42; did you mean 420 (Czech Republic)"),
+        ("+44", "without the +, as 44"),
+        ("44,49,44", "44 (United Kingdom) is listed twice"),
+        (" , ", "give at least one E.164 country code"),
+    ];
+    for (list, why) in cases {
+        let r = calls::add_cos(&store, "world", intl, Some(list));
+        assert!(matches!(&r, Err(Error::Invalid(m)) if m.contains(why)), "{list}: {r:?}");
+    }
+    let r = calls::add_cos(&store, "world", "internal,national", Some("44"));
+    assert!(matches!(&r, Err(Error::Invalid(m)) if m.contains("add international to --allow")), "{r:?}");
+    assert!(calls::cos_list(&store).unwrap().is_empty());
+    // A valid list is kept in the order given and reaches the dial plan.
+    let added = calls::add_cos(&store, "world", intl, Some("44, 49,1")).unwrap();
+    let codes: Vec<u16> = added.countries.unwrap().iter().map(|c| c.get()).collect();
+    assert_eq!(codes, [44, 49, 1]);
+    calls::add_cos(&store, "any", intl, None).unwrap();
+    let rows = calls::cos_list(&store).unwrap();
+    let listed: Vec<(&str, Option<&str>)> = rows.iter().map(|r| (r.name.as_str(), r.countries.as_deref())).collect();
+    assert_eq!(listed, [("any", None), ("world", Some("44,49,1"))]);
+    let plan = pbxguard_app::views::dialplan(&store, &LiteralOnly).unwrap();
+    let world = plan.cos(Some("world"));
+    assert!(world.allows_country(plan.plan.country("011441632960000")));
+    assert!(!world.allows_country(plan.plan.country("01133123456789")));
+    assert!(plan.cos(Some("any")).allows_country(plan.plan.country("01133123456789")));
+    // classify names the country of an international number.
+    match calls::classify(&store, "011441632960000").unwrap() {
+        Classified::Category { country: Some(c), .. } => assert_eq!((c.get(), c.name()), (44, "United Kingdom")),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(calls::classify(&store, "2125551234").unwrap(), Classified::Category { country: None, .. }));
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn a_trunk_accepts_transfers_only_when_added_with_allow_refer() {
+    let d = data();
+    let store = open_store(&d).unwrap();
+    let trunk = |name: &str, allow_refer| pbxguard_app::calls::NewTrunk {
+        name: name.into(),
+        host: "192.0.2.7".into(),
+        port: 5060,
+        transport: pbxguard_app::calls::TrunkTransport::Udp,
+        username: None,
+        secret: None,
+        realm: None,
+        register: None,
+        tls_ca: None,
+        allow_refer,
+    };
+    pbxguard_app::calls::add_trunk(&store, trunk("plain", false), &LiteralOnly).unwrap();
+    pbxguard_app::calls::add_trunk(&store, trunk("xfer", true), &LiteralOnly).unwrap();
+    let rows = pbxguard_app::calls::trunks(&store).unwrap();
+    assert_eq!(
+        rows.iter().map(|t| (t.name.as_str(), t.allow_refer)).collect::<Vec<_>>(),
+        [("plain", false), ("xfer", true)]
+    );
+    let plan = pbxguard_app::views::dialplan(&store, &LiteralOnly).unwrap();
+    assert_eq!(plan.trunks.iter().map(|t| t.allow_refer).collect::<Vec<_>>(), [false, true]);
     std::fs::remove_dir_all(d).unwrap();
 }

@@ -2,13 +2,14 @@
 //! Service, toll-fraud limits), where the call goes (extension contacts, trunk, DID), and the glue
 //! between requests, responses and the proxy's transactions.
 
-use crate::dialplan::Trunk;
+use crate::dialplan::{Trunk, dialled};
 use crate::event::Event;
-use crate::proxy::{BuildRequest, CallInfo, MAX_INVITE, MAX_PENDING_PER_CALLER, outcome_events};
+use crate::proxy::{BuildRequest, CallInfo, MAX_INVITE, MAX_PENDING_PER_CALLER, Party, outcome_events};
 use crate::service::{Handled, Incoming, Service};
+use crate::transfer::{has_replaces, refused_transfer};
 use crate::transport::{Locals, Target, Transport};
 use pbxguard_shield::{Category, Shield};
-use pbxguard_sip::{Forward, HeaderName, Message, Uri, Via, forward_request};
+use pbxguard_sip::{Forward, HeaderName, Message, Via, forward_request};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -20,19 +21,12 @@ fn transport_of(s: &str) -> Transport {
     }
 }
 
-/// The number a request asks for: the Request-URI user, without visual separators.
-fn dialled(uri: &Uri<'_>) -> Option<String> {
-    let u = uri.user?;
-    let n: String = u.chars().filter(|c| !matches!(c, '-' | '.' | '(' | ')' | ' ')).collect();
-    (!n.is_empty()).then_some(n)
-}
-
 impl Service {
     fn deny(&mut self, inc: Incoming<'_, '_>, code: u16, reason: &str) -> Handled {
         Handled::Final(self.reply(inc.msg, code, reason, inc.source).finish(None, b""))
     }
 
-    fn refuse(&mut self, inc: Incoming<'_, '_>, ext: &str, number: &str, rule: String) -> Handled {
+    pub(crate) fn refuse(&mut self, inc: Incoming<'_, '_>, ext: &str, number: &str, rule: String) -> Handled {
         self.push_event(Event::CallRefused {
             source: inc.source,
             extension: ext.to_owned(),
@@ -51,6 +45,70 @@ impl Service {
 
     fn is_suspended(&self, ext: &str) -> bool {
         self.suspended.contains_key(ext) || self.directory.get(ext).is_some_and(|e| e.suspended)
+    }
+
+    /// Whether `ext` may call `number`, and what the number is: an extension (internal), or a category
+    /// of the numbering plan that the extension's Class of Service allows (with its country list for
+    /// international numbers). `Err`: the rule that refuses it. Emergency numbers pass whatever the
+    /// CoS or a suspension says. The fraud limits are [`Self::count_trunk_call`]'s.
+    pub(crate) fn authorise(&self, ext: &str, number: &str) -> Result<Category, String> {
+        if self.directory.contains(number) {
+            if self.is_suspended(ext) {
+                return Err("extension suspended".into());
+            }
+            return Ok(Category::Internal);
+        }
+        let plan = &self.dialplan;
+        let Some((category, pattern)) = plan.plan.classify(number) else {
+            return Err(format!("number matches no category of the {} plan", plan.plan.name));
+        };
+        if category == Category::Emergency {
+            return Ok(category);
+        }
+        if self.is_suspended(ext) {
+            return Err("extension suspended".into());
+        }
+        let cos = plan.cos(self.directory.get(ext).and_then(|e| e.cos.as_deref()));
+        if !cos.allows(category) {
+            return Err(format!("class of service {} does not allow {category} ({pattern})", cos.name));
+        }
+        if category == Category::International {
+            let country = plan.plan.country(number);
+            if !cos.allows_country(country) {
+                let whom = match country {
+                    Some(c) => format!("country {c} ({})", c.name()),
+                    None => "a number with no known country code".into(),
+                };
+                return Err(format!("class of service {} does not allow {whom} ({pattern})", cos.name));
+            }
+        }
+        Ok(category)
+    }
+
+    /// Counts a call leaving through a trunk against `ext`'s fraud limits; returns the extension whose
+    /// counters it uses (`None` for emergency calls, which are never counted nor refused). `Err`: the
+    /// limit it breaks; an hourly limit also suspends the extension when `fraud.suspend` is on.
+    pub(crate) fn count_trunk_call(
+        &mut self,
+        ext: &str,
+        category: Category,
+        now_ms: u64,
+    ) -> Result<Option<String>, String> {
+        if category == Category::Emergency {
+            return Ok(None);
+        }
+        let own = self.directory.get(ext).map(|e| e.limits).unwrap_or_default();
+        match self.proxy.fraud.try_start(ext, own, category == Category::International, now_ms) {
+            Ok(()) => Ok(Some(ext.to_owned())),
+            Err(refusal) => {
+                let rule = refusal.rule();
+                if self.dialplan.limits.suspend && refusal.suspends() {
+                    self.suspended.insert(ext.to_owned(), now_ms);
+                    self.push_event(Event::ExtensionSuspended { extension: ext.to_owned(), rule: rule.clone() });
+                }
+                Err(rule)
+            }
+        }
     }
 
     /// A new INVITE (no To tag).
@@ -95,51 +153,26 @@ impl Service {
         }
         let Some(number) = dialled(&req.uri) else { return self.deny(inc, 404, "Not Found") };
         let now = now_ms / 1000;
+        let category = match self.authorise(&ext, &number) {
+            Ok(c) => c,
+            Err(rule) => return self.refuse(inc, &ext, &number, rule),
+        };
         if self.directory.contains(&number) {
-            if self.is_suspended(&ext) {
-                return self.refuse(inc, &ext, &number, "extension suspended".into());
-            }
-            return self.call_extension(inc, &number, ext.clone(), Category::Internal, now);
+            return self.call_extension(inc, &number, ext.clone(), None, now);
         }
         let plan = self.dialplan.clone();
-        let Some((category, pattern)) = plan.plan.classify(&number) else {
-            return self.refuse(
-                inc,
-                &ext,
-                &number,
-                format!("number matches no category of the {} plan", plan.plan.name),
-            );
-        };
-        let emergency = category == Category::Emergency;
-        // Emergency calls go through whatever else is true: CoS, suspension and the fraud limits.
-        if !emergency {
-            if self.is_suspended(&ext) {
-                return self.refuse(inc, &ext, &number, "extension suspended".into());
-            }
-            let cos = plan.cos(self.directory.get(&ext).and_then(|e| e.cos.as_deref()));
-            if !cos.allows(category) {
-                let rule = format!("class of service {} does not allow {category} ({pattern})", cos.name);
-                return self.refuse(inc, &ext, &number, rule);
-            }
-        }
         let Some((trunk, out_number)) = plan.route(&number) else {
             return self.deny(inc, 404, "Not Found");
         };
-        let counted = if emergency {
-            None
-        } else {
-            let own = self.directory.get(&ext).map(|e| e.limits).unwrap_or_default();
-            match self.proxy.fraud.try_start(&ext, own, category == Category::International, now_ms) {
-                Ok(()) => Some(ext.clone()),
-                Err(refusal) => {
-                    let rule = refusal.rule();
-                    if plan.limits.suspend && refusal.suspends() {
-                        self.suspended.insert(ext.clone(), now_ms);
-                        self.push_event(Event::ExtensionSuspended { extension: ext.clone(), rule: rule.clone() });
-                    }
-                    return self.refuse(inc, &ext, &number, rule);
-                }
-            }
+        // An INVITE with Replaces takes over a call the carrier has (RFC 3891): a transfer, refused
+        // unless the trunk accepts them. The number it calls has passed the checks above like any;
+        // an emergency call goes through whatever it carries.
+        if has_replaces(msg) && !trunk.allow_refer && category != Category::Emergency {
+            return self.refuse(inc, &ext, &number, refused_transfer(&trunk.name, "INVITE with Replaces"));
+        }
+        let counted = match self.count_trunk_call(&ext, category, now_ms) {
+            Ok(c) => c,
+            Err(rule) => return self.refuse(inc, &ext, &number, rule),
         };
         let target = Target { addr: trunk.addr, transport: trunk.transport };
         let tp = match trunk.transport {
@@ -148,8 +181,14 @@ impl Service {
             Transport::Tls => ";transport=tls",
         };
         let ruri = format!("sip:{out_number}@{}:{}{tp}", trunk.host, trunk.addr.port());
-        let info = CallInfo { call_id: req.call_id.to_owned(), caller: ext, callee: number, counted };
         let trunk_name = trunk.name.clone();
+        let info = CallInfo {
+            call_id: req.call_id.to_owned(),
+            caller: ext,
+            callee: number,
+            counted,
+            trunk: Some((Party::Callee, trunk_name.clone())),
+        };
         let auth = trunk.auth.is_some().then(|| trunk.clone());
         self.start_call(inc, info, category, Some(trunk_name), vec![(target, ruri, auth)])
     }
@@ -164,15 +203,17 @@ impl Service {
         if !self.directory.contains(&ext) {
             return self.deny(inc, 404, "Not Found");
         }
-        self.call_extension(inc, &ext, format!("trunk:{trunk}"), Category::Internal, inc.now_ms / 1000)
+        let from = Some((Party::Caller, trunk.to_owned()));
+        self.call_extension(inc, &ext, format!("trunk:{trunk}"), from, inc.now_ms / 1000)
     }
 
+    /// Forks to every contact of `ext`; `trunk`: the call comes from that trunk.
     fn call_extension(
         &mut self,
         inc: Incoming<'_, '_>,
         ext: &str,
         caller: String,
-        category: Category,
+        trunk: Option<(Party, String)>,
         now: u64,
     ) -> Handled {
         let targets: Vec<(Target, String, Option<Arc<Trunk>>)> = self
@@ -183,8 +224,9 @@ impl Service {
         if targets.is_empty() {
             return self.deny(inc, 480, "Temporarily Unavailable");
         }
-        let info = CallInfo { call_id: inc.req.call_id.to_owned(), caller, callee: ext.to_owned(), counted: None };
-        self.start_call(inc, info, category, None, targets)
+        let info =
+            CallInfo { call_id: inc.req.call_id.to_owned(), caller, callee: ext.to_owned(), counted: None, trunk };
+        self.start_call(inc, info, Category::Internal, None, targets)
     }
 
     fn start_call(
@@ -280,6 +322,9 @@ impl Service {
     }
 
     pub(crate) fn in_dialog(&mut self, _shield: &mut Shield, inc: Incoming<'_, '_>) -> Handled {
+        if let Err(h) = self.transfer_check(inc) {
+            return h;
+        }
         match self.relay(inc) {
             Ok(()) => Handled::Silent,
             Err(481) => self.deny(inc, 481, "Call/Transaction Does Not Exist"),

@@ -4,10 +4,21 @@
 
 use crate::transport::Transport;
 use pbxguard_shield::{CallLimits, ClassOfService, NumberingPlan, Pattern};
-use pbxguard_sip::{Algorithm, Credentials, Message};
+use pbxguard_sip::{Algorithm, Credentials, Message, Uri};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+
+/// The number a request asks for: the Request-URI user, without visual separators.
+pub(crate) fn dialled(uri: &Uri<'_>) -> Option<String> {
+    number(uri.user?)
+}
+
+/// A dialled number without the visual separators phones and users put in it; `None` when empty.
+pub(crate) fn number(user: &str) -> Option<String> {
+    let n: String = user.chars().filter(|c| !matches!(c, '-' | '.' | '(' | ')' | ' ')).collect();
+    (!n.is_empty()).then_some(n)
+}
 
 /// An upstream SIP gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +33,10 @@ pub struct Trunk {
     pub auth: Option<TrunkAuth>,
     /// Register at the trunk for this many seconds (refreshed at half-time) so it sends inbound calls.
     pub register: Option<u32>,
+    /// Whether extensions may send it transfers (REFER, INVITE with Replaces): a carrier that honours
+    /// them places a call billed to the PBX. Each is checked like a new call from the extension; off,
+    /// they are refused.
+    pub allow_refer: bool,
 }
 
 /// Digest credentials towards a trunk: the secret exists only as HA1, bound to the realm the operator
@@ -140,6 +155,7 @@ impl DialPlan {
                 } else {
                     ClassOfService::default_allow()
                 },
+                countries: None,
             })
     }
 }

@@ -20,6 +20,7 @@ mod nonce_counts;
 mod proxy;
 mod registrar;
 mod service;
+mod transfer;
 mod transport;
 mod txcache;
 mod uplink;

@@ -1,11 +1,12 @@
 //! The call-routing proxy through the sans-IO service, on a virtual clock: forking, CANCEL, the UDP
-//! timers, hop-by-hop ACK, in-dialog relaying restricted to the dialog's parties, trunks and DIDs.
+//! timers, hop-by-hop ACK, in-dialog relaying restricted to the dialog's parties, trunks and DIDs,
+//! transfers towards trunks and country allow-lists.
 
 use pbxguard_pbx::{
     Binding, DialPlan, Directory, Event, ExtensionAuth, Locals, RegistrarConfig, Route, Service, Transmit, Transport,
     Trunk,
 };
-use pbxguard_shield::{Pattern, Shield, ShieldConfig, Threshold};
+use pbxguard_shield::{CallLimits, Categories, ClassOfService, CountryCode, Pattern, Shield, ShieldConfig, Threshold};
 use pbxguard_sip::{Algorithm, HeaderName, Limits, Message, StartLine, Via, ha1};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -51,6 +52,7 @@ impl Rig {
                 transport: Transport::Udp,
                 auth: None,
                 register: None,
+                allow_refer: false,
             })],
             routes: vec![Route {
                 pattern: Pattern::parse("_X.").unwrap(),
@@ -122,7 +124,16 @@ impl Rig {
     }
 
     fn call_with_body(&mut self, number: &str, call_id: &str, body: &str) -> String {
-        let first = invite(number, call_id, 1, &format!("b1{call_id}"), "");
+        self.call_full(number, call_id, body, "")
+    }
+
+    /// An authenticated INVITE with `headers` added.
+    fn call_with_headers(&mut self, number: &str, call_id: &str, headers: &str) -> String {
+        self.call_full(number, call_id, "v=0\n", headers)
+    }
+
+    fn call_full(&mut self, number: &str, call_id: &str, body: &str, headers: &str) -> String {
+        let first = invite(number, call_id, 1, &format!("b1{call_id}"), headers);
         let ch = self.send(CALLER, &first).unwrap();
         assert_eq!(code(&ch), 407, "{ch}");
         let nonce = ch.split("nonce=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
@@ -134,7 +145,7 @@ impl Rig {
             "Proxy-Authorization: Digest username=\"1001\", realm=\"{REALM}\", nonce=\"{nonce}\", uri=\"{uri}\", \
              response=\"{resp}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"c\"\r\n"
         );
-        let authed = invite(number, call_id, 2, &format!("b2{call_id}"), &auth)
+        let authed = invite(number, call_id, 2, &format!("b2{call_id}"), &format!("{headers}{auth}"))
             .replace("Content-Length: 4\r\n\r\nv=0\n", &format!("Content-Length: {}\r\n\r\n{body}", body.len()));
         self.send(CALLER, &authed).unwrap()
     }
@@ -444,6 +455,7 @@ fn a_trunk_challenge_is_answered_and_the_dialog_translates_cseq() {
         transport: Transport::Udp,
         auth: Some(auth),
         register: None,
+        allow_refer: false,
     };
     r.svc.set_dialplan(Arc::new(DialPlan {
         trunks: vec![Arc::new(trunk)],
@@ -636,6 +648,7 @@ fn trunk_registration_is_a_deadline_too() {
             ha1_sha256: ha1(Algorithm::Sha256, "acct", "carrier", "Tr!unk"),
         }),
         register: Some(600),
+        allow_refer: false,
     };
     // Over TCP, on which this proxy does not listen: nothing can be sent, so nothing to wake up for.
     r.svc.set_dialplan(Arc::new(DialPlan { trunks: vec![Arc::new(trunk(Transport::Tcp))], ..DialPlan::default() }));
@@ -651,4 +664,235 @@ fn trunk_registration_is_a_deadline_too() {
     r.send(TRUNK, &answer(&reg, 200, "t"));
     assert_eq!(r.svc.trunk_registrations(), [("carrier".to_owned(), true)]);
     assert_eq!(r.svc.poll_timeout(), Some(r.now + 300_000));
+}
+
+/// The carrier trunk of [`Rig`] with transfers allowed or not, a default Class of Service allowing
+/// national and international calls to `countries` only (premium-rate not at all), and `limits`.
+fn transfer_plan(allow_refer: bool, countries: &[&str], limits: CallLimits) -> Arc<DialPlan> {
+    let cos = ClassOfService {
+        name: "default".into(),
+        allow: Categories::parse("internal,local,national,international").unwrap(),
+        countries: Some(countries.iter().map(|c| CountryCode::try_from(*c).unwrap()).collect()),
+    };
+    Arc::new(DialPlan {
+        trunks: vec![Arc::new(Trunk {
+            name: "carrier".into(),
+            host: "198.51.100.1".into(),
+            addr: addr(TRUNK),
+            transport: Transport::Udp,
+            auth: None,
+            register: None,
+            allow_refer,
+        })],
+        routes: vec![Route {
+            pattern: Pattern::parse("_X.").unwrap(),
+            trunk: "carrier".into(),
+            strip: 0,
+            prepend: String::new(),
+        }],
+        cos: [("default".to_owned(), cos)].into(),
+        limits,
+        ..DialPlan::default()
+    })
+}
+
+/// A request inside dialog `call_id`, from `from` with its tag to the other party's tag.
+fn in_dialog(method: &str, from: &str, from_tag: &str, to_tag: &str, call_id: &str, cseq: u32, extra: &str) -> String {
+    format!(
+        "{method} sip:x@{US} SIP/2.0\r\nVia: SIP/2.0/UDP {from};branch=z9hG4bK{method}{call_id}{cseq}\r\n\
+         Max-Forwards: 70\r\nRoute: <sip:{US};lr>\r\nFrom: <sip:a@x>;tag={from_tag}\r\nTo: <sip:b@x>;tag={to_tag}\r\n\
+         Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n{extra}Content-Length: 0\r\n\r\n"
+    )
+}
+
+fn refer_to(number: &str) -> String {
+    format!("Refer-To: <sip:{number}@198.51.100.1>\r\n")
+}
+
+/// 1001 in an answered call to a national number through the carrier trunk.
+fn trunk_call(r: &mut Rig, call_id: &str) {
+    assert_eq!(code(&r.call("2125551234", call_id)), 100);
+    let fwd = r.out().remove(0);
+    assert_eq!(fwd.target.addr, addr(TRUNK));
+    r.send(TRUNK, &answer(&fwd, 200, "t"));
+    r.out();
+    r.events();
+}
+
+fn refused(events: &[Event]) -> Vec<(String, String, String)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::CallRefused { extension, number, status: 403, rule, .. } => {
+                Some((extension.clone(), number.clone(), rule.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_refer_towards_a_trunk_is_refused_unless_the_trunk_accepts_transfers() {
+    let mut r = Rig::new(&[PHONE_A]);
+    r.svc.set_dialplan(transfer_plan(false, &["44"], CallLimits::default()));
+    trunk_call(&mut r, "x1");
+    // Blind transfer of the carrier call to an international number: 403, nothing reaches the trunk.
+    let refer = in_dialog("REFER", CALLER, "caller", "t", "x1", 3, &refer_to("011441632960000"));
+    assert_eq!(code(&r.send(CALLER, &refer).unwrap()), 403);
+    assert!(r.out().is_empty());
+    let ev = refused(&r.events());
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    let (ext, number, rule) = &ev[0];
+    assert_eq!((ext.as_str(), number.as_str()), ("1001", "011441632960000"));
+    assert!(rule.contains("trunk carrier does not accept transfers (REFER)"), "{rule}");
+    // The retransmitted REFER gets the same answer, and still goes nowhere.
+    assert_eq!(code(&r.send(CALLER, &refer).unwrap()), 403);
+    assert!(r.out().is_empty());
+    // Attended transfer (INVITE with Replaces) inside the call: refused the same way.
+    let replaces = in_dialog("INVITE", CALLER, "caller", "t", "x1", 4, "Replaces: other;to-tag=a;from-tag=b\r\n");
+    assert_eq!(code(&r.send(CALLER, &replaces).unwrap()), 403);
+    assert!(r.out().is_empty());
+    assert!(refused(&r.events())[0].2.contains("(INVITE with Replaces)"));
+    // The rest of the dialog is untouched: a re-INVITE and the BYE still pass.
+    r.send(CALLER, &in_dialog("INVITE", CALLER, "caller", "t", "x1", 5, ""));
+    assert_eq!(r.out()[0].target.addr, addr(TRUNK));
+    // The carrier may transfer the phone: its REFER reaches the extension.
+    let from_trunk = in_dialog("REFER", TRUNK, "t", "caller", "x1", 9, &refer_to("011441632960000"));
+    assert_eq!(r.send(TRUNK, &from_trunk), None);
+    let out = r.out();
+    assert_eq!((out.len(), out[0].target.addr), (1, addr(CALLER)));
+    assert!(first_line(&out[0]).starts_with("REFER "));
+    assert!(refused(&r.events()).is_empty());
+}
+
+#[test]
+fn with_allow_refer_the_refer_target_is_checked_like_a_new_call() {
+    let mut r = Rig::new(&[PHONE_A]);
+    let limits = CallLimits { per_hour: 3, ..CallLimits::default() };
+    r.svc.set_dialplan(transfer_plan(true, &["44"], limits));
+    trunk_call(&mut r, "y1");
+    // A country the Class of Service allows: the REFER goes to the trunk as it came.
+    let refer = in_dialog("REFER", CALLER, "caller", "t", "y1", 3, &refer_to("011441632960000"));
+    assert_eq!(r.send(CALLER, &refer), None);
+    let out = r.out();
+    assert_eq!((out.len(), out[0].target.addr), (1, addr(TRUNK)));
+    assert!(text(&out[0]).contains("Refer-To: <sip:011441632960000@198.51.100.1>"), "{}", text(&out[0]));
+    assert!(refused(&r.events()).is_empty());
+    // Its answer comes back to the phone.
+    r.send(TRUNK, &answer(&out[0], 202, "t"));
+    let up = r.out();
+    assert_eq!((up.len(), up[0].target.addr, code(&text(&up[0]))), (1, addr(CALLER), 202));
+    // Another country, premium-rate, a number in no category: refused like new calls would be, naming
+    // the rule; none reaches the trunk.
+    let cases = [
+        ("01149301234567", "class of service default does not allow country 49 (Germany) (_011.)"),
+        ("19005551234", "class of service default does not allow premium-rate"),
+        ("0119991234567", "a number with no known country code"),
+        ("12", "number matches no category"),
+    ];
+    for (i, (number, why)) in cases.into_iter().enumerate() {
+        let refer = in_dialog("REFER", CALLER, "caller", "t", "y1", 10 + i as u32, &refer_to(number));
+        assert_eq!(code(&r.send(CALLER, &refer).unwrap()), 403, "{number}");
+        assert!(r.out().is_empty(), "{number}");
+        let ev = refused(&r.events());
+        assert_eq!((ev[0].0.as_str(), ev[0].1.as_str()), ("1001", number));
+        assert!(ev[0].2.starts_with("transfer: ") && ev[0].2.contains(why), "{number}: {}", ev[0].2);
+    }
+    // An INVITE with Replaces inside the call passes on a trunk that accepts transfers.
+    r.send(CALLER, &in_dialog("INVITE", CALLER, "caller", "t", "y1", 20, "Replaces: z;to-tag=a;from-tag=b\r\n"));
+    assert_eq!(r.out()[0].target.addr, addr(TRUNK));
+    // The hourly limit counts transfers: the call and one transfer so far; a third attempt is the
+    // last one allowed, the fourth is refused and suspends the extension.
+    let refer = in_dialog("REFER", CALLER, "caller", "t", "y1", 30, &refer_to("2125550001"));
+    assert_eq!(r.send(CALLER, &refer), None);
+    assert_eq!(r.out().len(), 1);
+    let refer = in_dialog("REFER", CALLER, "caller", "t", "y1", 31, &refer_to("2125550002"));
+    assert_eq!(code(&r.send(CALLER, &refer).unwrap()), 403);
+    let ev = r.events();
+    assert!(refused(&ev)[0].2.contains("transfer: at most 3 outbound calls per hour"), "{ev:?}");
+    assert!(ev.iter().any(|e| matches!(e, Event::ExtensionSuspended { extension, .. } if extension == "1001")));
+    // Suspended now: even a national transfer is refused.
+    let refer = in_dialog("REFER", CALLER, "caller", "t", "y1", 32, &refer_to("2125550003"));
+    assert_eq!(code(&r.send(CALLER, &refer).unwrap()), 403);
+    assert!(refused(&r.events())[0].2.contains("extension suspended"));
+}
+
+#[test]
+fn a_refer_between_extensions_is_unchanged() {
+    let mut r = Rig::new(&[PHONE_A]);
+    r.svc.set_dialplan(transfer_plan(false, &["44"], CallLimits::default()));
+    r.call("1002", "e1");
+    let fwd = r.out().remove(0);
+    r.send(PHONE_A, &answer(&fwd, 200, "callee"));
+    r.out();
+    r.events();
+    // Whatever it names: the phone that gets it calls through this proxy, and is checked then.
+    for (i, number) in ["01149301234567", "19005551234"].into_iter().enumerate() {
+        let refer = in_dialog("REFER", CALLER, "caller", "callee", "e1", 3 + i as u32, &refer_to(number));
+        assert_eq!(r.send(CALLER, &refer), None);
+        let out = r.out();
+        assert_eq!((out.len(), out[0].target.addr), (1, addr(PHONE_A)), "{number}");
+    }
+    assert!(refused(&r.events()).is_empty());
+    // A REFER from a third address with the dialog's tags is the relay's to refuse, not a transfer.
+    let stranger = "203.0.113.7:5060";
+    let mut r = Rig::new(&[PHONE_A]);
+    r.svc.set_dialplan(transfer_plan(false, &["44"], CallLimits::default()));
+    trunk_call(&mut r, "e2");
+    let refer = in_dialog("REFER", stranger, "caller", "t", "e2", 3, &refer_to("011441632960000"));
+    assert_eq!(code(&r.send(stranger, &refer).unwrap()), 403);
+    let ev = r.events();
+    assert!(refused(&ev).is_empty() && ev.iter().any(|e| matches!(e, Event::Malformed { .. })), "{ev:?}");
+}
+
+#[test]
+fn a_new_invite_with_replaces_to_a_trunk_needs_allow_refer() {
+    for (allow, want) in [(false, 403), (true, 100)] {
+        let mut r = Rig::new(&[PHONE_A]);
+        r.svc.set_dialplan(transfer_plan(allow, &["44"], CallLimits::default()));
+        let id = format!("nr{allow}");
+        let replaces = "Replaces: other;to-tag=a;from-tag=b\r\n";
+        let got = r.call_with_headers("2125551234", &id, replaces);
+        assert_eq!(code(&got), want, "allow_refer {allow}: {got}");
+        let to_trunk = r.out().into_iter().filter(|t| t.target.addr == addr(TRUNK)).count();
+        assert_eq!(to_trunk, usize::from(allow));
+        let ev = refused(&r.events());
+        if !allow {
+            assert!(ev[0].2.contains("(INVITE with Replaces)"), "{ev:?}");
+            // Emergency calls go through whatever they carry.
+            assert_eq!(code(&r.call_with_headers("911", "nr911", replaces)), 100);
+        }
+    }
+}
+
+#[test]
+fn a_country_list_lets_only_its_countries_through() {
+    let mut r = Rig::new(&[PHONE_A]);
+    let roomy = CallLimits { max_concurrent: 100, per_hour: 100, international_per_hour: 100, suspend: false };
+    r.svc.set_dialplan(transfer_plan(false, &["44", "353"], roomy));
+    for (i, (number, want)) in [
+        ("01144201234567", 100),
+        ("011353123456789", 100),
+        ("004930123456", 403),
+        ("0111212555123", 403),
+        ("0119991234567", 403),
+        ("2125551234", 100),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let got = r.call(number, &format!("c{i}"));
+        assert_eq!(code(&got), want, "{number}");
+        let to_trunk = r.out().into_iter().filter(|t| t.target.addr == addr(TRUNK)).count();
+        assert_eq!(to_trunk, usize::from(want == 100), "{number}");
+    }
+    let rules: Vec<String> = refused(&r.events()).into_iter().map(|e| e.2).collect();
+    assert_eq!(
+        rules,
+        [
+            "class of service default does not allow country 49 (Germany) (_00.)",
+            "class of service default does not allow country 1 (North American Numbering Plan) (_011.)",
+            "class of service default does not allow a number with no known country code (_011.)",
+        ]
+    );
 }

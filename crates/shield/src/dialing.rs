@@ -1,6 +1,8 @@
-//! Class of Service: what a dialled number is (a category, by the patterns of a numbering plan) and
-//! whether an extension may call it. Patterns are shared with the dial plan.
+//! Class of Service: what a dialled number is (a category, by the patterns of a numbering plan; the
+//! country, for international numbers) and whether an extension may call it. Patterns are shared with
+//! the dial plan.
 
+use crate::countries::CountryCode;
 use std::fmt;
 use std::str::FromStr;
 
@@ -212,6 +214,8 @@ impl fmt::Display for Categories {
 pub struct ClassOfService {
     pub name: String,
     pub allow: Categories,
+    /// International calls only to these countries; `None`: to any (when `allow` has international).
+    pub countries: Option<Vec<CountryCode>>,
 }
 
 impl ClassOfService {
@@ -227,6 +231,15 @@ impl ClassOfService {
     pub fn allows(&self, c: Category) -> bool {
         c == Category::Emergency || self.allow.contains(c)
     }
+
+    /// Whether an international call to `country` passes the country list. Fails closed: with a list,
+    /// a number whose country code is not known (a spare code) is refused.
+    pub fn allows_country(&self, country: Option<CountryCode>) -> bool {
+        match &self.countries {
+            None => true,
+            Some(list) => country.is_some_and(|c| list.contains(&c)),
+        }
+    }
 }
 
 /// Categories by number pattern, first match wins.
@@ -234,7 +247,13 @@ impl ClassOfService {
 pub struct NumberingPlan {
     pub name: &'static str,
     rules: Vec<(Pattern, Category, &'static str)>,
+    /// The prefixes that introduce an E.164 number (country code first) in this plan.
+    international_prefixes: &'static [&'static str],
 }
+
+/// What comes before the country code, in both plans: users dial `00` and `+` whatever the plan, as
+/// its international rules say.
+const INTERNATIONAL_PREFIXES: &[&str] = &["011", "00", "+"];
 
 /// North American Numbering Plan, as dialled from a NANP PBX. `00` and `+` are international too:
 /// phones and users dial them whatever the plan says, and misclassifying them would be the costly error.
@@ -286,12 +305,19 @@ impl NumberingPlan {
             other => return Err(format!("unknown numbering plan {other:?}: expected nanp or e164")),
         };
         let rules = table.iter().map(|&(p, c)| (Pattern::parse(p).expect("shipped patterns parse"), c, p)).collect();
-        Ok(Self { name, rules })
+        Ok(Self { name, rules, international_prefixes: INTERNATIONAL_PREFIXES })
     }
 
     /// The category of `number` and the pattern that decided it; `None` when no rule matches.
     pub fn classify(&self, number: &str) -> Option<(Category, &'static str)> {
         self.rules.iter().find(|(p, _, _)| p.matches(number)).map(|(_, c, s)| (*c, *s))
+    }
+
+    /// The country code of a number dialled with an international prefix (`011`, `00` or `+`): the
+    /// longest assigned code among the digits after it. `None`: no such prefix, or a spare code.
+    pub fn country(&self, number: &str) -> Option<CountryCode> {
+        let rest = self.international_prefixes.iter().find_map(|p| number.strip_prefix(p))?;
+        CountryCode::of_number(rest)
     }
 }
 
@@ -375,12 +401,52 @@ mod tests {
 
     #[test]
     fn cos_allows_emergency_always() {
-        let cos = ClassOfService { name: "lobby".into(), allow: Categories::parse("internal").unwrap() };
+        let cos =
+            ClassOfService { name: "lobby".into(), allow: Categories::parse("internal").unwrap(), countries: None };
         assert!(cos.allows(Category::Emergency));
         assert!(cos.allows(Category::Internal));
         assert!(!cos.allows(Category::International));
         assert_eq!(ClassOfService::default_allow().to_string(), "internal,emergency,local,national,toll-free");
         assert!(Categories::parse("internal,bogus").unwrap_err().contains("bogus"));
         assert_eq!(Categories::parse("premium,tollfree").unwrap().to_string(), "toll-free,premium-rate");
+    }
+
+    #[test]
+    fn international_numbers_have_a_country() {
+        for name in NumberingPlan::NAMES {
+            let plan = NumberingPlan::by_name(name).unwrap();
+            let cases = [
+                ("01144201234567", Some(44)),
+                ("004930123456", Some(49)),
+                ("+33123456789", Some(33)),
+                ("0111212555", Some(1)),
+                ("+8821612345", Some(882)),
+                ("0119991234", None),
+                ("2125551234", None),
+                ("0201234567", None),
+            ];
+            for (n, want) in cases {
+                assert_eq!(plan.country(n).map(CountryCode::get), want, "{name}: {n}");
+                if want.is_some() {
+                    assert_eq!(plan.classify(n).map(|c| c.0), Some(Category::International), "{name}: {n}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_country_list_restricts_international_calls_only_to_its_countries() {
+        let code = |s: &str| CountryCode::try_from(s).unwrap();
+        let mut cos = ClassOfService {
+            name: "uk".into(),
+            allow: Categories::parse("national,international").unwrap(),
+            countries: Some(vec![code("44"), code("353")]),
+        };
+        assert!(cos.allows_country(Some(code("44"))));
+        assert!(cos.allows_country(Some(code("353"))));
+        assert!(!cos.allows_country(Some(code("49"))));
+        assert!(!cos.allows_country(None), "an unknown country code fails closed");
+        cos.countries = None;
+        assert!(cos.allows_country(Some(code("49"))) && cos.allows_country(None));
     }
 }

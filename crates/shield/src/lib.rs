@@ -10,6 +10,7 @@
 pub mod acl;
 mod ban;
 pub mod config;
+pub mod countries;
 pub mod dialing;
 pub mod fingerprint;
 pub mod fraud;
@@ -21,6 +22,7 @@ mod tracker;
 pub use acl::{AclGroup, Rule};
 pub use ban::{Ban, BanReason, UNVERIFIED_NOTE};
 pub use config::{ShieldConfig, Threshold};
+pub use countries::{CountryCode, CountryCodeError};
 pub use dialing::{Categories, Category, ClassOfService, NumberingPlan, Pattern};
 pub use fingerprint::Fingerprints;
 pub use fraud::{CallLimits, ExtensionLimits, FraudGuard, Refusal};

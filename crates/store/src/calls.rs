@@ -8,6 +8,8 @@ use serde::Serialize;
 pub struct CosRow {
     pub name: String,
     pub allow: String,
+    /// International calls only to these E.164 country codes (comma-separated); `None`: any.
+    pub countries: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -26,6 +28,9 @@ pub struct TrunkRow {
     /// PEM certificates a TLS trunk's certificate must chain to, instead of the public roots.
     #[serde(skip)]
     pub tls_ca: Option<String>,
+    /// Whether extensions may send it transfers (REFER, INVITE with Replaces), each checked like a new
+    /// call from the extension.
+    pub allow_refer: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -70,16 +75,19 @@ fn exists(e: rusqlite::Error, what: String) -> StoreError {
 }
 
 impl Store {
-    pub fn add_cos(&self, name: &str, allow: &str, now: i64) -> Result<()> {
+    pub fn add_cos(&self, name: &str, allow: &str, countries: Option<&str>, now: i64) -> Result<()> {
         self.conn
-            .execute("INSERT INTO cos(name, allow, created_at) VALUES (?1, ?2, ?3)", params![name, allow, now])
+            .execute(
+                "INSERT INTO cos(name, allow, countries, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![name, allow, countries, now],
+            )
             .map_err(|e| exists(e, format!("class of service {name} already exists (delete it first to change it)")))?;
         Ok(())
     }
 
     pub fn cos_list(&self) -> Result<Vec<CosRow>> {
-        let mut st = self.conn.prepare("SELECT name, allow FROM cos ORDER BY name")?;
-        let rows = st.query_map([], |r| Ok(CosRow { name: r.get(0)?, allow: r.get(1)? }))?;
+        let mut st = self.conn.prepare("SELECT name, allow, countries FROM cos ORDER BY name")?;
+        let rows = st.query_map([], |r| Ok(CosRow { name: r.get(0)?, allow: r.get(1)?, countries: r.get(2)? }))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -106,7 +114,7 @@ impl Store {
         self.conn
             .execute(
                 "INSERT INTO trunks(name, host, port, transport, created_at, username, realm, ha1_md5, ha1_sha256,
-                   register_expires, tls_ca) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                   register_expires, tls_ca, allow_refer) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 params![
                     t.name,
                     t.host,
@@ -118,7 +126,8 @@ impl Store {
                     t.ha1.as_ref().map(|h| &h.0),
                     t.ha1.as_ref().map(|h| &h.1),
                     t.register_expires,
-                    t.tls_ca
+                    t.tls_ca,
+                    t.allow_refer
                 ],
             )
             .map_err(|e| exists(e, format!("trunk {} already exists", t.name)))?;
@@ -127,8 +136,8 @@ impl Store {
 
     pub fn trunks(&self) -> Result<Vec<TrunkRow>> {
         let mut st = self.conn.prepare(
-            "SELECT name, host, port, transport, username, realm, ha1_md5, ha1_sha256, register_expires, tls_ca
-             FROM trunks ORDER BY name",
+            "SELECT name, host, port, transport, username, realm, ha1_md5, ha1_sha256, register_expires, tls_ca,
+               allow_refer FROM trunks ORDER BY name",
         )?;
         let rows = st.query_map([], |r| {
             let md5: Option<String> = r.get(6)?;
@@ -143,6 +152,7 @@ impl Store {
                 ha1: md5.zip(sha),
                 register_expires: r.get(8)?,
                 tls_ca: r.get(9)?,
+                allow_refer: r.get(10)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

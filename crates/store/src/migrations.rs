@@ -182,6 +182,12 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE extensions ADD COLUMN calls_per_hour INTEGER;",
     // 10: the certificates a TLS trunk is verified against instead of the public roots (PEM).
     "ALTER TABLE trunks ADD COLUMN tls_ca TEXT;",
+    // 11: trunks that accept transfers (REFER, INVITE with Replaces) from extensions; off for every
+    // trunk that exists, so an upgrade opens nothing.
+    "ALTER TABLE trunks ADD COLUMN allow_refer INTEGER NOT NULL DEFAULT 0;",
+    // 12: a Class of Service may restrict international calls to some E.164 country codes
+    // (comma-separated; NULL: any country).
+    "ALTER TABLE cos ADD COLUMN countries TEXT;",
 ];
 
 pub(crate) fn run(conn: &mut Connection) -> Result<()> {

@@ -1,8 +1,9 @@
 //! The dialog table: calls this proxy set up, kept until BYE (and a linger for retransmissions) or
 //! until a party has been silent for the longest call allowed; and the events for call outcomes.
 
-use super::state::{CallInfo, CallOutcome, Kind, LINGER, Proxy, arm};
+use super::state::{CallInfo, CallOutcome, Kind, LINGER, Party, Proxy, arm};
 use crate::event::Event;
+use std::net::IpAddr;
 
 impl Proxy {
     pub(super) fn fire_dialog(&mut self, now: u64, at: u64, key: &str, ended: &mut Vec<CallInfo>) {
@@ -37,6 +38,24 @@ impl Proxy {
 
     pub(crate) fn dialog_info(&self, call_id: &str) -> Option<&CallInfo> {
         self.dialogs.get(call_id).map(|d| &d.info)
+    }
+
+    /// The call an in-dialog request belongs to and the party it is addressed to, when it comes from
+    /// the address of the other party. `None` otherwise: [`Proxy::relay_in_dialog`] then refuses it
+    /// (481, or 403 for a third address), so nothing is judged on the word of a stranger.
+    pub(crate) fn addressed_party(
+        &self,
+        req: &pbxguard_sip::Request<'_>,
+        source: IpAddr,
+    ) -> Option<(Party, &CallInfo)> {
+        let d = self.dialogs.get(req.call_id)?;
+        let to = d.towards(req.from.tag(), req.to.tag())?;
+        let from = match to {
+            Party::Caller => Party::Callee,
+            Party::Callee => Party::Caller,
+        };
+        let sender = d.address(from)?;
+        (pbxguard_shield::canonical(sender.addr.ip()) == pbxguard_shield::canonical(source)).then_some((to, &d.info))
     }
 }
 

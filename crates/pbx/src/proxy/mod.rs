@@ -21,4 +21,4 @@ mod timers;
 mod trunk_auth;
 
 pub(crate) use dialog::outcome_events;
-pub(crate) use state::{BuildRequest, CallInfo, MAX_INVITE, MAX_PENDING_PER_CALLER, Proxy};
+pub(crate) use state::{BuildRequest, CallInfo, MAX_INVITE, MAX_PENDING_PER_CALLER, Party, Proxy};

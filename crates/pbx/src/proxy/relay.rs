@@ -2,7 +2,7 @@
 //! of a dialog this proxy set up, and its responses find their way back through a bounded table keyed
 //! by our Via branch.
 
-use super::state::{CallInfo, Kind, LINGER, Proxy, Relay, Retry, arm};
+use super::state::{CallInfo, Kind, LINGER, Party, Proxy, Relay, Retry, arm};
 use crate::transport::Target;
 use pbxguard_sip::Message;
 
@@ -16,15 +16,13 @@ impl Proxy {
         build: impl Fn(&str, Target, i64) -> Option<Vec<u8>>,
     ) -> Result<Option<CallInfo>, u16> {
         let Some(d) = self.dialogs.get_mut(req.call_id) else { return Err(481) };
-        let from_tag = req.from.tag();
-        let to_tag = req.to.tag();
-        let (dest, sender_ip, shift, auth) = if from_tag == Some(d.caller_tag.as_str()) {
-            let Some(callee) = d.callee else { return Err(481) };
-            (callee, d.caller.addr.ip(), d.cseq_shift, d.callee_auth.clone())
-        } else if to_tag == Some(d.caller_tag.as_str()) && from_tag.is_some() && from_tag == d.callee_tag.as_deref() {
-            (d.caller, d.callee.map_or(d.caller.addr.ip(), |c| c.addr.ip()), 0, None)
-        } else {
-            return Err(481);
+        let (dest, sender_ip, shift, auth) = match d.towards(req.from.tag(), req.to.tag()) {
+            Some(Party::Callee) => {
+                let Some(callee) = d.callee else { return Err(481) };
+                (callee, d.caller.addr.ip(), d.cseq_shift, d.callee_auth.clone())
+            }
+            Some(Party::Caller) => (d.caller, d.callee.map_or(d.caller.addr.ip(), |c| c.addr.ip()), 0, None),
+            None => return Err(481),
         };
         // Only the parties of the dialog may use it.
         if pbxguard_shield::canonical(sender_ip) != pbxguard_shield::canonical(source.addr.ip()) {

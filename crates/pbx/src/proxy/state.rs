@@ -44,6 +44,16 @@ pub(crate) struct CallInfo {
     pub(crate) callee: String,
     /// The extension whose fraud counters this call uses (outbound trunk calls only).
     pub(crate) counted: Option<String>,
+    /// The party that is a trunk, and its name: the callee of an outbound call, the caller of an
+    /// inbound one; `None` between extensions. The other party is then an extension.
+    pub(crate) trunk: Option<(Party, String)>,
+}
+
+/// One of the two parties of a dialog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Party {
+    Caller,
+    Callee,
 }
 
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
@@ -102,6 +112,31 @@ pub(crate) struct Dialog {
     pub(super) cseq_shift: i64,
     /// The callee is a trunk with credentials: its challenges to in-dialog requests are answered.
     pub(super) callee_auth: Option<Arc<Trunk>>,
+}
+
+impl Dialog {
+    /// The party an in-dialog request with these tags is addressed to (RFC 3261 §12.2: the From tag is
+    /// the sender's local tag); `None` when the tags name no direction of this dialog.
+    pub(super) fn towards(&self, from_tag: Option<&str>, to_tag: Option<&str>) -> Option<Party> {
+        if from_tag == Some(self.caller_tag.as_str()) {
+            Some(Party::Callee)
+        } else if to_tag == Some(self.caller_tag.as_str())
+            && from_tag.is_some()
+            && from_tag == self.callee_tag.as_deref()
+        {
+            Some(Party::Caller)
+        } else {
+            None
+        }
+    }
+
+    /// Where `party` is reached, once known.
+    pub(super) fn address(&self, party: Party) -> Option<Target> {
+        match party {
+            Party::Caller => Some(self.caller),
+            Party::Callee => self.callee,
+        }
+    }
 }
 
 pub(super) struct Relay {
