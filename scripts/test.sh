@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian 12 machine: installs the real peers the end-to-end tests
-# talk to (SIPp, baresip, sipvicious), then formatting, lints and every test. Needs root (or sudo) for apt-get.
+# talk to (SIPp, baresip, sipvicious) and iproute2, then formatting, lints and every test. Needs root
+# (apt-get; one test adds IPv6 addresses of its own to the loopback interface).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,7 @@ command -v sipp >/dev/null || need+=(sip-tester)
 command -v baresip >/dev/null || need+=(baresip-core)
 command -v svmap >/dev/null || need+=(sipvicious)
 [ -x /bin/kill ] || need+=(procps)   # the tests stop the daemon with SIGTERM
+command -v ip >/dev/null || need+=(iproute2)   # IPv6 test addresses on loopback
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
