@@ -434,16 +434,19 @@ fn forged_datagrams_in_a_phones_name_never_ban_it() {
     std::fs::write(d.0.join("users.csv"), "SEQUENTIAL\n5001;[authentication username=5001 password=Sp00f!ng-Pr00f]\n")
         .unwrap();
     let daemon = Daemon::start(&d.0);
-    let register = || {
+    std::fs::write(d.0.join("wrong.csv"), "SEQUENTIAL\n5001;[authentication username=5001 password=guess]\n").unwrap();
+    let sipp = |users: &str, calls: &str| {
         let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sipp/reg_auth.xml");
         let o = Command::new("timeout")
-            .args(["30", "sipp", "-sf", scenario, "-inf", "users.csv", &daemon.udp.to_string(), "-i", "127.0.0.20"])
-            .args(["-p", "0", "-m", "1", "-nostdin", "-timeout", "20s", "-timeout_error"])
+            .args(["30", "sipp", "-sf", scenario, "-inf", users, &daemon.udp.to_string(), "-i", "127.0.0.20"])
+            .args(["-p", "0", "-m", calls, "-r", "10", "-nostdin", "-timeout", "10s", "-timeout_error"])
+            .args(["-recv_timeout", "2000", "-default_behaviors", "none"])
             .current_dir(&d.0)
             .output()
             .unwrap();
         o.status.success()
     };
+    let register = || sipp("users.csv", "1");
     assert!(register(), "the phone registers");
     let forger = UdpSocket::bind("127.0.0.20:0").unwrap();
     let send = |msg: String| forger.send_to(msg.as_bytes(), daemon.udp).unwrap();
@@ -473,6 +476,10 @@ fn forged_datagrams_in_a_phones_name_never_ban_it() {
     std::thread::sleep(Duration::from_millis(2100));
     assert!(register(), "the phone still registers; log:\n{}", daemon.log());
     assert!(ban_of(&d.0, "127.0.0.20").is_none());
+    // Its own brute force answers our nonces (bound to its address): verified, and banned as ever.
+    assert!(!sipp("wrong.csv", "5"), "wrong passwords fail");
+    let ban = wait_for(Duration::from_secs(3), || ban_of(&d.0, "127.0.0.20")).expect("brute force banned");
+    assert_eq!((ban["reason"].as_str(), ban["note"].as_str()), (Some("brute-force"), None), "{ban}");
     // An address that never authenticated is still banned by one scanner datagram: briefly, marked as
     // resting on unverified evidence, and not counted as an offence.
     assert_eq!(options_as("127.0.0.67", daemon.udp, "o", "friendly-scanner"), None);

@@ -39,6 +39,22 @@ fn adding_an_extension_validates_stores_and_reports_by_kind() {
     std::fs::remove_dir_all(d).unwrap();
 }
 
+/// A UDP trunk named by its host name, carrier.example.
+fn carrier() -> pbxguard_app::calls::NewTrunk {
+    pbxguard_app::calls::NewTrunk {
+        name: "carrier".into(),
+        host: "carrier.example".into(),
+        port: 5060,
+        transport: pbxguard_app::calls::TrunkTransport::Udp,
+        username: None,
+        secret: None,
+        realm: None,
+        register: None,
+        tls_ca: None,
+        allow_refer: false,
+    }
+}
+
 #[test]
 fn a_ban_on_a_trunk_is_refused_through_the_callers_resolver() {
     struct Table;
@@ -52,34 +68,10 @@ fn a_ban_on_a_trunk_is_refused_through_the_callers_resolver() {
     }
     let d = data();
     let store = open_store(&d).unwrap();
-    let trunk = pbxguard_app::calls::NewTrunk {
-        name: "carrier".into(),
-        host: "carrier.example".into(),
-        port: 5060,
-        transport: pbxguard_app::calls::TrunkTransport::Udp,
-        username: None,
-        secret: None,
-        realm: None,
-        register: None,
-        tls_ca: None,
-        allow_refer: false,
-    };
     // Without DNS the name does not resolve: the trunk is refused, with the reason.
-    let r = pbxguard_app::calls::add_trunk(&store, trunk, &LiteralOnly);
+    let r = pbxguard_app::calls::add_trunk(&store, carrier(), &LiteralOnly);
     assert!(matches!(&r, Err(Error::Invalid(m)) if m.contains("does not resolve")), "{r:?}");
-    let trunk = pbxguard_app::calls::NewTrunk {
-        name: "carrier".into(),
-        host: "carrier.example".into(),
-        port: 5060,
-        transport: pbxguard_app::calls::TrunkTransport::Udp,
-        username: None,
-        secret: None,
-        realm: None,
-        register: None,
-        tls_ca: None,
-        allow_refer: false,
-    };
-    pbxguard_app::calls::add_trunk(&store, trunk, &Table).unwrap();
+    pbxguard_app::calls::add_trunk(&store, carrier(), &Table).unwrap();
     let r = security::ban(&store, "192.0.2.7", "test", None, &Table);
     assert!(matches!(&r, Err(Error::Conflict(m)) if m.contains("trusted network 192.0.2.7")), "{r:?}");
     assert!(security::bans(&store).unwrap().is_empty());
