@@ -6,54 +6,77 @@ use pbxguard_app::clock::{now_ms, now_secs};
 use pbxguard_app::settings::{self, registrar_config};
 use pbxguard_app::views;
 use pbxguard_shield::Prefix;
-use pbxguard_store::Store;
+use pbxguard_store::{Store, Topic};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-fn reload_config(
+/// Applies what changed, by topic: each view is rebuilt only when something it is built from changed
+/// (a new extension rebuilds the directory, not the dial plan, and resolves no trunk name).
+fn reload(
     store: &Store,
     net: &Net,
     listening: &[SocketAddr],
     lists: &mut Vec<(String, i64, i64)>,
+    topics: &BTreeSet<Topic>,
 ) -> anyhow::Result<()> {
+    let any = |t: &[Topic]| t.iter().any(|t| topics.contains(t));
     // Blacklists are compiled here, outside the lock, and only when their content changed.
-    let fp = pbxguard_app::blacklist::fingerprint(store)?;
-    let blacklist = if fp != *lists {
-        let set = pbxguard_app::blacklist::load(store)?;
-        tracing::info!(entries = set.len(), "blacklists loaded");
-        *lists = fp;
-        Some(std::sync::Arc::new(set))
+    let blacklist = if any(&[Topic::Blacklists]) {
+        let fp = pbxguard_app::blacklist::fingerprint(store)?;
+        if fp != *lists {
+            let set = pbxguard_app::blacklist::load(store)?;
+            tracing::info!(entries = set.len(), "blacklists loaded");
+            *lists = fp;
+            Some(std::sync::Arc::new(set))
+        } else {
+            None
+        }
     } else {
         None
     };
-    let dir = views::directory(store)?;
-    let plan = views::dialplan(store, &crate::resolve::System)?;
-    let tls_trunks = super::tls::peers(&store.trunks()?, &plan.trunks);
-    let cfg = registrar_config(store)?;
-    let shield_cfg = settings::shield_config(store)?;
-    let fingerprints = settings::fingerprints(store)?;
-    let trunks: Vec<_> = plan.trunks.iter().map(|t| t.addr).collect();
-    let trusted = views::trusted(store, listening, &trunks)?;
-    net.set_tls_peers(tls_trunks);
+    let dir = any(&[Topic::Extensions, Topic::Acls, Topic::Settings]).then(|| views::directory(store)).transpose()?;
+    // The dial plan carries the numbering plan and fraud limits (settings) and the trunks' addresses,
+    // which the trusted networks include.
+    let plan_changed = any(&[Topic::Trunks, Topic::Routes, Topic::Dids, Topic::Cos, Topic::Settings]);
+    let plan = plan_changed.then(|| views::dialplan(store, &crate::resolve::System)).transpose()?;
+    if let Some(plan) = &plan {
+        net.set_tls_peers(super::tls::peers(&store.trunks()?, &plan.trunks));
+    }
+    let settings = any(&[Topic::Settings])
+        .then(|| {
+            anyhow::Ok((registrar_config(store)?, settings::shield_config(store)?, settings::fingerprints(store)?))
+        })
+        .transpose()?;
     let mut tx = Vec::new();
     net.state.with_sip(&mut tx, |gate, sip| {
-        if sip.config() != &cfg {
-            tracing::info!(?cfg, "registrar settings changed");
-            sip.set_config(cfg);
+        if let Some((cfg, shield_cfg, fingerprints)) = settings {
+            if sip.config() != &cfg {
+                tracing::info!(?cfg, "registrar settings changed");
+                sip.set_config(cfg);
+            }
+            if gate.config() != &shield_cfg {
+                tracing::info!(?shield_cfg, "protection settings changed");
+                gate.set_config(shield_cfg);
+            }
+            sip.set_fingerprints(fingerprints);
         }
-        if gate.config() != &shield_cfg {
-            tracing::info!(?shield_cfg, "protection settings changed");
-            gate.set_config(shield_cfg);
+        if let Some(dir) = dir {
+            sip.set_directory(std::sync::Arc::new(dir));
         }
-        sip.set_fingerprints(fingerprints);
-        gate.set_trusted(trusted);
-        sip.set_directory(std::sync::Arc::new(dir));
-        sip.set_dialplan(std::sync::Arc::new(plan));
+        if let Some(plan) = plan {
+            sip.set_dialplan(std::sync::Arc::new(plan));
+        }
         if let Some(b) = blacklist {
             gate.set_blacklist(b);
         }
     });
+    if plan_changed || any(&[Topic::Trusted]) {
+        let trunks: Vec<_> = net.state.sip().dialplan().trunks.iter().map(|t| t.addr).collect();
+        let trusted = views::trusted(store, listening, &trunks)?;
+        net.state.with_gate(|gate| gate.set_trusted(trusted));
+    }
     Ok(())
 }
 
@@ -87,7 +110,7 @@ pub(crate) fn run(db: &Path, net: &std::sync::Arc<Net>, listening: &[SocketAddr]
         }
     };
     let mut version = store.data_version().unwrap_or(0);
-    let mut revision = store.config_revision().unwrap_or(0);
+    let mut last_change = store.last_change().unwrap_or(0);
     let mut last_op = store.last_ban_op().unwrap_or(0);
     let mut last_purge = now_secs();
     let mut last_calls_purge = 0;
@@ -95,22 +118,33 @@ pub(crate) fn run(db: &Path, net: &std::sync::Arc<Net>, listening: &[SocketAddr]
         // Twice a second: another process's change applies within a second, and an idle daemon
         // wakes rarely.
         std::thread::sleep(Duration::from_millis(500));
+        // Cheap first: has any other connection committed at all? Then what changed, by topic.
         match store.data_version() {
             Ok(v) if v != version => {
                 version = v;
-                match store.config_revision() {
-                    Ok(r) if r != revision => {
-                        revision = r;
-                        if let Err(e) = reload_config(&store, net, listening, &mut lists) {
+                match store.changes_after(last_change, CHANGES_PER_ROUND) {
+                    Ok(changes) if !changes.is_empty() => {
+                        last_change = changes.last().map_or(last_change, |c| c.id);
+                        // A reader that fell behind further than the feed is kept reloads everything.
+                        let topics: BTreeSet<Topic> = if changes.len() as i64 == CHANGES_PER_ROUND {
+                            version = 0;
+                            Topic::ALL.into_iter().collect()
+                        } else {
+                            changes.iter().map(|c| c.topic).collect()
+                        };
+                        tracing::debug!(?topics, "applying changes");
+                        if let Err(e) = reload(&store, net, listening, &mut lists, &topics) {
                             tracing::error!(error = %e, "reloading configuration failed; keeping the previous one");
                         }
-                        match apply_ban_ops(&store, state, last_op) {
-                            Ok(id) => last_op = id,
-                            Err(e) => tracing::error!(error = %e, "applying ban changes failed"),
+                        if topics.contains(&Topic::Bans) {
+                            match apply_ban_ops(&store, state, last_op) {
+                                Ok(id) => last_op = id,
+                                Err(e) => tracing::error!(error = %e, "applying ban changes failed"),
+                            }
                         }
                     }
                     Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "reading the configuration revision failed"),
+                    Err(e) => tracing::warn!(error = %e, "reading the change feed failed"),
                 }
             }
             Ok(_) => {}
@@ -137,6 +171,9 @@ pub(crate) fn run(db: &Path, net: &std::sync::Arc<Net>, listening: &[SocketAddr]
             }
             if now - last_calls_purge >= 3600 {
                 last_calls_purge = now;
+                if let Err(e) = store.prune_changes(CHANGES_KEPT) {
+                    tracing::warn!(error = %e, "pruning the change feed failed");
+                }
                 if let Err(e) = store.purge_calls(now - CALLS_KEPT_S) {
                     tracing::warn!(error = %e, "purging the calls log failed");
                 }
@@ -144,6 +181,11 @@ pub(crate) fn run(db: &Path, net: &std::sync::Arc<Net>, listening: &[SocketAddr]
         }
     }
 }
+
+/// Changes read at once; a backlog this long means "reload everything".
+const CHANGES_PER_ROUND: i64 = 10_000;
+/// Changes kept in the feed for readers that fall behind.
+const CHANGES_KEPT: i64 = 100_000;
 
 /// Ended calls stay in the calls log this long.
 const CALLS_KEPT_S: i64 = 30 * 86_400;

@@ -115,6 +115,10 @@ impl Service {
         self.dialplan = plan;
     }
 
+    pub fn dialplan(&self) -> &Arc<DialPlan> {
+        &self.dialplan
+    }
+
     /// The next message to send somewhere other than back to a request's source.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.proxy.outbox.pop_front()

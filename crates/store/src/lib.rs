@@ -9,6 +9,7 @@ mod accounts;
 mod bindings;
 mod blacklists;
 mod calls;
+mod changes;
 mod extensions;
 mod migrations;
 mod security;
@@ -18,6 +19,7 @@ pub use accounts::{Admin, Mailbox};
 pub use bindings::Binding;
 pub use blacklists::BlacklistInfo;
 pub use calls::{CallRow, CosRow, DidRow, RouteRow, TrunkRow};
+pub use changes::{Change, Topic};
 pub use extensions::{Credentials, Extension};
 pub use security::{AclRow, BanOp, BanRow, EventRow};
 

@@ -188,6 +188,37 @@ const MIGRATIONS: &[&str] = &[
     // 12: a Class of Service may restrict international calls to some E.164 country codes
     // (comma-separated; NULL: any country).
     "ALTER TABLE cos ADD COLUMN countries TEXT;",
+    // 13: the change feed: one row per committed change to what a running daemon applies, with its topic
+    // (registrations, calls and events are not changes). Readers follow it by id; the daemon prunes it.
+    "CREATE TABLE changes (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL);
+    CREATE TRIGGER changes_extensions_insert AFTER INSERT ON extensions BEGIN INSERT INTO changes(topic) VALUES ('extensions'); END;
+    CREATE TRIGGER changes_extensions_update AFTER UPDATE ON extensions BEGIN INSERT INTO changes(topic) VALUES ('extensions'); END;
+    CREATE TRIGGER changes_extensions_delete AFTER DELETE ON extensions BEGIN INSERT INTO changes(topic) VALUES ('extensions'); END;
+    CREATE TRIGGER changes_settings_insert AFTER INSERT ON settings BEGIN INSERT INTO changes(topic) VALUES ('settings'); END;
+    CREATE TRIGGER changes_settings_update AFTER UPDATE ON settings BEGIN INSERT INTO changes(topic) VALUES ('settings'); END;
+    CREATE TRIGGER changes_settings_delete AFTER DELETE ON settings BEGIN INSERT INTO changes(topic) VALUES ('settings'); END;
+    CREATE TRIGGER changes_trunks_insert AFTER INSERT ON trunks BEGIN INSERT INTO changes(topic) VALUES ('trunks'); END;
+    CREATE TRIGGER changes_trunks_update AFTER UPDATE ON trunks BEGIN INSERT INTO changes(topic) VALUES ('trunks'); END;
+    CREATE TRIGGER changes_trunks_delete AFTER DELETE ON trunks BEGIN INSERT INTO changes(topic) VALUES ('trunks'); END;
+    CREATE TRIGGER changes_routes_insert AFTER INSERT ON routes BEGIN INSERT INTO changes(topic) VALUES ('routes'); END;
+    CREATE TRIGGER changes_routes_update AFTER UPDATE ON routes BEGIN INSERT INTO changes(topic) VALUES ('routes'); END;
+    CREATE TRIGGER changes_routes_delete AFTER DELETE ON routes BEGIN INSERT INTO changes(topic) VALUES ('routes'); END;
+    CREATE TRIGGER changes_dids_insert AFTER INSERT ON dids BEGIN INSERT INTO changes(topic) VALUES ('dids'); END;
+    CREATE TRIGGER changes_dids_update AFTER UPDATE ON dids BEGIN INSERT INTO changes(topic) VALUES ('dids'); END;
+    CREATE TRIGGER changes_dids_delete AFTER DELETE ON dids BEGIN INSERT INTO changes(topic) VALUES ('dids'); END;
+    CREATE TRIGGER changes_cos_insert AFTER INSERT ON cos BEGIN INSERT INTO changes(topic) VALUES ('cos'); END;
+    CREATE TRIGGER changes_cos_update AFTER UPDATE ON cos BEGIN INSERT INTO changes(topic) VALUES ('cos'); END;
+    CREATE TRIGGER changes_cos_delete AFTER DELETE ON cos BEGIN INSERT INTO changes(topic) VALUES ('cos'); END;
+    CREATE TRIGGER changes_acl_groups_insert AFTER INSERT ON acl_groups BEGIN INSERT INTO changes(topic) VALUES ('acls'); END;
+    CREATE TRIGGER changes_acl_groups_update AFTER UPDATE ON acl_groups BEGIN INSERT INTO changes(topic) VALUES ('acls'); END;
+    CREATE TRIGGER changes_acl_groups_delete AFTER DELETE ON acl_groups BEGIN INSERT INTO changes(topic) VALUES ('acls'); END;
+    CREATE TRIGGER changes_trusted_insert AFTER INSERT ON trusted BEGIN INSERT INTO changes(topic) VALUES ('trusted'); END;
+    CREATE TRIGGER changes_trusted_update AFTER UPDATE ON trusted BEGIN INSERT INTO changes(topic) VALUES ('trusted'); END;
+    CREATE TRIGGER changes_trusted_delete AFTER DELETE ON trusted BEGIN INSERT INTO changes(topic) VALUES ('trusted'); END;
+    CREATE TRIGGER changes_blacklists_insert AFTER INSERT ON blacklists BEGIN INSERT INTO changes(topic) VALUES ('blacklists'); END;
+    CREATE TRIGGER changes_blacklists_update AFTER UPDATE ON blacklists BEGIN INSERT INTO changes(topic) VALUES ('blacklists'); END;
+    CREATE TRIGGER changes_blacklists_delete AFTER DELETE ON blacklists BEGIN INSERT INTO changes(topic) VALUES ('blacklists'); END;
+    CREATE TRIGGER changes_ban_ops_insert AFTER INSERT ON ban_ops BEGIN INSERT INTO changes(topic) VALUES ('bans'); END;",
 ];
 
 pub(crate) fn run(conn: &mut Connection) -> Result<()> {
