@@ -4,7 +4,9 @@
 
 use std::collections::{HashMap, VecDeque};
 
-const HOUR_MS: u64 = 3_600_000;
+/// How long a call attempt counts towards the hourly limits.
+pub const WINDOW_MS: u64 = 3_600_000;
+const HOUR_MS: u64 = WINDOW_MS;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CallLimits {

@@ -1,12 +1,9 @@
 //! Toll-fraud counters of the calls routed to trunks, and the times at which sweeping them is worth a
 //! wake-up.
 
+use pbxguard_shield::fraud::WINDOW_MS;
 use pbxguard_shield::{CallLimits, ExtensionLimits, FraudGuard, Refusal};
 use std::collections::VecDeque;
-
-/// How long the shield counts a call attempt (its own constant is private): a counted attempt stops
-/// counting, and may leave an extension's counters empty, this long after it was made.
-const WINDOW_MS: u64 = 3_600_000;
 
 /// The shield's [`FraudGuard`] with a schedule for its housekeeping. The guard prunes an extension's
 /// counters whenever that extension calls, so a sweep only returns memory; it can free something only
