@@ -94,9 +94,12 @@ pub(crate) enum BansCommand {
         /// Why (kept with the ban).
         #[arg(long)]
         reason: String,
-        /// How long (e.g. 30m, 12h, 7d); default: until removed.
+        /// How long (e.g. 30m, 12h, 7d; at most 3650d, 10 years); default: until removed.
         #[arg(long = "for")]
         duration: Option<String>,
+        /// Allow a network wider than /8 (IPv4) or /32 (IPv6), 0.0.0.0/0 included.
+        #[arg(long)]
+        force: bool,
     },
     /// Lift a ban (it stays lifted across restarts).
     Del { target: String },
@@ -104,10 +107,14 @@ pub(crate) enum BansCommand {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum TrustCommand {
+    /// Trust a network. Bans inside it stay stored, overridden while the trust lasts.
     Add {
         cidr: String,
         #[arg(long)]
         note: Option<String>,
+        /// Allow a network wider than /8 (IPv4) or /32 (IPv6), 0.0.0.0/0 included.
+        #[arg(long)]
+        force: bool,
     },
     List {
         #[arg(long)]
@@ -126,6 +133,9 @@ pub(crate) enum AclCommand {
         name: String,
         #[arg(required = true, allow_hyphen_values = true)]
         rules: Vec<String>,
+        /// Allow an allow rule wider than /8 (IPv4) or /32 (IPv6), 0.0.0.0/0 included.
+        #[arg(long)]
+        force: bool,
     },
     List {
         #[arg(long)]
@@ -248,6 +258,8 @@ pub(crate) enum SettingsCommand {
         #[arg(long)]
         csv: bool,
     },
+    /// Put a setting back to its default.
+    Reset { key: String },
 }
 
 #[derive(Debug, Subcommand)]

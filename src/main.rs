@@ -38,7 +38,22 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("pbxguard: {e:#}");
-            std::process::ExitCode::from(2)
+            std::process::ExitCode::from(exit_code(&e))
         }
+    }
+}
+
+/// Exit codes (README, "Exit codes"): 0 done; 1 refused or failed (every `pbxguard_app::Error` kind,
+/// a daemon that cannot start); 2 a usage error, which clap reports and exits with before we get here.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<pbxguard_app::Error>() {
+        Some(
+            pbxguard_app::Error::Invalid(_)
+            | pbxguard_app::Error::NotFound(_)
+            | pbxguard_app::Error::Conflict(_)
+            | pbxguard_app::Error::Io(_)
+            | pbxguard_app::Error::Store(_),
+        )
+        | None => 1,
     }
 }

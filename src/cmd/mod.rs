@@ -13,7 +13,7 @@ mod security;
 use crate::cli::{Command, ExportCommand, ImportCommand, RegCommand, SettingsCommand};
 use anyhow::Result;
 use out::print_json;
-use pbxguard_app::{configure, open_store};
+use pbxguard_app::{configure, open_existing};
 use pbxguard_store::Store;
 use std::path::Path;
 
@@ -35,7 +35,7 @@ macro_rules! outln {
 
 /// Runs every command but `run` (the daemon), against the database in `data`.
 pub(crate) fn run(data: &Path, command: Command) -> Result<()> {
-    let store = || open_store(data);
+    let store = || open_existing(data);
     match command {
         Command::Run(_) => unreachable!("main starts the daemon itself"),
         Command::Ext(c) => ext::ext(&store()?, c),
@@ -75,6 +75,11 @@ fn settings(store: &mut Store, cmd: SettingsCommand) -> Result<()> {
             }
         }
         SettingsCommand::Get { key } => outln!("{}", pbxguard_app::settings::get(store, &key)?),
+        SettingsCommand::Reset { key } => {
+            let (value, changed) = configure::reset(store, &key)?;
+            outln!("{key} = {value} (default)");
+            print_review(changed, false)?;
+        }
         SettingsCommand::Set { key, value, csv } => {
             let changed = configure::set(store, &key, &value)?;
             if csv {
@@ -83,30 +88,36 @@ fn settings(store: &mut Store, cmd: SettingsCommand) -> Result<()> {
             } else {
                 outln!("{key} = {value}");
             }
-            let Some(review) = changed.review else { return Ok(()) };
-            let rows = review.extensions;
-            if csv {
-                outln!("extension,secret");
-                for r in &rows {
-                    outln!("{},{}", r.extension, r.new_secret.as_deref().unwrap_or(""));
-                }
-            } else if rows.is_empty() {
-                outln!("every extension's secret meets the password policy");
-            } else if review.fixed {
-                outln!("{} non-compliant secret(s) replaced; the new secrets are shown once:", rows.len());
-                outln!("{:<12} {:<22} WAS", "EXTENSION", "NEW SECRET");
-                for r in &rows {
-                    outln!("{:<12} {:<22} {}", r.extension, r.new_secret.as_deref().unwrap_or(""), r.violations);
-                }
-            } else {
-                outln!(
-                    "{} extension(s) have a secret that breaks the policy (fix with `ext passwd NUMBER --generate`, or turn on password_policy.autofix):",
-                    rows.len()
-                );
-                for r in &rows {
-                    outln!("{:<12} {}", r.extension, r.violations);
-                }
-            }
+            print_review(changed, csv)?;
+        }
+    }
+    Ok(())
+}
+
+/// What changing a password_policy setting did to the extensions' secrets (new ones shown once).
+fn print_review(changed: configure::Changed, csv: bool) -> Result<()> {
+    let Some(review) = changed.review else { return Ok(()) };
+    let rows = review.extensions;
+    if csv {
+        outln!("extension,secret");
+        for r in &rows {
+            outln!("{},{}", r.extension, r.new_secret.as_deref().unwrap_or(""));
+        }
+    } else if rows.is_empty() {
+        outln!("every extension's secret meets the password policy");
+    } else if review.fixed {
+        outln!("{} non-compliant secret(s) replaced; the new secrets are shown once:", rows.len());
+        outln!("{:<12} {:<22} WAS", "EXTENSION", "NEW SECRET");
+        for r in &rows {
+            outln!("{:<12} {:<22} {}", r.extension, r.new_secret.as_deref().unwrap_or(""), r.violations);
+        }
+    } else {
+        outln!(
+            "{} extension(s) have a secret that breaks the policy (fix with `ext passwd NUMBER --generate`, or turn on password_policy.autofix):",
+            rows.len()
+        );
+        for r in &rows {
+            outln!("{:<12} {}", r.extension, r.violations);
         }
     }
     Ok(())

@@ -34,20 +34,25 @@ pub(super) fn bans(store: &Store, cmd: BansCommand) -> Result<()> {
     match cmd {
         BansCommand::List { json } => {
             let rows = security::bans(store)?;
+            let trusted = pbxguard_app::views::trusted(store, &[], &[])?;
             if json {
                 let v: Vec<_> = rows
                     .iter()
                     .map(|b| {
                         json!({"target": b.target, "reason": b.reason, "evidence": b.evidence, "note": b.note,
                                "first_seen_ms": b.first_seen_ms, "created_ms": b.created_ms, "expires_ms": b.expires_ms,
-                               "offence": b.offence})
+                               "offence": b.offence,
+                               "overridden_by": security::overriding_trust(&trusted, &b.target).map(|t| t.to_string())})
                     })
                     .collect();
                 return print_json(&v);
             }
             outln!("{:<20} {:<12} {:<8} {:<10} {:<10} EVIDENCE", "TARGET", "REASON", "OFFENCE", "SINCE", "EXPIRES");
             for b in rows {
-                let ev = b.note.as_ref().map_or(b.evidence.clone(), |n| format!("{} ({n})", b.evidence));
+                let mut ev = b.note.as_ref().map_or(b.evidence.clone(), |n| format!("{} ({n})", b.evidence));
+                if let Some(t) = security::overriding_trust(&trusted, &b.target) {
+                    ev = format!("[overridden: {t} is trusted] {ev}");
+                }
                 outln!(
                     "{:<20} {:<12} {:<8} {:<10} {:<10} {ev}",
                     b.target,
@@ -58,8 +63,8 @@ pub(super) fn bans(store: &Store, cmd: BansCommand) -> Result<()> {
                 );
             }
         }
-        BansCommand::Add { target, reason, duration } => {
-            let row = security::ban(store, &target, &reason, duration.as_deref(), &crate::resolve::System)?;
+        BansCommand::Add { target, reason, duration, force } => {
+            let row = security::ban(store, &target, &reason, duration.as_deref(), force, &crate::resolve::System)?;
             outln!("banned {} {}", row.target, duration.map_or("until removed".to_owned(), |d| format!("for {d}")));
         }
         BansCommand::Del { target } => {
@@ -72,10 +77,14 @@ pub(super) fn bans(store: &Store, cmd: BansCommand) -> Result<()> {
 
 pub(super) fn trust(store: &Store, cmd: TrustCommand) -> Result<()> {
     match cmd {
-        TrustCommand::Add { cidr, note } => {
-            let (p, lifted) = security::trust(store, &cidr, note.as_deref())?;
-            for b in lifted {
-                outln!("lifted the ban on {} ({})", b.target, b.reason);
+        TrustCommand::Add { cidr, note, force } => {
+            let (p, overridden) = security::trust(store, &cidr, note.as_deref(), force)?;
+            for b in overridden {
+                outln!(
+                    "the ban on {} ({}) is overridden while {p} is trusted; `pbxguard trust del {p}` brings it back",
+                    b.target,
+                    b.reason
+                );
             }
             outln!("trusted {p}: never banned, never flood-limited");
         }
@@ -99,8 +108,13 @@ pub(super) fn trust(store: &Store, cmd: TrustCommand) -> Result<()> {
 
 pub(super) fn acl(store: &Store, cmd: AclCommand) -> Result<()> {
     match cmd {
-        AclCommand::Add { name, rules } => {
-            let rules = security::put_acl(store, &name, &rules)?;
+        AclCommand::Add { name, mut rules, mut force } => {
+            // clap hands every word after the name to `rules` (allow_hyphen_values), so a `--force`
+            // written after the rules lands there: it is the flag, never a rule.
+            let before = rules.len();
+            rules.retain(|r| r != "--force");
+            force |= rules.len() != before;
+            let rules = security::put_acl(store, &name, &rules, force)?;
             let text: Vec<String> = rules.iter().map(ToString::to_string).collect();
             outln!("ACL group {name}: {}", text.join(" "));
         }
@@ -169,6 +183,12 @@ pub(super) fn blacklist(store: &mut Store, cmd: BlacklistCommand) -> Result<()> 
                 r.bad_lines,
                 started.elapsed().as_secs_f64()
             );
+            if r.too_broad > 0 {
+                outln!(
+                    "{} of them refused: networks wider than /8 (IPv4) or /32 (IPv6) are never taken from a list",
+                    r.too_broad
+                );
+            }
         }
         BlacklistCommand::Check { ip } => {
             let trunks = pbxguard_app::views::trunk_addresses(store, &crate::resolve::System)?;

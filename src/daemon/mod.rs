@@ -4,6 +4,7 @@
 mod alloc;
 mod enforce;
 mod feed;
+mod lock;
 mod mmsg;
 mod net;
 mod persist;
@@ -131,6 +132,8 @@ pub(crate) fn run(data: Option<PathBuf>, args: Options) -> Result<()> {
         tracing::warn!("--gui is reserved for the admin GUI, which this release does not include; ignoring it");
     }
     let store = open_store(&data)?;
+    // Held until `run` returns: a second daemon on this data directory refuses to start.
+    let _lock = lock::acquire(&data)?;
     let key = pbxguard_app::random::load_or_create_key(&data.join("nonce.key"))?;
     let seed = u64::from_le_bytes(pbxguard_app::random::random_bytes::<8>());
     let rcfg = registrar_config(&store)?;

@@ -10,11 +10,17 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
-fn bind(addr: SocketAddr) -> Result<UdpSocket> {
+/// Binds one socket; `shared`: with SO_REUSEPORT, for the workers' sockets. A probe binds without it
+/// first, so an address another process already serves (with SO_REUSEPORT or not, any user) is refused
+/// instead of silently shared. (Setting SO_REUSEPORT only after the first worker's bind looked simpler,
+/// but that socket never joins the kernel's reuse group properly and calls went unanswered under load.)
+fn bind(addr: SocketAddr, shared: bool) -> Result<UdpSocket> {
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     // One socket per worker, all on the same port: the kernel spreads sources over them by flow hash,
     // so each thread has its own queue, and a flood from one source loads one worker, not all.
-    s.set_reuse_port(true)?;
+    if shared {
+        s.set_reuse_port(true)?;
+    }
     if addr.is_ipv6() {
         // Keep IPv6 sockets IPv6-only so "0.0.0.0:5060" and "[::]:5060" can both be configured.
         s.set_only_v6(true)?;
@@ -31,12 +37,12 @@ fn bind(addr: SocketAddr) -> Result<UdpSocket> {
 pub(crate) fn start(addrs: &[SocketAddr], workers: usize, net: &Arc<Net>) -> Result<Vec<SocketAddr>> {
     let mut bound = Vec::new();
     for &addr in addrs {
-        let first = bind(addr)?;
-        let actual = first.local_addr()?;
+        // The probe holds the port (and picks it, for port 0) only until the workers' sockets take it.
+        let actual = bind(addr, false)?.local_addr()?;
         bound.push(actual);
-        let mut socks = vec![first];
-        for _ in 1..workers {
-            socks.push(bind(actual)?);
+        let mut socks = Vec::new();
+        for _ in 0..workers.max(1) {
+            socks.push(bind(actual, true)?);
         }
         net.add_udp(socks[0].try_clone()?);
         for (i, sock) in socks.into_iter().enumerate() {

@@ -29,7 +29,11 @@ pub fn default_name(source: &str) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Imported {
     pub entries: usize,
+    /// Lines skipped: unreadable ones and `too_broad` ones.
     pub bad_lines: usize,
+    /// Of `bad_lines`, entries refused for being wider than /8 (IPv4) or /32 (IPv6), `0.0.0.0/0` among
+    /// them: a list must never blackhole a large part of the Internet, so no `--force` applies here.
+    pub too_broad: usize,
 }
 
 /// Parses `text` (fetched from `source`) and stores it as list `name`, replacing its previous content
@@ -41,19 +45,24 @@ pub fn import(
     text: &str,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Imported> {
-    let (prefixes, bad) = parse_list(text);
+    let (mut prefixes, bad) = parse_list(text);
+    let before = prefixes.len();
+    prefixes.retain(|p| !crate::validate::is_over_broad(p));
+    let too_broad = before - prefixes.len();
+    let bad_lines = bad.len() + too_broad;
     if prefixes.is_empty() {
         return Err(invalid!(
-            "{source} holds no addresses ({} unreadable lines): is it a voipbl-format list (one IP or CIDR per line)?",
+            "{source} holds no usable addresses ({} unreadable lines, {too_broad} networks wider than /8 or /32 refused): \
+             is it a voipbl-format list (one IP or CIDR per line)?",
             bad.len()
         ));
     }
     let entries: Vec<String> = prefixes.iter().map(ToString::to_string).collect();
     let total = entries.len();
-    store.replace_blacklist(name, source, &entries, bad.len() as i64, crate::clock::now_secs(), |done| {
+    store.replace_blacklist(name, source, &entries, bad_lines as i64, crate::clock::now_secs(), |done| {
         progress(done, total)
     })?;
-    Ok(Imported { entries: entries.len(), bad_lines: bad.len() })
+    Ok(Imported { entries: entries.len(), bad_lines, too_broad })
 }
 
 /// Compiles every stored list into one prefix set, each range remembering its list's name.
@@ -62,6 +71,10 @@ pub fn load(store: &Store) -> Result<PrefixSet<ListName>> {
     let mut entries = Vec::new();
     for (list, cidr) in store.blacklist_entries()? {
         let Ok(p) = Prefix::parse_lenient(&cidr) else { continue };
+        // Stored before over-broad entries were refused at import: still never enforced.
+        if crate::validate::is_over_broad(&p) {
+            continue;
+        }
         let name = names.entry(list).or_insert_with_key(|k| Arc::from(k.as_str())).clone();
         entries.push((p, name));
     }

@@ -31,6 +31,14 @@ pub fn set(store: &mut Store, key: &str, value: &str) -> Result<Changed> {
     Ok(Changed { review })
 }
 
+/// Puts a setting back to its default (for `sip.realm`, the host name, under the same rule as `set`);
+/// returns the value now in force and what the change set off.
+pub fn reset(store: &mut Store, key: &str) -> Result<(String, Changed)> {
+    let value = crate::settings::default_value(key)?;
+    let changed = set(store, key, &value)?;
+    Ok((value, changed))
+}
+
 /// A setting as the operator sees it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SettingView {

@@ -37,7 +37,8 @@ pub const DEFAULT_DATA: &str = "pbxguard-data";
 pub const EVENTS_KEPT: i64 = 100_000;
 pub const EVENTS_MAX_AGE_MS: i64 = 30 * 86_400_000;
 
-/// Opens the database in `data`, creating the directory (mode 0700) and fixing the computed defaults on
+/// Opens the database in `data`, creating the directory (mode 0700) if it is missing: for the daemon
+/// (`pbxguard run`), the one command that may create a data directory. Fixes the computed defaults on
 /// first use so that every later command sees the same realm, and the default admin account.
 pub fn open_store(data: &Path) -> Result<Store> {
     if !data.exists() {
@@ -47,11 +48,87 @@ pub fn open_store(data: &Path) -> Result<Store> {
         std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
         b.create(data).map_err(|e| Error::Io(format!("creating data directory {}: {e}", data.display())))?;
     }
-    let path = data.join("pbxguard.db");
+    open_in(data)
+}
+
+/// Opens the database in an existing data directory: for every command but `run`, so that a mistyped
+/// `--data` (or a command run in the wrong directory) says so instead of creating an empty one.
+pub fn open_existing(data: &Path) -> Result<Store> {
+    if !data.exists() {
+        let shown = std::path::absolute(data).unwrap_or_else(|_| data.to_owned());
+        return Err(not_found!(
+            "no data directory at {}: start the daemon once with `pbxguard run` to create it, or point at yours with `--data DIR`",
+            shown.display()
+        ));
+    }
+    open_in(data)
+}
+
+/// The database file's name inside a data directory.
+pub const DB_FILE: &str = "pbxguard.db";
+
+/// SQLite's file header: anything else is not a database, and its content is not shown.
+const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+fn open_in(data: &Path) -> Result<Store> {
+    if !data.is_dir() {
+        return Err(invalid!(
+            "--data {} is not a directory: give the data directory, not a file in it",
+            data.display()
+        ));
+    }
+    let path = data.join(DB_FILE);
+    let not_ours = || {
+        invalid!(
+            "{} is not a pbxguard database; move it away, or point --data at your pbxguard data directory",
+            path.display()
+        )
+    };
+    if path.is_dir() {
+        return Err(not_ours());
+    }
+    // Created 0600 before SQLite sees it: it holds HA1 hashes (password-equivalent for digest) and
+    // admin password hashes, whatever the umask or the directory's mode. SQLite gives its -wal and
+    // -shm files the database's mode; older databases and their side files are tightened here too.
+    secure_file(&path)?;
+    let mut head = [0u8; 16];
+    let n = std::fs::File::open(&path)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+        .map_err(|e| Error::Io(format!("reading {}: {e}", path.display())))?;
+    if n > 0 && (n < head.len() || &head != SQLITE_MAGIC) {
+        return Err(not_ours());
+    }
     let store = Store::open(&path).map_err(|e| Error::Io(format!("opening database {}: {e}", path.display())))?;
+    for side in ["-wal", "-shm"] {
+        let mut p = path.clone().into_os_string();
+        p.push(side);
+        let p = std::path::PathBuf::from(p);
+        if p.exists() {
+            secure_file(&p)?;
+        }
+    }
     settings::initialise(&store)?;
     admins::ensure_default(&store)?;
     Ok(store)
+}
+
+/// Creates `path` with mode 0600 if missing, and takes group and other access away if present.
+fn secure_file(path: &Path) -> Result<()> {
+    let io = |e: std::io::Error| Error::Io(format!("securing {}: {e}", path.display()));
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let f = opts.open(path).map_err(io)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = f.metadata().map_err(io)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            f.set_permissions(std::fs::Permissions::from_mode(mode & 0o700)).map_err(io)?;
+        }
+    }
+    Ok(())
 }
 
 /// Appends security events with the store's retention.

@@ -22,26 +22,35 @@ pub fn bans(store: &Store) -> Result<Vec<BanRow>> {
     Ok(store.bans(now_ms())?)
 }
 
-/// Bans an address or network (`duration`: e.g. "12h"; `None`: until removed). Refused for a trusted
-/// network, which is never banned.
+/// The longest ban an operator can set with a duration (10 years); longer is a typo (`99999999d`), and
+/// "until removed" is what no duration means.
+pub const MAX_BAN_MS: u64 = 10 * 365 * 86_400_000;
+
+/// Bans an address or network (`duration`: e.g. "12h", at most 10 years; `None`: until removed).
+/// Refused for a trusted network, which is never banned, and for a network wider than /8 (IPv4) or /32
+/// (IPv6) unless `force`.
 pub fn ban(
     store: &Store,
     target: &str,
     reason: &str,
     duration: Option<&str>,
+    force: bool,
     resolver: &dyn Resolver,
 ) -> Result<BanRow> {
     let p = Prefix::parse_strict(target).map_err(|e| invalid!("{e}"))?;
+    crate::validate::check_breadth(&p, "banning", force)?;
     if let Some(t) = trusted_by(store, &p, resolver)? {
         return Err(conflict!(
             "{p} is in the trusted network {t}, which is never banned; remove it with `pbxguard trust del {t}` first"
         ));
     }
     let duration_ms = match duration {
-        Some(d) => Some(
-            parse_duration_ms(d).ok_or_else(|| invalid!("--for {d:?}: expected a duration such as 30m, 12h or 7d"))?
-                as i64,
-        ),
+        Some(d) => Some(parse_duration_ms(d).filter(|ms| (1..=MAX_BAN_MS).contains(ms)).ok_or_else(|| {
+            invalid!(
+                "--for {d:?}: expected a duration from 1s to 3650d (10 years), such as 30m, 12h or 7d; \
+                     leave --for out to ban until removed"
+            )
+        })? as i64),
         None => None,
     };
     let now = now_ms();
@@ -73,22 +82,26 @@ pub fn unban(store: &Store, target: &str) -> Result<Prefix> {
     Ok(p)
 }
 
-/// Trusts a network; returns the bans lifted because they fell inside it.
-pub fn trust(store: &Store, cidr: &str, note: Option<&str>) -> Result<(Prefix, Vec<BanRow>)> {
+/// Trusts a network (wider than /8 or /32 only with `force`); returns the bans inside it, which stay
+/// stored: trust overrides them while it lasts (the gate checks trust first), and removing the trust
+/// brings them back.
+pub fn trust(store: &Store, cidr: &str, note: Option<&str>, force: bool) -> Result<(Prefix, Vec<BanRow>)> {
     let p = Prefix::parse_strict(cidr).map_err(|e| invalid!("{e}"))?;
+    crate::validate::check_breadth(&p, "trusting", force)?;
     if !store.add_trusted(&p.to_string(), note, crate::clock::now_secs())? {
         return Err(conflict!("{p} is already trusted"));
     }
-    // Bans on trusted addresses would never be enforced; lift them now.
-    let mut lifted = Vec::new();
-    for b in store.bans(now_ms())? {
-        if Prefix::parse_lenient(&b.target).is_ok_and(|t| p.contains(t.addr())) {
-            store.delete_ban(&b.target)?;
-            store.push_ban_op(false, &b.target, None, None, now_ms())?;
-            lifted.push(b);
-        }
-    }
-    Ok((p, lifted))
+    let overridden = store
+        .bans(now_ms())?
+        .into_iter()
+        .filter(|b| Prefix::parse_lenient(&b.target).is_ok_and(|t| p.contains(t.addr())));
+    Ok((p, overridden.collect()))
+}
+
+/// The operator's trusted network overriding a ban on `target`, if any (trunks and listeners aside).
+pub fn overriding_trust(trusted: &[Prefix], target: &str) -> Option<Prefix> {
+    let t = Prefix::parse_lenient(target).ok()?;
+    trusted.iter().find(|n| n.contains(t.addr())).copied()
 }
 
 pub fn trusted(store: &Store) -> Result<Vec<(String, Option<String>)>> {
@@ -103,13 +116,19 @@ pub fn untrust(store: &Store, cidr: &str) -> Result<Prefix> {
     Ok(p)
 }
 
-/// Creates or replaces an ACL group; returns its rules, normalised.
-pub fn put_acl(store: &Store, name: &str, rules: &[String]) -> Result<Vec<Rule>> {
+/// Creates or replaces an ACL group; returns its rules, normalised. An allow rule wider than /8 (IPv4)
+/// or /32 (IPv6) is refused unless `force` (deny rules may be as wide as they like).
+pub fn put_acl(store: &Store, name: &str, rules: &[String], force: bool) -> Result<Vec<Rule>> {
     if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
         return Err(invalid!("invalid ACL group name {name:?}: use 1-64 letters, digits, '.', '_' or '-'"));
     }
     let parsed =
         rules.iter().map(|r| Rule::parse(r).map_err(|e| invalid!("rule {r:?}: {e}"))).collect::<Result<Vec<_>>>()?;
+    for r in &parsed {
+        if let Rule::Allow(p) = r {
+            crate::validate::check_breadth(p, "allowing", force)?;
+        }
+    }
     if !parsed.iter().any(|r| matches!(r, Rule::Allow(_))) {
         return Err(invalid!(
             "ACL group {name} would deny every address (it has no allow rule); add at least one network to allow"

@@ -150,14 +150,14 @@ pub const SETTINGS: &[SettingDef] = &[
     SettingDef {
         key: "shield.scanner_user_agents",
         default: Some(SCANNER_UAS),
-        doc: "User-Agent substrings (comma-separated, case-insensitive) that mark an attack tool; a match bans the source at once. Entries that real phones share (e.g. bare \"sip\") do not belong here.",
-        validate: |v| if v.len() > 4096 { Err("at most 4096 characters".into()) } else { Ok(()) },
+        doc: "User-Agent substrings (comma-separated, case-insensitive) that mark an attack tool; a match bans the source at once. Each entry is 4 to 64 characters and not a word real phones share (sip, voip, phone, softphone, client, agent, user-agent are refused); empty: no User-Agent check.",
+        validate: |v| scanner_patterns(v),
     },
     SettingDef {
         key: "shield.scanner_from",
         default: Some("\"sipvicious\",@1.1.1.1>"),
-        doc: "From-header substrings (comma-separated, case-insensitive) that mark an attack tool: sipvicious' display name and its fake host.",
-        validate: |v| if v.len() > 4096 { Err("at most 4096 characters".into()) } else { Ok(()) },
+        doc: "From-header substrings (comma-separated, case-insensitive) that mark an attack tool: sipvicious' display name and its fake host. Same rules as shield.scanner_user_agents.",
+        validate: |v| scanner_patterns(v),
     },
     SettingDef {
         key: "blacklist.refresh",
@@ -253,6 +253,25 @@ pub const SETTINGS: &[SettingDef] = &[
     },
 ];
 
+/// Words every phone's User-Agent or From header may contain: as a scanner pattern each would ban real
+/// phones at once.
+const GENERIC_PATTERNS: &[&str] =
+    &["sip", "voip", "phone", "softphone", "client", "agent", "user-agent", "sip:", "<sip:"];
+
+fn scanner_patterns(v: &str) -> std::result::Result<(), String> {
+    const RULE: &str = "expected comma-separated substrings of 4 to 64 characters (at most 4096 in all), none a word real phones share (sip, voip, phone, softphone, client, agent, user-agent), or empty for no check";
+    if v.len() > 4096 {
+        return Err(RULE.into());
+    }
+    for p in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let lower = p.to_ascii_lowercase();
+        if !(4..=64).contains(&p.chars().count()) || GENERIC_PATTERNS.contains(&lower.as_str()) {
+            return Err(format!("{p:?} would match real phones or is too long: {RULE}"));
+        }
+    }
+    Ok(())
+}
+
 fn count(v: &str, min: u32, max: u32) -> std::result::Result<(), String> {
     match v.parse::<u32>() {
         Ok(n) if (min..=max).contains(&n) => Ok(()),
@@ -276,7 +295,7 @@ fn durations(v: &str) -> std::result::Result<Vec<u64>, String> {
     v.split(',')
         .map(|d| {
             pbxguard_shield::config::parse_duration_ms(d)
-                .ok_or_else(|| format!("{d:?} is not a duration such as 1h, 6h, 24h or 7d"))
+                .ok_or_else(|| format!("expected comma-separated durations such as 1h,6h,24h,7d; {d:?} is not one"))
         })
         .collect()
 }
@@ -294,6 +313,12 @@ pub fn get(store: &Store, key: &str) -> Result<String> {
         Some(v) => Ok(v),
         None => d.default.map(str::to_owned).ok_or_else(|| invalid!("setting {key} is not initialised")),
     }
+}
+
+/// A setting's default value (for a computed one, what it would be computed as now).
+pub fn default_value(key: &str) -> Result<String> {
+    let d = def(key)?;
+    Ok(d.default.map_or_else(host_name, str::to_owned))
 }
 
 fn get_num<T: std::str::FromStr>(store: &Store, key: &str) -> Result<T> {
@@ -415,6 +440,17 @@ mod tests {
         for d in super::SETTINGS {
             assert!(readme.contains(&format!("| `{}` |", d.key)), "README lacks a row for {}", d.key);
         }
+    }
+
+    #[test]
+    fn every_validation_message_names_the_allowed_values() {
+        for d in super::SETTINGS {
+            let e = (d.validate)(&"x".repeat(5000)).expect_err(d.key);
+            assert!(e.contains("expected") || e.contains("use "), "{}: {e}", d.key);
+        }
+        let e = (super::def("shield.scanner_user_agents").unwrap().validate)("friendly-scanner, sip").unwrap_err();
+        assert!(e.contains("\"sip\" would match real phones"), "{e}");
+        assert!((super::def("shield.scanner_user_agents").unwrap().validate)("").is_ok());
     }
 
     #[test]

@@ -62,3 +62,55 @@ pub fn parse_countries(list: &str) -> Result<Vec<CountryCode>> {
 pub fn countries_text(list: &[CountryCode]) -> String {
     list.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",")
 }
+
+/// The shortest IPv4 prefix taken without `--force`: a /7 or wider spans several /8 allocations.
+pub const MIN_IPV4_PREFIX: u8 = 8;
+/// The shortest IPv6 prefix taken without `--force`: a /32 is a whole ISP's allocation.
+pub const MIN_IPV6_PREFIX: u8 = 32;
+
+/// Whether `p` spans more than one typo should be able to reach: shorter than /8 (IPv4) or /32 (IPv6),
+/// `0.0.0.0/0` and `::/0` included.
+pub fn is_over_broad(p: &pbxguard_shield::Prefix) -> bool {
+    let min = if p.addr().is_ipv4() { MIN_IPV4_PREFIX } else { MIN_IPV6_PREFIX };
+    p.prefix_len() < min
+}
+
+/// Refuses an over-broad network unless the operator said `--force`; `what` says what it was for
+/// ("trusting", "banning", "allowing").
+pub fn check_breadth(p: &pbxguard_shield::Prefix, what: &str, force: bool) -> Result<()> {
+    if is_over_broad(p) && !force {
+        let min = if p.addr().is_ipv4() { MIN_IPV4_PREFIX } else { MIN_IPV6_PREFIX };
+        return Err(invalid!(
+            "{p} is wider than /{min}: {what} it would cover a large part of the Internet. \
+             Check for a typo; if you really mean it, add --force"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod breadth_tests {
+    use super::*;
+    use pbxguard_shield::Prefix;
+
+    #[test]
+    fn over_broad_networks_are_refused_without_force() {
+        for (cidr, broad) in [
+            ("0.0.0.0/0", true),
+            ("::/0", true),
+            ("0.0.0.0/7", true),
+            ("10.0.0.0/8", false),
+            ("192.0.2.1", false),
+            ("2000::/3", true),
+            ("2001:db8::/31", true),
+            ("2001:db8::/32", false),
+        ] {
+            let p = Prefix::parse_strict(cidr).unwrap();
+            assert_eq!(is_over_broad(&p), broad, "{cidr}");
+            assert_eq!(check_breadth(&p, "trusting", false).is_err(), broad, "{cidr}");
+            assert!(check_breadth(&p, "trusting", true).is_ok(), "{cidr} with --force");
+        }
+        let e = check_breadth(&Prefix::parse_strict("0.0.0.0/0").unwrap(), "banning", false).unwrap_err();
+        assert!(e.to_string().contains("--force"), "{e}");
+    }
+}

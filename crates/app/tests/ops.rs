@@ -72,12 +72,12 @@ fn a_ban_on_a_trunk_is_refused_through_the_callers_resolver() {
     let r = pbxguard_app::calls::add_trunk(&store, carrier(), &LiteralOnly);
     assert!(matches!(&r, Err(Error::Invalid(m)) if m.contains("does not resolve")), "{r:?}");
     pbxguard_app::calls::add_trunk(&store, carrier(), &Table).unwrap();
-    let r = security::ban(&store, "192.0.2.7", "test", None, &Table);
+    let r = security::ban(&store, "192.0.2.7", "test", None, false, &Table);
     assert!(matches!(&r, Err(Error::Conflict(m)) if m.contains("trusted network 192.0.2.7")), "{r:?}");
     assert!(security::bans(&store).unwrap().is_empty());
-    let b = security::ban(&store, "203.0.113.0/24", "scanner farm", Some("12h"), &Table).unwrap();
+    let b = security::ban(&store, "203.0.113.0/24", "scanner farm", Some("12h"), false, &Table).unwrap();
     assert_eq!((b.target.as_str(), b.note.as_deref()), ("203.0.113.0/24", Some("scanner farm")));
-    let r = security::ban(&store, "203.0.113.1", "x", Some("soon"), &Table);
+    let r = security::ban(&store, "203.0.113.1", "x", Some("soon"), false, &Table);
     assert!(matches!(&r, Err(Error::Invalid(m)) if m.contains("--for \"soon\"")), "{r:?}");
     std::fs::remove_dir_all(d).unwrap();
 }
@@ -169,5 +169,47 @@ fn a_trunk_accepts_transfers_only_when_added_with_allow_refer() {
     );
     let plan = pbxguard_app::views::dialplan(&store, &LiteralOnly).unwrap();
     assert_eq!(plan.trunks.iter().map(|t| t.allow_refer).collect::<Vec<_>>(), [false, true]);
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn trust_keeps_the_bans_it_overrides_and_over_broad_networks_need_force() {
+    let d = data();
+    let store = open_store(&d).unwrap();
+    security::ban(&store, "203.0.113.9", "scan", None, false, &LiteralOnly).unwrap();
+    let r = security::trust(&store, "0.0.0.0/0", None, false);
+    assert!(matches!(&r, Err(Error::Invalid(m)) if m.contains("--force")), "{r:?}");
+    let (p, overridden) = security::trust(&store, "203.0.113.0/24", None, false).unwrap();
+    assert_eq!(overridden.iter().map(|b| b.target.as_str()).collect::<Vec<_>>(), ["203.0.113.9"]);
+    assert_eq!(security::bans(&store).unwrap().len(), 1, "the ban stays stored");
+    assert_eq!(security::overriding_trust(&[p], "203.0.113.9"), Some(p));
+    security::untrust(&store, "203.0.113.0/24").unwrap();
+    assert_eq!(security::bans(&store).unwrap().len(), 1);
+    let r = security::ban(&store, "::/0", "x", None, false, &LiteralOnly);
+    assert!(matches!(&r, Err(Error::Invalid(m)) if m.contains("wider than /32")), "{r:?}");
+    let r = security::ban(&store, "192.0.2.1", "x", Some("3651d"), false, &LiteralOnly);
+    assert!(matches!(&r, Err(Error::Invalid(m)) if m.contains("10 years")), "{r:?}");
+    security::ban(&store, "192.0.2.1", "x", Some("3650d"), false, &LiteralOnly).unwrap();
+    let r = security::put_acl(&store, "all", &["0.0.0.0/0".into()], false);
+    assert!(matches!(&r, Err(Error::Invalid(m)) if m.contains("--force")), "{r:?}");
+    security::put_acl(&store, "all", &["0.0.0.0/0".into()], true).unwrap();
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn only_open_store_creates_a_data_directory_and_the_database_is_0600() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = data();
+    let missing = d.join("missing");
+    let r = pbxguard_app::open_existing(&missing);
+    assert!(matches!(&r, Err(Error::NotFound(m)) if m.contains("pbxguard run")), "{:?}", r.err());
+    assert!(!missing.exists());
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    drop(pbxguard_app::open_existing(&d).unwrap());
+    let mode = std::fs::metadata(d.join("pbxguard.db")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let mut store = open_store(&d).unwrap();
+    let (v, _) = configure::reset(&mut store, "auth.nonce_ttl").unwrap();
+    assert_eq!(v, "300");
     std::fs::remove_dir_all(d).unwrap();
 }
