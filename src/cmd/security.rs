@@ -147,11 +147,9 @@ pub(super) fn events(store: &Store, follow: bool, json: bool, last: i64) -> Resu
             if json {
                 outln!("{}", serde_json::to_string(e)?);
             } else {
-                let secs = e.at_ms / 1000;
                 outln!(
-                    "{}.{:03} {:<18} {:<16} {:<10} {}",
-                    secs,
-                    e.at_ms % 1000,
+                    "{} {:<18} {:<16} {:<10} {}",
+                    super::out::utc(e.at_ms),
                     e.kind,
                     e.source.as_deref().unwrap_or("-"),
                     e.user.as_deref().unwrap_or("-"),
