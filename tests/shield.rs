@@ -277,7 +277,7 @@ fn acl_groups_restrict_where_an_extension_registers_from() {
     assert_eq!(reg("127.0.0.3"), 200);
     assert_eq!(reg("127.0.0.5"), 403);
     assert_eq!(reg("127.0.0.9"), 403);
-    let denied = wait_for(Duration::from_secs(2), || {
+    let denied = wait_for(Duration::from_secs(5), || {
         let events = cli_ok(&d.0, &["events", "--json"]);
         events.lines().find(|l| l.contains("acl-denied") && l.contains("127.0.0.5")).map(str::to_owned)
     });

@@ -322,13 +322,15 @@ fn run(store: &mut Store, rx: &Receiver<Msg>, bans: &BanWrites, done: &(Mutex<bo
     let (mut first, mut idle) = (None, false);
     loop {
         // Idle: wait for the next message instead of waking four times a second for nothing.
+        // The first message after a quiet spell is written at once (an operator waiting on
+        // `events` sees it); a busy stream is batched every WRITE_BACK.
         if idle {
             match rx.recv_timeout(IDLE) {
                 Ok(m) => first = Some(m),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
             }
-            next_write = Instant::now() + WRITE_BACK;
+            next_write = Instant::now();
         }
         // Sleep, then drain: the packet path's sends never wake this thread one by one.
         std::thread::sleep(next_write.saturating_duration_since(Instant::now()));
