@@ -36,7 +36,7 @@ fn registrations_survive_restart_and_cli_changes_apply_live() {
         .is_some()
     );
     assert_eq!(digest_register(&sock, daemon.udp, "restart.test", "1002", "L1ve!add"), 401);
-    wait_for(Duration::from_secs(2), || (registrations(&d.0).len() == 2).then_some(())).expect("both bindings stored");
+    wait_for(Duration::from_secs(5), || (registrations(&d.0).len() == 2).then_some(())).expect("both bindings stored");
     daemon.stop();
     let daemon = Daemon::start(&d.0);
     assert!(daemon.log().contains("bindings=2"), "{}", daemon.log());
@@ -139,7 +139,7 @@ fn ipv6_registration_over_udp_and_tcp() {
     let sock = UdpSocket::bind("[::1]:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     assert_eq!(digest_register(&sock, udp6, "v6.test", "1001", "V6!reg#Test9"), 200);
-    let regs = wait_for(Duration::from_secs(2), || {
+    let regs = wait_for(Duration::from_secs(5), || {
         let r = registrations(&d.0);
         (!r.is_empty()).then_some(r)
     })

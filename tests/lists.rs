@@ -54,13 +54,13 @@ fn blacklist_import_check_enforce_and_trust_wins() {
     assert!(!options_answered("127.0.0.90", daemon.udp), "a listed source gets no reply");
     assert!(options_answered("127.0.0.91", daemon.udp));
     cli_ok(&d.0, &["trust", "add", "127.0.0.90"]);
-    assert!(wait_for(Duration::from_secs(2), || options_answered("127.0.0.90", daemon.udp).then_some(())).is_some());
+    assert!(wait_for(Duration::from_secs(5), || options_answered("127.0.0.90", daemon.udp).then_some(())).is_some());
     assert!(cli_ok(&d.0, &["blacklist", "check", "127.0.0.90"]).contains("trusted network 127.0.0.90, which wins"));
 
     // A new import replaces the list atomically; the daemon picks it up.
     std::fs::write(&file, "127.0.0.92\n").unwrap();
     cli_ok(&d.0, &["blacklist", "import", file.to_str().unwrap()]);
-    assert!(wait_for(Duration::from_secs(2), || (!options_answered("127.0.0.92", daemon.udp)).then_some(())).is_some());
+    assert!(wait_for(Duration::from_secs(5), || (!options_answered("127.0.0.92", daemon.udp)).then_some(())).is_some());
     assert!(cli_ok(&d.0, &["blacklist", "check", "10.99.3.4"]).contains("not in any blacklist"));
 }
 
@@ -111,10 +111,10 @@ fn banned_attackers_are_reported_with_retry() {
     // would let anyone put any address on a shared blacklist). Await a later verified ban's report
     // instead of sleeping: reports leave in order, so had either been reported, it would come first.
     cli_ok(&d.0, &["bans", "add", "127.0.0.81", "--reason", "manual"]);
-    wait_for(Duration::from_secs(2), || ban_listed(&d.0, "127.0.0.81")).expect("operator ban applied");
+    wait_for(Duration::from_secs(5), || ban_listed(&d.0, "127.0.0.81")).expect("operator ban applied");
     let udp = UdpSocket::bind("127.0.0.83:0").unwrap();
     udp.send_to(scan("127.0.0.83", "u").as_bytes(), daemon.udp).unwrap();
-    wait_for(Duration::from_secs(2), || ban_listed(&d.0, "127.0.0.83"))
+    wait_for(Duration::from_secs(5), || ban_listed(&d.0, "127.0.0.83"))
         .expect("the UDP scanner is banned all the same");
     tcp_send("127.0.0.82", daemon.tcp, &scan("127.0.0.82", "r2"));
     let reqs = wait_for(Duration::from_secs(15), || {
@@ -126,17 +126,11 @@ fn banned_attackers_are_reported_with_retry() {
     assert!(!reqs.iter().any(|r| r.contains("ip=127.0.0.81") || r.contains("ip=127.0.0.83")), "{reqs:?}");
 }
 
-/// Sends one message over a TCP connection from `from` and waits until the daemon closes or is done
-/// with it (a scanner gets silence, then its connection is dropped with the ban).
+/// Sends one message over a TCP connection from `from`. Closing at once is fine: the daemon reads what
+/// was sent before the close, and the caller awaits its effect.
 fn tcp_send(from: &str, to: std::net::SocketAddr, msg: &str) {
-    use std::io::{Read, Write};
-    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    sock.bind(&format!("{from}:0").parse::<std::net::SocketAddr>().unwrap().into()).unwrap();
-    sock.connect(&to.into()).unwrap();
-    let mut tcp: std::net::TcpStream = sock.into();
-    tcp.write_all(msg.as_bytes()).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
-    let _ = tcp.read(&mut [0u8; 512]);
+    use std::io::Write;
+    tcp_from(from, to).write_all(msg.as_bytes()).unwrap();
 }
 
 /// Whether a ban on `ip` has reached the daemon (it writes the ban back, operator bans included, and

@@ -103,7 +103,7 @@ fn sipvicious_tools_are_detected_banned_and_never_crack_a_strong_secret() {
     };
     let mut n = 0;
     assert!(
-        wait_for(Duration::from_secs(2), || {
+        wait_for(Duration::from_secs(5), || {
             n += 1;
             probe(n).then_some(())
         })
@@ -221,7 +221,7 @@ fn bans_and_unbans_survive_restarts() {
         s.local_addr().unwrap()
     );
     s.send_to(scan.as_bytes(), daemon.udp).unwrap();
-    wait_for(Duration::from_secs(2), || ban_of(&d.0, "127.0.0.78")).expect("scanner banned");
+    wait_for(Duration::from_secs(5), || ban_of(&d.0, "127.0.0.78")).expect("scanner banned");
     daemon.stop();
     let mut daemon = Daemon::start(&d.0);
     assert_eq!(options("127.0.0.77", daemon.udp, "a3"), None);
@@ -229,10 +229,7 @@ fn bans_and_unbans_survive_restarts() {
     // Over TCP too: the connection of a banned source is closed before it can send anything.
     {
         use std::io::Read;
-        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-        sock.bind(&"127.0.0.77:0".parse::<std::net::SocketAddr>().unwrap().into()).unwrap();
-        sock.connect(&daemon.tcp.into()).unwrap();
-        let mut tcp: std::net::TcpStream = sock.into();
+        let mut tcp = tcp_from("127.0.0.77", daemon.tcp);
         tcp.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         let closed = match tcp.read(&mut [0u8; 16]) {
             Ok(0) => true,
@@ -413,7 +410,7 @@ fn a_distributed_attack_throttles_the_extension_but_not_its_phones() {
     }
     assert_ne!(reg("127.0.0.86", "Thr0ttle!Pw#1"), 200, "a new address is refused even with the right password");
     assert_eq!(reg("127.0.0.2", "Thr0ttle!Pw#1"), 200, "the phone that authenticated before is not affected");
-    let events = wait_for(Duration::from_secs(2), || {
+    let events = wait_for(Duration::from_secs(5), || {
         let e = cli_ok(&d.0, &["events", "--json", "--last", "1000"]);
         (e.contains("\"kind\":\"alert\"") && e.contains("\"kind\":\"throttle\"")).then_some(e)
     });
@@ -470,11 +467,12 @@ fn forged_datagrams_in_a_phones_name_never_ban_it() {
         let ev = cli_ok(&d.0, &["events", "--json"]);
         ev.lines().any(|l| l.contains("suspected-spoof") && l.contains("127.0.0.20")).then_some(())
     });
-    assert!(spoof.is_some(), "{}", cli_ok(&d.0, &["events"]));
+    assert!(spoof.is_some(), "events:\n{}\nlog:\n{}", cli_ok(&d.0, &["events"]), daemon.log());
     assert!(ban_of(&d.0, "127.0.0.20").is_none(), "{}", cli_ok(&d.0, &["bans", "list"]));
-    // The flood window has passed: the phone's refresh goes through.
-    std::thread::sleep(Duration::from_millis(2100));
-    assert!(register(), "the phone still registers; log:\n{}", daemon.log());
+    // The phone's refresh goes through (once the 2-second flood window of the forged datagrams ends:
+    // until then it is rate-limited like them, never banned).
+    let refreshed = wait_for(Duration::from_secs(10), || register().then_some(()));
+    assert!(refreshed.is_some(), "the phone still registers; log:\n{}", daemon.log());
     assert!(ban_of(&d.0, "127.0.0.20").is_none());
     // Its own brute force answers our nonces (bound to its address): verified, and banned as ever.
     assert!(!sipp("wrong.csv", "5"), "wrong passwords fail");

@@ -149,7 +149,7 @@ pub(super) fn events(store: &Store, follow: bool, json: bool, last: i64) -> Resu
             } else {
                 outln!(
                     "{} {:<18} {:<16} {:<10} {}",
-                    super::out::utc(e.at_ms),
+                    pbxguard_app::clock::utc(e.at_ms),
                     e.kind,
                     e.source.as_deref().unwrap_or("-"),
                     e.user.as_deref().unwrap_or("-"),

@@ -79,11 +79,14 @@ fn listen_overrides(flags: &[String], from_config: &[SocketAddr], what: &str) ->
         .collect()
 }
 
-fn restore_bindings(store: &Store, svc: &mut Service) -> Result<usize> {
+/// Registrations as stored, back in the registrar; a phone registered before the restart is as
+/// known-good to the gate as it was.
+fn restore_bindings(store: &Store, svc: &mut Service, gate: &mut Shield) -> Result<usize> {
     let mut by_ext: HashMap<String, Vec<Binding>> = HashMap::new();
     let rows = store.bindings(now_secs())?;
     let n = rows.len();
     for (ext, binding) in rows.into_iter().filter_map(rows::binding_from_row) {
+        gate.mark_good(binding.updated_at * 1000, binding.source.ip());
         by_ext.entry(ext).or_default().push(binding);
     }
     for (ext, bindings) in by_ext {
@@ -148,20 +151,14 @@ pub(crate) fn run(data: Option<PathBuf>, args: Options) -> Result<()> {
         tracing::info!(calls = stale, "calls in progress at the last stop marked ended");
     }
     svc.set_fingerprints(settings::fingerprints(&store)?);
-    let restored = restore_bindings(&store, &mut svc)?;
     let mut shield = Shield::with_seed(
         settings::shield_config(&store)?,
         u64::from_le_bytes(pbxguard_app::random::random_bytes::<8>()),
     );
+    let restored = restore_bindings(&store, &mut svc, &mut shield)?;
     let now = now_ms();
     let rows = store.bans_for_history(now as i64 - shield.config().history_ms as i64)?;
     shield.restore(now, rows.iter().filter_map(rows::ban_from_row));
-    // A phone registered before the restart is as known-good as it was.
-    for b in store.bindings(now_secs())? {
-        if let Ok(source) = b.source.parse::<SocketAddr>() {
-            shield.mark_good(b.updated_at.max(0) as u64 * 1000, source.ip());
-        }
-    }
     let listening: Vec<_> = udp_addrs.iter().chain(&tcp_addrs).chain(&tls_addrs).copied().collect();
     let trunks: Vec<_> = plan.trunks.iter().map(|t| t.addr).collect();
     shield.set_trusted(views::trusted(&store, &listening, &trunks)?);

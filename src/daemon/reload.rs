@@ -36,7 +36,8 @@ fn reload(
     } else {
         None
     };
-    let dir = any(&[Topic::Extensions, Topic::Acls, Topic::Settings]).then(|| views::directory(store)).transpose()?;
+    // The directory is built from extensions and ACL groups alone.
+    let dir = any(&[Topic::Extensions, Topic::Acls]).then(|| views::directory(store)).transpose()?;
     // The dial plan carries the numbering plan and fraud limits (settings) and the trunks' addresses,
     // which the trusted networks include.
     let plan_changed = any(&[Topic::Trunks, Topic::Routes, Topic::Dids, Topic::Cos, Topic::Settings]);

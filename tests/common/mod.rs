@@ -268,3 +268,11 @@ impl HttpServer {
         self.requests.lock().unwrap().clone()
     }
 }
+
+/// A TCP connection to `to` from the loopback address `from` (attack tests send from their own address).
+pub fn tcp_from(from: &str, to: SocketAddr) -> std::net::TcpStream {
+    let sock = socket2::Socket::new(socket2::Domain::for_address(to), socket2::Type::STREAM, None).unwrap();
+    sock.bind(&SocketAddr::new(from.parse().unwrap(), 0).into()).unwrap();
+    sock.connect(&to.into()).unwrap();
+    sock.into()
+}

@@ -154,32 +154,41 @@ pub struct ExtensionView {
     pub updated_at: i64,
 }
 
+fn view(e: Extension, registrations: usize) -> ExtensionView {
+    ExtensionView {
+        registrations,
+        compliant: e.policy_violations.is_none(),
+        number: e.number,
+        algorithms: e.algorithms,
+        acl: e.acl,
+        cos: e.cos,
+        suspended: e.suspended,
+        max_calls: e.max_calls,
+        calls_per_hour: e.calls_per_hour,
+        policy_violations: e.policy_violations,
+        created_at: e.created_at,
+        updated_at: e.updated_at,
+    }
+}
+
 pub fn list(store: &Store) -> Result<Vec<ExtensionView>> {
     let regs = store.bindings(crate::clock::now_secs())?;
     let count = |n: &str| regs.iter().filter(|b| b.extension == n).count();
     Ok(store
         .extensions()?
         .into_iter()
-        .map(|e| ExtensionView {
-            registrations: count(&e.number),
-            compliant: e.policy_violations.is_none(),
-            number: e.number,
-            algorithms: e.algorithms,
-            acl: e.acl,
-            cos: e.cos,
-            suspended: e.suspended,
-            max_calls: e.max_calls,
-            calls_per_hour: e.calls_per_hour,
-            policy_violations: e.policy_violations,
-            created_at: e.created_at,
-            updated_at: e.updated_at,
+        .map(|e| {
+            let n = count(&e.number);
+            view(e, n)
         })
         .collect())
 }
 
 /// One extension, as [`list`] shows it.
 pub fn show(store: &Store, number: &str) -> Result<ExtensionView> {
-    list(store)?.into_iter().find(|e| e.number == number).ok_or_else(|| not_found!("extension {number} does not exist"))
+    let e = store.extension(number)?.ok_or_else(|| not_found!("extension {number} does not exist"))?;
+    let regs = store.bindings(crate::clock::now_secs())?.iter().filter(|b| b.extension == number).count();
+    Ok(view(e, regs))
 }
 
 /// Live registrations.

@@ -151,14 +151,8 @@ fn a_trunk_accepts_transfers_only_when_added_with_allow_refer() {
     let trunk = |name: &str, allow_refer| pbxguard_app::calls::NewTrunk {
         name: name.into(),
         host: "192.0.2.7".into(),
-        port: 5060,
-        transport: pbxguard_app::calls::TrunkTransport::Udp,
-        username: None,
-        secret: None,
-        realm: None,
-        register: None,
-        tls_ca: None,
         allow_refer,
+        ..carrier()
     };
     pbxguard_app::calls::add_trunk(&store, trunk("plain", false), &LiteralOnly).unwrap();
     pbxguard_app::calls::add_trunk(&store, trunk("xfer", true), &LiteralOnly).unwrap();

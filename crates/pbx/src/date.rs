@@ -1,4 +1,17 @@
-/// Formats Unix seconds as an RFC 1123 date in GMT (RFC 3261 §20.17).
+/// (year, month 1-12, day 1-31) of a day counted from 1970-01-01, in the proleptic Gregorian calendar
+/// (Howard Hinnant's civil-from-days). One place for every date pbxguard prints.
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m as u32, d as u32)
+}
+
 /// A Date header value (RFC 3261 §20.17, the RFC 1123 form), formatted where it is written.
 pub(crate) struct HttpDate(pub(crate) u64);
 
@@ -9,16 +22,7 @@ impl std::fmt::Display for HttpDate {
         const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
         let days = now / 86_400;
         let secs = now % 86_400;
-        // Civil-from-days (Howard Hinnant's algorithm), days since 1970-01-01.
-        let z = days as i64 + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let d = doy - (153 * mp + 2) / 5 + 1;
-        let m = if mp < 10 { mp + 3 } else { mp - 9 };
-        let y = yoe + era * 400 + i64::from(m <= 2);
+        let (y, m, d) = civil_from_days(days as i64);
         write!(
             f,
             "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",

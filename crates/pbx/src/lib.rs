@@ -26,6 +26,7 @@ mod txcache;
 mod uplink;
 
 pub use config::RegistrarConfig;
+pub use date::civil_from_days;
 pub use dialplan::{DialPlan, Route, Trunk, TrunkAuth};
 pub use directory::{Directory, ExtensionAuth};
 pub use event::{Binding, Event};

@@ -32,6 +32,19 @@ struct Rig {
     now: u64,
 }
 
+/// The carrier every rig routes to: UDP at TRUNK, no digest, no registration, no transfers.
+fn carrier() -> Trunk {
+    Trunk {
+        name: "carrier".into(),
+        host: "198.51.100.1".into(),
+        addr: addr(TRUNK),
+        transport: Transport::Udp,
+        auth: None,
+        register: None,
+        allow_refer: false,
+    }
+}
+
 impl Rig {
     fn new(contacts: &[&str]) -> Self {
         let mut m = HashMap::new();
@@ -45,15 +58,7 @@ impl Rig {
         let mut svc = Service::new(cfg, Arc::new(Directory::new(m)), [7; 32], 3);
         svc.set_locals(Locals { udp: Some(addr(US)), tcp: None, tls: None });
         let plan = DialPlan {
-            trunks: vec![Arc::new(Trunk {
-                name: "carrier".into(),
-                host: "198.51.100.1".into(),
-                addr: addr(TRUNK),
-                transport: Transport::Udp,
-                auth: None,
-                register: None,
-                allow_refer: false,
-            })],
+            trunks: vec![Arc::new(carrier())],
             routes: vec![Route {
                 pattern: Pattern::parse("_X.").unwrap(),
                 trunk: "carrier".into(),
@@ -448,15 +453,7 @@ fn a_trunk_challenge_is_answered_and_the_dialog_translates_cseq() {
         ha1_md5: ha1(Algorithm::Md5, "acct", "carrier", "Tr!unk"),
         ha1_sha256: ha1(Algorithm::Sha256, "acct", "carrier", "Tr!unk"),
     };
-    let trunk = Trunk {
-        name: "carrier".into(),
-        host: "198.51.100.1".into(),
-        addr: addr(TRUNK),
-        transport: Transport::Udp,
-        auth: Some(auth),
-        register: None,
-        allow_refer: false,
-    };
+    let trunk = Trunk { auth: Some(auth), ..carrier() };
     r.svc.set_dialplan(Arc::new(DialPlan {
         trunks: vec![Arc::new(trunk)],
         routes: vec![Route {
@@ -637,9 +634,6 @@ fn sleeping_until_poll_timeout_keeps_every_timer_on_time() {
 fn trunk_registration_is_a_deadline_too() {
     let mut r = Rig::new(&[PHONE_A]);
     let trunk = |transport| Trunk {
-        name: "carrier".into(),
-        host: "198.51.100.1".into(),
-        addr: addr(TRUNK),
         transport,
         auth: Some(pbxguard_pbx::TrunkAuth {
             username: "acct".into(),
@@ -648,7 +642,7 @@ fn trunk_registration_is_a_deadline_too() {
             ha1_sha256: ha1(Algorithm::Sha256, "acct", "carrier", "Tr!unk"),
         }),
         register: Some(600),
-        allow_refer: false,
+        ..carrier()
     };
     // Over TCP, on which this proxy does not listen: nothing can be sent, so nothing to wake up for.
     r.svc.set_dialplan(Arc::new(DialPlan { trunks: vec![Arc::new(trunk(Transport::Tcp))], ..DialPlan::default() }));
@@ -675,15 +669,7 @@ fn transfer_plan(allow_refer: bool, countries: &[&str], limits: CallLimits) -> A
         countries: Some(countries.iter().map(|c| CountryCode::try_from(*c).unwrap()).collect()),
     };
     Arc::new(DialPlan {
-        trunks: vec![Arc::new(Trunk {
-            name: "carrier".into(),
-            host: "198.51.100.1".into(),
-            addr: addr(TRUNK),
-            transport: Transport::Udp,
-            auth: None,
-            register: None,
-            allow_refer,
-        })],
+        trunks: vec![Arc::new(Trunk { allow_refer, ..carrier() })],
         routes: vec![Route {
             pattern: Pattern::parse("_X.").unwrap(),
             trunk: "carrier".into(),
