@@ -1,0 +1,1 @@
+//! (owned by the kernel-enforcement work: nfnetlink set-element batches, blacklist range merging)

@@ -1,0 +1,1 @@
+//! (owned by the ruleset work: the service model and the rendered ruleset)
