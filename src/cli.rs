@@ -52,6 +52,9 @@ pub(crate) enum Command {
     /// Admin accounts (argon2id); the first is admin/admin and must be changed first.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// How hardened this server is: every check with its severity, evidence and the exact fix, and a
+    /// score out of 100. Exits 1 when something critical is found.
+    Audit(AuditArgs),
     /// Trunks: upstream SIP gateways for external calls.
     #[command(subcommand)]
     Trunk(TrunkCommand),
@@ -482,4 +485,22 @@ pub(crate) enum CallsCommand {
         #[arg(long, default_value_t = 50)]
         last: u32,
     },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AuditArgs {
+    /// One JSON object: score, critical, findings (check, severity, title, evidence, fix, auto_fix),
+    /// passed, skipped.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Apply the safe fixes (settings back to safe values, file permissions) after confirmation, and list
+    /// what changed. Passwords and secrets are never changed behind your back.
+    #[arg(long)]
+    pub(crate) fix: bool,
+    /// With --fix: do not ask.
+    #[arg(long, requires = "fix")]
+    pub(crate) yes: bool,
+    /// The shadow file whose root entry is checked for well-known default passwords.
+    #[arg(long, value_name = "FILE", default_value = "/etc/shadow")]
+    pub(crate) shadow: PathBuf,
 }

@@ -4,6 +4,7 @@
 //! second.
 
 mod accounts;
+mod audit;
 mod calls;
 mod ext;
 mod import;
@@ -60,6 +61,7 @@ pub(crate) fn run(data: &Path, command: Command) -> Result<()> {
         Command::Did(c) => calls::did(&store()?, c),
         Command::Calls(c) => calls::calls(&store()?, c),
         Command::Events { follow, json, last } => security::events(&store()?, follow, json, last),
+        Command::Audit(a) => audit::audit(&mut store()?, data, a),
     }
 }
 

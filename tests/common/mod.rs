@@ -158,11 +158,33 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
+            // A failing test shows what the daemon said, and whether it had died: a flaky end-to-end
+            // failure on CI is otherwise undiagnosable.
+            if std::thread::panicking() {
+                let status = c.try_wait().ok().flatten();
+                eprintln!(
+                    "--- daemon (pid {}, {}) log {}:\n{}--- end of daemon log",
+                    c.id(),
+                    status.map_or("still running".to_string(), |s| format!("exited: {s}")),
+                    self.log.display(),
+                    tail(&std::fs::read_to_string(&self.log).unwrap_or_default(), 16_000)
+                );
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
         let _ = std::fs::remove_file(&self.log);
     }
+}
+
+/// The last `max` bytes of `text`, from a line start.
+fn tail(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let cut = text.len() - max;
+    let start = text.as_bytes()[cut..].iter().position(|&b| b == b'\n').map_or(cut, |i| cut + i + 1);
+    text.get(start..).unwrap_or("")
 }
 
 /// Fails the test with a clear message when a peer program the suite relies on is missing. The README's

@@ -9,6 +9,7 @@
 //! URL) the caller passes it in.
 
 pub mod admins;
+pub mod audit;
 pub mod blacklist;
 pub mod calls;
 pub mod clock;
