@@ -146,6 +146,13 @@ pub(crate) fn run(data: Option<PathBuf>, args: Options) -> Result<()> {
     let plan = Arc::new(views::dialplan(&store, &crate::resolve::System)?);
     let tls_trunks = tls::peers(&store.trunks()?, &plan.trunks);
     svc.set_dialplan(plan.clone());
+    // What each extension usually calls, from the calls log (30 days): a first call elsewhere after a
+    // restart is judged as it would have been before.
+    for c in pbxguard_app::calls::calls(&store, 100_000)?.iter().filter(|c| c.trunk.is_some()) {
+        if !c.caller.starts_with("trunk:") {
+            svc.learn_call(&c.caller, &c.callee);
+        }
+    }
     let stale = store.close_stale_calls(now_secs())?;
     if stale > 0 {
         tracing::info!(calls = stale, "calls in progress at the last stop marked ended");

@@ -214,6 +214,20 @@ fn event_row(e: &Event, at_ms: i64) -> Option<EventRow> {
                 detail: detail.clone(),
             })
         }
+        Event::UnusualCall { extension, number, detail, suspended } => {
+            tracing::warn!(extension, number, detail, suspended, "unusual call");
+            Some(EventRow {
+                id: 0,
+                at_ms,
+                kind: "unusual-call".into(),
+                source: None,
+                user: Some(extension.clone()),
+                detail: format!(
+                    "call to {number}: {detail}{}",
+                    if *suspended { "; extension suspended, call refused" } else { "" }
+                ),
+            })
+        }
         Event::CallStarted { .. } | Event::CallAnswered { .. } | Event::CallEnded { .. } => None,
     }
 }

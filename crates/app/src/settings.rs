@@ -246,6 +246,18 @@ pub const SETTINGS: &[SettingDef] = &[
         validate: |v| count(v, 0, 1_000_000),
     },
     SettingDef {
+        key: "fraud.business_hours",
+        default: Some(""),
+        doc: "Toll fraud: when trunk calls are expected, such as `mon-fri 08:00-18:00 +01:00` (days, span, offset from UTC); a trunk call outside them is an unusual call (an `unusual-call` event, and a suspension with fraud.suspend_on_anomaly). Empty: off.",
+        validate: |v| pbxguard_shield::anomaly::BusinessHours::parse(v).map(drop),
+    },
+    SettingDef {
+        key: "fraud.suspend_on_anomaly",
+        default: Some("false"),
+        doc: "Toll fraud: suspend an extension (and refuse the call) on an unusual call: its first call to a new country or to premium-rate, or a trunk call outside fraud.business_hours. Off: the call goes ahead and the `unusual-call` event is the alert.",
+        validate: bool_setting,
+    },
+    SettingDef {
         key: "fraud.suspend",
         default: Some("true"),
         doc: "Suspend an extension's outbound calls when it goes over fraud.calls_per_hour or fraud.international_per_hour, until an operator runs `pbxguard ext enable NUMBER` (emergency calls always pass).",
@@ -403,6 +415,9 @@ pub fn call_limits(store: &Store) -> Result<pbxguard_shield::CallLimits> {
         per_hour: get_num(store, "fraud.calls_per_hour")?,
         international_per_hour: get_num(store, "fraud.international_per_hour")?,
         suspend: get(store, "fraud.suspend")? == "true",
+        business_hours: pbxguard_shield::anomaly::BusinessHours::parse(&get(store, "fraud.business_hours")?)
+            .map_err(|e| invalid!("stored fraud.business_hours: {e}"))?,
+        suspend_on_anomaly: get(store, "fraud.suspend_on_anomaly")? == "true",
     })
 }
 

@@ -91,12 +91,14 @@ impl Service {
     pub(crate) fn count_trunk_call(
         &mut self,
         ext: &str,
+        number: &str,
         category: Category,
         now_ms: u64,
     ) -> Result<Option<String>, String> {
         if category == Category::Emergency {
             return Ok(None);
         }
+        self.unusual_call(ext, number, category, now_ms)?;
         let own = self.directory.get(ext).map(|e| e.limits).unwrap_or_default();
         match self.proxy.fraud.try_start(ext, own, category == Category::International, now_ms) {
             Ok(()) => Ok(Some(ext.to_owned())),
@@ -108,6 +110,39 @@ impl Service {
                 }
                 Err(rule)
             }
+        }
+    }
+
+    /// Judges a trunk call against what `ext` usually calls: each anomaly is an event; with
+    /// `fraud.suspend_on_anomaly` the extension is suspended and the call refused.
+    fn unusual_call(&mut self, ext: &str, number: &str, category: Category, now_ms: u64) -> Result<(), String> {
+        let limits = self.dialplan.limits;
+        let country = (category == Category::International).then(|| self.dialplan.plan.country(number)).flatten();
+        let found = self.profiles.check(ext, category, country, now_ms, limits.business_hours.as_ref());
+        if found.is_empty() {
+            return Ok(());
+        }
+        let what = found.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+        self.push_event(Event::UnusualCall {
+            extension: ext.to_owned(),
+            number: number.to_owned(),
+            detail: what.clone(),
+            suspended: limits.suspend_on_anomaly,
+        });
+        if !limits.suspend_on_anomaly {
+            return Ok(());
+        }
+        let rule = format!("unusual call: {what}");
+        self.suspended.insert(ext.to_owned(), now_ms);
+        self.push_event(Event::ExtensionSuspended { extension: ext.to_owned(), rule: rule.clone() });
+        Err(rule)
+    }
+
+    /// Teaches the profiles a past call (the calls log at start): `caller` called `number`.
+    pub fn learn_call(&mut self, caller: &str, number: &str) {
+        if let Some((category, _)) = self.dialplan.plan.classify(number) {
+            let country = (category == Category::International).then(|| self.dialplan.plan.country(number)).flatten();
+            self.profiles.learn(caller, category, country);
         }
     }
 
@@ -170,7 +205,7 @@ impl Service {
         if has_replaces(msg) && !trunk.allow_refer && category != Category::Emergency {
             return self.refuse(inc, &ext, &number, refused_transfer(&trunk.name, "INVITE with Replaces"));
         }
-        let counted = match self.count_trunk_call(&ext, category, now_ms) {
+        let counted = match self.count_trunk_call(&ext, &number, category, now_ms) {
             Ok(c) => c,
             Err(rule) => return self.refuse(inc, &ext, &number, rule),
         };

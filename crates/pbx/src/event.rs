@@ -93,6 +93,14 @@ pub enum Event {
         status: u16,
         rule: String,
     },
+    /// A trunk call unlike what the extension usually calls (a new country, premium-rate, outside
+    /// business hours); `suspended`: the extension was suspended for it and the call refused.
+    UnusualCall {
+        extension: String,
+        number: String,
+        detail: String,
+        suspended: bool,
+    },
     /// Outbound calls of an extension stopped until an operator re-enables it.
     ExtensionSuspended {
         extension: String,

@@ -58,6 +58,8 @@ pub struct Service {
     pub(crate) locals: Locals,
     /// Extensions suspended here and when (ms), until the directory shows the stored flag.
     pub(crate) suspended: HashMap<String, u64>,
+    /// What each extension usually calls: a first call elsewhere is an anomaly.
+    pub(crate) profiles: pbxguard_shield::anomaly::Profiles,
     pub(crate) uplinks: Uplinks,
 }
 
@@ -99,6 +101,7 @@ impl Service {
             dialplan: Arc::new(DialPlan::default()),
             locals: Locals::default(),
             suspended: HashMap::new(),
+            profiles: Default::default(),
             uplinks: Uplinks::new(seed),
         }
     }

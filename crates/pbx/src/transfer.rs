@@ -62,7 +62,7 @@ impl Service {
             // Counted like a new trunk call (hourly limits, international cap, and the concurrent limit
             // with this call still up), then released at once: the carrier places that call, so
             // this proxy would never see it end.
-            match self.count_trunk_call(&ext, category, now_ms) {
+            match self.count_trunk_call(&ext, &number, category, now_ms) {
                 Ok(Some(counted)) => self.proxy.fraud.end(&counted, now_ms),
                 Ok(None) => {}
                 Err(rule) => return Err(self.refuse(inc, &ext, &number, format!("transfer: {rule}"))),

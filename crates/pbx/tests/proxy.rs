@@ -854,7 +854,13 @@ fn a_new_invite_with_replaces_to_a_trunk_needs_allow_refer() {
 #[test]
 fn a_country_list_lets_only_its_countries_through() {
     let mut r = Rig::new(&[PHONE_A]);
-    let roomy = CallLimits { max_concurrent: 100, per_hour: 100, international_per_hour: 100, suspend: false };
+    let roomy = CallLimits {
+        max_concurrent: 100,
+        per_hour: 100,
+        international_per_hour: 100,
+        suspend: false,
+        ..CallLimits::default()
+    };
     r.svc.set_dialplan(transfer_plan(false, &["44", "353"], roomy));
     for (i, (number, want)) in [
         ("01144201234567", 100),
@@ -881,4 +887,74 @@ fn a_country_list_lets_only_its_countries_through() {
             "class of service default does not allow a number with no known country code (_011.)",
         ]
     );
+}
+
+/// Monday 2027-01-18 00:00 UTC, plus `day` days and `hour` hours.
+fn monday(day: u64, hour: u64) -> u64 {
+    1_800_230_400_000 + day * 86_400_000 + hour * 3_600_000
+}
+
+#[test]
+fn unusual_calls_raise_an_event_and_with_suspend_on_anomaly_suspend_the_extension() {
+    let mut r = Rig::new(&[]);
+    let plan = |suspend_on_anomaly| {
+        let cos = ClassOfService {
+            name: "default".into(),
+            allow: Categories::parse("internal,local,national,international,premium-rate").unwrap(),
+            countries: None,
+        };
+        let limits = CallLimits {
+            business_hours: pbxguard_shield::anomaly::BusinessHours::parse("mon-fri 08:00-18:00").unwrap(),
+            suspend_on_anomaly,
+            max_concurrent: 100,
+            ..CallLimits::default()
+        };
+        Arc::new(DialPlan {
+            cos: [("default".to_owned(), cos)].into(),
+            limits,
+            ..(*transfer_plan(false, &[], CallLimits::default())).clone()
+        })
+    };
+    r.svc.set_dialplan(plan(false));
+    // The calls log taught it: 1001 has called the United Kingdom before.
+    r.svc.learn_call("1001", "011441632960000");
+    let unusual = |ev: &[Event]| -> Vec<String> {
+        ev.iter()
+            .filter_map(|e| match e {
+                Event::UnusualCall { extension, detail, .. } if extension == "1001" => Some(detail.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    // A week of national calls in office hours: nothing unusual.
+    for day in 0..5 {
+        r.now = monday(day, 10);
+        let reply = r.call("2125551234", &format!("n{day}"));
+        assert_eq!(code(&reply), 100, "{reply} {:?}", r.events());
+        assert_eq!(r.out()[0].target.addr, addr(TRUNK));
+        assert_eq!(unusual(&r.events()), Vec::<String>::new(), "day {day}");
+    }
+    // Premium-rate at 3 a.m.: an event naming both reasons; without suspend the call goes ahead.
+    r.now = monday(7, 3);
+    assert_eq!(code(&r.call("19005551234", "p1")), 100);
+    assert_eq!(r.out()[0].target.addr, addr(TRUNK));
+    assert_eq!(unusual(&r.events()), ["first call to a premium-rate number, trunk call outside business hours"]);
+    // The usual call at 10 a.m., and the country the log taught it, raise nothing.
+    r.now = monday(7, 10);
+    assert_eq!(code(&r.call("2125551234", "n7")), 100);
+    r.now = monday(7, 11);
+    assert_eq!(code(&r.call("011441632960000", "i1")), 100);
+    assert_eq!(unusual(&r.events()), Vec::<String>::new());
+    // With suspend on: a first call to Germany is refused, the extension suspended, nothing reaches the
+    // trunk, and its national calls are refused too until an operator re-enables it.
+    r.svc.set_dialplan(plan(true));
+    r.out();
+    r.now = monday(8, 10);
+    assert_eq!(code(&r.call("01149301234567", "g1")), 403);
+    assert!(r.out().is_empty());
+    let ev = r.events();
+    assert_eq!(unusual(&ev), ["first call to country 49 (Germany)"]);
+    assert!(ev.iter().any(|e| matches!(e, Event::ExtensionSuspended { extension, rule } if extension == "1001" && rule.contains("unusual call"))), "{ev:?}");
+    assert_eq!(code(&r.call("2125551234", "n8")), 403);
+    assert!(refused(&r.events())[0].2.contains("extension suspended"));
 }

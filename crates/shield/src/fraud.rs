@@ -19,11 +19,22 @@ pub struct CallLimits {
     /// Suspend an extension that goes over its hourly limit (or the international cap) until an
     /// operator re-enables it.
     pub suspend: bool,
+    /// Trunk calls outside these hours are unusual (see [`crate::anomaly`]); `None`: off.
+    pub business_hours: Option<crate::anomaly::BusinessHours>,
+    /// Suspend an extension (and refuse the call) on an unusual call, as the hourly limits do.
+    pub suspend_on_anomaly: bool,
 }
 
 impl Default for CallLimits {
     fn default() -> Self {
-        Self { max_concurrent: 2, per_hour: 20, international_per_hour: 10, suspend: true }
+        Self {
+            max_concurrent: 2,
+            per_hour: 20,
+            international_per_hour: 10,
+            suspend: true,
+            business_hours: None,
+            suspend_on_anomaly: false,
+        }
     }
 }
 
@@ -189,7 +200,8 @@ mod tests {
 
     #[test]
     fn international_cap_is_global() {
-        let limits = CallLimits { max_concurrent: 100, per_hour: 100, international_per_hour: 2, suspend: true };
+        let limits =
+            CallLimits { max_concurrent: 100, per_hour: 100, international_per_hour: 2, ..CallLimits::default() };
         let mut g = FraudGuard::new(limits);
         g.try_start("1001", D, true, 0).unwrap();
         g.try_start("1002", D, true, 0).unwrap();

@@ -8,6 +8,7 @@
 //! Detection never looks at anything but the transport source address for what to ban.
 
 pub mod acl;
+pub mod anomaly;
 mod ban;
 pub mod config;
 pub mod countries;
