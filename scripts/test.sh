@@ -11,11 +11,24 @@ command -v baresip >/dev/null || need+=(baresip-core)
 command -v svmap >/dev/null || need+=(sipvicious)
 [ -x /bin/kill ] || need+=(procps)   # the tests stop the daemon with SIGTERM
 command -v ip >/dev/null || need+=(iproute2)   # IPv6 test addresses on loopback
+command -v nft >/dev/null || need+=(nftables)   # the firewall tests load rulesets in namespaces
+command -v python3 >/dev/null || need+=(python3)   # listeners and probes in the firewall test namespaces
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)   # tests/ssh.rs runs a real sshd in a namespace
+command -v sshpass >/dev/null || need+=(sshpass)   # ...and attacks it with wrong passwords
+[ -x /bin/nc.openbsd ] || need+=(netcat-openbsd)   # ...and scans it (nc -z -s ADDR)
+command -v openssl >/dev/null || need+=(openssl)   # SIGHUP test: new certificates, and s_client reads their serial
+command -v sqlite3 >/dev/null || need+=(sqlite3)   # restore test: a backup with a newer schema version
+command -v man >/dev/null || need+=(man-db)   # package test: man pbxguard
+command -v systemd-analyze >/dev/null || need+=(systemd)   # package test: systemd-analyze verify on the unit
+command -v strip >/dev/null || need+=(binutils)   # cargo-deb strips the packaged binary
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
+
+# tests/package.rs builds the .deb with cargo-deb (about 2.5 minutes to install on 2 cores).
+cargo deb --version >/dev/null 2>&1 || cargo install cargo-deb --locked
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --release -- -D warnings

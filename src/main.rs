@@ -7,6 +7,7 @@ mod cmd;
 mod config;
 mod daemon;
 mod download;
+mod nftcmd;
 mod resolve;
 
 use clap::Parser;

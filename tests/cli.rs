@@ -76,3 +76,42 @@ fn config_errors_are_clear() {
     let o = cli(&d.0, &["run", "--sip-udp", "localhost:5060"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("expected IP:PORT"));
 }
+
+/// What issue 14 found stale in the README stays fixed: the introduction's count matches its list, the
+/// quick start puts the binary on the PATH before calling `pbxguard`, and every `pbxguard` command the
+/// README shows exists.
+#[test]
+fn readme_counts_its_parts_and_every_command_it_shows_exists() {
+    let readme = include_str!("../README.md");
+    let intro = readme.split("This release has ").nth(1).expect("the introduction");
+    let (word, list) = intro.split_once(" parts:").expect("\"This release has N parts:\"");
+    let bullets =
+        list.trim_start().lines().take_while(|l| !l.trim().is_empty()).filter(|l| l.starts_with("- ")).count();
+    let words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"];
+    assert_eq!(words.get(bullets), Some(&word), "\"{word} parts\" but {bullets} listed");
+    assert!(!readme.contains("until the proxy lands"), "the registrar no longer answers INVITE with 405");
+
+    let quick = readme.split("## Five-minute quick start").nth(1).unwrap();
+    let first_call = quick.find("\npbxguard ").expect("the quick start calls pbxguard");
+    assert!(quick[..first_call].contains("export PATH="), "the quick start calls pbxguard before it is on the PATH");
+
+    let mut checked = std::collections::BTreeSet::new();
+    for block in readme.split("```").skip(1).step_by(2) {
+        for line in block.lines().filter(|l| l.starts_with("pbxguard ")) {
+            let mut words = line.split_whitespace().skip(1).filter(|w| !w.starts_with('-') && !w.starts_with('/'));
+            let Some(sub) = words.next() else { continue };
+            let sub2 = words.next().filter(|w| w.chars().all(|c| c.is_ascii_lowercase()));
+            if !checked.insert((sub.to_owned(), sub2.map(str::to_owned))) {
+                continue;
+            }
+            let help = std::process::Command::new(BIN).args([sub, "--help"]).output().unwrap();
+            assert!(help.status.success(), "README shows `{line}`, but `pbxguard {sub}` does not exist");
+            let text = String::from_utf8_lossy(&help.stdout);
+            if let (true, Some(sub2)) = (text.contains("Commands:"), sub2) {
+                let o = std::process::Command::new(BIN).args([sub, sub2, "--help"]).output().unwrap();
+                assert!(o.status.success(), "README shows `{line}`, but `pbxguard {sub} {sub2}` does not exist");
+            }
+        }
+    }
+    assert!(checked.len() > 20, "{checked:?}");
+}

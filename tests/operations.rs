@@ -190,3 +190,136 @@ fn one_daemon_per_data_directory_and_per_udp_address() {
     assert!(stderr(&o).contains(&format!("binding SIP UDP {}", first.udp)), "{}", stderr(&o));
     assert!(answered("127.0.0.1", first.udp), "the first daemon still serves its address");
 }
+
+/// A self-signed certificate and key for localhost with a chosen serial (hex), written by openssl.
+fn openssl_cert(dir: &std::path::Path, serial: &str) {
+    let o = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+        .args(["-subj", "/CN=localhost", "-days", "2", "-set_serial", &format!("0x{serial}")])
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "openssl req: {o:?}");
+}
+
+/// The serial of the certificate a new TLS connection to `to` is shown (openssl s_client, a real peer).
+fn served_serial(to: std::net::SocketAddr) -> Option<String> {
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "timeout 5 openssl s_client -connect {to} -servername localhost </dev/null 2>/dev/null | openssl x509 -noout -serial"
+        ))
+        .output()
+        .ok()?;
+    let out = String::from_utf8_lossy(&o.stdout);
+    out.trim().strip_prefix("serial=").map(|s| s.trim_start_matches('0').to_ascii_uppercase())
+}
+
+fn signal(pid: u32, sig: &str) {
+    assert!(Command::new("kill").args([sig, &pid.to_string()]).status().unwrap().success());
+}
+
+#[test]
+fn sighup_reloads_the_certificate_keeps_registrations_and_survives_bad_files() {
+    require("openssl");
+    let d = TempDir::new("hup");
+    let certs = TempDir::new("hup-certs");
+    openssl_cert(&certs.0, "1111AAAA");
+    let cfg = d.0.with_extension("toml");
+    let config =
+        format!("[tls]\ncert = \"{0}/cert.pem\"\nkey = \"{0}/key.pem\"\n[log]\nlevel = \"info\"\n", certs.0.display());
+    std::fs::write(&cfg, &config).unwrap();
+    cli_ok(&d.0, &["ext", "add", "1001", "--secret", "Hup-Reload!2026", "--algorithms", "MD5"]);
+    let daemon = Daemon::start_with(&d.0, &["--config", cfg.to_str().unwrap()]);
+    let realm = cli_ok(&d.0, &["settings", "get", "sip.realm"]).trim().to_owned();
+    let phone = UdpSocket::bind("127.0.0.1:0").unwrap();
+    phone.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    assert_eq!(digest_register(&phone, daemon.udp, &realm, "1001", "Hup-Reload!2026"), 200);
+    assert_eq!(served_serial(daemon.tls).as_deref(), Some("1111AAAA"));
+    let listed = || registrations(&d.0).iter().any(|r| r["extension"] == "1001").then_some(());
+    assert!(wait_for(Duration::from_secs(5), listed).is_some(), "the registration is stored");
+
+    openssl_cert(&certs.0, "2222BBBB");
+    signal(daemon.pid(), "-HUP");
+    let seen = wait_for(Duration::from_secs(10), || served_serial(daemon.tls).filter(|s| s == "2222BBBB"));
+    assert!(seen.is_some(), "a new TLS connection sees the new certificate: {}", daemon.log());
+    assert!(listed().is_some(), "the registration made before is kept");
+    assert!(answered("127.0.0.1", daemon.udp), "still serving after SIGHUP");
+
+    // A broken certificate: logged, the one in force stays.
+    std::fs::write(certs.0.join("cert.pem"), "not a certificate\n").unwrap();
+    signal(daemon.pid(), "-HUP");
+    let logged =
+        wait_for(Duration::from_secs(10), || daemon.log().contains("TLS certificate not reloaded").then_some(()));
+    assert!(logged.is_some(), "{}", daemon.log());
+    assert_eq!(served_serial(daemon.tls).as_deref(), Some("2222BBBB"));
+    // A broken configuration file: logged, the configuration in force stays.
+    std::fs::write(&cfg, "[tls\n").unwrap();
+    signal(daemon.pid(), "-HUP");
+    let logged = wait_for(Duration::from_secs(10), || daemon.log().contains("reload refused").then_some(()));
+    assert!(logged.is_some(), "{}", daemon.log());
+    assert_eq!(served_serial(daemon.tls).as_deref(), Some("2222BBBB"));
+    assert!(digest_register(&phone, daemon.udp, &realm, "1001", "Hup-Reload!2026") == 200, "registrations still work");
+    let _ = std::fs::remove_file(cfg);
+}
+
+/// Kills the child on drop (a failed assertion must not leave a daemon behind).
+struct Reap(std::process::Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn systemd_notify_ready_watchdog_reload_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let d = TempDir::new("notify");
+    let sock_path = d.0.with_extension("sock");
+    let _ = std::fs::remove_file(&sock_path);
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let log = d.0.with_extension("notify.log");
+    let child = Command::new(BIN)
+        .arg("--data")
+        .arg(&d.0)
+        .args(["run", "--sip-udp", "127.0.0.1:0", "--sip-tcp", "off", "--sip-tls", "off"])
+        .env_remove("PBXGUARD_DATA")
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "400000")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut child = Reap(child);
+    let pid = child.0.id();
+    // Waits (bounded by the socket's timeout) for a message starting with `what`.
+    let expect = |what: &str| loop {
+        let mut buf = [0u8; 512];
+        let n = sock.recv(&mut buf).unwrap_or_else(|e| {
+            panic!("no {what} from the daemon: {e}; log: {}", std::fs::read_to_string(&log).unwrap_or_default())
+        });
+        if buf[..n].starts_with(what.as_bytes()) {
+            break;
+        }
+    };
+    expect("READY=1");
+    assert!(std::fs::read_to_string(d.0.join("listen.json")).unwrap().contains(&pid.to_string()));
+    expect("WATCHDOG=1");
+    expect("WATCHDOG=1");
+    signal(pid, "-HUP");
+    expect("RELOADING=1");
+    expect("READY=1");
+    signal(pid, "-TERM");
+    expect("STOPPING=1");
+    let status = wait_for(Duration::from_secs(10), || child.0.try_wait().unwrap()).expect("the daemon stops");
+    assert!(status.success(), "SIGTERM is a clean stop: {status}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("pbxguard configuration") && text.contains(env!("CARGO_PKG_VERSION")), "{text}");
+    let _ = std::fs::remove_file(log);
+    let _ = std::fs::remove_file(sock_path);
+}

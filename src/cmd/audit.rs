@@ -5,7 +5,7 @@ use super::out::print_json;
 use crate::cli::AuditArgs;
 use crate::outln;
 use anyhow::{Result, bail};
-use pbxguard_app::audit::{self, FirewallFacts, Host, Report, SshFacts};
+use pbxguard_app::audit::{self, FirewallFacts, Host, Report};
 use pbxguard_store::Store;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -83,7 +83,6 @@ fn print(r: &Report) -> Result<()> {
 fn gather(data: &Path, shadow: &Path) -> Host {
     Host {
         root_default: root_default(shadow),
-        ssh: ssh_facts(),
         firewall: firewall_facts(),
         sip_listening: listening(data),
         certificate: {
@@ -117,19 +116,6 @@ fn system_crypt(password: &str, hash: &str) -> std::result::Result<bool, String>
     }
     let out = child.wait_with_output().map_err(|e| format!("perl: {e}"))?;
     Ok(out.stdout == b"1")
-}
-
-/// sshd's effective configuration, from `sshd -T`.
-fn ssh_facts() -> std::result::Result<SshFacts, String> {
-    let out = Command::new("sshd")
-        .arg("-T")
-        .stderr(Stdio::piped())
-        .output()
-        .map_err(|_| "sshd is not installed (or not on PATH)".to_string())?;
-    if !out.status.success() {
-        return Err(format!("sshd -T failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
-    }
-    Ok(audit::ssh_facts_from_sshd_t(&String::from_utf8_lossy(&out.stdout)))
 }
 
 fn firewall_facts() -> std::result::Result<FirewallFacts, String> {

@@ -189,8 +189,11 @@ pub(super) fn calls(store: &Store, cmd: CallsCommand) -> Result<()> {
     if json {
         return print_json(&rows);
     }
+    let now = pbxguard_app::clock::now_secs();
     outln!(
-        "{:<10} {:<16} {:<18} {:<14} {:<10} {:<7} CALL-ID",
+        "{:<20} {:<9} {:<10} {:<16} {:<18} {:<14} {:<10} {:<7} CALL-ID",
+        "STARTED (UTC)",
+        "DURATION",
         "STATE",
         "CALLER",
         "CALLEE",
@@ -199,8 +202,13 @@ pub(super) fn calls(store: &Store, cmd: CallsCommand) -> Result<()> {
         "STATUS"
     );
     for c in rows {
+        // Talk time once answered; until the end, or now for a call still up.
+        let duration = c.answered_at.map_or("-".into(), |a| pbxguard_app::clock::span(c.ended_at.unwrap_or(now) - a));
+        let started = pbxguard_app::clock::utc(c.started_at * 1000);
         outln!(
-            "{:<10} {:<16} {:<18} {:<14} {:<10} {:<7} {}",
+            "{:<20} {:<9} {:<10} {:<16} {:<18} {:<14} {:<10} {:<7} {}",
+            started.get(..19).unwrap_or(&started),
+            duration,
             c.state,
             c.caller,
             c.callee,

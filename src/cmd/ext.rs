@@ -101,9 +101,10 @@ pub(super) fn reg_list(store: &Store, json: bool) -> Result<()> {
             .collect();
         return print_json(&v);
     }
-    outln!("{:<12} {:<6} {:<8} {:<24} CONTACT", "EXTENSION", "VIA", "EXPIRES", "SOURCE");
+    outln!("{:<12} {:<6} {:<10} {:<24} CONTACT", "EXTENSION", "VIA", "EXPIRES", "SOURCE");
     for b in &regs {
-        outln!("{:<12} {:<6} {:<8} {:<24} {}", b.extension, b.transport, b.expires_at - now, b.source, b.contact);
+        let expires = format!("in {}", pbxguard_app::clock::span(b.expires_at - now));
+        outln!("{:<12} {:<6} {:<10} {:<24} {}", b.extension, b.transport, expires, b.source, b.contact);
     }
     Ok(())
 }

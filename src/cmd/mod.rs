@@ -5,11 +5,14 @@
 
 mod accounts;
 mod audit;
+mod backup;
 mod calls;
 mod ext;
+mod firewall;
 mod import;
 mod out;
 mod security;
+mod ssh;
 
 use crate::cli::{Command, ExportCommand, ImportCommand, RegCommand, SettingsCommand};
 use anyhow::Result;
@@ -62,6 +65,12 @@ pub(crate) fn run(data: &Path, command: Command) -> Result<()> {
         Command::Calls(c) => calls::calls(&store()?, c),
         Command::Events { follow, json, last } => security::events(&store()?, follow, json, last),
         Command::Audit(a) => audit::audit(&mut store()?, data, a),
+        Command::Firewall(c) => firewall::firewall(&mut store()?, data, c),
+        Command::Ssh(c) => ssh::ssh(&store()?, c),
+        Command::Backup { file } => backup::backup(data, &file),
+        Command::Restore { file, force } => backup::restore(data, &file, force),
+        Command::Completions { shell } => backup::completions(shell),
+        Command::Man { dir } => backup::man(dir.as_deref()),
     }
 }
 

@@ -2,15 +2,20 @@
 //! reloads extensions and settings when another process commits to the database.
 
 mod alloc;
+mod conns;
 mod enforce;
 mod feed;
+mod firewall;
 mod lock;
 mod mmsg;
 mod net;
+mod nft;
 mod persist;
 mod reload;
 mod report;
 mod rows;
+mod signals;
+mod sshguard;
 mod state;
 mod stream;
 mod tls;
@@ -95,16 +100,41 @@ fn restore_bindings(store: &Store, svc: &mut Service, gate: &mut Shield) -> Resu
     Ok(n)
 }
 
-fn init_logging(cfg: &Config) {
+/// Returns the handle through which SIGHUP changes the level.
+fn init_logging(cfg: &Config) -> signals::LogLevel {
+    use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
     // Colour only on a terminal: log files and journald get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
-    if cfg.log.format == "json" {
-        b.json().init();
-    } else {
-        b.init();
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi);
+    let fmt = if cfg.log.format == "json" { fmt.json().boxed() } else { fmt.boxed() };
+    tracing_subscriber::registry().with(filter).with(fmt).init();
+    handle
+}
+
+/// The version and what this daemon runs with, once at start, so a log shows what was in force: the
+/// configuration file as applied (listen addresses after the command line's overrides) and the
+/// run-time settings that differ from their defaults.
+fn log_effective_config(cfg: &Config, data: &Path, listen: [&[SocketAddr]; 3], store: &Store) {
+    let mut eff = cfg.clone();
+    eff.data_dir = Some(data.to_owned());
+    (eff.sip.udp, eff.sip.tcp, eff.sip.tls) = (listen[0].to_vec(), listen[1].to_vec(), listen[2].to_vec());
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), config = ?eff, "pbxguard configuration");
+    match pbxguard_app::configure::list(store) {
+        Ok(list) => {
+            let changed: Vec<String> = list
+                .into_iter()
+                .filter(|s| s.value != s.default && s.default != "(computed)")
+                // A report URL may carry an API key in its query: say only that it is set.
+                .map(|s| {
+                    if s.key.ends_with(".url") { format!("{}=(set)", s.key) } else { format!("{}={}", s.key, s.value) }
+                })
+                .collect();
+            tracing::info!(settings = changed.join(" "), "settings differing from their defaults");
+        }
+        Err(e) => tracing::warn!(error = %e, "reading settings"),
     }
 }
 
@@ -129,7 +159,7 @@ pub(crate) fn run(data: Option<PathBuf>, args: Options) -> Result<()> {
     if udp_addrs.is_empty() && tcp_addrs.is_empty() && tls_addrs.is_empty() {
         bail!("every SIP listener is off: enable at least one of --sip-udp, --sip-tcp, --sip-tls");
     }
-    init_logging(&cfg);
+    let log_level = init_logging(&cfg);
     alloc::keep_working_set();
     if args.gui.is_some() {
         tracing::warn!("--gui is reserved for the admin GUI, which this release does not include; ignoring it");
@@ -137,11 +167,14 @@ pub(crate) fn run(data: Option<PathBuf>, args: Options) -> Result<()> {
     let store = open_store(&data)?;
     // Held until `run` returns: a second daemon on this data directory refuses to start.
     let _lock = lock::acquire(&data)?;
+    // The firewall's rollback timer: armed by applies queued in the store, re-armed after a restart.
+    firewall::start(data.join(pbxguard_app::DB_FILE))?;
     let key = pbxguard_app::random::load_or_create_key(&data.join("nonce.key"))?;
     let seed = u64::from_le_bytes(pbxguard_app::random::random_bytes::<8>());
     let rcfg = registrar_config(&store)?;
     let dir = views::directory(&store)?;
     tracing::info!(realm = %rcfg.realm, extensions = dir.len(), data = %data.display(), "starting");
+    log_effective_config(&cfg, &data, [&udp_addrs, &tcp_addrs, &tls_addrs], &store);
     let mut svc = Service::new(rcfg, Arc::new(dir), key, seed);
     let plan = Arc::new(views::dialplan(&store, &crate::resolve::System)?);
     let tls_trunks = tls::peers(&store.trunks()?, &plan.trunks);
@@ -183,13 +216,18 @@ pub(crate) fn run(data: Option<PathBuf>, args: Options) -> Result<()> {
     enforcers.push(events.clone());
     enforcers.push(report::start(&data.join("pbxguard.db"))?);
     enforcers.push(Arc::new(feed::Feed::new()));
+    let (nft, nft_thread) = nft::enforcer();
+    enforcers.push(nft);
     let state = State::new(shield, svc, events, enforcers);
+    nft_thread.spawn(state.clone(), &data.join("pbxguard.db"))?;
+    sshguard::start(data.join("pbxguard.db"), state.clone())?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .thread_name("pbxguard-io")
         .build()?;
+    let signals = signals::Signals::catch(&rt)?;
     let net = net::Net::new(
         state.clone(),
         stream::spawn_connect,
@@ -198,8 +236,10 @@ pub(crate) fn run(data: Option<PathBuf>, args: Options) -> Result<()> {
         rt.handle().clone(),
     );
     net.set_tls_peers(tls_trunks);
+    net.conns.set_timeouts(settings::stream_timeouts(&store)?);
     let udp_bound = udp::start(&udp_addrs, cfg.sip.udp_workers, &net)?;
-    let tls_acceptor = if tls_addrs.is_empty() { None } else { Some(tls::acceptor(&data, &cfg.tls)?) };
+    let server_cert = if tls_addrs.is_empty() { None } else { Some(tls::ServerCert::load(&data, &cfg.tls)?) };
+    let tls_acceptor = server_cert.clone().map(tls::acceptor).transpose()?;
     let (tcp_bound, tls_bound) = rt.block_on(stream::start(&tcp_addrs, &tls_addrs, tls_acceptor, &net))?;
     let locals = pbxguard_pbx::Locals {
         udp: udp_bound.first().map(|&a| advertised(a, cfg.sip.advertise)),
@@ -216,6 +256,7 @@ pub(crate) fn run(data: Option<PathBuf>, args: Options) -> Result<()> {
     }
     write_listen_file(&data, &udp_bound, &tcp_bound, &tls_bound)?;
     tracing::info!(udp = ?udp_bound, tcp = ?tcp_bound, tls = ?tls_bound, "pbxguard ready");
+    signals::start_watchdog(net.state.clone())?;
 
     let reload = {
         let net = net.clone();
@@ -229,14 +270,14 @@ pub(crate) fn run(data: Option<PathBuf>, args: Options) -> Result<()> {
         let path = data.join("pbxguard.db");
         std::thread::Builder::new().name("pbxguard-lists".into()).spawn(move || reload::refresh_blacklists(&path))?;
     }
-    rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        anyhow::Ok(())
-    })?;
+    let reloader = signals::Reloader {
+        config_path: args.config,
+        data: data.clone(),
+        config: cfg,
+        cert: server_cert,
+        log: log_level,
+    };
+    rt.block_on(signals::run_until_stopped(signals, reloader))?;
     tracing::info!("shutting down");
     drop(reload);
     persister.flush();

@@ -2,14 +2,16 @@
 //! to that address (the one a phone registered over, or one this daemon opened to a trunk). Sends never
 //! block the caller: stream writes are queued per connection (bounded) and UDP sends are non-blocking.
 
+use super::conns::Conns;
 use super::state::State;
 use super::tls::TlsPeer;
 use pbxguard_pbx::{Transmit, Transport};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Notify, Semaphore};
 
 /// Per-connection send queue, in messages (about 1 MB of SIP); past it messages are dropped (UDP-like
 /// loss, recovered by the transaction timeout) rather than letting one peer that does not read hold
@@ -19,16 +21,95 @@ pub(crate) const QUEUE: usize = 2048;
 
 /// Opens a connection to `addr` (TLS when `TlsPeer` says how to verify it) and sends what waits in the
 /// queue: the stream module's, handed over at start so that sending never depends on it.
-pub(crate) type Connect = fn(Arc<Net>, SocketAddr, Option<TlsPeer>, mpsc::Receiver<Vec<u8>>);
+pub(crate) type Connect = fn(Arc<Net>, SocketAddr, Option<TlsPeer>, Outbox);
+
+/// A connection's send queue, bounded at [`QUEUE`] messages. Unlike a channel it allocates nothing
+/// while empty (a channel holds a block of slots from the start: about 1.5 KB for every idle
+/// connection), and gives its room back when it drains.
+struct Queued {
+    messages: Mutex<VecDeque<Vec<u8>>>,
+    ready: Notify,
+    closed: AtomicBool,
+}
+
+/// The sending side, kept in the table of connections.
+#[derive(Clone)]
+pub(crate) struct Sender(Arc<Queued>);
+
+/// The receiving side, held by the connection's writer; the queue closes when it is dropped.
+pub(crate) struct Outbox(Arc<Queued>);
+
+fn outbox() -> (Sender, Outbox) {
+    let q = Arc::new(Queued {
+        messages: Mutex::new(VecDeque::new()),
+        ready: Notify::new(),
+        closed: AtomicBool::new(false),
+    });
+    (Sender(q.clone()), Outbox(q))
+}
+
+impl Sender {
+    fn is_closed(&self) -> bool {
+        self.0.closed.load(Ordering::Acquire)
+    }
+
+    /// Queues `m`, or gives it back when the queue is full or closed.
+    fn try_send(&self, m: Vec<u8>) -> Result<(), Vec<u8>> {
+        if self.is_closed() {
+            return Err(m);
+        }
+        {
+            let mut q = self.0.messages.lock().unwrap_or_else(|p| p.into_inner());
+            if q.len() >= QUEUE {
+                return Err(m);
+            }
+            q.push_back(m);
+        }
+        // A permit is stored when the writer is not waiting yet, so no wake-up is lost.
+        self.0.ready.notify_one();
+        Ok(())
+    }
+}
+
+impl Outbox {
+    /// The next message, without waiting.
+    pub(crate) fn try_recv(&mut self) -> Option<Vec<u8>> {
+        let mut q = self.0.messages.lock().unwrap_or_else(|p| p.into_inner());
+        let m = q.pop_front();
+        if q.is_empty() && q.capacity() > 16 {
+            *q = VecDeque::new();
+        }
+        m
+    }
+
+    /// The next message.
+    pub(crate) async fn recv(&mut self) -> Vec<u8> {
+        loop {
+            if let Some(m) = self.try_recv() {
+                return m;
+            }
+            self.0.ready.notified().await;
+        }
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        self.0.closed.store(true, Ordering::Release);
+        self.0.messages.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
 
 pub(crate) struct Net {
     pub(crate) state: Arc<State>,
     connect: Connect,
     pub(crate) slots: Arc<Semaphore>,
+    /// Connections per source, and the timeouts of those not yet authenticated.
+    pub(crate) conns: Arc<Conns>,
     pub(crate) idle: Duration,
     pub(crate) rt: tokio::runtime::Handle,
     udp: Mutex<Vec<UdpSocket>>,
-    streams: Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>,
+    streams: Mutex<HashMap<SocketAddr, Sender>>,
     /// TLS trunks by address: where this daemon opens TLS connections itself.
     tls_peers: Mutex<HashMap<SocketAddr, TlsPeer>>,
 }
@@ -45,6 +126,7 @@ impl Net {
             state,
             connect,
             slots: Arc::new(Semaphore::new(max_connections)),
+            conns: Conns::new(),
             idle,
             rt,
             udp: Mutex::new(Vec::new()),
@@ -63,8 +145,8 @@ impl Net {
     }
 
     /// Makes an accepted connection reachable for sends to `peer`; returns its queue's receiving end.
-    pub(crate) fn register(&self, peer: SocketAddr) -> mpsc::Receiver<Vec<u8>> {
-        let (tx, rx) = mpsc::channel(QUEUE);
+    pub(crate) fn register(&self, peer: SocketAddr) -> Outbox {
+        let (tx, rx) = outbox();
         self.streams.lock().unwrap_or_else(|p| p.into_inner()).insert(peer, tx);
         rx
     }
@@ -76,14 +158,22 @@ impl Net {
         }
     }
 
-    /// Runs one message through the SIP service and sends what it forwards; returns the reply to
-    /// `source`, if any.
-    pub(crate) fn handle(self: &Arc<Self>, data: &[u8], source: SocketAddr, transport: Transport) -> Option<Vec<u8>> {
+    /// Runs one message from a connection through the SIP service and sends what it forwards; returns
+    /// the reply to `source`, if any, and whether the message authenticated the connection.
+    pub(crate) fn handle(
+        self: &Arc<Self>,
+        data: &[u8],
+        source: SocketAddr,
+        transport: Transport,
+    ) -> (Option<Vec<u8>>, bool) {
         let mut tx = Vec::new();
         let now = pbxguard_app::clock::now_ms();
-        let reply = self.state.with_sip(&mut tx, |gate, sip| sip.handle(gate, now, data, source, transport));
+        let r = self.state.with_sip(&mut tx, |gate, sip| {
+            let reply = sip.handle(gate, now, data, source, transport);
+            (reply, sip.take_authenticated() == Some(source))
+        });
         self.send_all(&mut tx);
-        reply
+        r
     }
 
     pub(crate) fn send_all(self: &Arc<Self>, batch: &mut Vec<Transmit>) {
@@ -123,7 +213,7 @@ impl Net {
                                 _ => None,
                             };
                             if transport == Transport::Tcp || tls.is_some() {
-                                let (tx, rx) = mpsc::channel(QUEUE);
+                                let (tx, rx) = outbox();
                                 m.insert(addr, tx.clone());
                                 (Some(tx), Some((rx, tls)))
                             } else {

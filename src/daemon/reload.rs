@@ -73,6 +73,9 @@ fn reload(
             gate.set_blacklist(b);
         }
     });
+    if any(&[Topic::Settings]) {
+        net.conns.set_timeouts(settings::stream_timeouts(store)?);
+    }
     if plan_changed || any(&[Topic::Trusted]) {
         let trunks: Vec<_> = net.state.sip().dialplan().trunks.iter().map(|t| t.addr).collect();
         let trusted = views::trusted(store, listening, &trunks)?;
@@ -158,7 +161,7 @@ pub(crate) fn run(db: &Path, net: &std::sync::Arc<Net>, listening: &[SocketAddr]
             let now_ms = now_ms();
             state.with_gate(|gate| gate.handle_timeout(now_ms));
             if let Some(dir) = db.parent()
-                && let Err(e) = write_metrics(dir, state)
+                && let Err(e) = write_metrics(dir, state, &net.conns)
             {
                 tracing::debug!(error = %e, "writing metrics.prom failed");
             }
@@ -229,7 +232,7 @@ fn refresh_due(store: &mut Store, interval_s: i64) {
 
 /// Writes `<data>/metrics.prom` in the Prometheus text format (node_exporter's textfile collector reads
 /// it as is), replaced atomically every second.
-fn write_metrics(dir: &Path, state: &State) -> std::io::Result<()> {
+fn write_metrics(dir: &Path, state: &State, conns: &super::conns::Conns) -> std::io::Result<()> {
     let (events_lost, bans_unstored) = state.events.losses();
     let (c, bans, listed, (sources, users, evicted)) = {
         let gate = state.gate();
@@ -283,7 +286,33 @@ fn write_metrics(dir: &Path, state: &State) -> std::io::Result<()> {
          pbxguard_persist_dropped_total{{kind=\"ban\"}} {bans_unstored}\n",
         c.dropped_banned, c.dropped_blacklisted, c.bans, c.evicted_bans, c.spoofs_dropped
     );
+    let mut text = text;
+    text.push_str(&conns_metrics(conns));
     let tmp = dir.join("metrics.prom.tmp");
     std::fs::write(&tmp, text)?;
     std::fs::rename(tmp, dir.join("metrics.prom"))
+}
+
+/// TCP and TLS connections: open, opened, and how each one refused or closed by the daemon ended.
+fn conns_metrics(conns: &super::conns::Conns) -> String {
+    use std::fmt::Write;
+    let s = conns.stats();
+    let mut text = format!(
+        "# HELP pbxguard_connections_open Accepted TCP/TLS connections open.\n\
+         # TYPE pbxguard_connections_open gauge\n\
+         pbxguard_connections_open {}\n\
+         # HELP pbxguard_connection_sources Sources holding accepted TCP/TLS connections.\n\
+         # TYPE pbxguard_connection_sources gauge\n\
+         pbxguard_connection_sources {}\n\
+         # HELP pbxguard_connections_opened_total TCP/TLS connections accepted since start.\n\
+         # TYPE pbxguard_connections_opened_total counter\n\
+         pbxguard_connections_opened_total {}\n\
+         # HELP pbxguard_connections_ended_total TCP/TLS connections refused at accept (global cap; banned source or the connections detector) or closed by a timeout.\n\
+         # TYPE pbxguard_connections_ended_total counter\n",
+        s.open, s.sources, s.opened
+    );
+    for (o, n) in s.outcomes {
+        let _ = writeln!(text, "pbxguard_connections_ended_total{{reason=\"{}\"}} {n}", o.as_str());
+    }
+    text
 }

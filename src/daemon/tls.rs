@@ -1,14 +1,16 @@
 //! TLS server configuration: the operator's certificate and key, or a self-signed pair generated once
-//! into `<data>/tls/` (so clients that pin it keep working across restarts). And the client side for
-//! TLS trunks, which are verified like any TLS server: name and chain, never skipped.
+//! into `<data>/tls/` (so clients that pin it keep working across restarts), reloaded on SIGHUP. And
+//! the client side for TLS trunks, which are verified like any TLS server: name and chain, never skipped.
 
 use crate::config::TlsConfig;
 use anyhow::{Context, Result, anyhow};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 use tokio_rustls::TlsAcceptor;
 
 fn generate(cert: &Path, key: &Path) -> Result<()> {
@@ -32,8 +34,9 @@ fn generate(cert: &Path, key: &Path) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn acceptor(data: &Path, cfg: &TlsConfig) -> Result<TlsAcceptor> {
-    let (cert, key) = match (&cfg.cert, &cfg.key) {
+/// The certificate and key files in use: the operator's, else the generated pair (made now if missing).
+fn paths(data: &Path, cfg: &TlsConfig) -> Result<(PathBuf, PathBuf)> {
+    Ok(match (&cfg.cert, &cfg.key) {
         (Some(c), Some(k)) => (c.clone(), k.clone()),
         _ => {
             let (c, k) = (data.join("tls/cert.pem"), data.join("tls/key.pem"));
@@ -42,21 +45,54 @@ pub(crate) fn acceptor(data: &Path, cfg: &TlsConfig) -> Result<TlsAcceptor> {
             }
             (c, k)
         }
-    };
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert)
+    })
+}
+
+fn load(cert: &Path, key: &Path) -> Result<CertifiedKey> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .with_context(|| format!("reading TLS certificate {}", cert.display()))?
         .collect::<Result<_, _>>()
         .with_context(|| format!("parsing TLS certificate {} (expected PEM)", cert.display()))?;
     if chain.is_empty() {
         return Err(anyhow!("{} holds no certificate", cert.display()));
     }
-    let pk = PrivateKeyDer::from_pem_file(&key)
+    let pk = PrivateKeyDer::from_pem_file(key)
         .with_context(|| format!("reading TLS private key {} (expected PEM)", key.display()))?;
+    CertifiedKey::from_der(chain, pk, &rustls::crypto::ring::default_provider())
+        .map_err(|e| anyhow!("the TLS certificate {} and key {} do not match: {e}", cert.display(), key.display()))
+}
+
+/// The server certificate, replaceable while the daemon runs: SIGHUP loads the files again and every
+/// handshake after that presents the new pair; connections already up keep the one they started with.
+#[derive(Debug)]
+pub(crate) struct ServerCert(RwLock<Arc<CertifiedKey>>);
+
+impl ServerCert {
+    pub(crate) fn load(data: &Path, cfg: &TlsConfig) -> Result<Arc<Self>> {
+        let (cert, key) = paths(data, cfg)?;
+        Ok(Arc::new(Self(RwLock::new(Arc::new(load(&cert, &key)?)))))
+    }
+
+    /// Fail-safe: an unreadable or mismatched new pair is an error and the old one stays in use.
+    pub(crate) fn reload(&self, data: &Path, cfg: &TlsConfig) -> Result<()> {
+        let (cert, key) = paths(data, cfg)?;
+        let new = Arc::new(load(&cert, &key)?);
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = new;
+        Ok(())
+    }
+}
+
+impl ResolvesServerCert for ServerCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.read().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+}
+
+pub(crate) fn acceptor(cert: Arc<ServerCert>) -> Result<TlsAcceptor> {
     let sc = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
-        .with_single_cert(chain, pk)
-        .context("the TLS certificate and key do not match")?;
+        .with_cert_resolver(cert);
     Ok(TlsAcceptor::from(Arc::new(sc)))
 }
 

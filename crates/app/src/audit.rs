@@ -85,36 +85,6 @@ pub struct Skipped {
     pub why: String,
 }
 
-/// sshd as the host runs it.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct SshFacts {
-    pub ports: Vec<u16>,
-    /// sshd's PermitRootLogin (`yes`, `no`, `prohibit-password`, `forced-commands-only`).
-    pub root_login: String,
-    pub password_auth: bool,
-    /// Whether who may connect is limited (sshd AllowUsers/Match address rules, or the firewall's ssh
-    /// service open to named networks only).
-    pub sources_limited: bool,
-}
-
-/// What the audit needs from `sshd -T` (sshd's effective configuration, one lowercase `key value` a line).
-pub fn ssh_facts_from_sshd_t(text: &str) -> SshFacts {
-    let mut f = SshFacts { root_login: "prohibit-password".into(), password_auth: true, ..SshFacts::default() };
-    for line in text.lines() {
-        let (k, v) = line.split_once(' ').unwrap_or((line, ""));
-        match k {
-            "port" => f.ports.extend(v.trim().parse::<u16>().ok()),
-            "permitrootlogin" => {
-                f.root_login = if v == "without-password" { "prohibit-password".into() } else { v.into() }
-            }
-            "passwordauthentication" => f.password_auth = v == "yes",
-            "allowusers" | "allowgroups" => f.sources_limited |= v.contains('@') || k == "allowgroups",
-            _ => {}
-        }
-    }
-    f
-}
-
 /// The firewall as the host has it.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct FirewallFacts {
@@ -129,7 +99,6 @@ pub struct FirewallFacts {
 pub struct Host {
     /// A well-known default password root still has (`Ok(None)`: none of them).
     pub root_default: std::result::Result<Option<String>, String>,
-    pub ssh: std::result::Result<SshFacts, String>,
     pub firewall: std::result::Result<FirewallFacts, String>,
     /// SIP listening addresses (from the running daemon, else the defaults).
     pub sip_listening: Vec<std::net::SocketAddr>,
@@ -263,9 +232,11 @@ pub fn run(store: &Store, data: &Path, host: &Host) -> Result<Report> {
     a.check("shield-detectors", detectors(store)?);
     a.check("blacklists", blacklists(store, host.now_secs)?);
     a.check("data-permissions", permissions(data));
-    match &host.ssh {
-        Ok(ssh) => a.check("ssh", ssh_checks(store, ssh)?),
-        Err(why) => a.skip("ssh", why.clone()),
+    // sshd as its configuration files say (`ssh.config` and its Includes), the same facts
+    // `pbxguard ssh status` and the firewall's ssh service use.
+    match crate::settings::ssh_paths(store).and_then(|p| crate::ssh::effective(&p)) {
+        Ok(ssh) => a.check("ssh", ssh_checks(&ssh)),
+        Err(e) => a.skip("ssh", format!("cannot read sshd's configuration: {e}")),
     }
     match &host.firewall {
         Ok(fw) => {
@@ -589,7 +560,7 @@ fn permissions(data: &Path) -> Vec<Finding> {
     out
 }
 
-fn ssh_checks(store: &Store, ssh: &SshFacts) -> Result<Vec<Finding>> {
+fn ssh_checks(ssh: &crate::ssh::SshFacts) -> Vec<Finding> {
     let mut out = Vec::new();
     if ssh.ports.contains(&22) {
         out.push(finding(
@@ -618,17 +589,16 @@ fn ssh_checks(store: &Store, ssh: &SshFacts) -> Result<Vec<Finding>> {
             "pbxguard ssh set --password-auth no   (after installing your public key)".into(),
         ));
     }
-    if !ssh.sources_limited {
+    if ssh.allowed.is_none() {
         out.push(finding(
             "ssh",
             Severity::Medium,
             "anyone may connect to SSH".into(),
-            "no allowed-sources limit in sshd or in the firewall's ssh service".into(),
+            "no allowed-sources limit (sshd AllowUsers USER@CIDR; the firewall's ssh service follows it)".into(),
             "pbxguard ssh set --allow 203.0.113.0/24   (your admin network)".into(),
         ));
     }
-    let _ = store;
-    Ok(out)
+    out
 }
 
 fn firewall(store: &Store, fw: &FirewallFacts) -> Result<Vec<Finding>> {

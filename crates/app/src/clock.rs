@@ -17,8 +17,26 @@ pub fn utc(at_ms: i64) -> String {
     format!("{year:04}-{month:02}-{day:02} {h:02}:{m:02}:{s:02}.{milli:03}Z")
 }
 
+/// A span for people, to two units: `45s`, `59m 12s`, `2h 5m`, `3d 4h` (negative spans read as 0s).
+pub fn span(secs: i64) -> String {
+    let s = secs.max(0);
+    let (d, h, m, sec) = (s / 86_400, s / 3_600 % 24, s / 60 % 60, s % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{sec}s"),
+        (0, 0, _) => format!("{m}m {sec}s"),
+        (0, _, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn spans() {
+        let got: Vec<String> = [-5, 45, 3_552, 7_500, 273_600].map(super::span).into();
+        assert_eq!(got, ["0s", "45s", "59m 12s", "2h 5m", "3d 4h"]);
+    }
+
     #[test]
     fn utc_times() {
         assert_eq!(super::utc(0), "1970-01-01 00:00:00.000Z");

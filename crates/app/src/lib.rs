@@ -10,18 +10,21 @@
 
 pub mod admins;
 pub mod audit;
+pub mod backup;
 pub mod blacklist;
 pub mod calls;
 pub mod clock;
 pub mod configure;
 mod error;
 pub mod extensions;
+pub mod firewall;
 pub mod import;
 pub mod mailboxes;
 pub mod policy;
 pub mod random;
 pub mod security;
 pub mod settings;
+pub mod ssh;
 pub mod tls;
 pub mod validate;
 pub mod views;

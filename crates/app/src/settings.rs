@@ -85,6 +85,30 @@ pub const SETTINGS: &[SettingDef] = &[
         validate: |v| count(v, 1, 100),
     },
     SettingDef {
+        key: "sip.tcp_auth_timeout",
+        default: Some("30"),
+        doc: "Seconds a TCP or TLS connection may stay open before one of its requests authenticates (a REGISTER or INVITE whose digest the registrar or proxy accepted); then it is closed, like Asterisk's tcpauthtimeout. Trusted networks and connections this daemon opened are exempt; authenticated connections are closed after sip.idle_timeout of silence.",
+        validate: |v| seconds(5, 3600)(v),
+    },
+    SettingDef {
+        key: "sip.tcp_incomplete_timeout",
+        default: Some("10"),
+        doc: "Seconds a TCP or TLS connection may hold an unfinished message (headers or body still missing) after its last byte; then it is closed (slow-header and slow-body attacks).",
+        validate: |v| seconds(1, 600)(v),
+    },
+    SettingDef {
+        key: "shield.connections",
+        default: Some("8"),
+        doc: "Most TCP/TLS connections one source may hold open that have not authenticated; the next one is refused and bans the source (detector connections). Connections that authenticated do not count; trusted networks are exempt; an address that authenticated within shield.known_good is refused the excess but not banned (phones behind one NAT reconnecting at once).",
+        validate: |v| count(v, 1, 10_000),
+    },
+    SettingDef {
+        key: "shield.connection_rate",
+        default: Some("30/10s"),
+        doc: "Connections (TCP, TLS) one source may open within DURATION, authenticated or not; the next one is refused and bans the source (detector connections). Same exemptions as shield.connections.",
+        validate: |v| threshold(v).map(drop),
+    },
+    SettingDef {
         key: "shield.flood",
         default: Some("30/2s"),
         doc: "Flood: a source sending more than COUNT messages (any SIP message, valid or not) within DURATION of the first is banned by the next one. Trusted networks are exempt.",
@@ -106,6 +130,12 @@ pub const SETTINGS: &[SettingDef] = &[
         key: "shield.malformed",
         default: Some("10/1m"),
         doc: "Malformed messages: COUNT from one address within DURATION ban it.",
+        validate: |v| threshold(v).map(drop),
+    },
+    SettingDef {
+        key: "shield.ssh",
+        default: Some("5/10m"),
+        doc: "SSH guard: COUNT failed logins, invalid users and scanner connections from one address within DURATION ban it (every port, SIP included). A wrong password counts 1, an invalid user 2 (its Invalid user line and its failure), a connection dropped at the banner or failing the key exchange 1; a key the server does not know counts nothing unless the client reaches MaxAuthTries (1). A successful login resets the address's count. Trusted networks are exempt.",
         validate: |v| threshold(v).map(drop),
     },
     SettingDef {
@@ -263,6 +293,54 @@ pub const SETTINGS: &[SettingDef] = &[
         doc: "Suspend an extension's outbound calls when it goes over fraud.calls_per_hour or fraud.international_per_hour, until an operator runs `pbxguard ext enable NUMBER` (emergency calls always pass).",
         validate: bool_setting,
     },
+    SettingDef {
+        key: "ssh.guard.enabled",
+        default: Some("true"),
+        doc: "SSH guard: follow sshd's log (ssh.guard.logs) and ban sources that fail to log in or scan (threshold shield.ssh). Applied by a running daemon within a second.",
+        validate: bool_setting,
+    },
+    SettingDef {
+        key: "ssh.guard.logs",
+        default: Some("auto"),
+        doc: "Where the SSH guard reads sshd's log: auto (the journal through `journalctl -f -o json -u ssh -u sshd` when journald runs, else /var/log/auth.log), or a comma-separated list of absolute file paths (syslog files, or sshd -E files) and the word journald. Files are followed across rotation (rename and create) and truncation; only lines written after the guard starts are read.",
+        validate: |v| crate::ssh::parse_log_sources(v).map(drop),
+    },
+    SettingDef {
+        key: "ssh.sshd",
+        default: Some("/usr/sbin/sshd"),
+        doc: "The sshd binary `pbxguard ssh set` validates a change with (`sshd -t -f ssh.config`).",
+        validate: absolute_path,
+    },
+    SettingDef {
+        key: "ssh.config",
+        default: Some("/etc/ssh/sshd_config"),
+        doc: "sshd's main configuration file, read by `pbxguard ssh status` with the files it includes.",
+        validate: absolute_path,
+    },
+    SettingDef {
+        key: "ssh.dropin",
+        default: Some("/etc/ssh/sshd_config.d/pbxguard.conf"),
+        doc: "The one file `pbxguard ssh set` writes; ssh.config must include it (Debian's does: Include /etc/ssh/sshd_config.d/*.conf).",
+        validate: absolute_path,
+    },
+    SettingDef {
+        key: "ssh.pid_file",
+        default: Some("/run/sshd.pid"),
+        doc: "sshd's pid file: `pbxguard ssh set` reloads sshd with SIGHUP to that process, or with `systemctl reload ssh` when there is none.",
+        validate: absolute_path,
+    },
+    SettingDef {
+        key: "firewall.enabled",
+        default: Some("false"),
+        doc: "Enforce bans, blacklists and trusted networks in the host's nftables (table inet pbxguard, which `pbxguard firewall apply` creates): banned sources are dropped by the kernel on every port, before connection tracking. Off: bans are enforced by pbxguard itself, for its own services only.",
+        validate: bool_setting,
+    },
+    SettingDef {
+        key: "firewall.policy",
+        default: Some("drop"),
+        doc: "What the host firewall's input chain does with a packet no rule accepted (pbxguard firewall render/apply): drop (only the services of `pbxguard firewall wizard` are reachable) or accept (rules only count; bans and blacklists still drop). Takes effect at the next apply.",
+        validate: |v| if v == "drop" || v == "accept" { Ok(()) } else { Err("expected drop or accept".into()) },
+    },
 ];
 
 /// Words every phone's User-Agent or From header may contain: as a scanner pattern each would ban real
@@ -288,6 +366,14 @@ fn count(v: &str, min: u32, max: u32) -> std::result::Result<(), String> {
     match v.parse::<u32>() {
         Ok(n) if (min..=max).contains(&n) => Ok(()),
         _ => Err(format!("expected a whole number from {min} to {max}")),
+    }
+}
+
+fn absolute_path(v: &str) -> std::result::Result<(), String> {
+    if v.starts_with('/') && v.len() <= 4096 && !v.chars().any(char::is_control) {
+        Ok(())
+    } else {
+        Err("expected an absolute path such as /etc/ssh/sshd_config".into())
     }
 }
 
@@ -396,7 +482,10 @@ pub fn shield_config(store: &Store) -> Result<pbxguard_shield::ShieldConfig> {
         brute_force: t("shield.brute_force")?,
         enumeration: t("shield.enumeration")?,
         malformed: t("shield.malformed")?,
+        ssh: t("shield.ssh")?,
         user_failures: t("shield.user_attack")?,
+        max_unauthenticated: get_num(store, "shield.connections")?,
+        connection_rate: t("shield.connection_rate")?,
         ban_durations_ms: durations(&get(store, "shield.ban_durations")?)
             .map_err(|e| invalid!("shield.ban_durations: {e}"))?,
         max_bans: get_num(store, "shield.max_bans")?,
@@ -405,6 +494,37 @@ pub fn shield_config(store: &Store) -> Result<pbxguard_shield::ShieldConfig> {
         known_good_ms: pbxguard_shield::config::parse_duration_ms(&get(store, "shield.known_good")?)
             .ok_or_else(|| invalid!("shield.known_good: stored value is not a duration"))?,
         ..Default::default()
+    })
+}
+
+/// The SSH guard's settings as stored.
+pub fn ssh_guard(store: &Store) -> Result<crate::ssh::GuardSettings> {
+    let logs =
+        crate::ssh::parse_log_sources(&get(store, "ssh.guard.logs")?).map_err(|e| invalid!("ssh.guard.logs: {e}"))?;
+    Ok(crate::ssh::GuardSettings { enabled: get(store, "ssh.guard.enabled")? == "true", logs })
+}
+
+/// The sshd `pbxguard ssh` manages.
+pub fn ssh_paths(store: &Store) -> Result<crate::ssh::SshPaths> {
+    Ok(crate::ssh::SshPaths {
+        sshd: get(store, "ssh.sshd")?.into(),
+        config: get(store, "ssh.config")?.into(),
+        dropin: get(store, "ssh.dropin")?.into(),
+        pid_file: get(store, "ssh.pid_file")?.into(),
+    })
+}
+
+/// How long a TCP or TLS connection may go without authenticating, and hold an unfinished message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamTimeouts {
+    pub auth_s: u64,
+    pub incomplete_s: u64,
+}
+
+pub fn stream_timeouts(store: &Store) -> Result<StreamTimeouts> {
+    Ok(StreamTimeouts {
+        auth_s: get_num(store, "sip.tcp_auth_timeout")?,
+        incomplete_s: get_num(store, "sip.tcp_incomplete_timeout")?,
     })
 }
 

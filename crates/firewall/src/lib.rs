@@ -5,6 +5,7 @@
 //! Everything pbxguard owns lives in one table, `inet pbxguard`; other tables (firewalld, ufw, docker,
 //! an operator's own) are never touched.
 
+pub mod bans;
 pub mod model;
 pub mod netlink;
 pub mod ranges;

@@ -186,6 +186,7 @@ impl Service {
         if let Err(h) = self.acl_check(inc, &ext) {
             return h;
         }
+        self.accepted(inc);
         let Some(number) = dialled(&req.uri) else { return self.deny(inc, 404, "Not Found") };
         let now = now_ms / 1000;
         let category = match self.authorise(&ext, &number) {

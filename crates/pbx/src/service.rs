@@ -61,6 +61,10 @@ pub struct Service {
     /// What each extension usually calls: a first call elsewhere is an anomaly.
     pub(crate) profiles: pbxguard_shield::anomaly::Profiles,
     pub(crate) uplinks: Uplinks,
+    /// The TCP/TLS flow whose request last passed digest authentication and the ACL, until the daemon
+    /// takes it: that connection stops counting as unauthenticated. One slot, not a queue: the daemon
+    /// takes it after each stream message, and UDP never sets it.
+    authenticated: Option<SocketAddr>,
 }
 
 /// One request being handled: what every handler needs.
@@ -103,6 +107,7 @@ impl Service {
             suspended: HashMap::new(),
             profiles: Default::default(),
             uplinks: Uplinks::new(seed),
+            authenticated: None,
         }
     }
 
@@ -229,6 +234,19 @@ impl Service {
 
     pub fn registrar_mut(&mut self) -> &mut Registrar {
         &mut self.registrar
+    }
+
+    /// The source of the TCP/TLS connection a request just authenticated on (a REGISTER the registrar
+    /// or an INVITE the proxy accepted the digest and the ACL of), once.
+    pub fn take_authenticated(&mut self) -> Option<SocketAddr> {
+        self.authenticated.take()
+    }
+
+    /// Notes that `inc` authenticated (see [`Self::take_authenticated`]).
+    pub(crate) fn accepted(&mut self, inc: Incoming<'_, '_>) {
+        if inc.transport != Transport::Udp {
+            self.authenticated = Some(inc.source);
+        }
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {
@@ -509,6 +527,7 @@ impl Service {
         if let Err(h) = self.acl_check(inc, &user) {
             return h;
         }
+        self.accepted(inc);
         self.scratch.clear();
         let mut events = std::mem::take(&mut self.scratch);
         let reply =

@@ -16,6 +16,8 @@ pub enum BanReason {
     Enumeration,
     Scanner,
     Malformed,
+    /// Too many connections at once, or opened too fast, from one source.
+    Connections,
     /// Added by an operator.
     Manual,
 }
@@ -28,14 +30,23 @@ impl BanReason {
             Self::Enumeration => "enumeration",
             Self::Scanner => "scanner",
             Self::Malformed => "malformed",
+            Self::Connections => "connections",
             Self::Manual => "manual",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Flood, Self::BruteForce, Self::Enumeration, Self::Scanner, Self::Malformed, Self::Manual]
-            .into_iter()
-            .find(|r| r.as_str() == s)
+        [
+            Self::Flood,
+            Self::BruteForce,
+            Self::Enumeration,
+            Self::Scanner,
+            Self::Malformed,
+            Self::Connections,
+            Self::Manual,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
     }
 }
 

@@ -23,12 +23,24 @@ pub struct ShieldConfig {
     pub enumeration: Threshold,
     /// Malformed messages from one address within the window → ban.
     pub malformed: Threshold,
+    /// SSH: failed logins, invalid users and scanner probes from one address within the window → ban.
+    /// Each line sshd writes about an attempt counts 1, so an invalid user's attempt counts 2 (its
+    /// `Invalid user` line and its failure); see `ssh`. Like DenyHosts (5 invalid, 10 valid) and
+    /// sshguard (3 attacks of 10 against 30): 5 in 10 minutes.
+    pub ssh: Threshold,
     /// Distributed attack on one extension: `max` failures against one user within the window, from at
     /// least `user_min_sources` addresses → alert, and the user is throttled for `user_throttle_ms`:
     /// only addresses that have authenticated as that user before may keep trying.
     pub user_failures: Threshold,
     pub user_min_sources: u32,
     pub user_throttle_ms: u64,
+    /// Connections (TCP, TLS; IAX2 and HTTPS later): most connections one source may hold open that have
+    /// not authenticated; the one past it is refused and bans the source (Asterisk's `tcpauthlimit`,
+    /// per address like nginx's `limit_conn`). Authenticated connections never count.
+    pub max_unauthenticated: u32,
+    /// Connections one source may open within the window, authenticated or not; the one past it is
+    /// refused and bans the source.
+    pub connection_rate: Threshold,
     /// Ban lengths for the 1st, 2nd, 3rd... offence of an address; the last repeats.
     pub ban_durations_ms: Vec<u64>,
     /// How long past offences count towards the next ban's length.
@@ -58,9 +70,12 @@ impl Default for ShieldConfig {
             brute_force: Threshold { max: 5, window_ms: 600_000 },
             enumeration: Threshold { max: 3, window_ms: 600_000 },
             malformed: Threshold { max: 10, window_ms: 60_000 },
+            ssh: Threshold { max: 5, window_ms: 600_000 },
             user_failures: Threshold { max: 20, window_ms: 600_000 },
             user_min_sources: 3,
             user_throttle_ms: 900_000,
+            max_unauthenticated: 8,
+            connection_rate: Threshold { max: 30, window_ms: 10_000 },
             ban_durations_ms: vec![HOUR_MS, 6 * HOUR_MS, DAY_MS, 7 * DAY_MS],
             history_ms: 30 * DAY_MS,
             tracker_cap: 100_000,

@@ -18,6 +18,7 @@ pub mod fraud;
 mod hash;
 pub mod net;
 pub mod password;
+pub mod ssh;
 mod tracker;
 
 pub use acl::{AclGroup, Rule};
@@ -112,6 +113,21 @@ pub enum Observation<'a> {
         ip: IpAddr,
         reason: &'a str,
     },
+    /// A connection that ended before anyone tried to log in, the way scanners end them (SSH: dropped
+    /// at the banner, no common key exchange, timed out). Counted, never a ban on its own: over SSH
+    /// with the failed logins ([`ShieldConfig::ssh`]), elsewhere with malformed messages.
+    Probe {
+        ip: IpAddr,
+        evidence: &'a str,
+    },
+    /// A connection (TCP, TLS; IAX2 and HTTPS later) was opened from `ip`, which now holds
+    /// `unauthenticated` connections to this service that have not authenticated, this one included.
+    /// The daemon counts them (it sees them close); the shield decides. `true` from the observe call:
+    /// refuse the connection.
+    ConnectionOpened {
+        ip: IpAddr,
+        unauthenticated: u32,
+    },
 }
 
 /// What the daemon must do.
@@ -174,6 +190,9 @@ struct SourceState {
     failures: Window,
     unknown: Distinct,
     malformed: Window,
+    connections: Window,
+    /// SSH failed logins, invalid users and probes together (one threshold, like sshguard's score).
+    ssh: Window,
 }
 
 #[derive(Default)]
@@ -228,7 +247,22 @@ fn describe(obs: &Observation<'_>) -> String {
         Observation::UnknownUser { user, .. } => format!("unknown user {user:?}"),
         Observation::Scanner { evidence, .. } => format!("scanner: {evidence}"),
         Observation::Malformed { reason, .. } => format!("malformed: {reason}"),
+        Observation::Probe { evidence, .. } => format!("probe: {evidence}"),
+        Observation::ConnectionOpened { unauthenticated, .. } => {
+            format!("connection opened ({unauthenticated} unauthenticated)")
+        }
     }
+}
+
+/// Why SSH evidence bans, in the operator's words: `ssh: ` first, as a ban has no service of its own.
+fn ssh_ban(obs: &Observation<'_>, n: u32, t: Threshold) -> (BanReason, String) {
+    let reason = if matches!(obs, Observation::Probe { .. }) { BanReason::Scanner } else { BanReason::BruteForce };
+    let what = format!(
+        "ssh: {n} failed logins, invalid users or scanner probes within {}s, last: {}",
+        t.window_ms / 1000,
+        describe(obs)
+    );
+    (reason, what)
 }
 
 fn ip_key(ip: IpAddr) -> u64 {
@@ -289,6 +323,11 @@ impl Shield {
 
     pub fn is_trusted(&self, ip: IpAddr) -> bool {
         self.trusted.contains(ip)
+    }
+
+    /// The trusted networks as set (the host firewall mirrors them).
+    pub fn trusted(&self) -> &PrefixSet<()> {
+        &self.trusted
     }
 
     /// Swaps the compiled blacklist (built off the hot path).
@@ -407,7 +446,9 @@ impl Shield {
             | Observation::AuthSucceeded { ip, .. }
             | Observation::UnknownUser { ip, .. }
             | Observation::Scanner { ip, .. }
-            | Observation::Malformed { ip, .. } => canonical(ip),
+            | Observation::Malformed { ip, .. }
+            | Observation::Probe { ip, .. }
+            | Observation::ConnectionOpened { ip, .. } => canonical(ip),
         };
         if let Observation::AuthSucceeded { user, .. } = obs {
             self.known_good.entry(&(service, user.to_owned(), ip));
@@ -417,6 +458,7 @@ impl Shield {
                 let s = self.sources.entry(&src);
                 s.failures.reset();
                 s.unknown.reset();
+                s.ssh.reset();
             }
             return false;
         }
@@ -437,6 +479,12 @@ impl Shield {
         let src = cfg.source_of(ip);
         let s = self.sources.entry(&src.addr());
         let trigger = match obs {
+            Observation::AuthFailed { .. } | Observation::UnknownUser { .. } | Observation::Probe { .. }
+                if service == Service::Ssh =>
+            {
+                let n = s.ssh.hit(now_ms, cfg.ssh);
+                (n >= cfg.ssh.max).then(|| ssh_ban(&obs, n, cfg.ssh))
+            }
             Observation::AuthFailed { user, .. } => {
                 let n = s.failures.hit(now_ms, cfg.brute_force);
                 (n >= cfg.brute_force.max).then(|| {
@@ -459,7 +507,7 @@ impl Shield {
                 })
             }
             Observation::Scanner { evidence, .. } => Some((BanReason::Scanner, evidence.to_owned())),
-            Observation::Malformed { reason, .. } => {
+            Observation::Malformed { reason, .. } | Observation::Probe { evidence: reason, .. } => {
                 let n = s.malformed.hit(now_ms, cfg.malformed);
                 (n >= cfg.malformed.max).then(|| {
                     (
@@ -468,8 +516,29 @@ impl Shield {
                     )
                 })
             }
+            Observation::ConnectionOpened { unauthenticated, .. } => {
+                let (cap, rate) = (cfg.max_unauthenticated, cfg.connection_rate);
+                let n = s.connections.hit(now_ms, rate);
+                (unauthenticated > cap || n > rate.max).then(|| {
+                    (
+                        BanReason::Connections,
+                        format!(
+                            "{unauthenticated} unauthenticated connections open at once (limit {cap}), {n} opened within {}s (limit {})",
+                            rate.window_ms / 1000,
+                            rate.max
+                        ),
+                    )
+                })
+            }
             Observation::AuthSucceeded { .. } => None,
         };
+        // Phones behind one NAT that all reconnect at once (the PBX restarted) look like a connection
+        // flood: an address that authenticated lately is held to the limits, never banned for them.
+        if let Some((BanReason::Connections, _)) = trigger
+            && self.is_known_good(now_ms, ip)
+        {
+            return true;
+        }
         match trigger {
             Some((reason, what)) => {
                 self.ban_detected(now_ms, ip, src, reason, what, evidence);

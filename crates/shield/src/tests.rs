@@ -390,3 +390,55 @@ fn changing_the_aggregation_keeps_every_ban_enforced() {
     assert_eq!(sh.admit(T0 + 1, ip("fd00:5::2")), Verdict::Allow, "single addresses now");
     assert_eq!(sh.ban_count(), 2);
 }
+
+fn opened(sh: &mut Shield, t: u64, a: IpAddr, unauthenticated: u32) -> bool {
+    sh.observe(t, Observation::ConnectionOpened { ip: a, unauthenticated })
+}
+
+#[test]
+fn the_9th_unauthenticated_connection_is_refused_and_bans_with_its_evidence() {
+    let mut sh = Shield::new(ShieldConfig::default());
+    let a = ip("192.0.2.66");
+    for n in 1..=8 {
+        assert!(!opened(&mut sh, T0 + u64::from(n), a, n), "connection {n}");
+    }
+    assert!(opened(&mut sh, T0 + 9, a, 9));
+    let b = bans(&mut sh);
+    assert_eq!((b.len(), b[0].reason, b[0].note.as_deref()), (1, BanReason::Connections, None));
+    assert_eq!(b[0].evidence, "9 unauthenticated connections open at once (limit 8), 9 opened within 10s (limit 30)");
+    assert!(sh.is_blocked(T0 + 10, a));
+    assert_eq!(BanReason::parse("connections"), Some(BanReason::Connections));
+}
+
+#[test]
+fn the_31st_connection_in_10s_bans_even_when_the_others_authenticated() {
+    let mut sh = Shield::new(ShieldConfig::default());
+    let a = ip("192.0.2.67");
+    for i in 0..30 {
+        assert!(!opened(&mut sh, T0 + i * 300, a, 1), "connection {}", i + 1);
+    }
+    assert!(opened(&mut sh, T0 + 9_999, a, 1));
+    assert!(bans(&mut sh)[0].evidence.contains("31 opened within 10s"));
+    // A steady slow source (one connection every 400 ms, 25 per window) never is.
+    let b = ip("192.0.2.68");
+    for i in 0..1_000 {
+        assert!(!opened(&mut sh, T0 + i * 400, b, 1));
+    }
+}
+
+#[test]
+fn trusted_and_known_good_sources_are_held_to_the_connection_limits_without_a_ban() {
+    let mut sh = Shield::new(ShieldConfig::default());
+    let (trusted, office) = (ip("10.1.1.1"), ip("198.51.100.20"));
+    sh.set_trusted(vec![Prefix::host(trusted)]);
+    for n in 1..=200 {
+        assert!(!opened(&mut sh, T0, trusted, n));
+    }
+    // An office behind one NAT whose phones all reconnect at once after a restart: the excess is
+    // refused (they retry), the office is not cut off.
+    sh.observe(T0, Observation::AuthSucceeded { ip: office, user: "1001" });
+    assert!(!opened(&mut sh, T0 + 1, office, 8));
+    assert!(opened(&mut sh, T0 + 2, office, 9));
+    assert!(bans(&mut sh).is_empty());
+    assert!(!sh.is_blocked(T0 + 3, office));
+}

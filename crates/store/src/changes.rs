@@ -18,10 +18,12 @@ pub enum Topic {
     Blacklists,
     /// An operator's ban or unban (the `ban_ops` queue).
     Bans,
+    /// A firewall apply requested, confirmed or cancelled (the `firewall_applies` queue).
+    Firewall,
 }
 
 impl Topic {
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::Extensions,
         Self::Settings,
         Self::Trunks,
@@ -32,6 +34,7 @@ impl Topic {
         Self::Trusted,
         Self::Blacklists,
         Self::Bans,
+        Self::Firewall,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,6 +49,7 @@ impl Topic {
             Self::Trusted => "trusted",
             Self::Blacklists => "blacklists",
             Self::Bans => "bans",
+            Self::Firewall => "firewall",
         }
     }
 

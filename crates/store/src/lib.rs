@@ -11,6 +11,7 @@ mod blacklists;
 mod calls;
 mod changes;
 mod extensions;
+mod firewall;
 mod migrations;
 mod security;
 mod settings;
@@ -21,6 +22,7 @@ pub use blacklists::BlacklistInfo;
 pub use calls::{CallRow, CosRow, DidRow, RouteRow, TrunkRow};
 pub use changes::{Change, Topic};
 pub use extensions::{Credentials, Extension};
+pub use firewall::{ApplyRow, ApplyState, FirewallServiceRow};
 pub use security::{AclRow, BanOp, BanRow, EventRow};
 
 use rusqlite::Connection;
@@ -94,4 +96,50 @@ impl Store {
     pub fn rollback(&self) -> Result<()> {
         Ok(self.conn.execute_batch("ROLLBACK")?)
     }
+
+    /// Writes a consistent copy of the whole database to `path` (SQLite `VACUUM INTO`: one read
+    /// transaction, so other processes keep writing meanwhile and the copy is a single point in time).
+    /// `path` must not exist, or be an empty file (whose mode the copy keeps).
+    pub fn backup_into(&self, path: &Path) -> Result<()> {
+        let target = path.to_str().ok_or_else(|| StoreError::Sqlite(rusqlite::Error::InvalidPath(path.to_owned())))?;
+        self.conn.execute("VACUUM INTO ?1", [target])?;
+        Ok(())
+    }
+}
+
+/// The schema version this build creates and understands (migrations are forward-only).
+pub fn schema_version() -> i64 {
+    migrations::known()
+}
+
+/// What a database file holds, read without changing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseInfo {
+    /// `PRAGMA user_version`: how many migrations it has.
+    pub schema: i64,
+    pub extensions: i64,
+    pub registrations: i64,
+}
+
+/// Reads a database file read-only (a backup about to be restored): its schema version and a few
+/// counts. `Ok(None)` when the file is an SQLite database but not a pbxguard one (no schema version or
+/// no `settings`/`extensions` tables) or fails SQLite's integrity check.
+pub fn inspect(path: &Path) -> Result<Option<DatabaseInfo>> {
+    use rusqlite::OpenFlags;
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    let schema: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let tables: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('settings', 'extensions', 'bindings')",
+        [],
+        |r| r.get(0),
+    )?;
+    if schema < 1 || tables != 3 {
+        return Ok(None);
+    }
+    let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+    if check != "ok" {
+        return Ok(None);
+    }
+    let count = |t: &str| conn.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get::<_, i64>(0));
+    Ok(Some(DatabaseInfo { schema, extensions: count("extensions")?, registrations: count("bindings")? }))
 }

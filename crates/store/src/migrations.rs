@@ -219,10 +219,38 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER changes_blacklists_update AFTER UPDATE ON blacklists BEGIN INSERT INTO changes(topic) VALUES ('blacklists'); END;
     CREATE TRIGGER changes_blacklists_delete AFTER DELETE ON blacklists BEGIN INSERT INTO changes(topic) VALUES ('blacklists'); END;
     CREATE TRIGGER changes_ban_ops_insert AFTER INSERT ON ban_ops BEGIN INSERT INTO changes(topic) VALUES ('bans'); END;",
+    // 14: the host firewall: the services it opens (ports NULL: taken from pbxguard's listeners or
+    // sshd at render time; sources: space-separated CIDRs and ACL group names, empty for anyone), and
+    // the apply requests a running daemon carries out and rolls back unless confirmed (topic firewall).
+    "CREATE TABLE firewall_services (
+        name       TEXT PRIMARY KEY,
+        proto      TEXT NOT NULL CHECK (proto IN ('tcp', 'udp')),
+        ports      TEXT,
+        sources    TEXT NOT NULL DEFAULT '',
+        position   INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE firewall_applies (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        ruleset      TEXT NOT NULL,
+        rollback_ms  INTEGER NOT NULL,
+        state        TEXT NOT NULL CHECK (state IN ('requested', 'applied', 'confirmed', 'rolled_back', 'failed', 'cancelled')),
+        detail       TEXT,
+        previous     TEXT,
+        requested_ms INTEGER NOT NULL,
+        deadline_ms  INTEGER,
+        updated_ms   INTEGER NOT NULL
+    );
+    CREATE TRIGGER changes_firewall_applies_insert AFTER INSERT ON firewall_applies BEGIN INSERT INTO changes(topic) VALUES ('firewall'); END;
+    CREATE TRIGGER changes_firewall_applies_update AFTER UPDATE OF state ON firewall_applies BEGIN INSERT INTO changes(topic) VALUES ('firewall'); END;",
 ];
 
+pub(crate) fn known() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
 pub(crate) fn run(conn: &mut Connection) -> Result<()> {
-    let known = MIGRATIONS.len() as i64;
+    let known = known();
     let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if found > known {
         return Err(StoreError::SchemaTooNew { found, known });
