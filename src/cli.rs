@@ -679,7 +679,8 @@ pub(crate) struct FirewallSource {
     /// daemon's listen.json has the ports it actually serves, and wins).
     #[arg(long)]
     pub(crate) config: Option<PathBuf>,
-    /// sshd's configuration, for the SSH port (default: `sshd -T`, else /etc/ssh/sshd_config).
+    /// sshd's configuration, for the SSH port (default: the setting ssh.config, /etc/ssh/sshd_config,
+    /// with its Includes; the same reading as `pbxguard ssh status`).
     #[arg(long, value_name = "FILE", env = "PBXGUARD_SSHD_CONFIG")]
     pub(crate) sshd_config: Option<PathBuf>,
 }
@@ -692,7 +693,8 @@ pub(crate) enum FirewallCommand {
         /// Do not ask: take the flags (and defaults) and apply.
         #[arg(long)]
         yes: bool,
-        /// Networks (CIDRs) or ACL group names that may reach SSH; default anyone.
+        /// Networks (CIDRs) or ACL group names that may reach SSH; default the networks sshd's own
+        /// AllowUsers admits (`pbxguard ssh set --allow`), else anyone.
         #[arg(long = "ssh-from", value_name = "CIDR", num_args = 1..)]
         ssh_from: Vec<String>,
         /// Networks (CIDRs) or ACL group names that may reach the admin GUI; default anyone.

@@ -123,3 +123,75 @@ fn a_locked_root_and_a_changed_admin_password_pass() {
     assert!(passed.contains(&"shield-detectors"), "{r:#}");
     assert_eq!(r["critical"], false, "{r:#}");
 }
+
+/// A netns of its own, removed on drop: the firewall table the hardened audit sees is this test's.
+struct Netns(String);
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+#[test]
+fn a_hardened_setup_scores_100_and_passes() {
+    require("nft");
+    let d = TempDir::new("audit-hardened");
+    let data = d.0.join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let shadow = d.0.join("shadow");
+    std::fs::write(&shadow, "root:!:19000:0:99999:7:::\n").unwrap();
+    let sshd_config = d.0.join("sshd_config");
+    std::fs::write(
+        &sshd_config,
+        "Port 2222\nPermitRootLogin no\nPasswordAuthentication no\nAllowUsers *@10.9.0.0/24\n",
+    )
+    .unwrap();
+    let list = d.0.join("voipbl.txt");
+    std::fs::write(&list, "198.51.100.7\n203.0.113.0/24\n").unwrap();
+    let ns = Netns(format!("pbxg-audit-{}", std::process::id()));
+    let o = Command::new("ip").args(["netns", "add", &ns.0]).output().unwrap();
+    assert!(o.status.success(), "ip netns add: {}", String::from_utf8_lossy(&o.stderr));
+    let in_ns = |args: &[&str]| {
+        Command::new("ip")
+            .args(["netns", "exec", &ns.0, BIN, "--data"])
+            .arg(&data)
+            .args(args)
+            .env_remove("PBXGUARD_DATA")
+            .env_remove("SSH_CONNECTION")
+            .output()
+            .unwrap()
+    };
+    let ok = |o: std::process::Output| {
+        assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        o
+    };
+    ok(in_ns(&["admin", "passwd", "admin", "--password", "Corr3ct-Horse-Battery!"]));
+    ok(in_ns(&["settings", "set", "ssh.config", sshd_config.to_str().unwrap()]));
+    ok(in_ns(&["blacklist", "import", list.to_str().unwrap()]));
+    ok(in_ns(&[
+        "firewall",
+        "wizard",
+        "--yes",
+        "--ssh-from",
+        "10.9.0.0/24",
+        "--gui-from",
+        "10.9.0.0/24",
+        "--rollback-after",
+        "0",
+        "--sshd-config",
+        sshd_config.to_str().unwrap(),
+    ]));
+    let o = in_ns(&["audit", "--json", "--shadow", shadow.to_str().unwrap()]);
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!("no JSON ({e}): {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    });
+    assert_eq!(r["score"], 100, "{r:#}");
+    assert_eq!(r["findings"].as_array().unwrap().len(), 0, "{r:#}");
+    assert_eq!(o.status.code(), Some(0), "{r:#}");
+    let passed: Vec<_> = r["passed"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    for check in ["admin-password", "root-password", "ssh", "firewall", "blacklists", "data-permissions"] {
+        assert!(passed.contains(&check), "{check} did not run and pass: {r:#}");
+    }
+}

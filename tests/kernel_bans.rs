@@ -14,26 +14,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-const FIXTURE: &str = r#"table inet pbxguard {
-	set trusted4 { type ipv4_addr; flags interval; }
-	set trusted6 { type ipv6_addr; flags interval; }
-	set banned4 { type ipv4_addr; flags interval, timeout; }
-	set banned6 { type ipv6_addr; flags interval, timeout; }
-	set blacklist4 { type ipv4_addr; flags interval; }
-	set blacklist6 { type ipv6_addr; flags interval; }
-	chain pre {
-		type filter hook prerouting priority raw; policy accept;
-		iif "lo" accept
-		ip saddr @trusted4 accept
-		ip6 saddr @trusted6 accept
-		ip saddr @banned4 counter drop comment "banned"
-		ip6 saddr @banned6 counter drop comment "banned"
-		ip saddr @blacklist4 counter drop comment "blacklisted"
-		ip6 saddr @blacklist6 counter drop comment "blacklisted"
-	}
-}
-"#;
-
 /// UDP echo on 7777 and a TCP listener on 2222 that says "ok", both families.
 const LISTENERS: &str = r#"
 import socket, threading
@@ -124,7 +104,7 @@ impl Lab {
             run(&["ip", "-n", ns, "addr", "add", v6, "dev", dev, "nodad"]);
             run(&["ip", "-n", ns, "link", "set", dev, "up"]);
         }
-        lab.nft_script(FIXTURE);
+        lab.nft_script(NFT_FIXTURE);
         let mut lab = lab;
         let listeners = lab.spawn("srv", &["python3", "-c", LISTENERS]);
         lab.children.push(listeners);

@@ -12,26 +12,6 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-const FIXTURE: &str = r#"table inet pbxguard {
-	set trusted4 { type ipv4_addr; flags interval; }
-	set trusted6 { type ipv6_addr; flags interval; }
-	set banned4 { type ipv4_addr; flags interval, timeout; }
-	set banned6 { type ipv6_addr; flags interval, timeout; }
-	set blacklist4 { type ipv4_addr; flags interval; }
-	set blacklist6 { type ipv6_addr; flags interval; }
-	chain pre {
-		type filter hook prerouting priority raw; policy accept;
-		iif "lo" accept
-		ip saddr @trusted4 accept
-		ip6 saddr @trusted6 accept
-		ip saddr @banned4 counter drop comment "banned"
-		ip6 saddr @banned6 counter drop comment "banned"
-		ip saddr @blacklist4 counter drop comment "blacklisted"
-		ip6 saddr @blacklist6 counter drop comment "blacklisted"
-	}
-}
-"#;
-
 /// `probe FROM HOST`: exit 0 when an OPTIONS from FROM gets an answer within 1 s.
 const SIP_PROBE: &str = r#"
 import socket, sys, os
@@ -275,7 +255,7 @@ impl Lab {
 
     fn nft_fixture(&self) {
         let path = self.dir.0.join("ruleset.nft");
-        std::fs::write(&path, FIXTURE).unwrap();
+        std::fs::write(&path, NFT_FIXTURE).unwrap();
         let o = self.cmd("srv", &["nft", "-f", path.to_str().unwrap()]).output().unwrap();
         assert!(o.status.success(), "nft: {}", String::from_utf8_lossy(&o.stderr));
     }

@@ -125,7 +125,7 @@ fn firewall_facts() -> std::result::Result<FirewallFacts, String> {
         .stderr(Stdio::null())
         .status()
         .map_err(|_| "nft is not installed (Debian: apt-get install nftables)".to_string())?;
-    Ok(FirewallFacts { active: out.success(), open_to_all: Vec::new() })
+    Ok(FirewallFacts { active: out.success() })
 }
 
 /// What the running daemon listens on (listen.json), else what `run` would listen on by default.

@@ -298,3 +298,26 @@ pub fn tcp_from(from: &str, to: SocketAddr) -> std::net::TcpStream {
     sock.connect(&to.into()).unwrap();
     sock.into()
 }
+
+/// The kernel side of the firewall in the shape `pbxguard firewall apply` loads (sets of `inet pbxguard`;
+/// banned and blacklisted sources dropped in prerouting, before conntrack), without the service rules:
+/// for tests of the enforcer and the SSH guard that must not depend on the ruleset's policy.
+pub const NFT_FIXTURE: &str = r#"table inet pbxguard {
+	set trusted4 { type ipv4_addr; flags interval; }
+	set trusted6 { type ipv6_addr; flags interval; }
+	set banned4 { type ipv4_addr; flags interval, timeout; }
+	set banned6 { type ipv6_addr; flags interval, timeout; }
+	set blacklist4 { type ipv4_addr; flags interval; }
+	set blacklist6 { type ipv6_addr; flags interval; }
+	chain pre {
+		type filter hook prerouting priority raw; policy accept;
+		iif "lo" accept
+		ip saddr @trusted4 accept
+		ip6 saddr @trusted6 accept
+		ip saddr @banned4 counter drop comment "banned"
+		ip6 saddr @banned6 counter drop comment "banned"
+		ip saddr @blacklist4 counter drop comment "blacklisted"
+		ip6 saddr @blacklist6 counter drop comment "blacklisted"
+	}
+}
+"#;

@@ -90,8 +90,6 @@ pub struct Skipped {
 pub struct FirewallFacts {
     /// The table `inet pbxguard` is loaded in the kernel.
     pub active: bool,
-    /// Services open to any source that an admin would limit (ssh, gui).
-    pub open_to_all: Vec<String>,
 }
 
 /// What the caller found out about the host. `Err(why)`: could not be checked.
@@ -617,7 +615,19 @@ fn firewall(store: &Store, fw: &FirewallFacts) -> Result<Vec<Finding>> {
             "pbxguard firewall wizard".into(),
         ));
     }
-    for s in &fw.open_to_all {
+    // Services only admins need, open to any source in the stored plan (the wizard's --ssh-from,
+    // --gui-from), while the firewall is in force.
+    let open_to_all: Vec<String> = if fw.active {
+        store
+            .firewall_services()?
+            .into_iter()
+            .filter(|s| (s.name == "ssh" || s.name == "gui") && s.sources.trim().is_empty())
+            .map(|s| s.name)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    for s in &open_to_all {
         out.push(finding(
             "firewall",
             Severity::Medium,

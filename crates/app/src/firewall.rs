@@ -62,7 +62,17 @@ pub struct WizardInput {
 /// The services the wizard would store, validated (sources are CIDRs, `any`, or ACL group names that
 /// exist). Nothing is stored.
 pub fn plan(store: &Store, input: &WizardInput) -> Result<Vec<FirewallServiceRow>> {
-    let ssh = sources_text(store, &input.ssh_from, "--ssh-from")?;
+    // One source of truth for who may reach SSH: without --ssh-from, the networks sshd itself admits
+    // (AllowUsers USER@CIDR, as `pbxguard ssh set --allow` writes it), so the firewall never opens
+    // SSH wider, nor narrower, than sshd does.
+    let sshd_allowed: Vec<String> = crate::settings::ssh_paths(store)
+        .and_then(|p| crate::ssh::effective(&p))
+        .ok()
+        .and_then(|f| f.allowed)
+        .map(|nets| nets.iter().map(ToString::to_string).collect())
+        .unwrap_or_default();
+    let ssh_from = if input.ssh_from.is_empty() { &sshd_allowed } else { &input.ssh_from };
+    let ssh = sources_text(store, ssh_from, "--ssh-from")?;
     let gui = sources_text(store, &input.gui_from, "--gui-from")?;
     let rtp = input.rtp.as_deref().unwrap_or(RTP_DEFAULT);
     let r = PortRange::parse(rtp).map_err(|e| invalid!("--rtp: {e}"))?;
