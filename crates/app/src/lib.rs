@@ -94,21 +94,23 @@ fn open_in(data: &Path) -> Result<Store> {
     // Created 0600 before SQLite sees it: it holds HA1 hashes (password-equivalent for digest) and
     // admin password hashes, whatever the umask or the directory's mode. SQLite gives its -wal and
     // -shm files the database's mode; older databases and their side files are tightened here too.
-    secure_file(&path)?;
-    let mut head = [0u8; 16];
-    let n = std::fs::File::open(&path)
-        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
-        .map_err(|e| Error::Io(format!("reading {}: {e}", path.display())))?;
-    if n > 0 && (n < head.len() || &head != SQLITE_MAGIC) {
-        return Err(not_ours());
+    // Never through a file descriptor of our own once the file exists: closing any descriptor of a
+    // file drops every POSIX lock this process holds on it, SQLite's included, and another process
+    // then rebuilds the -shm under the daemon's other connections (SIGBUS).
+    if !path.exists() {
+        create_private(&path)?;
     }
-    let store = Store::open(&path).map_err(|e| Error::Io(format!("opening database {}: {e}", path.display())))?;
+    tighten(&path)?;
+    let store = Store::open(&path).map_err(|e| match e.to_string() {
+        m if m.contains("not a database") => not_ours(),
+        m => Error::Io(format!("opening database {}: {m}", path.display())),
+    })?;
     for side in ["-wal", "-shm"] {
         let mut p = path.clone().into_os_string();
         p.push(side);
         let p = std::path::PathBuf::from(p);
         if p.exists() {
-            secure_file(&p)?;
+            tighten(&p)?;
         }
     }
     settings::initialise(&store)?;
@@ -116,20 +118,33 @@ fn open_in(data: &Path) -> Result<Store> {
     Ok(store)
 }
 
-/// Creates `path` with mode 0600 if missing, and takes group and other access away if present.
-fn secure_file(path: &Path) -> Result<()> {
-    let io = |e: std::io::Error| Error::Io(format!("securing {}: {e}", path.display()));
+/// Creates `path` with mode 0600 (nothing has it open yet).
+fn create_private(path: &Path) -> Result<()> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(false);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let f = opts.open(path).map_err(io)?;
+    opts.open(path).map(drop).map_err(|e| Error::Io(format!("creating {}: {e}", path.display())))
+}
+
+/// Creates `path` 0600 if missing, else takes group and other access away: for files no connection of
+/// this process has open.
+pub(crate) fn secure_file(path: &Path) -> Result<()> {
+    if !path.exists() {
+        create_private(path)?;
+    }
+    tighten(path)
+}
+
+/// Takes group and other access away, by path (chmod), never through a descriptor: see `open_in`.
+fn tighten(path: &Path) -> Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = f.metadata().map_err(io)?.permissions().mode();
+        let io = |e: std::io::Error| Error::Io(format!("securing {}: {e}", path.display()));
+        let mode = std::fs::metadata(path).map_err(io)?.permissions().mode();
         if mode & 0o077 != 0 {
-            f.set_permissions(std::fs::Permissions::from_mode(mode & 0o700)).map_err(io)?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700)).map_err(io)?;
         }
     }
     Ok(())
