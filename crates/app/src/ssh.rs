@@ -47,7 +47,7 @@ pub fn parse_log_sources(v: &str) -> std::result::Result<Option<Vec<LogSource>>,
     Ok(Some(out))
 }
 
-/// The guard's settings as stored ([`crate::settings::ssh_guard`]).
+/// The guard's settings as stored (read by `settings::ssh_guard`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GuardSettings {
     pub enabled: bool,
@@ -55,7 +55,7 @@ pub struct GuardSettings {
     pub logs: Option<Vec<LogSource>>,
 }
 
-/// The files and binary of the sshd pbxguard manages (settings `ssh.*`: [`crate::settings::ssh_paths`]).
+/// The files and binary of the sshd pbxguard manages (settings `ssh.*`, read by `settings::ssh_paths`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SshPaths {
     pub sshd: PathBuf,

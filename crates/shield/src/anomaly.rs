@@ -1,7 +1,7 @@
 //! Unusual calling: what a stolen extension does that its owner never did. Each extension has a learned
 //! profile of the costly destinations it has called (international countries, premium-rate); a first
 //! call to a new country or to premium-rate, or any trunk call outside business hours, is an anomaly.
-//! The limits in [`crate::fraud`] cap how much a thief can spend; this notices the thief on the first
+//! The fraud limits cap how much a thief can spend; this notices the thief on the first
 //! call. Pure: the clock comes in with each call, and the profile is rebuilt from the calls log at start.
 
 use crate::CountryCode;
