@@ -3,7 +3,7 @@
 //! wrong password, hashing a per-boot fake HA1, so answers and timing do not tell them apart.
 
 use crate::config::RegistrarConfig;
-use crate::directory::Directory;
+use crate::directory::{Directory, ExtensionAuth};
 use crate::nonce_counts::{NcCheck, NonceCounts};
 use pbxguard_shield::canonical;
 use pbxguard_sip::{Algorithm, Credentials, HeaderName, Message, NonceKey, NonceStatus};
@@ -72,20 +72,22 @@ impl Authenticator {
         attempt: Attempt<'_, '_>,
     ) -> AuthVerdict {
         let Attempt { msg, header, hint, source, now, blocked } = attempt;
-        let offered = |user: Option<&str>| {
-            user.and_then(|u| dir.get(u)).and_then(|e| e.algorithms.as_deref()).unwrap_or(&cfg.algorithms)
-        };
+        fn offered<'d>(entry: Option<&'d ExtensionAuth>, global: &'d [Algorithm]) -> &'d [Algorithm] {
+            entry.and_then(|e| e.algorithms.as_deref()).unwrap_or(global)
+        }
         // Credentials for another realm or scheme are ignored, as if absent (RFC 3261 §22.4).
         let creds = msg.header_all(header).filter_map(Credentials::parse).find(|c| c.realm == cfg.realm.as_str());
         let Some(creds) = creds else {
-            let algorithms = offered(hint).to_vec();
+            let algorithms = offered(hint.and_then(|u| dir.get(u)), &cfg.algorithms).to_vec();
             return AuthVerdict {
                 outcome: AuthOutcome::Challenge { stale: false, retry: false, algorithms },
                 failure: None,
             };
         };
         let user = creds.username.to_string();
-        let algorithms = offered(Some(&user));
+        // One directory lookup for both the offer and the HA1.
+        let entry = dir.get(&user);
+        let algorithms = offered(entry, &cfg.algorithms);
         // The offer is copied only when a challenge is the answer: a success allocates nothing for it.
         let challenge = |stale, retry, algorithms: &[Algorithm]| AuthVerdict {
             outcome: AuthOutcome::Challenge { stale, retry, algorithms: algorithms.to_vec() },
@@ -96,7 +98,6 @@ impl Authenticator {
         };
         let ip = canonical(source.ip());
         let status = self.key.check(creds.nonce, now, cfg.nonce_ttl, ip);
-        let entry = dir.get(&user);
         let known = entry.is_some();
         let fake;
         let ha1 = match entry {

@@ -16,6 +16,9 @@ pub struct ExtensionAuth {
     pub suspended: bool,
     /// Its own toll-fraud limits, where the operator set them.
     pub limits: pbxguard_shield::ExtensionLimits,
+    /// Its own longest trunk call, ms, where the operator set one (`Some(0)`: no limit); `None`
+    /// follows [`crate::DialPlan::max_trunk_call_ms`].
+    pub max_trunk_call_ms: Option<u64>,
 }
 
 impl ExtensionAuth {

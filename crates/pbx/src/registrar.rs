@@ -5,7 +5,6 @@ use crate::config::RegistrarConfig;
 use crate::event::{Binding, Event};
 use pbxguard_sip::{HeaderName, Message, NameAddr, Request};
 use std::collections::HashMap;
-use std::fmt::Write;
 use std::net::SocketAddr;
 
 /// The answer the registrar wants sent, before the response is built.
@@ -146,7 +145,9 @@ impl Registrar {
             }
         }
 
-        let mut next = self.locations.remove(extension).unwrap_or_default();
+        // Taken out of its slot, not removed: a refresh (nearly every REGISTER) then puts it back without
+        // allocating the extension's key again.
+        let mut next = self.locations.get_mut(extension).map(std::mem::take).unwrap_or_default();
         let before = next.len();
         next.retain(live);
         if wildcard {
@@ -165,11 +166,20 @@ impl Registrar {
             }
             params.clear();
             for p in na.params.iter().filter(|p| !p.name.eq_ignore_ascii_case("expires")) {
-                let _ = match (p.value, p.quoted) {
-                    (Some(v), true) => write!(params, ";{}=\"{v}\"", p.name),
-                    (Some(v), false) => write!(params, ";{}={v}", p.name),
-                    (None, _) => write!(params, ";{}", p.name),
-                };
+                params.push(';');
+                params.push_str(p.name);
+                match (p.value, p.quoted) {
+                    (Some(v), true) => {
+                        params.push_str("=\"");
+                        params.push_str(v);
+                        params.push('"');
+                    }
+                    (Some(v), false) => {
+                        params.push('=');
+                        params.push_str(v);
+                    }
+                    (None, _) => {}
+                }
             }
             let expires_at = now + u64::from((*requested).min(cfg.max_expires));
             let q = na.params.get("q").flatten().and_then(|v| v.parse::<f32>().ok());
@@ -197,7 +207,10 @@ impl Registrar {
                 && b.contact.ends_with(params.as_str()))
             {
                 b.contact.clear();
-                let _ = write!(b.contact, "<{uri}>{params}");
+                b.contact.push('<');
+                b.contact.push_str(uri);
+                b.contact.push('>');
+                b.contact.push_str(&params);
             }
             if b.call_id != req.call_id {
                 b.call_id.clear();
@@ -234,7 +247,11 @@ impl Registrar {
         if let Some(at) = next.iter().map(|b| b.expires_at).min() {
             self.expires_by(at);
         }
-        if !next.is_empty() {
+        if next.is_empty() {
+            self.locations.remove(extension);
+        } else if let Some(slot) = self.locations.get_mut(extension) {
+            *slot = next;
+        } else {
             self.locations.insert(extension.to_owned(), next);
         }
         RegisterReply::Ok

@@ -7,7 +7,7 @@ use crate::date::HttpDate;
 use crate::dialplan::DialPlan;
 use crate::directory::Directory;
 use crate::event::Event;
-use crate::proxy::{Proxy, outcome_events};
+use crate::proxy::{DialogEnd, Party, Proxy, outcome_events};
 use crate::registrar::{RegisterReply, Registrar};
 use crate::transport::{Locals, Target, Transmit, Transport};
 use crate::txcache::TxCache;
@@ -114,6 +114,7 @@ impl Service {
     /// The addresses put in Via and Record-Route when proxying.
     pub fn set_locals(&mut self, locals: Locals) {
         self.locals = locals;
+        self.proxy.locals = locals;
     }
 
     pub fn set_dialplan(&mut self, plan: Arc<DialPlan>) {
@@ -149,8 +150,18 @@ impl Service {
         let mut ev = Vec::new();
         self.uplinks.tick(now_ms, &self.locals, &mut self.proxy.outbox, &mut ev);
         outcome_events(&mut self.proxy, now_ms, outcomes, &mut ev);
-        for info in ended {
-            ev.push(Event::CallEnded { call_id: info.call_id, status: 408 });
+        for end in ended {
+            ev.push(match end {
+                DialogEnd::Silent(info) => Event::CallEnded { call_id: info.call_id, status: 408 },
+                DialogEnd::Cut { info, after_ms, limit_ms } => {
+                    let (extension, number, trunk) = match info.trunk {
+                        Some((Party::Caller, t)) => (info.callee, info.caller, t),
+                        Some((Party::Callee, t)) => (info.caller, info.callee, t),
+                        None => (info.caller, info.callee, String::new()),
+                    };
+                    Event::CallCut { call_id: info.call_id, extension, number, trunk, duration_ms: after_ms, limit_ms }
+                }
+            });
         }
         for e in ev {
             self.push_event(e);
@@ -375,6 +386,11 @@ impl Service {
         ResponseBuilder::new(msg, code, reason, source, &self.to_tag)
     }
 
+    /// [`Self::reply`] to a request that passed the sanity checks: its Via and To are not parsed again.
+    pub(crate) fn reply_to(&self, inc: Incoming<'_, '_>, code: u16, reason: &str) -> ResponseBuilder {
+        ResponseBuilder::for_request(inc.msg, inc.req, code, reason, inc.source, &self.to_tag)
+    }
+
     fn dispatch(&mut self, shield: &mut Shield, inc: Incoming<'_, '_>) -> Handled {
         let Incoming { msg, req, source, .. } = inc;
         let to_self_options = req.method == Method::Options && req.uri.user.is_none();
@@ -471,7 +487,7 @@ impl Service {
                     (401, "Unauthorized", "WWW-Authenticate")
                 };
                 let nonce = self.auth.nonce(now, retry, source);
-                let mut r = self.reply(msg, code, reason, source);
+                let mut r = self.reply_to(inc, code, reason);
                 for &algorithm in &algorithms {
                     let c = Challenge { realm: &self.config.realm, nonce: &nonce, algorithm, stale };
                     r = r.header_fmt(name, format_args!("{c}"));
@@ -480,7 +496,7 @@ impl Service {
                 // same challenge, but a fresh nonce costs as little as a lookup.
                 Err(Handled::Reply(r.finish(None, b"")))
             }
-            AuthOutcome::Forbidden => Err(Handled::Final(self.reply(msg, 403, "Forbidden", source).finish(None, b""))),
+            AuthOutcome::Forbidden => Err(Handled::Final(self.reply_to(inc, 403, "Forbidden").finish(None, b""))),
         }
     }
 
@@ -538,7 +554,7 @@ impl Service {
         self.scratch = events;
         let r = match reply {
             RegisterReply::Ok => {
-                let mut r = self.reply(msg, 200, "OK", source);
+                let mut r = self.reply_to(inc, 200, "OK");
                 for b in self.registrar.bindings(&user, now) {
                     r = r.header_fmt(
                         "Contact",
@@ -548,9 +564,9 @@ impl Service {
                 r.header_fmt("Date", format_args!("{}", HttpDate(now)))
             }
             RegisterReply::IntervalTooBrief { min } => {
-                self.reply(msg, 423, "Interval Too Brief", source).header("Min-Expires", &min.to_string())
+                self.reply_to(inc, 423, "Interval Too Brief").header("Min-Expires", &min.to_string())
             }
-            RegisterReply::Status(code, reason) => self.reply(msg, code, reason, source),
+            RegisterReply::Status(code, reason) => self.reply_to(inc, code, reason),
         };
         Handled::Final(r.finish(None, b""))
     }

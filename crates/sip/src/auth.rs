@@ -52,7 +52,12 @@ impl Algorithm {
 
     /// Hex digest of the parts joined by ':'.
     pub fn hash(&self, parts: &[&[u8]]) -> String {
-        fn run<D: Digest>(parts: &[&[u8]]) -> String {
+        self.hash_hex(parts).as_str().to_owned()
+    }
+
+    /// [`Self::hash`] on the stack: verifying a response computes two of these per request.
+    fn hash_hex(&self, parts: &[&[u8]]) -> HexDigest {
+        fn run<D: Digest>(parts: &[&[u8]]) -> HexDigest {
             let mut d = D::new();
             for (i, p) in parts.iter().enumerate() {
                 if i > 0 {
@@ -60,13 +65,36 @@ impl Algorithm {
                 }
                 d.update(p);
             }
-            to_hex(&d.finalize())
+            HexDigest::of(&d.finalize())
         }
         match self {
             Self::Md5 => run::<Md5>(parts),
             Self::Sha256 => run::<Sha256>(parts),
             Self::Sha512_256 => run::<Sha512_256>(parts),
         }
+    }
+}
+
+/// A digest in lower-case hex, up to 256 bits, without a heap allocation.
+struct HexDigest {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl HexDigest {
+    fn of(bytes: &[u8]) -> Self {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut buf = [0u8; 64];
+        for (pair, &b) in buf.chunks_exact_mut(2).zip(bytes) {
+            pair[0] = HEX[usize::from(b >> 4)];
+            pair[1] = HEX[usize::from(b & 15)];
+        }
+        Self { buf, len: 2 * bytes.len().min(32) }
+    }
+
+    fn as_str(&self) -> &str {
+        // Only hex digits were written.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
     }
 }
 
@@ -177,6 +205,7 @@ impl<'a> Credentials<'a> {
         let nc = format!("{nc:08x}");
         let qop = qop_auth.then_some((nc.as_str(), cnonce));
         let response = digest_response(alg, ha1_hex, self.nonce, method, uri, qop);
+        let response = response.as_str();
         let mut v = format!(
             "Digest username=\"{username}\", realm=\"{}\", nonce=\"{}\", uri=\"{uri}\", response=\"{response}\", algorithm={}",
             self.realm,
@@ -210,6 +239,7 @@ impl<'a> Credentials<'a> {
             }
             Some(_) => return false,
         };
+        let expected = expected.as_str();
         // Hex digits may come in either case; the comparison stays constant-time over the length.
         let got = self.response.as_bytes();
         if got.len() != expected.len() {
@@ -231,13 +261,19 @@ fn digest_response(
     method: &str,
     uri: &str,
     qop: Option<(&str, &str)>,
-) -> String {
-    let ha2 = alg.hash(&[method.as_bytes(), uri.as_bytes()]);
+) -> HexDigest {
+    let ha2 = alg.hash_hex(&[method.as_bytes(), uri.as_bytes()]);
+    let ha2 = ha2.as_str();
     match qop {
-        Some((nc, cnonce)) => {
-            alg.hash(&[ha1_hex.as_bytes(), nonce.as_bytes(), nc.as_bytes(), cnonce.as_bytes(), b"auth", ha2.as_bytes()])
-        }
-        None => alg.hash(&[ha1_hex.as_bytes(), nonce.as_bytes(), ha2.as_bytes()]),
+        Some((nc, cnonce)) => alg.hash_hex(&[
+            ha1_hex.as_bytes(),
+            nonce.as_bytes(),
+            nc.as_bytes(),
+            cnonce.as_bytes(),
+            b"auth",
+            ha2.as_bytes(),
+        ]),
+        None => alg.hash_hex(&[ha1_hex.as_bytes(), nonce.as_bytes(), ha2.as_bytes()]),
     }
 }
 

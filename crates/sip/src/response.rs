@@ -3,6 +3,7 @@
 
 use crate::headers::Via;
 use crate::message::{HeaderName, Message};
+use crate::sanity::Request;
 use crate::scan::write_unfolded;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -20,7 +21,7 @@ pub(crate) fn write_via_received(via: &Via<'_>, source: SocketAddr, force_rport:
     out.push(b' ');
     out.extend_from_slice(via.host.as_bytes());
     if let Some(p) = via.port {
-        out.extend_from_slice(format!(":{p}").as_bytes());
+        let _ = write!(out, ":{p}");
     }
     let mut has_rport = false;
     for p in via.params.iter() {
@@ -31,7 +32,7 @@ pub(crate) fn write_via_received(via: &Via<'_>, source: SocketAddr, force_rport:
         out.extend_from_slice(p.name.as_bytes());
         if p.name.eq_ignore_ascii_case("rport") {
             has_rport = true;
-            out.extend_from_slice(format!("={}", source.port()).as_bytes());
+            let _ = write!(out, "={}", source.port());
             continue;
         }
         if let Some(v) = p.value {
@@ -46,30 +47,60 @@ pub(crate) fn write_via_received(via: &Via<'_>, source: SocketAddr, force_rport:
         }
     }
     if force_rport && !has_rport {
-        out.extend_from_slice(format!(";rport={}", source.port()).as_bytes());
+        let _ = write!(out, ";rport={}", source.port());
     }
-    let ip = match source.ip() {
-        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or_else(|| v6.to_string(), |v4| v4.to_string()),
-        v4 => v4.to_string(),
+    // Formatted straight into the response: no intermediate string per reply.
+    let _ = match source.ip() {
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => write!(out, ";received={v4}\r\n"),
+            None => write!(out, ";received={v6}\r\n"),
+        },
+        v4 => write!(out, ";received={v4}\r\n"),
     };
-    out.extend_from_slice(b";received=");
-    out.extend_from_slice(ip.as_bytes());
-    out.extend_from_slice(b"\r\n");
 }
 
 impl ResponseBuilder {
     /// Starts a response to `req`, received from `source`. `to_tag` is added to To when it has none and
     /// the response is not 100 (RFC 3261 §8.2.6.2).
     pub fn new(req: &Message<'_>, code: u16, reason: &str, source: SocketAddr, to_tag: &str) -> Self {
+        Self::build(req, None, code, reason, source, to_tag)
+    }
+
+    /// [`Self::new`] for a request that passed [`crate::check_request`]: its top Via and its To are
+    /// taken as already parsed there instead of being parsed again. The response is the same.
+    pub fn for_request(
+        msg: &Message<'_>,
+        req: &Request<'_>,
+        code: u16,
+        reason: &str,
+        source: SocketAddr,
+        to_tag: &str,
+    ) -> Self {
+        Self::build(msg, Some(req), code, reason, source, to_tag)
+    }
+
+    fn build(
+        req: &Message<'_>,
+        checked: Option<&Request<'_>>,
+        code: u16,
+        reason: &str,
+        source: SocketAddr,
+        to_tag: &str,
+    ) -> Self {
         // Room for a challenge or a few contacts without growing.
         let mut buf = Vec::with_capacity(1024);
         let _ = write!(buf, "SIP/2.0 {code} {reason}\r\n");
         let mut first = true;
         for line in req.header_all(HeaderName::Via) {
             for v in crate::scan::split_commas(line) {
-                match (first, Via::parse(v)) {
-                    (true, Some(via)) => write_via_received(&via, source, false, &mut buf),
-                    _ => {
+                let top = match (first, checked) {
+                    (true, Some(r)) => Some(r.via),
+                    (true, None) => Via::parse(v),
+                    (false, _) => None,
+                };
+                match top {
+                    Some(via) => write_via_received(&via, source, false, &mut buf),
+                    None => {
                         buf.extend_from_slice(b"Via: ");
                         write_unfolded(v, &mut buf);
                         buf.extend_from_slice(b"\r\n");
@@ -83,8 +114,11 @@ impl ResponseBuilder {
                 buf.extend_from_slice(name.as_str().as_bytes());
                 buf.extend_from_slice(b": ");
                 write_unfolded(v, &mut buf);
-                if name == HeaderName::To && code > 100 && crate::NameAddr::parse(v).is_some_and(|n| n.tag().is_none())
-                {
+                let untagged = || match checked {
+                    Some(r) => r.to.tag().is_none(),
+                    None => crate::NameAddr::parse(v).is_some_and(|n| n.tag().is_none()),
+                };
+                if name == HeaderName::To && code > 100 && untagged() {
                     buf.extend_from_slice(b";tag=");
                     buf.extend_from_slice(to_tag.as_bytes());
                 }
@@ -119,5 +153,47 @@ impl ResponseBuilder {
         let _ = write!(self.buf, "Content-Length: {}\r\n\r\n", body.len());
         self.buf.extend_from_slice(body);
         self.buf
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Limits;
+
+    fn top_via(source: &str) -> String {
+        let req = b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h:5062;rport;branch=z9hG4bK1;received=1.1.1.1, \
+SIP/2.0/TCP k\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n";
+        let msg = Message::parse(req, &Limits::default()).unwrap();
+        let out = ResponseBuilder::new(&msg, 200, "OK", source.parse().unwrap(), "t").finish(None, b"");
+        String::from_utf8(out).unwrap().lines().nth(1).unwrap().to_owned()
+    }
+
+    #[test]
+    fn a_checked_request_gets_the_same_response() {
+        for req in [
+            &b"REGISTER sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1, SIP/2.0/TCP k\r\nFrom: <sip:x@y>;tag=1\r\n\
+To: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 REGISTER\r\n\r\n"[..],
+            b"REGISTER sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP [::1]:9;rport\r\nFrom: <sip:x@y>;tag=1\r\n\
+To: \"A\" <sip:a@b>;tag=7\r\nCall-ID: c\r\nCSeq: 1 REGISTER\r\n\r\n",
+        ] {
+            let msg = Message::parse(req, &Limits::default()).unwrap();
+            let checked = crate::check_request(&msg).unwrap();
+            let src = "192.0.2.7:6000".parse().unwrap();
+            for code in [100, 200, 401] {
+                let a = ResponseBuilder::new(&msg, code, "R", src, "t").finish(None, b"");
+                let b = ResponseBuilder::for_request(&msg, &checked, code, "R", src, "t").finish(None, b"");
+                assert_eq!(String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
+            }
+        }
+    }
+
+    #[test]
+    fn received_and_rport_for_every_kind_of_address() {
+        let base = "Via: SIP/2.0/UDP h:5062;rport=";
+        assert_eq!(top_via("192.0.2.7:6000"), format!("{base}6000;branch=z9hG4bK1;received=192.0.2.7"));
+        assert_eq!(top_via("[2001:db8::7]:6001"), format!("{base}6001;branch=z9hG4bK1;received=2001:db8::7"));
+        // An IPv4 client seen through a dual-stack socket is written as IPv4.
+        assert_eq!(top_via("[::ffff:192.0.2.8]:6002"), format!("{base}6002;branch=z9hG4bK1;received=192.0.2.8"));
     }
 }

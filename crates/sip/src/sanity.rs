@@ -3,6 +3,7 @@
 
 use crate::headers::{CSeq, NameAddr, Via, parse_number};
 use crate::message::{HeaderName, Message, Method, StartLine};
+use crate::scan::split_commas;
 use crate::uri::{Scheme, Uri};
 use thiserror::Error;
 
@@ -66,60 +67,138 @@ pub struct Request<'a> {
     pub expires: Option<u32>,
 }
 
-fn single<'a>(msg: &Message<'a>, name: HeaderName<'static>, label: &'static str) -> Result<&'a str, SanityError> {
-    let mut it = msg.header_all(name);
-    let v = it.next().ok_or(SanityError::MissingHeader(label))?;
-    if it.next().is_some() {
-        return Err(SanityError::DuplicateHeader(label));
-    }
-    Ok(v)
+/// A header that may appear at most once, as found in one pass over the headers.
+#[derive(Clone, Copy)]
+enum Slot<'a> {
+    Absent,
+    One(&'a str),
+    Several,
 }
 
-fn optional<'a>(
-    msg: &Message<'a>,
-    name: HeaderName<'static>,
-    label: &'static str,
-) -> Result<Option<&'a str>, SanityError> {
-    match single(msg, name, label) {
-        Ok(v) => Ok(Some(v)),
-        Err(SanityError::MissingHeader(_)) => Ok(None),
-        Err(e) => Err(e),
+impl<'a> Slot<'a> {
+    fn see(&mut self, value: &'a str) {
+        *self = match self {
+            Self::Absent => Self::One(value),
+            _ => Self::Several,
+        };
+    }
+
+    fn single(self, label: &'static str) -> Result<&'a str, SanityError> {
+        match self {
+            Self::Absent => Err(SanityError::MissingHeader(label)),
+            Self::One(v) => Ok(v),
+            Self::Several => Err(SanityError::DuplicateHeader(label)),
+        }
+    }
+
+    fn optional(self, label: &'static str) -> Result<Option<&'a str>, SanityError> {
+        match self {
+            Self::Absent => Ok(None),
+            other => other.single(label).map(Some),
+        }
+    }
+}
+
+/// What one pass over the headers finds for the checks: the single-valued headers, and the Vias
+/// (counted up to one past [`MAX_VIAS`], the top one parsed, whether any other is malformed).
+struct Found<'a> {
+    from: Slot<'a>,
+    to: Slot<'a>,
+    call_id: Slot<'a>,
+    cseq: Slot<'a>,
+    max_forwards: Slot<'a>,
+    expires: Slot<'a>,
+    content_type: Slot<'a>,
+    date: Slot<'a>,
+    vias: usize,
+    /// The top Via: `None` when there is none, `Some(None)` when it is malformed.
+    top_via: Option<Option<Via<'a>>>,
+    other_via_bad: bool,
+}
+
+impl<'a> Found<'a> {
+    fn scan(msg: &Message<'a>) -> Self {
+        let mut f = Found {
+            from: Slot::Absent,
+            to: Slot::Absent,
+            call_id: Slot::Absent,
+            cseq: Slot::Absent,
+            max_forwards: Slot::Absent,
+            expires: Slot::Absent,
+            content_type: Slot::Absent,
+            date: Slot::Absent,
+            vias: 0,
+            top_via: None,
+            other_via_bad: false,
+        };
+        for h in &msg.headers {
+            let slot = match h.name {
+                HeaderName::Via => {
+                    // Past the limit the answer is TooManyVias whatever the rest says: stop parsing.
+                    if f.vias <= MAX_VIAS {
+                        for v in split_commas(h.value) {
+                            f.vias += 1;
+                            if f.vias > MAX_VIAS {
+                                break;
+                            }
+                            match f.top_via {
+                                None => f.top_via = Some(Via::parse(v)),
+                                Some(_) if !f.other_via_bad => f.other_via_bad = Via::parse(v).is_none(),
+                                Some(_) => {}
+                            }
+                        }
+                    }
+                    continue;
+                }
+                HeaderName::From => &mut f.from,
+                HeaderName::To => &mut f.to,
+                HeaderName::CallId => &mut f.call_id,
+                HeaderName::CSeq => &mut f.cseq,
+                HeaderName::MaxForwards => &mut f.max_forwards,
+                HeaderName::Expires => &mut f.expires,
+                HeaderName::ContentType => &mut f.content_type,
+                HeaderName::Date => &mut f.date,
+                _ => continue,
+            };
+            slot.see(h.value);
+        }
+        f
     }
 }
 
 /// Validates a request. Checks run in the order that gives each RFC 4475 case its expected answer:
-/// version, header syntax, Request-URI form, then scheme.
+/// version, header syntax, Request-URI form, then scheme. The headers are read in one pass first; the
+/// checks then look at what it found, in that order.
 pub fn check_request<'a>(msg: &Message<'a>) -> Result<Request<'a>, SanityError> {
     let StartLine::Request { method, uri, version } = msg.start else {
         return Err(SanityError::NotARequest);
     };
-    if too_many_vias(msg) {
+    let found = Found::scan(msg);
+    if found.vias > MAX_VIAS {
         return Err(SanityError::TooManyVias);
     }
     if !version.eq_ignore_ascii_case("SIP/2.0") {
         return Err(SanityError::UnsupportedVersion);
     }
-    let mut vias = msg.header_values(HeaderName::Via);
-    let top = vias.next().ok_or(SanityError::MissingHeader("Via"))?;
-    let via = Via::parse(top).ok_or(SanityError::BadHeader("Via"))?;
-    if !vias.all(|v| Via::parse(v).is_some()) {
+    let via = found.top_via.ok_or(SanityError::MissingHeader("Via"))?.ok_or(SanityError::BadHeader("Via"))?;
+    if found.other_via_bad {
         return Err(SanityError::BadHeader("Via"));
     }
-    let from = NameAddr::parse(single(msg, HeaderName::From, "From")?).ok_or(SanityError::BadHeader("From"))?;
-    let to = NameAddr::parse(single(msg, HeaderName::To, "To")?).ok_or(SanityError::BadHeader("To"))?;
-    let call_id = single(msg, HeaderName::CallId, "Call-ID")?;
+    let from = NameAddr::parse(found.from.single("From")?).ok_or(SanityError::BadHeader("From"))?;
+    let to = NameAddr::parse(found.to.single("To")?).ok_or(SanityError::BadHeader("To"))?;
+    let call_id = found.call_id.single("Call-ID")?;
     if call_id.is_empty() || call_id.bytes().any(|b| b.is_ascii_whitespace()) {
         return Err(SanityError::BadHeader("Call-ID"));
     }
-    let cseq = CSeq::parse(single(msg, HeaderName::CSeq, "CSeq")?).ok_or(SanityError::BadHeader("CSeq"))?;
+    let cseq = CSeq::parse(found.cseq.single("CSeq")?).ok_or(SanityError::BadHeader("CSeq"))?;
     if cseq.method != method {
         return Err(SanityError::CSeqMismatch);
     }
-    let max_forwards = match optional(msg, HeaderName::MaxForwards, "Max-Forwards")? {
+    let max_forwards = match found.max_forwards.optional("Max-Forwards")? {
         Some(v) => Some(parse_number(v, 255).ok_or(SanityError::BadHeader("Max-Forwards"))? as u8),
         None => None,
     };
-    let expires = match optional(msg, HeaderName::Expires, "Expires")? {
+    let expires = match found.expires.optional("Expires")? {
         Some(v) => {
             let t = crate::scan::trim_lws(v);
             if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
@@ -129,8 +208,8 @@ pub fn check_request<'a>(msg: &Message<'a>) -> Result<Request<'a>, SanityError> 
         }
         None => None,
     };
-    optional(msg, HeaderName::ContentType, "Content-Type")?;
-    if let Some(date) = optional(msg, HeaderName::Date, "Date")? {
+    found.content_type.optional("Content-Type")?;
+    if let Some(date) = found.date.optional("Date")? {
         // rfc1123-date is always in GMT (RFC 3261 §20.17).
         if !crate::scan::trim_lws(date).ends_with(" GMT") {
             return Err(SanityError::BadHeader("Date"));

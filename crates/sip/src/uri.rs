@@ -1,6 +1,8 @@
 //! SIP and other URIs (RFC 3261 §19.1, §25.1). A SIP URI is split into its parts; any other scheme is
 //! kept opaque, which is all a registrar needs (RFC 4475 §3.3.4).
 
+use crate::scan::{find_byte, split_once_byte};
+
 /// URI scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme<'a> {
@@ -43,15 +45,28 @@ fn is_uri_byte(b: u8) -> bool {
     b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'"')
 }
 
+fn is_scheme_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')
+}
+
+/// `;`-separated parameters with an empty one (`;;`, or `;` first or last).
+fn has_empty_param(params: &str) -> bool {
+    let b = params.as_bytes();
+    b.first() == Some(&b';') || b.last() == Some(&b';') || b.windows(2).any(|w| w == b";;")
+}
+
 impl<'a> Uri<'a> {
     /// Parses an absolute URI. `None` means malformed.
+    ///
+    /// Every byte is checked to be visible ASCII first, so every split below is by byte: each delimiter
+    /// is searched once, left to right, and no UTF-8 decoding is needed.
     pub fn parse(raw: &'a str) -> Option<Self> {
         if raw.is_empty() || !raw.bytes().all(is_uri_byte) {
             return None;
         }
-        let (scheme, rest) = raw.split_once(':')?;
-        let mut sb = scheme.bytes();
-        if !sb.next()?.is_ascii_alphabetic() || !sb.all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) {
+        let (scheme, rest) = split_once_byte(raw, b':')?;
+        let sb = scheme.as_bytes();
+        if !sb.first()?.is_ascii_alphabetic() || !sb[1..].iter().all(|&b| is_scheme_byte(b)) {
             return None;
         }
         let scheme = if scheme.eq_ignore_ascii_case("sip") {
@@ -70,9 +85,9 @@ impl<'a> Uri<'a> {
             return Some(Self { raw, scheme, user: None, host: "", port: None, params: "", headers: None });
         }
         // Only userinfo may contain '@' unescaped, so the first '@' ends it (RFC 3261 §25.1).
-        let (user, hostpart) = match rest.split_once('@') {
+        let (user, hostpart) = match split_once_byte(rest, b'@') {
             Some((u, h)) => {
-                let user = u.split_once(':').map_or(u, |(user, _password)| user);
+                let user = find_byte(u, b':').map_or(u, |i| &u[..i]);
                 if user.is_empty() {
                     return None;
                 }
@@ -80,17 +95,17 @@ impl<'a> Uri<'a> {
             }
             None => (None, rest),
         };
-        let (before_headers, headers) = match hostpart.split_once('?') {
+        let (before_headers, headers) = match split_once_byte(hostpart, b'?') {
             Some((a, h)) => (a, Some(h)),
             None => (hostpart, None),
         };
-        let (hostport, params) = before_headers.split_once(';').unwrap_or((before_headers, ""));
+        let (hostport, params) = split_once_byte(before_headers, b';').unwrap_or((before_headers, ""));
         let (host, port) = if hostport.starts_with('[') {
-            let close = hostport.find(']')?;
+            let close = find_byte(hostport, b']')?;
             let (h, p) = hostport.split_at(close + 1);
             (h, if p.is_empty() { None } else { Some(p.strip_prefix(':')?) })
         } else {
-            match hostport.split_once(':') {
+            match split_once_byte(hostport, b':') {
                 Some((h, p)) => (h, Some(p)),
                 None => (hostport, None),
             }
@@ -105,7 +120,7 @@ impl<'a> Uri<'a> {
             Some(_) => return None,
             None => None,
         };
-        if params.split(';').any(|p| p.is_empty()) && !params.is_empty() {
+        if has_empty_param(params) {
             return None;
         }
         Some(Self { raw, scheme, user, host, port, params, headers })
@@ -117,7 +132,7 @@ impl<'a> Uri<'a> {
             return None;
         }
         self.params.split(';').find_map(|p| {
-            let (n, v) = p.split_once('=').unwrap_or((p, ""));
+            let (n, v) = split_once_byte(p, b'=').unwrap_or((p, ""));
             n.eq_ignore_ascii_case(name).then_some(v)
         })
     }
@@ -140,10 +155,26 @@ mod tests {
         let u = Uri::parse("sip:user@example.com?Route=%3Csip:sip.example.com%3E").unwrap();
         assert_eq!(u.headers, Some("Route=%3Csip:sip.example.com%3E"));
         assert!(matches!(Uri::parse("isbn:2983792873").unwrap().scheme, Scheme::Other("isbn")));
-        for bad in
-            ["", "sip:", "sip:a b@c", "sip:@host", "sip:host:99999", "sip:host:", "<sip:a@b>", "sip:h;;x", "1sip:x"]
-        {
+        for bad in [
+            "",
+            "sip:",
+            "sip:a b@c",
+            "sip:@host",
+            "sip:host:99999",
+            "sip:host:",
+            "<sip:a@b>",
+            "sip:h;;x",
+            "1sip:x",
+            "sip:h;x;",
+            ":x",
+            "s!p:x",
+            "sip:[::1",
+            "sip:[::1]5060",
+            "sip:é@h",
+        ] {
             assert!(Uri::parse(bad).is_none(), "{bad}");
         }
+        // A lone ';' after the host leaves no parameter at all, and has always been accepted.
+        assert_eq!(Uri::parse("sip:h;").unwrap().params, "");
     }
 }
