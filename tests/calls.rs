@@ -517,3 +517,40 @@ fn toll_fraud_limits_refuse_and_suspend() {
 fn rand_id() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
 }
+
+#[test]
+fn a_trunk_call_longer_than_the_longest_allowed_is_ended_on_both_sides() {
+    require("sipp");
+    let _g = HEAVY.lock().unwrap_or_else(|p| p.into_inner());
+    let bad = cli(&setup("longest-bad").0, &["settings", "set", "calls.max_trunk_duration", "0"]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("or off"), "{bad:?}");
+    let rig = TrunkRig::with("longest-call", &[], &[&["settings", "set", "calls.max_trunk_duration", "3s"]]);
+    // The phone and the trunk both hold the call; each scenario ends only once it got a BYE and
+    // answered it.
+    let started = std::time::Instant::now();
+    rig.calls("uac_held.xml", "uas_rr.xml", 1);
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(3) && took < Duration::from_secs(60), "cut after {took:?}, not 3 s");
+    let row = wait_for(Duration::from_secs(5), || {
+        calls(&rig.d.0).into_iter().find(|c| c["state"] == "ended" && c["end_reason"].is_string())
+    })
+    .unwrap_or_else(|| panic!("no call ended with a reason: {:?}", calls(&rig.d.0)));
+    assert_eq!(row["end_reason"], "longest trunk call 3s reached", "{row}");
+    assert_eq!((row["caller"].as_str(), row["status"].as_u64()), (Some("1001"), Some(200)), "{row}");
+    assert!(cli_ok(&rig.d.0, &["calls", "list"]).contains("ended: longest trunk call 3s reached"));
+    let ev = wait_for(Duration::from_secs(5), || events(&rig.d.0).into_iter().find(|e| e["kind"] == "call-cut"))
+        .expect("a call-cut event");
+    assert_eq!(ev["user"], "1001", "{ev}");
+    let detail = ev["detail"].as_str().unwrap();
+    assert!(detail.contains("2125551234") && detail.contains("carrier") && detail.contains("3s"), "{detail}");
+    // Per extension: its own limit, no limit, or the setting again; a mistake changes nothing.
+    let out = cli_ok(&rig.d.0, &["ext", "limits", "1001", "--max-duration", "2h"]);
+    assert!(out.contains("longest trunk call 2h"), "{out}");
+    let bad = cli(&rig.d.0, &["ext", "limits", "1001", "--max-duration", "8d", "--concurrent", "5"]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("from 1s to 7d"), "{bad:?}");
+    let shown: serde_json::Value = serde_json::from_str(&cli_ok(&rig.d.0, &["ext", "show", "1001", "--json"])).unwrap();
+    assert_eq!((shown["max_call_secs"].as_u64(), shown["max_calls"].as_u64()), (Some(7200), None), "{shown}");
+    assert!(cli_ok(&rig.d.0, &["ext", "limits", "1001", "--max-duration", "off"]).contains("no limit"));
+    let out = cli_ok(&rig.d.0, &["ext", "limits", "1001", "--max-duration", "default"]);
+    assert!(out.contains("default (calls.max_trunk_duration)"), "{out}");
+}

@@ -217,6 +217,9 @@ pub(super) fn calls(store: &Store, cmd: CallsCommand) -> Result<()> {
             c.status.map_or("-".into(), |s| s.to_string()),
             c.call_id
         );
+        if let Some(why) = &c.end_reason {
+            outln!("{:<20} ended: {why}", "");
+        }
     }
     Ok(())
 }

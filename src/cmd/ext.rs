@@ -43,11 +43,22 @@ pub(super) fn ext(store: &Store, cmd: ExtCommand) -> Result<()> {
             extensions::set_cos(store, &number, cos)?;
             outln!("extension {number}: class of service {}", cos.unwrap_or("default"));
         }
-        ExtCommand::Limits { number, concurrent, per_hour } => {
-            let l = extensions::set_limits(store, &number, concurrent.as_deref(), per_hour.as_deref())?;
+        ExtCommand::Limits { number, concurrent, per_hour, max_duration } => {
+            let l = extensions::set_limits(
+                store,
+                &number,
+                concurrent.as_deref(),
+                per_hour.as_deref(),
+                max_duration.as_deref(),
+            )?;
             let show = |v: Option<u32>, key: &str| v.map_or(format!("default ({key})"), |n| n.to_string());
+            let longest = match l.max_duration_secs {
+                None => "default (calls.max_trunk_duration)".to_owned(),
+                Some(0) => "no limit".to_owned(),
+                Some(s) => pbxguard_shield::config::format_duration_ms(u64::from(s) * 1000),
+            };
             outln!(
-                "extension {number}: at most {} concurrent trunk calls, {} per hour",
+                "extension {number}: at most {} concurrent trunk calls, {} per hour, longest trunk call {longest}",
                 show(l.concurrent, "fraud.max_concurrent"),
                 show(l.per_hour, "fraud.calls_per_hour")
             );

@@ -138,6 +138,12 @@ impl Service {
         Err(rule)
     }
 
+    /// The longest trunk call of `ext` (its own, else `calls.max_trunk_duration`), ms; `None`: no limit.
+    fn trunk_call_limit(&self, ext: &str) -> Option<u64> {
+        let own = self.directory.get(ext).and_then(|e| e.max_trunk_call_ms);
+        Some(own.unwrap_or(self.dialplan.max_trunk_call_ms)).filter(|&ms| ms > 0)
+    }
+
     /// Teaches the profiles a past call (the calls log at start): `caller` called `number`.
     pub fn learn_call(&mut self, caller: &str, number: &str) {
         if let Some((category, _)) = self.dialplan.plan.classify(number) {
@@ -218,12 +224,15 @@ impl Service {
         };
         let ruri = format!("sip:{out_number}@{}:{}{tp}", trunk.host, trunk.addr.port());
         let trunk_name = trunk.name.clone();
+        // An emergency call is never cut.
+        let max_ms = if category == Category::Emergency { None } else { self.trunk_call_limit(&ext) };
         let info = CallInfo {
             call_id: req.call_id.to_owned(),
             caller: ext,
             callee: number,
             counted,
             trunk: Some((Party::Callee, trunk_name.clone())),
+            max_ms,
         };
         let auth = trunk.auth.is_some().then(|| trunk.clone());
         self.start_call(inc, info, category, Some(trunk_name), vec![(target, ruri, auth)])
@@ -260,8 +269,17 @@ impl Service {
         if targets.is_empty() {
             return self.deny(inc, 480, "Temporarily Unavailable");
         }
-        let info =
-            CallInfo { call_id: inc.req.call_id.to_owned(), caller, callee: ext.to_owned(), counted: None, trunk };
+        // A call from a trunk is limited like one to a trunk (a toll-free number pumped for hours costs
+        // as much); between extensions there is no limit.
+        let max_ms = trunk.as_ref().and_then(|_| self.trunk_call_limit(ext));
+        let info = CallInfo {
+            call_id: inc.req.call_id.to_owned(),
+            caller,
+            callee: ext.to_owned(),
+            counted: None,
+            trunk,
+            max_ms,
+        };
         self.start_call(inc, info, Category::Internal, None, targets)
     }
 

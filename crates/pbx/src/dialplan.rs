@@ -110,6 +110,9 @@ pub struct DialPlan {
     /// Longest call kept in the dialog table without any in-dialog request, ms: a party that vanished
     /// without BYE must not hold a concurrent-call slot for ever.
     pub max_call_ms: u64,
+    /// Longest trunk call, ms from the answer (`calls.max_trunk_duration`): then the proxy sends BYE to
+    /// both parties. 0: no limit. An extension's own value wins.
+    pub max_trunk_call_ms: u64,
 }
 
 impl Default for DialPlan {
@@ -122,6 +125,7 @@ impl Default for DialPlan {
             cos: HashMap::new(),
             limits: CallLimits::default(),
             max_call_ms: 4 * 3_600_000,
+            max_trunk_call_ms: 4 * 3_600_000,
         }
     }
 }

@@ -85,6 +85,17 @@ pub enum Event {
         call_id: String,
         status: u16,
     },
+    /// A trunk call reached its longest length (`calls.max_trunk_duration` or the extension's own):
+    /// the proxy sent BYE to both parties. `number`: the other party (`trunk:NAME` for an inbound
+    /// call); `duration_ms` from the answer. It also ends the call in the calls log.
+    CallCut {
+        call_id: String,
+        extension: String,
+        number: String,
+        trunk: String,
+        duration_ms: u64,
+        limit_ms: u64,
+    },
     /// A call refused by policy (Class of Service, toll-fraud limit, suspension): a security event.
     CallRefused {
         source: SocketAddr,

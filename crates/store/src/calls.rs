@@ -63,6 +63,8 @@ pub struct CallRow {
     pub started_at: i64,
     pub answered_at: Option<i64>,
     pub ended_at: Option<i64>,
+    /// Why the proxy ended the call itself (such as the longest trunk call); `None` otherwise.
+    pub end_reason: Option<String>,
 }
 
 fn exists(e: rusqlite::Error, what: String) -> StoreError {
@@ -238,10 +240,22 @@ impl Store {
         Ok(())
     }
 
+    /// The proxy ended the call itself (BYE to both parties), for `reason`.
+    pub fn call_cut(&self, call_id: &str, reason: &str, now: i64) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE calls SET state = 'ended', status = 200, ended_at = ?3, end_reason = ?2
+                 WHERE call_id = ?1 AND state != 'ended'",
+            )?
+            .execute(params![call_id, reason, now])?;
+        Ok(())
+    }
+
     /// Calls in progress first, then the most recent; at most `limit`.
     pub fn calls(&self, limit: u32) -> Result<Vec<CallRow>> {
         let mut st = self.conn.prepare(
-            "SELECT call_id, caller, callee, category, trunk, source, state, status, started_at, answered_at, ended_at
+            "SELECT call_id, caller, callee, category, trunk, source, state, status, started_at, answered_at, ended_at,
+                    end_reason
              FROM calls ORDER BY (state = 'ended'), started_at DESC, rowid DESC LIMIT ?1",
         )?;
         let rows = st.query_map([limit], |r| {
@@ -257,6 +271,7 @@ impl Store {
                 started_at: r.get(8)?,
                 answered_at: r.get(9)?,
                 ended_at: r.get(10)?,
+                end_reason: r.get(11)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

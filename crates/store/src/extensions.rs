@@ -30,6 +30,8 @@ pub struct Extension {
     /// Own toll-fraud limits; `None`: the settings fraud.max_concurrent / fraud.calls_per_hour.
     pub max_calls: Option<u32>,
     pub calls_per_hour: Option<u32>,
+    /// Own longest trunk call, seconds (0: no limit); `None`: the setting calls.max_trunk_duration.
+    pub max_call_secs: Option<u32>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -48,6 +50,7 @@ impl Extension {
             suspended: None,
             max_calls: None,
             calls_per_hour: None,
+            max_call_secs: None,
             created_at: now,
             updated_at: now,
         }
@@ -55,7 +58,7 @@ impl Extension {
 }
 
 const COLUMNS: &str = "number, realm, ha1_md5, ha1_sha256, ha1_sha512_256, algorithms, created_at, updated_at, acl, policy_violations, cos, \
-     suspended, max_calls, calls_per_hour";
+     suspended, max_calls, calls_per_hour, max_call_secs";
 
 fn row(r: &Row<'_>) -> rusqlite::Result<Extension> {
     Ok(Extension {
@@ -75,6 +78,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<Extension> {
         suspended: r.get(11)?,
         max_calls: r.get(12)?,
         calls_per_hour: r.get(13)?,
+        max_call_secs: r.get(14)?,
     })
 }
 
@@ -83,7 +87,7 @@ impl Store {
         let c = &ext.credentials;
         let res = self.conn.execute(
             &format!(
-                "INSERT INTO extensions({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+                "INSERT INTO extensions({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
             ),
             params![
                 ext.number,
@@ -99,7 +103,8 @@ impl Store {
                 ext.cos,
                 ext.suspended,
                 ext.max_calls,
-                ext.calls_per_hour
+                ext.calls_per_hour,
+                ext.max_call_secs
             ],
         );
         match res {
@@ -162,6 +167,16 @@ impl Store {
         Ok(())
     }
 
+    /// Sets an extension's own longest trunk call, seconds (0: no limit; `None`: the setting).
+    pub fn set_max_call_secs(&self, number: &str, secs: Option<u32>) -> Result<()> {
+        let n =
+            self.conn.execute("UPDATE extensions SET max_call_secs = ?2 WHERE number = ?1", params![number, secs])?;
+        if n == 0 {
+            return Err(StoreError::NoSuchExtension(number.to_owned()));
+        }
+        Ok(())
+    }
+
     fn update_extension(&self, number: &str, column: &str, value: Option<&str>) -> Result<()> {
         let n = self
             .conn
@@ -178,5 +193,58 @@ impl Store {
             return Err(StoreError::NoSuchExtension(number.to_owned()));
         }
         Ok(())
+    }
+}
+
+/// Which extensions a page of the list shows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExtensionFilter<'a> {
+    /// Part of the number, or an ACL group or Class of Service name (exact).
+    pub text: Option<&'a str>,
+    /// Only those whose outbound calls are suspended.
+    pub suspended: bool,
+    /// Only those whose secret broke the password policy when it was set.
+    pub noncompliant: bool,
+}
+
+impl ExtensionFilter<'_> {
+    const WHERE: &'static str = "(?1 IS NULL OR instr(number, ?1) > 0 OR acl = ?1 OR cos = ?1)
+         AND (?2 = 0 OR suspended IS NOT NULL) AND (?3 = 0 OR policy_violations IS NOT NULL)";
+}
+
+impl Store {
+    /// One page of extensions in number order, each with its live registrations (counted through the
+    /// bindings' primary key, so a page costs its own rows, not the table's).
+    pub fn extensions_page(
+        &self,
+        f: &ExtensionFilter<'_>,
+        now: i64,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<(Extension, u32)>> {
+        let sql = format!(
+            "SELECT {COLUMNS}, (SELECT COUNT(*) FROM bindings b WHERE b.extension = e.number AND b.expires_at > ?4)
+             FROM extensions e WHERE {} ORDER BY number LIMIT ?5 OFFSET ?6",
+            ExtensionFilter::WHERE
+        );
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let rows = st.query_map(
+            params![
+                f.text,
+                f.suspended,
+                f.noncompliant,
+                now,
+                limit.min(i64::MAX as u64) as i64,
+                offset.min(i64::MAX as u64) as i64
+            ],
+            |r| Ok((row(r)?, r.get(15)?)),
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// How many extensions the filter matches.
+    pub fn extensions_matching(&self, f: &ExtensionFilter<'_>) -> Result<u64> {
+        let sql = format!("SELECT COUNT(*) FROM extensions WHERE {}", ExtensionFilter::WHERE);
+        Ok(self.conn.prepare_cached(&sql)?.query_row(params![f.text, f.suspended, f.noncompliant], |r| r.get(0))?)
     }
 }

@@ -71,6 +71,9 @@ impl Proxy {
         let Some(via) = msg.header_values(HeaderName::Via).next().and_then(Via::parse) else { return };
         let Some(branch) = via.branch() else { return };
         let pbxguard_sip::StartLine::Response { code, .. } = msg.start else { return };
+        if self.bye_response(now, branch, code, msg) {
+            return;
+        }
         if self.relay_response(now, branch, code, msg, data) {
             return;
         }
@@ -134,8 +137,9 @@ impl Proxy {
                     s.final_code = Some(code);
                     s.final_at = now;
                     s.last = None;
-                    // Nothing is built from the INVITE any more: free it now rather than in 32 s.
-                    s.invite = Vec::new();
+                    // Nothing is built from the INVITE any more (but the hangup of a limited call,
+                    // just below): free it now rather than in 32 s.
+                    let invite = std::mem::take(&mut s.invite);
                     let caller = std::mem::take(&mut s.caller);
                     let at = s.next_deadline();
                     arm(&mut self.timers, &mut s.scheduled, Kind::Server, &server_key, at);
@@ -155,6 +159,7 @@ impl Proxy {
                             .map(str::to_owned);
                         d.last_activity = now;
                     }
+                    self.arm_hangup(now, &call_id, &invite, msg);
                     out.push(CallOutcome::Answered(call_id));
                 }
             }

@@ -1,20 +1,29 @@
-//! The dialog table: calls this proxy set up, kept until BYE (and a linger for retransmissions) or
-//! until a party has been silent for the longest call allowed; and the events for call outcomes.
+//! The dialog table: calls this proxy set up, kept until BYE (and a linger for retransmissions), until
+//! a party has been silent for the longest call allowed, or until a trunk call reaches its longest
+//! length ([`super::hangup`]); and the events for call outcomes.
 
-use super::state::{CallInfo, CallOutcome, Kind, LINGER, Party, Proxy, arm};
+use super::state::{CallInfo, CallOutcome, DialogEnd, Kind, LINGER, Party, Proxy, arm};
 use crate::event::Event;
 use std::net::IpAddr;
 
 impl Proxy {
-    pub(super) fn fire_dialog(&mut self, now: u64, at: u64, key: &str, ended: &mut Vec<CallInfo>) {
+    pub(super) fn fire_dialog(&mut self, now: u64, at: u64, key: &str, ended: &mut Vec<DialogEnd>) {
         let Some(d) = self.dialogs.get_mut(key).filter(|d| d.scheduled == at) else { return };
         d.scheduled = u64::MAX;
         let next = match d.ended_at {
             Some(t) => t + LINGER,
-            None => d.last_activity + self.max_call_ms,
+            None => {
+                let silent = d.last_activity + self.max_call_ms;
+                d.hangup.as_ref().map_or(silent, |h| silent.min(h.deadline))
+            }
         };
         if now < next {
             arm(&mut self.timers, &mut d.scheduled, Kind::Dialog, key, next);
+            return;
+        }
+        // A call due to be cut is cut, with its BYEs, even when it has been silent as long.
+        if d.ended_at.is_none() && d.hangup.as_ref().is_some_and(|h| now >= h.deadline) {
+            self.cut(now, key, ended);
             return;
         }
         let Some(d) = self.dialogs.remove(key) else { return };
@@ -23,7 +32,7 @@ impl Proxy {
             if let Some(e) = &d.info.counted {
                 self.fraud.end(e, now);
             }
-            ended.push(d.info);
+            ended.push(DialogEnd::Silent(d.info));
         }
     }
 

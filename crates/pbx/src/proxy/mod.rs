@@ -9,11 +9,13 @@
 //!
 //! [`state`] holds the tables and everything the parts share, and imports none of them; each part
 //! (client and server transactions, dialogs, relays, trunk challenges, the timers) adds the methods of
-//! its seam to [`Proxy`], and the toll-fraud counters stand apart in [`fraud`].
+//! its seam to [`Proxy`], and the toll-fraud counters stand apart in [`fraud`]. [`hangup`] cuts a
+//! trunk call at its longest length with a BYE of ours to each party.
 
 mod client;
 mod dialog;
 mod fraud;
+mod hangup;
 mod relay;
 mod server;
 mod state;
@@ -21,4 +23,4 @@ mod timers;
 mod trunk_auth;
 
 pub(crate) use dialog::outcome_events;
-pub(crate) use state::{BuildRequest, CallInfo, MAX_INVITE, MAX_PENDING_PER_CALLER, Party, Proxy};
+pub(crate) use state::{BuildRequest, CallInfo, DialogEnd, MAX_INVITE, MAX_PENDING_PER_CALLER, Party, Proxy};

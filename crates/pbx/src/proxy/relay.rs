@@ -16,7 +16,8 @@ impl Proxy {
         build: impl Fn(&str, Target, i64) -> Option<Vec<u8>>,
     ) -> Result<Option<CallInfo>, u16> {
         let Some(d) = self.dialogs.get_mut(req.call_id) else { return Err(481) };
-        let (dest, sender_ip, shift, auth) = match d.towards(req.from.tag(), req.to.tag()) {
+        let towards = d.towards(req.from.tag(), req.to.tag());
+        let (dest, sender_ip, shift, auth) = match towards {
             Some(Party::Callee) => {
                 let Some(callee) = d.callee else { return Err(481) };
                 (callee, d.caller.addr.ip(), d.cseq_shift, d.callee_auth.clone())
@@ -29,6 +30,7 @@ impl Proxy {
             return Err(403);
         }
         d.last_activity = now;
+        d.saw_cseq(if towards == Some(Party::Callee) { Party::Caller } else { Party::Callee }, req.cseq.seq);
         let method = req.method;
         let ended = if method == pbxguard_sip::Method::Bye && d.ended_at.is_none() {
             d.ended_at = Some(now);

@@ -75,6 +75,9 @@ impl Proxy {
             scheduled: u64::MAX,
             cseq_shift: 0,
             callee_auth: None,
+            caller_cseq: 0,
+            callee_cseq: None,
+            hangup: None,
         };
         arm(&mut self.timers, &mut d.scheduled, Kind::Dialog, &call_id, now + self.max_call_ms);
         self.dialogs.insert(call_id.clone(), d);

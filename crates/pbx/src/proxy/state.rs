@@ -47,6 +47,9 @@ pub(crate) struct CallInfo {
     /// The party that is a trunk, and its name: the callee of an outbound call, the caller of an
     /// inbound one; `None` between extensions. The other party is then an extension.
     pub(crate) trunk: Option<(Party, String)>,
+    /// Longest this call may run once answered, ms: trunk calls only (`calls.max_trunk_duration` or
+    /// the extension's own); `None`: no limit (calls between extensions, emergency calls).
+    pub(crate) max_ms: Option<u64>,
 }
 
 /// One of the two parties of a dialog.
@@ -112,6 +115,12 @@ pub(crate) struct Dialog {
     pub(super) cseq_shift: i64,
     /// The callee is a trunk with credentials: its challenges to in-dialog requests are answered.
     pub(super) callee_auth: Option<Arc<Trunk>>,
+    /// Highest CSeq number each party has used in the dialog (the caller's as it sent it, before
+    /// `cseq_shift`): a BYE of ours in a party's name must go one further.
+    pub(super) caller_cseq: u32,
+    pub(super) callee_cseq: Option<u32>,
+    /// What hanging up both sides needs, once answered with a limit on its length.
+    pub(super) hangup: Option<Box<Hangup>>,
 }
 
 impl Dialog {
@@ -172,6 +181,10 @@ pub(crate) struct Proxy {
     pub(super) counter: u64,
     pub(super) seed: u64,
     pub(crate) outbox: VecDeque<Transmit>,
+    /// Our own BYEs (a call cut at its longest length), by Via branch, until answered or timed out.
+    pub(super) byes: HashMap<String, ByeTx>,
+    /// Where we listen: the Via and the Route entries of our own BYEs.
+    pub(crate) locals: crate::transport::Locals,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -179,6 +192,7 @@ pub(super) enum Kind {
     Client,
     Server,
     Dialog,
+    Bye,
 }
 
 /// Deadlines of transactions and dialogs, earliest on top: (when, kind, key).
@@ -198,6 +212,14 @@ pub(super) fn server_key(branch: &str, source: SocketAddr) -> String {
 
 pub(super) fn reparse(data: &[u8]) -> Option<Message<'_>> {
     Message::parse(data, &Limits::default()).ok()
+}
+
+/// A dialog the clock ended, for the service to turn into events.
+pub(crate) enum DialogEnd {
+    /// No in-dialog request for `calls.max_duration`: a party vanished without BYE.
+    Silent(CallInfo),
+    /// Answered `after_ms` ago, it reached its longest length (`limit_ms`): BYE sent to both parties.
+    Cut { info: CallInfo, after_ms: u64, limit_ms: u64 },
 }
 
 /// The outcome of a call set-up that the service turns into events.
@@ -220,6 +242,8 @@ impl Proxy {
             counter: 0,
             seed,
             outbox: VecDeque::new(),
+            byes: HashMap::new(),
+            locals: crate::transport::Locals::default(),
         }
     }
 
@@ -241,7 +265,7 @@ impl Proxy {
     }
 
     pub(crate) fn table_size(&self) -> usize {
-        self.servers.len() + self.clients.len() + self.dialogs.len() + self.relays.len()
+        self.servers.len() + self.clients.len() + self.dialogs.len() + self.relays.len() + self.byes.len()
     }
 
     pub(super) fn branch(&mut self, stateless: bool) -> String {
@@ -252,4 +276,34 @@ impl Proxy {
     pub(super) fn send(&mut self, target: Target, data: Vec<u8>) {
         self.outbox.push_back(Transmit { target, data });
     }
+}
+
+/// What cutting an answered call needs, kept in its dialog.
+pub(crate) struct Hangup {
+    pub(super) answered_at: u64,
+    /// When the call is cut: answered + its limit.
+    pub(super) deadline: u64,
+    /// The caller's identity as it sent it (From of the INVITE, with its tag), and the callee's (To of
+    /// the 2xx, with its tag).
+    pub(super) caller_id: String,
+    pub(super) callee_id: String,
+    /// Remote targets: the Contact URI each party gave.
+    pub(super) caller_contact: String,
+    pub(super) callee_contact: String,
+    /// Proxies between us and each party, nearest first.
+    pub(super) route_to_caller: Vec<String>,
+    pub(super) route_to_callee: Vec<String>,
+}
+
+/// One BYE of ours, until answered or Timer F.
+pub(super) struct ByeTx {
+    pub(super) target: Target,
+    pub(super) request: Vec<u8>,
+    /// Timer E (UDP only): next retransmission and interval; interval 0 over TCP and TLS.
+    pub(super) next_retx: u64,
+    pub(super) interval: u64,
+    pub(super) timeout_at: u64,
+    pub(super) scheduled: u64,
+    /// A trunk with credentials: its 401/407 to this BYE is answered once.
+    pub(super) auth: Option<Arc<Trunk>>,
 }

@@ -1,13 +1,13 @@
 //! The proxy's clock: one heap of deadlines for transactions and dialogs, plus the expiry of stateless
 //! relays. `tick` does what is due; `poll_timeout` says when that will next be.
 
-use super::state::{CallInfo, CallOutcome, Kind, Proxy};
+use super::state::{CallOutcome, DialogEnd, Kind, Proxy};
 use std::cmp::Reverse;
 
 impl Proxy {
-    /// Timers: retransmissions, timeouts, and forgetting what is finished. Calls dropped for silence go
-    /// to `ended`.
-    pub(crate) fn tick(&mut self, now: u64, out: &mut Vec<CallOutcome>, ended: &mut Vec<CallInfo>) {
+    /// Timers: retransmissions, timeouts, and forgetting what is finished. Calls dropped for silence or
+    /// cut at their longest length go to `ended`.
+    pub(crate) fn tick(&mut self, now: u64, out: &mut Vec<CallOutcome>, ended: &mut Vec<DialogEnd>) {
         while let Some(Reverse((at, _, _))) = self.timers.peek() {
             if *at > now {
                 break;
@@ -17,6 +17,7 @@ impl Proxy {
                 Kind::Client => self.fire_client(now, at, &key, out),
                 Kind::Server => self.fire_server(now, at, &key),
                 Kind::Dialog => self.fire_dialog(now, at, &key, ended),
+                Kind::Bye => self.fire_bye(now, at, &key),
             }
         }
         self.relays.expire(|t| t <= now);
@@ -40,6 +41,7 @@ impl Proxy {
                 Kind::Client => self.clients.get(key).map(|c| c.scheduled),
                 Kind::Server => self.servers.get(key).map(|s| s.scheduled),
                 Kind::Dialog => self.dialogs.get(key).map(|d| d.scheduled),
+                Kind::Bye => self.byes.get(key).map(|b| b.scheduled),
             };
             if scheduled == Some(*at) {
                 break;

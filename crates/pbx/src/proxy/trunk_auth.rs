@@ -73,7 +73,7 @@ impl Proxy {
 
     /// `sent` again as a new transaction on `branch` with the trunk's answer to the challenge `msg`
     /// (RFC 3261 §22.2); `None` when it cannot be answered (no credentials, another realm).
-    fn with_credentials(
+    pub(super) fn with_credentials(
         &self,
         sent: &Message<'_>,
         trunk: &Trunk,
