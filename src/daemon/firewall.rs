@@ -9,22 +9,21 @@
 //! the rollback, and one restarted after it rolls back at once. At start, with `firewall.enabled`, the
 //! last confirmed ruleset is loaded again if the kernel has none of our chains (after a reboot).
 
+use super::changes::Subscription;
 use crate::nftcmd as nft;
 use pbxguard_app::clock::now_ms;
 use pbxguard_app::firewall as fw;
-use pbxguard_store::{ApplyState, Store, Topic};
+use pbxguard_store::{ApplyState, Store};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// How often the thread looks at the store for requests and confirms (as often as `reload` does); a
-/// rollback's deadline is slept to directly.
-const TICK: Duration = Duration::from_millis(250);
-
-pub(crate) fn start(db: PathBuf) -> std::io::Result<()> {
-    std::thread::Builder::new().name("pbxguard-firewall".into()).spawn(move || run(&db)).map(drop)
+/// `changes` carries the `firewall` topic: requests and confirms wake the thread; a rollback's deadline
+/// is slept to directly.
+pub(crate) fn start(db: PathBuf, changes: Subscription) -> std::io::Result<()> {
+    std::thread::Builder::new().name("pbxguard-firewall".into()).spawn(move || run(&db, &changes)).map(drop)
 }
 
-fn run(db: &Path) {
+fn run(db: &Path, changes: &Subscription) {
     let store = match Store::open(db) {
         Ok(s) => s,
         Err(e) => {
@@ -33,13 +32,10 @@ fn run(db: &Path) {
         }
     };
     restore_after_boot(&store);
-    let mut version = store.data_version().unwrap_or(0);
-    let mut last_change = store.last_change().unwrap_or(0);
     let mut dirty = true;
     let mut deadline: Option<i64> = None;
     loop {
         if dirty {
-            dirty = false;
             carry_out_requests(&store);
             deadline = next_deadline(&store);
         }
@@ -48,25 +44,7 @@ fn run(db: &Path) {
             deadline = next_deadline(&store);
         }
         let until_deadline = deadline.map(|d| Duration::from_millis((d - now_ms() as i64).max(1) as u64));
-        std::thread::sleep(until_deadline.map_or(TICK, |d| d.min(TICK)));
-        match store.data_version() {
-            Ok(v) if v != version => {
-                version = v;
-                match store.changes_after(last_change, 10_000) {
-                    Ok(changes) => {
-                        last_change = changes.last().map_or(last_change, |c| c.id);
-                        // A full page may hide a firewall change past it: look anyway.
-                        dirty = changes.len() == 10_000 || changes.iter().any(|c| c.topic == Topic::Firewall);
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "firewall thread: reading the change feed failed");
-                        dirty = true;
-                    }
-                }
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "firewall thread: checking the database failed"),
-        }
+        dirty = !changes.wait(until_deadline).is_empty();
     }
 }
 

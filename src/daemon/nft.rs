@@ -16,6 +16,7 @@
 //! tracking, so an established flow stops at its next packet anyway, and an entry left behind only
 //! expires (`conntrack -D` would cost 10-100 ms a ban, a scan of the whole table).
 
+use super::changes::Subscription;
 use super::enforce::Enforcer;
 use super::state::State;
 use pbxguard_firewall::bans::{BanSets, Change};
@@ -93,9 +94,10 @@ pub(crate) fn enforcer() -> (NftEnforcer, Pending) {
 }
 
 impl Pending {
-    pub(crate) fn spawn(self, state: Arc<State>, db: &Path) -> io::Result<()> {
+    /// `settings`: the change feed's `settings` topic (`firewall.enabled`).
+    pub(crate) fn spawn(self, state: Arc<State>, db: &Path, settings: Subscription) -> io::Result<()> {
         let db = db.to_owned();
-        std::thread::Builder::new().name("pbxguard-nft".into()).spawn(move || run(&self, &state, &db))?;
+        std::thread::Builder::new().name("pbxguard-nft".into()).spawn(move || run(&self, &state, &db, &settings))?;
         Ok(())
     }
 }
@@ -488,7 +490,7 @@ fn enabled(store: &pbxguard_store::Store) -> bool {
     pbxguard_app::settings::get(store, "firewall.enabled").is_ok_and(|v| v == "true")
 }
 
-fn run(p: &Pending, state: &State, db: &Path) {
+fn run(p: &Pending, state: &State, db: &Path, settings: &Subscription) {
     let store = match pbxguard_store::Store::open(db) {
         Ok(s) => s,
         Err(e) => {
@@ -497,7 +499,6 @@ fn run(p: &Pending, state: &State, db: &Path) {
         }
     };
     let mut on = enabled(&store);
-    let mut version = store.data_version().unwrap_or(0);
     let mut e = Enforcement {
         nl: None,
         bans: BanSets::new(),
@@ -528,10 +529,7 @@ fn run(p: &Pending, state: &State, db: &Path) {
         }
         if Instant::now() >= next_check {
             next_check = Instant::now() + CHECK;
-            if let Ok(v) = store.data_version()
-                && v != version
-            {
-                version = v;
+            if !settings.take().is_empty() {
                 let now_on = enabled(&store);
                 if now_on != on {
                     tracing::info!(enabled = now_on, "firewall.enabled changed");

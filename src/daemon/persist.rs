@@ -228,8 +228,28 @@ fn event_row(e: &Event, at_ms: i64) -> Option<EventRow> {
                 ),
             })
         }
+        Event::CallCut { call_id, extension, number, trunk, duration_ms, limit_ms } => {
+            let took = pbxguard_shield::config::format_duration_ms(*duration_ms / 1000 * 1000);
+            tracing::warn!(call_id, extension, number, trunk, took, "trunk call cut at its longest length");
+            Some(EventRow {
+                id: 0,
+                at_ms,
+                kind: "call-cut".into(),
+                source: None,
+                user: Some(extension.clone()),
+                detail: format!(
+                    "call with {number} through trunk {trunk} ended after {took}: {}",
+                    cut_reason(*limit_ms)
+                ),
+            })
+        }
         Event::CallStarted { .. } | Event::CallAnswered { .. } | Event::CallEnded { .. } => None,
     }
+}
+
+/// Why the calls log says a cut call ended.
+fn cut_reason(limit_ms: u64) -> String {
+    format!("longest trunk call {} reached", pbxguard_shield::config::format_duration_ms(limit_ms))
 }
 
 /// The calls log and suspensions: state, not security events.
@@ -249,6 +269,7 @@ fn apply_call(store: &Store, e: &Event, now_s: i64) {
                 started_at: now_s,
                 answered_at: None,
                 ended_at: None,
+                end_reason: None,
             })
         }
         Event::CallAnswered { call_id } => {
@@ -259,6 +280,7 @@ fn apply_call(store: &Store, e: &Event, now_s: i64) {
             tracing::debug!(call_id, status, "call ended");
             store.call_ended(call_id, *status, now_s)
         }
+        Event::CallCut { call_id, limit_ms, .. } => store.call_cut(call_id, &cut_reason(*limit_ms), now_s),
         Event::ExtensionSuspended { extension, rule } => store.set_suspended(extension, Some(rule)),
         _ => Ok(()),
     };
@@ -369,6 +391,7 @@ fn run(store: &mut Store, rx: &Receiver<Msg>, bans: &BanWrites, done: &(Mutex<bo
                         Event::CallStarted { .. }
                             | Event::CallAnswered { .. }
                             | Event::CallEnded { .. }
+                            | Event::CallCut { .. }
                             | Event::ExtensionSuspended { .. }
                     ) {
                         calls.push(e);

@@ -104,7 +104,13 @@ fn apply_ban_ops(store: &Store, state: &State, after: i64) -> anyhow::Result<i64
     Ok(last)
 }
 
-pub(crate) fn run(db: &Path, net: &std::sync::Arc<Net>, listening: &[SocketAddr], mut lists: Vec<(String, i64, i64)>) {
+pub(crate) fn run(
+    db: &Path,
+    net: &std::sync::Arc<Net>,
+    listening: &[SocketAddr],
+    mut lists: Vec<(String, i64, i64)>,
+    changes: &super::changes::Subscription,
+) {
     let state = &net.state;
     let store = match Store::open(db) {
         Ok(s) => s,
@@ -113,50 +119,30 @@ pub(crate) fn run(db: &Path, net: &std::sync::Arc<Net>, listening: &[SocketAddr]
             return;
         }
     };
-    let mut version = store.data_version().unwrap_or(0);
-    let mut last_change = store.last_change().unwrap_or(0);
     let mut last_op = store.last_ban_op().unwrap_or(0);
-    let mut last_purge = now_secs();
     let mut last_calls_purge = 0;
+    let mut housekeeping = std::time::Instant::now();
     loop {
-        // Four times a second: another process's change applies at once to a person typing commands
-        // (the check is one cheap call when nothing changed).
-        std::thread::sleep(Duration::from_millis(250));
-        // Cheap first: has any other connection committed at all? Then what changed, by topic.
-        match store.data_version() {
-            Ok(v) if v != version => {
-                version = v;
-                match store.changes_after(last_change, CHANGES_PER_ROUND) {
-                    Ok(changes) if !changes.is_empty() => {
-                        last_change = changes.last().map_or(last_change, |c| c.id);
-                        // A reader that fell behind further than the feed is kept reloads everything.
-                        let topics: BTreeSet<Topic> = if changes.len() as i64 == CHANGES_PER_ROUND {
-                            version = 0;
-                            Topic::ALL.into_iter().collect()
-                        } else {
-                            changes.iter().map(|c| c.topic).collect()
-                        };
-                        tracing::debug!(?topics, "applying changes");
-                        if let Err(e) = reload(&store, net, listening, &mut lists, &topics) {
-                            tracing::error!(error = %e, "reloading configuration failed; keeping the previous one");
-                        }
-                        if topics.contains(&Topic::Bans) {
-                            match apply_ban_ops(&store, state, last_op) {
-                                Ok(id) => last_op = id,
-                                Err(e) => tracing::error!(error = %e, "applying ban changes failed"),
-                            }
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "reading the change feed failed"),
+        // Woken at once by what another process commits; housekeeping once a second.
+        let topics = changes.wait(Some(housekeeping.saturating_duration_since(std::time::Instant::now())));
+        if !topics.is_empty() {
+            tracing::debug!(?topics, "applying changes");
+            if let Err(e) = reload(&store, net, listening, &mut lists, &topics) {
+                tracing::error!(error = %e, "reloading configuration failed; keeping the previous one");
+            }
+            if topics.contains(&Topic::Bans) {
+                match apply_ban_ops(&store, state, last_op) {
+                    Ok(id) => last_op = id,
+                    Err(e) => tracing::error!(error = %e, "applying ban changes failed"),
                 }
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "checking the database for changes failed"),
         }
+        if std::time::Instant::now() < housekeeping {
+            continue;
+        }
+        housekeeping = std::time::Instant::now() + Duration::from_secs(1);
         let now = now_secs();
-        if now - last_purge >= 1 {
-            last_purge = now;
+        {
             // Ban expiry; the SIP service's own timers run on the timer thread.
             let now_ms = now_ms();
             state.with_gate(|gate| gate.handle_timeout(now_ms));
@@ -186,8 +172,6 @@ pub(crate) fn run(db: &Path, net: &std::sync::Arc<Net>, listening: &[SocketAddr]
     }
 }
 
-/// Changes read at once; a backlog this long means "reload everything".
-const CHANGES_PER_ROUND: i64 = 10_000;
 /// Changes kept in the feed for readers that fall behind.
 const CHANGES_KEPT: i64 = 100_000;
 

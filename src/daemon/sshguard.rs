@@ -10,6 +10,7 @@
 //! what was read (as `tail -F` does: lines written between the copy and the truncation are lost). Only lines written after the
 //! guard starts count: failures logged before a restart are not replayed (their bans are in the store).
 
+use super::changes::Subscription;
 use super::state::State;
 use pbxguard_app::clock::now_ms;
 use pbxguard_app::ssh::{GuardSettings, LogSource};
@@ -30,20 +31,19 @@ const BUSY_POLL: Duration = Duration::from_millis(2);
 const BUSY_FOR: Duration = Duration::from_secs(10);
 /// Poll interval when sshd is quiet.
 const IDLE_POLL: Duration = Duration::from_millis(200);
-/// How often the settings are looked at (one cheap `PRAGMA data_version` when nothing changed).
-const SETTINGS_EVERY: Duration = Duration::from_secs(1);
 /// A longer line is no sshd line: its bytes are skipped up to the next newline, so a hostile writer
 /// cannot grow memory.
 const MAX_LINE: usize = 16 * 1024;
 /// Lines read from one file per poll, so one busy file cannot starve the others.
 const READ_CHUNK: usize = 64 * 1024;
 
-pub(crate) fn start(db: PathBuf, state: Arc<State>) -> std::io::Result<()> {
-    std::thread::Builder::new().name("pbxguard-sshguard".into()).spawn(move || run(&db, &state))?;
+/// `settings` carries the `settings` topic of the change feed.
+pub(crate) fn start(db: PathBuf, state: Arc<State>, settings: Subscription) -> std::io::Result<()> {
+    std::thread::Builder::new().name("pbxguard-sshguard".into()).spawn(move || run(&db, &state, &settings))?;
     Ok(())
 }
 
-fn run(db: &Path, state: &State) {
+fn run(db: &Path, state: &State, changed: &Subscription) {
     let store = match Store::open(db) {
         Ok(s) => s,
         Err(e) => {
@@ -59,25 +59,18 @@ fn run(db: &Path, state: &State) {
         }
     };
     let mut settings: Option<GuardSettings> = None;
-    let mut version = -1;
-    let mut next_check = Instant::now();
     let mut sources = Sources::default();
     let mut last_line = Instant::now() - BUSY_FOR;
     let mut rows = Vec::new();
     loop {
-        if Instant::now() >= next_check {
-            next_check = Instant::now() + SETTINGS_EVERY;
-            let v = store.data_version().unwrap_or(version);
-            if v != version {
-                version = v;
-                match pbxguard_app::settings::ssh_guard(&store) {
-                    Ok(s) if settings.as_ref() != Some(&s) => {
-                        sources = Sources::open(&s);
-                        settings = Some(s);
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "SSH guard settings unreadable; keeping the previous ones"),
+        if settings.is_none() || !changed.take().is_empty() {
+            match pbxguard_app::settings::ssh_guard(&store) {
+                Ok(s) if settings.as_ref() != Some(&s) => {
+                    sources = Sources::open(&s);
+                    settings = Some(s);
                 }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "SSH guard settings unreadable; keeping the previous ones"),
             }
         }
         let mut handle = |line: &[u8]| {

@@ -3,6 +3,8 @@
 //! a change touches. PostgreSQL will carry the same topics over LISTEN/NOTIFY.
 
 use crate::{Result, Store};
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 /// What a change touched, as a running daemon must apply it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -93,6 +95,65 @@ impl Store {
     }
 }
 
+/// How a reader learns what other writers committed, whatever the backend: the one place a daemon
+/// asks. SQLite ([`SqliteFeed`]) looks at `PRAGMA data_version` and then the `changes` table; a
+/// PostgreSQL backend will wait on LISTEN/NOTIFY for the same topics.
+pub trait ChangeFeed: Send {
+    /// The newest change now (0: none yet): where a reader starts.
+    fn last_change(&mut self) -> Result<i64>;
+
+    /// Changes committed after `after`, oldest first, at most `limit`; waits up to `timeout` for the
+    /// first one and returns empty if none came.
+    fn next_changes(&mut self, after: i64, limit: i64, timeout: Duration) -> Result<Vec<Change>>;
+}
+
+/// The change feed of a SQLite store, on a connection of its own.
+pub struct SqliteFeed {
+    store: Store,
+    version: i64,
+    /// The last answer was cut at its limit: the rest is there without a new commit.
+    more: bool,
+}
+
+/// Between two looks at `PRAGMA data_version`: a change typed at the CLI applies at once to the person
+/// typing, and an idle look is one cheap call.
+const SQLITE_POLL: Duration = Duration::from_millis(250);
+
+impl SqliteFeed {
+    pub fn open(path: &Path) -> Result<Self> {
+        let store = Store::open(path)?;
+        let version = store.data_version()?;
+        Ok(Self { store, version, more: false })
+    }
+}
+
+impl ChangeFeed for SqliteFeed {
+    fn last_change(&mut self) -> Result<i64> {
+        self.store.last_change()
+    }
+
+    fn next_changes(&mut self, after: i64, limit: i64, timeout: Duration) -> Result<Vec<Change>> {
+        let end = Instant::now() + timeout;
+        loop {
+            // Only commits by other connections move data_version: this connection never writes.
+            let v = self.store.data_version()?;
+            if v != self.version || self.more {
+                self.version = v;
+                let changes = self.store.changes_after(after, limit)?;
+                self.more = changes.len() as i64 == limit;
+                if !changes.is_empty() {
+                    return Ok(changes);
+                }
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(Vec::new());
+            }
+            std::thread::sleep(left.min(SQLITE_POLL));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +195,31 @@ mod tests {
         assert!(store.changes_after(last, 100).unwrap().is_empty());
         assert_eq!(store.prune_changes(1).unwrap(), 4);
         assert_eq!(store.changes_after(0, 100).unwrap().len(), 1);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_sqlite_feed_returns_what_another_connection_committed_and_waits_when_nothing_did() {
+        let dir = std::env::temp_dir().join(format!("pbxguard-feed-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.db");
+        let writer = Store::open(&path).unwrap();
+        let mut feed = SqliteFeed::open(&path).unwrap();
+        let start = feed.last_change().unwrap();
+        let t = Instant::now();
+        assert!(feed.next_changes(start, 100, Duration::from_millis(300)).unwrap().is_empty());
+        assert!(t.elapsed() >= Duration::from_millis(300));
+        writer.set_setting("sip.realm", "example").unwrap();
+        writer.add_trusted("192.0.2.0/24", None, 1).unwrap();
+        // Cut at its limit, the rest comes at once, without waiting for another commit.
+        let first = feed.next_changes(start, 1, Duration::from_secs(5)).unwrap();
+        let second = feed.next_changes(first[0].id, 1, Duration::ZERO).unwrap();
+        let got = [first[0], second[0]];
+        assert_eq!(got.iter().map(|c| c.topic).collect::<Vec<_>>(), [Topic::Settings, Topic::Trusted]);
+        assert!(feed.next_changes(got[1].id, 100, Duration::ZERO).unwrap().is_empty(), "nothing new");
+        writer.add_trusted("198.51.100.0/24", None, 1).unwrap();
+        let more = feed.next_changes(got[1].id, 100, Duration::from_secs(5)).unwrap();
+        assert_eq!(more.iter().map(|c| c.topic).collect::<Vec<_>>(), [Topic::Trusted]);
         std::fs::remove_dir_all(dir).unwrap();
     }
 
