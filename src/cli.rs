@@ -1,5 +1,4 @@
 use clap::{Args, Parser, Subcommand};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// Security-first SIP PBX edge.
@@ -52,6 +51,13 @@ pub(crate) enum Command {
     /// Admin accounts (argon2id); the first is admin/admin and must be changed first.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// API tokens for the REST API and /metrics (bearer tokens; shown once, stored hashed).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// The TLS certificate (SIP TLS and the GUI): show, import a chain and key, make a key and CSR,
+    /// obtain one by ACME. A running daemon serves a new certificate within two seconds.
+    #[command(subcommand)]
+    Cert(CertCommand),
     /// How hardened this server is: every check with its severity, evidence and the exact fix, and a
     /// score out of 100. Exits 1 when something critical is found.
     Audit(AuditArgs),
@@ -216,9 +222,10 @@ pub(crate) struct RunArgs {
     /// SIP over TLS listen address (repeat for several; "off" disables). Default 0.0.0.0:5061.
     #[arg(long = "sip-tls")]
     pub(crate) sip_tls: Vec<String>,
-    /// Admin GUI listen address (reserved: the GUI is not part of this release).
-    #[arg(long)]
-    pub(crate) gui: Option<SocketAddr>,
+    /// Admin GUI and REST API over HTTPS: listen address, or "off". Default 0.0.0.0:5555 (the
+    /// configuration file's `gui.listen`).
+    #[arg(long, value_name = "ADDR|off", overrides_with = "gui")]
+    pub(crate) gui: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -263,6 +270,9 @@ pub(crate) enum ExtCommand {
         /// Trunk call attempts in any 60 minutes (1-1000000).
         #[arg(long)]
         per_hour: Option<String>,
+        /// Longest trunk call, such as 2h or 90m (1s-7d), or "off" (calls.max_trunk_duration).
+        #[arg(long)]
+        max_duration: Option<String>,
     },
     /// Assign an ACL group to an extension ("none" removes it).
     Acl {
@@ -406,6 +416,30 @@ pub(crate) enum VmCommand {
         /// Print JSON (fields in README, "--json output").
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Make a token and print it once (only its hash is kept): send it as
+    /// `Authorization: Bearer TOKEN`.
+    Add {
+        /// A name to tell it apart (1-64 letters, digits, '.', '_' or '-').
+        name: String,
+        /// read: look only; admin: may change everything an admin can.
+        #[arg(long, value_parser = ["read", "admin"])]
+        scope: String,
+    },
+    /// Tokens: name, scope, prefix, created, last used.
+    List {
+        /// Print JSON (fields in README, "--json output").
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token (it stops working within a second).
+    Del {
+        /// The token's name, as `token list` shows it.
+        name: String,
     },
 }
 
@@ -736,4 +770,40 @@ pub(crate) enum FirewallCommand {
     },
     /// Delete table inet pbxguard (only it) and turn kernel enforcement off (firewall.enabled=false).
     Disable,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CertCommand {
+    /// The certificate in use: subject, names, issuer, serial, validity, key type, and a pending CSR.
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Install a PEM certificate chain (server certificate first, then its issuers) and its key,
+    /// after checking that the key matches, the chain is complete and nothing has expired. Without
+    /// KEY, the key of the pending CSR (`cert csr`) is used.
+    Import {
+        /// PEM file: the certificate, then the intermediate certificate(s).
+        chain: PathBuf,
+        /// PEM file: its private key (PKCS#8, SEC1 or PKCS#1, not encrypted).
+        key: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a new key (ECDSA P-256, kept in the data directory) and print a CSR to send to a CA;
+    /// then `cert import` the CA's certificate alone.
+    Csr {
+        /// A DNS name or IP address for the certificate; repeat for more (the first is the subject).
+        #[arg(long = "name", required = true)]
+        names: Vec<String>,
+        /// Write the CSR to this file instead of printing it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Obtain a certificate now from the ACME CA in the settings (acme.directory, acme.domains,
+    /// acme.email, acme.ca_file), answering HTTP-01 on acme.http_port. The daemon renews it by itself.
+    Acme {
+        #[arg(long)]
+        json: bool,
+    },
 }

@@ -18,6 +18,34 @@ pub(crate) struct Config {
     pub(crate) tls: TlsConfig,
     #[serde(default)]
     pub(crate) log: LogConfig,
+    #[serde(default)]
+    pub(crate) gui: GuiConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct GuiConfig {
+    /// HTTPS listen address of the admin GUI and REST API, or `off`; `--gui` takes precedence.
+    /// Default `0.0.0.0:5555`, the hardening guide's port.
+    pub(crate) listen: String,
+    /// Most simultaneous HTTPS connections; more wait in the kernel's backlog. Default 512.
+    pub(crate) max_connections: usize,
+}
+
+/// The GUI's listen address from `--gui` or `gui.listen`: `None` when it is `off`.
+pub(crate) fn gui_listen(text: &str, what: &str) -> Result<Option<SocketAddr>, String> {
+    if text == "off" {
+        return Ok(None);
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|_| format!("{what} {text:?}: expected IP:PORT such as 0.0.0.0:5555 or [::]:5555, or \"off\""))
+}
+
+impl Default for GuiConfig {
+    fn default() -> Self {
+        Self { listen: "0.0.0.0:5555".into(), max_connections: 512 }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -94,6 +122,10 @@ impl Config {
             return Err(
                 "tls.cert and tls.key go together: set both, or neither for a generated self-signed certificate".into(),
             );
+        }
+        gui_listen(&c.gui.listen, "gui.listen")?;
+        if c.gui.max_connections == 0 {
+            return Err("gui.max_connections must be at least 1".into());
         }
         if c.sip.udp_workers == 0 || c.sip.udp_workers > 64 {
             return Err("sip.udp_workers must be from 1 to 64".into());

@@ -2,6 +2,7 @@
 //! (`run`) or to the operator commands, which share the application layer (`pbxguard_app`) and never
 //! import each other.
 
+mod acme;
 mod cli;
 mod cmd;
 mod config;

@@ -193,7 +193,17 @@ fn daemon_on_127_0_0_2(data: &std::path::Path) -> (Killed, std::path::PathBuf, S
     let child = Command::new(BIN)
         .arg("--data")
         .arg(data)
-        .args(["run", "--sip-udp", "127.0.0.2:0", "--sip-tcp", "127.0.0.2:0", "--sip-tls", "127.0.0.2:0"])
+        .args([
+            "run",
+            "--sip-udp",
+            "127.0.0.2:0",
+            "--sip-tcp",
+            "127.0.0.2:0",
+            "--sip-tls",
+            "127.0.0.2:0",
+            "--gui",
+            "off",
+        ])
         .env_remove("PBXGUARD_DATA")
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())

@@ -165,7 +165,7 @@ fn one_daemon_per_data_directory_and_per_udp_address() {
     let o = Command::new(BIN)
         .arg("--data")
         .arg(&d.0)
-        .args(["run", "--sip-udp", "127.0.0.1:0", "--sip-tcp", "off", "--sip-tls", "off"])
+        .args(["run", "--sip-udp", "127.0.0.1:0", "--sip-tcp", "off", "--sip-tls", "off", "--gui", "off"])
         .env_remove("PBXGUARD_DATA")
         .output()
         .unwrap();
@@ -182,7 +182,7 @@ fn one_daemon_per_data_directory_and_per_udp_address() {
     let o = Command::new(BIN)
         .arg("--data")
         .arg(&other.0)
-        .args(["run", "--sip-udp", &first.udp.to_string(), "--sip-tcp", "off", "--sip-tls", "off"])
+        .args(["run", "--sip-udp", &first.udp.to_string(), "--sip-tcp", "off", "--sip-tls", "off", "--gui", "off"])
         .env_remove("PBXGUARD_DATA")
         .output()
         .unwrap();
@@ -288,7 +288,7 @@ fn systemd_notify_ready_watchdog_reload_and_stopping() {
     let child = Command::new(BIN)
         .arg("--data")
         .arg(&d.0)
-        .args(["run", "--sip-udp", "127.0.0.1:0", "--sip-tcp", "off", "--sip-tls", "off"])
+        .args(["run", "--sip-udp", "127.0.0.1:0", "--sip-tcp", "off", "--sip-tls", "off", "--gui", "off"])
         .env_remove("PBXGUARD_DATA")
         .env("NOTIFY_SOCKET", &sock_path)
         .env("WATCHDOG_USEC", "400000")

@@ -101,7 +101,16 @@ fn deb_installs_a_working_binary_man_page_and_a_valid_unit() {
         .arg("--data")
         .arg(&data.0)
         .args(["run", "--config", "/etc/pbxguard/pbxguard.toml"])
-        .args(["--sip-udp", "127.0.0.1:0", "--sip-tcp", "127.0.0.1:0", "--sip-tls", "127.0.0.1:0"])
+        .args([
+            "--sip-udp",
+            "127.0.0.1:0",
+            "--sip-tcp",
+            "127.0.0.1:0",
+            "--sip-tls",
+            "127.0.0.1:0",
+            "--gui",
+            "127.0.0.1:0",
+        ])
         .env_remove("PBXGUARD_DATA")
         .stderr(Stdio::piped())
         .spawn()

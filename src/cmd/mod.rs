@@ -7,12 +7,14 @@ mod accounts;
 mod audit;
 mod backup;
 mod calls;
+mod certs;
 mod ext;
 mod firewall;
 mod import;
 mod out;
 mod security;
 mod ssh;
+mod tokens;
 
 use crate::cli::{Command, ExportCommand, ImportCommand, RegCommand, SettingsCommand};
 use anyhow::Result;
@@ -58,6 +60,7 @@ pub(crate) fn run(data: &Path, command: Command) -> Result<()> {
         Command::Export(ExportCommand::Csv) => ext::export_csv(&store()?),
         Command::Vm(c) => accounts::vm(&store()?, c),
         Command::Admin(c) => accounts::admin(&mut store()?, c),
+        Command::Token(c) => tokens::token(&store()?, c),
         Command::Trunk(c) => calls::trunk(&store()?, c),
         Command::Route(c) => calls::route(&store()?, c),
         Command::Cos(c) => calls::cos(&store()?, c),
@@ -67,6 +70,7 @@ pub(crate) fn run(data: &Path, command: Command) -> Result<()> {
         Command::Audit(a) => audit::audit(&mut store()?, data, a),
         Command::Firewall(c) => firewall::firewall(&mut store()?, data, c),
         Command::Ssh(c) => ssh::ssh(&store()?, c),
+        Command::Cert(c) => certs::cert(data, c),
         Command::Backup { file } => backup::backup(data, &file),
         Command::Restore { file, force } => backup::restore(data, &file, force),
         Command::Completions { shell } => backup::completions(shell),

@@ -1,11 +1,14 @@
 //! The daemon: binds the SIP listeners, drives the sans-IO service, persists what it reports, and
 //! reloads extensions and settings when another process commits to the database.
 
+mod acme;
 mod alloc;
+mod changes;
 mod conns;
 mod enforce;
 mod feed;
 mod firewall;
+mod gui;
 mod lock;
 mod mmsg;
 mod net;
@@ -28,7 +31,7 @@ use pbxguard_app::settings::{self, registrar_config};
 use pbxguard_app::{DEFAULT_DATA, open_store, views};
 use pbxguard_pbx::{Binding, Service};
 use pbxguard_shield::Shield;
-use pbxguard_store::Store;
+use pbxguard_store::{Store, Topic};
 use state::State;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -42,7 +45,7 @@ pub(crate) struct Options {
     pub(crate) sip_udp: Vec<String>,
     pub(crate) sip_tcp: Vec<String>,
     pub(crate) sip_tls: Vec<String>,
-    pub(crate) gui: Option<SocketAddr>,
+    pub(crate) gui: Option<String>,
 }
 
 /// The address to advertise for a listener bound to `bound`: the configured one, the bound IP when it
@@ -139,8 +142,14 @@ fn log_effective_config(cfg: &Config, data: &Path, listen: [&[SocketAddr]; 3], s
 }
 
 /// Written once every listener is bound, so scripts and tests know the real ports (port 0 allowed).
-fn write_listen_file(data: &Path, udp: &[SocketAddr], tcp: &[SocketAddr], tls: &[SocketAddr]) -> Result<()> {
-    let v = serde_json::json!({ "pid": std::process::id(), "udp": udp, "tcp": tcp, "tls": tls });
+fn write_listen_file(
+    data: &Path,
+    udp: &[SocketAddr],
+    tcp: &[SocketAddr],
+    tls: &[SocketAddr],
+    gui: Option<SocketAddr>,
+) -> Result<()> {
+    let v = serde_json::json!({ "pid": std::process::id(), "udp": udp, "tcp": tcp, "tls": tls, "gui": gui });
     let tmp = data.join("listen.json.tmp");
     std::fs::write(&tmp, serde_json::to_vec_pretty(&v)?)?;
     std::fs::rename(&tmp, data.join("listen.json"))?;
@@ -161,14 +170,22 @@ pub(crate) fn run(data: Option<PathBuf>, args: Options) -> Result<()> {
     }
     let log_level = init_logging(&cfg);
     alloc::keep_working_set();
-    if args.gui.is_some() {
-        tracing::warn!("--gui is reserved for the admin GUI, which this release does not include; ignoring it");
-    }
+    let gui_addr = gui::listen_addr(args.gui.as_deref(), &cfg.gui)?;
     let store = open_store(&data)?;
     // Held until `run` returns: a second daemon on this data directory refuses to start.
     let _lock = lock::acquire(&data)?;
+    // One reader of the change feed, from now on, for every thread that applies changes.
+    let hub = Arc::new(changes::Hub::default());
+    let subscribed = (
+        hub.subscribe(&[]),
+        hub.subscribe(&[Topic::Firewall]),
+        hub.subscribe(&[Topic::Settings]),
+        hub.subscribe(&[Topic::Settings]),
+    );
+    hub.start(pbxguard_store::SqliteFeed::open(&data.join(pbxguard_app::DB_FILE))?)?;
+    let (reload_changes, firewall_changes, nft_changes, ssh_changes) = subscribed;
     // The firewall's rollback timer: armed by applies queued in the store, re-armed after a restart.
-    firewall::start(data.join(pbxguard_app::DB_FILE))?;
+    firewall::start(data.join(pbxguard_app::DB_FILE), firewall_changes)?;
     let key = pbxguard_app::random::load_or_create_key(&data.join("nonce.key"))?;
     let seed = u64::from_le_bytes(pbxguard_app::random::random_bytes::<8>());
     let rcfg = registrar_config(&store)?;
@@ -215,12 +232,13 @@ pub(crate) fn run(data: Option<PathBuf>, args: Options) -> Result<()> {
     let mut enforcers = enforce::Enforcers::default();
     enforcers.push(events.clone());
     enforcers.push(report::start(&data.join("pbxguard.db"))?);
-    enforcers.push(Arc::new(feed::Feed::new()));
+    let feed = Arc::new(feed::Feed::new());
+    enforcers.push(feed.clone());
     let (nft, nft_thread) = nft::enforcer();
     enforcers.push(nft);
     let state = State::new(shield, svc, events, enforcers);
-    nft_thread.spawn(state.clone(), &data.join("pbxguard.db"))?;
-    sshguard::start(data.join("pbxguard.db"), state.clone())?;
+    nft_thread.spawn(state.clone(), &data.join("pbxguard.db"), nft_changes)?;
+    sshguard::start(data.join("pbxguard.db"), state.clone(), ssh_changes)?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -238,7 +256,8 @@ pub(crate) fn run(data: Option<PathBuf>, args: Options) -> Result<()> {
     net.set_tls_peers(tls_trunks);
     net.conns.set_timeouts(settings::stream_timeouts(&store)?);
     let udp_bound = udp::start(&udp_addrs, cfg.sip.udp_workers, &net)?;
-    let server_cert = if tls_addrs.is_empty() { None } else { Some(tls::ServerCert::load(&data, &cfg.tls)?) };
+    let server_cert =
+        if tls_addrs.is_empty() && gui_addr.is_none() { None } else { Some(tls::ServerCert::load(&data, &cfg.tls)?) };
     let tls_acceptor = server_cert.clone().map(tls::acceptor).transpose()?;
     let (tcp_bound, tls_bound) = rt.block_on(stream::start(&tcp_addrs, &tls_addrs, tls_acceptor, &net))?;
     let locals = pbxguard_pbx::Locals {
@@ -254,8 +273,26 @@ pub(crate) fn run(data: Option<PathBuf>, args: Options) -> Result<()> {
             .name("pbxguard-timer".into())
             .spawn(move || net.state.run_timers(|tx| net.send_all(tx)))?;
     }
-    write_listen_file(&data, &udp_bound, &tcp_bound, &tls_bound)?;
-    tracing::info!(udp = ?udp_bound, tcp = ?tcp_bound, tls = ?tls_bound, "pbxguard ready");
+    let gui_bound = match (gui_addr, &server_cert) {
+        (Some(addr), Some(cert)) => {
+            let shared = Arc::new(gui::Gui {
+                data: data.clone(),
+                db: Arc::new(gui::Db::new(data.clone())),
+                state: state.clone(),
+                feed: feed.clone(),
+                cert: cert.clone(),
+                sessions: gui::Sessions::new(),
+                started: std::time::Instant::now(),
+            });
+            Some(gui::start(&rt, addr, cfg.gui.max_connections, shared)?)
+        }
+        _ => None,
+    };
+    if let Some(cert) = &server_cert {
+        acme::start(&rt, data.clone(), cert.clone())?;
+    }
+    write_listen_file(&data, &udp_bound, &tcp_bound, &tls_bound, gui_bound)?;
+    tracing::info!(udp = ?udp_bound, tcp = ?tcp_bound, tls = ?tls_bound, gui = ?gui_bound, "pbxguard ready");
     signals::start_watchdog(net.state.clone())?;
 
     let reload = {
@@ -264,7 +301,7 @@ pub(crate) fn run(data: Option<PathBuf>, args: Options) -> Result<()> {
         let listening: Vec<_> = udp_bound.iter().chain(&tcp_bound).chain(&tls_bound).copied().collect();
         std::thread::Builder::new()
             .name("pbxguard-reload".into())
-            .spawn(move || reload::run(&path, &net, &listening, lists))?
+            .spawn(move || reload::run(&path, &net, &listening, lists, &reload_changes))?
     };
     {
         let path = data.join("pbxguard.db");

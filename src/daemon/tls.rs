@@ -62,29 +62,110 @@ fn load(cert: &Path, key: &Path) -> Result<CertifiedKey> {
         .map_err(|e| anyhow!("the TLS certificate {} and key {} do not match: {e}", cert.display(), key.display()))
 }
 
-/// The server certificate, replaceable while the daemon runs: SIGHUP loads the files again and every
-/// handshake after that presents the new pair; connections already up keep the one they started with.
+/// The server certificate, replaceable while the daemon runs: SIGHUP, a change to its files (an
+/// import or an ACME renewal by another process) or the GUI loads the pair again, and every handshake
+/// after that presents it; connections already up keep the one they started with.
 #[derive(Debug)]
-pub(crate) struct ServerCert(RwLock<Arc<CertifiedKey>>);
+pub(crate) struct ServerCert {
+    current: RwLock<Arc<CertifiedKey>>,
+    data: PathBuf,
+    files: std::sync::Mutex<Watched>,
+}
+
+/// The files served, and what they looked like when loaded (and at the last look), to notice a change.
+#[derive(Debug)]
+struct Watched {
+    cert: PathBuf,
+    key: PathBuf,
+    loaded: Option<Stamp>,
+    seen: Option<Stamp>,
+}
+
+type Stamp = [(std::time::SystemTime, u64, u64); 2];
+
+fn stamp(cert: &Path, key: &Path) -> Option<Stamp> {
+    let one = |p: &Path| {
+        let m = std::fs::metadata(p).ok()?;
+        Some((m.modified().ok()?, m.len(), std::os::unix::fs::MetadataExt::ino(&m)))
+    };
+    Some([one(cert)?, one(key)?])
+}
 
 impl ServerCert {
     pub(crate) fn load(data: &Path, cfg: &TlsConfig) -> Result<Arc<Self>> {
         let (cert, key) = paths(data, cfg)?;
-        Ok(Arc::new(Self(RwLock::new(Arc::new(load(&cert, &key)?)))))
+        let loaded = stamp(&cert, &key);
+        let ck = load(&cert, &key)?;
+        record(data, &cert, &key);
+        let files = Watched { cert, key, loaded, seen: loaded };
+        Ok(Arc::new(Self { current: RwLock::new(Arc::new(ck)), data: data.to_owned(), files: files.into() }))
     }
 
     /// Fail-safe: an unreadable or mismatched new pair is an error and the old one stays in use.
     pub(crate) fn reload(&self, data: &Path, cfg: &TlsConfig) -> Result<()> {
         let (cert, key) = paths(data, cfg)?;
+        self.load_from(cert, key)
+    }
+
+    /// Loads the files in use again (after the GUI wrote them).
+    pub(crate) fn reload_files(&self) -> Result<()> {
+        let (cert, key) = {
+            let w = self.watched();
+            (w.cert.clone(), w.key.clone())
+        };
+        self.load_from(cert, key)
+    }
+
+    fn load_from(&self, cert: PathBuf, key: PathBuf) -> Result<()> {
+        let before = stamp(&cert, &key);
         let new = Arc::new(load(&cert, &key)?);
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = new;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = new;
+        record(&self.data, &cert, &key);
+        *self.watched() = Watched { cert, key, loaded: before, seen: before };
         Ok(())
+    }
+
+    fn watched(&self) -> std::sync::MutexGuard<'_, Watched> {
+        self.files.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Called every second: loads the files again once they changed and then held still for a look
+    /// (an import renames the key, then the chain). `None`: nothing to do.
+    pub(crate) fn poll_files(&self) -> Option<Result<()>> {
+        let (cert, key) = {
+            let mut w = self.watched();
+            let now = stamp(&w.cert, &w.key);
+            let settled = now == w.seen;
+            w.seen = now;
+            if now.is_none() || now == w.loaded || !settled {
+                return None;
+            }
+            // Tried once per change: a bad pair is reported once, not every second.
+            w.loaded = now;
+            (w.cert.clone(), w.key.clone())
+        };
+        Some(self.load_from(cert, key))
+    }
+
+    /// The chain served now, leaf first.
+    pub(crate) fn chain(&self) -> Vec<CertificateDer<'static>> {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).cert.clone()
+    }
+}
+
+/// Tells commands which files to write (see `pbxguard_app::certs`). Best effort: a data directory
+/// the daemon cannot write has bigger problems, reported elsewhere.
+fn record(data: &Path, cert: &Path, key: &Path) {
+    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+    let files = pbxguard_app::certs::TlsFiles { cert: abs(cert), key: abs(key) };
+    if let Err(e) = pbxguard_app::certs::record_in_use(data, &files) {
+        tracing::warn!(error = %e, "cannot record which TLS certificate files are in use");
     }
 }
 
 impl ResolvesServerCert for ServerCert {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.read().unwrap_or_else(|e| e.into_inner()).clone())
+        Some(self.current.read().unwrap_or_else(|e| e.into_inner()).clone())
     }
 }
 

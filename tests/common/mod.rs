@@ -82,6 +82,8 @@ pub struct Daemon {
     /// Every bound address, when extra listeners were asked for.
     pub udp_all: Vec<SocketAddr>,
     pub tcp_all: Vec<SocketAddr>,
+    /// The admin GUI's HTTPS address.
+    pub gui: SocketAddr,
     pub log: PathBuf,
 }
 
@@ -101,6 +103,7 @@ impl Daemon {
             .arg("--data")
             .arg(data)
             .args(["run", "--sip-udp", "127.0.0.1:0", "--sip-tcp", "127.0.0.1:0", "--sip-tls", "127.0.0.1:0"])
+            .args(["--gui", "127.0.0.1:0"])
             .args(extra)
             .env_remove("PBXGUARD_DATA")
             .env("RUST_LOG", "info")
@@ -126,6 +129,7 @@ impl Daemon {
             tls: addr("tls"),
             udp_all: all("udp"),
             tcp_all: all("tcp"),
+            gui: listen["gui"].as_str().unwrap().parse().unwrap(),
             log,
         }
     }
@@ -321,3 +325,15 @@ pub const NFT_FIXTURE: &str = r#"table inet pbxguard {
 	}
 }
 "#;
+
+/// An HTTPS client for the admin GUI and API: it accepts the daemon's self-signed certificate, never
+/// follows redirects (tests look at them) and hands every status back as a response, not an error.
+pub fn https_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .tls_config(ureq::tls::TlsConfig::builder().disable_verification(true).build())
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into()
+}

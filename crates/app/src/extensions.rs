@@ -103,11 +103,20 @@ pub fn set_cos(store: &Store, number: &str, cos: Option<&str>) -> Result<()> {
 pub struct Limits {
     pub concurrent: Option<u32>,
     pub per_hour: Option<u32>,
+    /// Longest trunk call, seconds (0: no limit).
+    pub max_duration_secs: Option<u32>,
 }
 
-/// Changes an extension's limits. Each value is a whole number, "default" (back to the global setting)
-/// or absent (unchanged).
-pub fn set_limits(store: &Store, number: &str, concurrent: Option<&str>, per_hour: Option<&str>) -> Result<Limits> {
+/// Changes an extension's limits. Each value is a whole number (a duration such as `2h` or `off` for
+/// the longest trunk call), "default" (back to the global setting) or absent (unchanged). Nothing
+/// changes unless every value is valid.
+pub fn set_limits(
+    store: &Store,
+    number: &str,
+    concurrent: Option<&str>,
+    per_hour: Option<&str>,
+    max_duration: Option<&str>,
+) -> Result<Limits> {
     let Some(e) = store.extension(number)? else { return Err(not_found!("extension {number} does not exist")) };
     let parse = |flag: &str, v: Option<&str>, current: Option<u32>, max: u32| -> Result<Option<u32>> {
         match v {
@@ -121,8 +130,20 @@ pub fn set_limits(store: &Store, number: &str, concurrent: Option<&str>, per_hou
     };
     let concurrent = parse("concurrent", concurrent, e.max_calls, 1000)?;
     let per_hour = parse("per-hour", per_hour, e.calls_per_hour, 1_000_000)?;
+    let max_duration_secs = match max_duration {
+        None => e.max_call_secs,
+        Some("default") => None,
+        Some(v) => Some(
+            crate::settings::parse_max_trunk_duration(v)
+                .map(|ms| (ms / 1000) as u32)
+                .map_err(|err| invalid!("--max-duration {v:?}: {err}, or \"default\" for calls.max_trunk_duration"))?,
+        ),
+    };
     store.set_call_limits(number, concurrent, per_hour)?;
-    Ok(Limits { concurrent, per_hour })
+    if max_duration_secs != e.max_call_secs {
+        store.set_max_call_secs(number, max_duration_secs)?;
+    }
+    Ok(Limits { concurrent, per_hour, max_duration_secs })
 }
 
 /// Lifts a suspension; returns why it was suspended (`None`: it was not).
@@ -147,6 +168,8 @@ pub struct ExtensionView {
     pub suspended: Option<String>,
     pub max_calls: Option<u32>,
     pub calls_per_hour: Option<u32>,
+    /// Own longest trunk call, seconds (0: no limit); `None`: calls.max_trunk_duration.
+    pub max_call_secs: Option<u32>,
     pub compliant: bool,
     pub policy_violations: Option<String>,
     pub registrations: usize,
@@ -165,6 +188,7 @@ fn view(e: Extension, registrations: usize) -> ExtensionView {
         suspended: e.suspended,
         max_calls: e.max_calls,
         calls_per_hour: e.calls_per_hour,
+        max_call_secs: e.max_call_secs,
         policy_violations: e.policy_violations,
         created_at: e.created_at,
         updated_at: e.updated_at,
@@ -225,4 +249,79 @@ pub fn export(store: &Store) -> Result<Vec<ExportRow>> {
             }
         })
         .collect())
+}
+
+/// One page of a list, with what the pager needs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// How many rows the filter matches in all.
+    pub total: u64,
+    /// 1-based.
+    pub page: u64,
+    pub per_page: u64,
+}
+
+impl<T> Page<T> {
+    pub fn pages(&self) -> u64 {
+        self.total.div_ceil(self.per_page.max(1)).max(1)
+    }
+}
+
+/// Longest page a caller may ask for.
+pub const MAX_PER_PAGE: u64 = 500;
+
+/// One page of extensions (1-based `page`, `per_page` up to [`MAX_PER_PAGE`]), as [`list`] shows them:
+/// only that page is read, so 10,000 extensions cost what 50 do.
+pub fn page(
+    store: &Store,
+    filter: &pbxguard_store::ExtensionFilter<'_>,
+    page: u64,
+    per_page: u64,
+) -> Result<Page<ExtensionView>> {
+    if !(1..=MAX_PER_PAGE).contains(&per_page) {
+        return Err(invalid!("per page {per_page}: give 1 to {MAX_PER_PAGE}"));
+    }
+    if filter.text.is_some_and(|t| t.len() > 64) {
+        return Err(invalid!("search text too long: give at most 64 characters"));
+    }
+    let page = page.max(1);
+    let total = store.extensions_matching(filter)?;
+    let offset = (page - 1).saturating_mul(per_page);
+    let items = store
+        .extensions_page(filter, crate::clock::now_secs(), offset, per_page)?
+        .into_iter()
+        .map(|(e, regs)| view(e, regs as usize))
+        .collect();
+    Ok(Page { items, total, page, per_page })
+}
+
+/// What the password policy says of a candidate secret for `number`, before anything is stored:
+/// every reason it breaks, and whether the policy is enforced (then such a secret is refused).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SecretCheck {
+    pub enforced: bool,
+    pub reasons: Vec<String>,
+}
+
+pub fn check_secret(store: &Store, number: &str, secret: &str) -> Result<SecretCheck> {
+    if secret.len() > 1024 || number.len() > 64 {
+        return Err(invalid!("too long: a secret has at most 128 characters"));
+    }
+    let v = crate::policy::check(&crate::policy::policy(store)?, number, secret);
+    Ok(SecretCheck { enforced: crate::policy::enforced(store)?, reasons: v.iter().map(ToString::to_string).collect() })
+}
+
+/// Suspends an extension's outbound calls by hand, as the toll-fraud limits do, until [`enable`].
+pub fn suspend(store: &Store, number: &str, reason: &str) -> Result<()> {
+    let reason = reason.trim();
+    if reason.len() > 200 || reason.chars().any(char::is_control) {
+        return Err(invalid!("the reason must be at most 200 printable characters"));
+    }
+    let reason = if reason.is_empty() { "suspended by an operator" } else { reason };
+    if store.extension(number)?.is_none() {
+        return Err(not_found!("extension {number} does not exist"));
+    }
+    store.set_suspended(number, Some(reason))?;
+    Ok(())
 }

@@ -58,3 +58,17 @@ pub fn set_pin(store: &Store, req: SetPin<'_>) -> Result<Mailbox> {
 pub fn list(store: &Store) -> Result<Vec<Mailbox>> {
     Ok(store.mailboxes()?)
 }
+
+/// One page of mailboxes (1-based), `text` keeping those whose extension contains it.
+pub fn page(store: &Store, text: Option<&str>, page: u64, per_page: u64) -> Result<crate::extensions::Page<Mailbox>> {
+    if !(1..=crate::extensions::MAX_PER_PAGE).contains(&per_page) {
+        return Err(invalid!("per page {per_page}: give 1 to {}", crate::extensions::MAX_PER_PAGE));
+    }
+    if text.is_some_and(|t| t.len() > 64) {
+        return Err(invalid!("search text too long: give at most 64 characters"));
+    }
+    let page = page.max(1);
+    let total = store.mailboxes_matching(text)?;
+    let items = store.mailboxes_page(text, (page - 1).saturating_mul(per_page), per_page)?;
+    Ok(crate::extensions::Page { items, total, page, per_page })
+}

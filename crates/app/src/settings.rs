@@ -35,6 +35,20 @@ pub fn parse_algorithms(v: &str) -> std::result::Result<Vec<Algorithm>, String> 
     Ok(out)
 }
 
+/// Longest trunk call allowed as a limit (a week: nobody's legitimate call runs longer).
+pub const MAX_TRUNK_CALL_MS: u64 = 7 * 24 * 3_600_000;
+
+/// A longest trunk call (`calls.max_trunk_duration`, `ext limits --max-duration`), ms; 0 for `off`.
+pub fn parse_max_trunk_duration(v: &str) -> std::result::Result<u64, String> {
+    if v.trim() == "off" {
+        return Ok(0);
+    }
+    match pbxguard_shield::config::parse_duration_ms(v) {
+        Some(ms) if (1_000..=MAX_TRUNK_CALL_MS).contains(&ms) && ms % 1_000 == 0 => Ok(ms),
+        _ => Err("expected a duration from 1s to 7d in whole seconds, such as 4h, 90m or 30s, or off".into()),
+    }
+}
+
 pub const SETTINGS: &[SettingDef] = &[
     SettingDef {
         key: "sip.realm",
@@ -258,6 +272,12 @@ pub const SETTINGS: &[SettingDef] = &[
         },
     },
     SettingDef {
+        key: "calls.max_trunk_duration",
+        default: Some("4h"),
+        doc: "Toll fraud: the longest call through a trunk (outbound or inbound), counted from the answer, such as 4h or 90m: then pbxguard sends BYE to both parties, logs a `call-cut` event and ends the call in the calls log, so a hijacked call to a premium-rate number cannot run all weekend. Emergency calls and calls between extensions are never cut. `off`: no limit. From 1s to 7d; per extension: ext limits NUMBER --max-duration.",
+        validate: |v| parse_max_trunk_duration(v).map(drop),
+    },
+    SettingDef {
         key: "fraud.max_concurrent",
         default: Some("2"),
         doc: "Toll fraud: most concurrent outbound (trunk) calls per extension; one more gets 403 and a security event.",
@@ -341,6 +361,50 @@ pub const SETTINGS: &[SettingDef] = &[
         doc: "What the host firewall's input chain does with a packet no rule accepted (pbxguard firewall render/apply): drop (only the services of `pbxguard firewall wizard` are reachable) or accept (rules only count; bans and blacklists still drop). Takes effect at the next apply.",
         validate: |v| if v == "drop" || v == "accept" { Ok(()) } else { Err("expected drop or accept".into()) },
     },
+    SettingDef {
+        key: "acme.directory",
+        default: Some(""),
+        doc: "The ACME (RFC 8555) directory URL of the CA that issues the TLS certificate, such as https://acme-v02.api.letsencrypt.org/directory. With acme.domains set, the daemon obtains a certificate for them (HTTP-01) and renews it 30 days before it expires (checked hourly); `pbxguard cert acme` obtains one now. Empty: ACME off.",
+        validate: |v| {
+            if v.is_empty()
+                || (v.starts_with("https://") && v.len() <= 2048 && !v.chars().any(|c| c.is_control() || c == ' '))
+            {
+                Ok(())
+            } else {
+                Err("expected an https:// URL (ACME servers speak HTTPS only), or empty to turn ACME off".into())
+            }
+        },
+    },
+    SettingDef {
+        key: "acme.domains",
+        default: Some(""),
+        doc: "The DNS names the ACME certificate is for, comma-separated (the first is its subject). Each must resolve to this host, which must answer on acme.http_port from the internet. No wildcards (HTTP-01 cannot prove them).",
+        validate: crate::certs::check_acme_domains,
+    },
+    SettingDef {
+        key: "acme.email",
+        default: Some(""),
+        doc: "Contact address given to the ACME CA for its account (expiry warnings). Empty: none.",
+        validate: |v| {
+            let ok = v.is_empty()
+                || (v.len() <= 254
+                    && v.split_once('@').is_some_and(|(a, d)| !a.is_empty() && d.contains('.'))
+                    && !v.chars().any(|c| c.is_whitespace() || c.is_control() || c == ','));
+            if ok { Ok(()) } else { Err("expected an e-mail address such as admin@example.com, or empty".into()) }
+        },
+    },
+    SettingDef {
+        key: "acme.ca_file",
+        default: Some(""),
+        doc: "PEM file of the CA that signs the ACME server's own HTTPS certificate, trusted instead of the public roots: for a private or test ACME server (pebble). Empty: the public roots.",
+        validate: |v| if v.is_empty() { Ok(()) } else { absolute_path(v) },
+    },
+    SettingDef {
+        key: "acme.http_port",
+        default: Some("80"),
+        doc: "TCP port the daemon answers ACME HTTP-01 challenges on while it obtains a certificate (the CA connects to port 80; another port only behind a redirect, or for a test CA). Opened only during an order.",
+        validate: |v| count(v, 1, 65535),
+    },
 ];
 
 /// Words every phone's User-Agent or From header may contain: as a scanner pattern each would ban real
@@ -417,6 +481,13 @@ pub fn get(store: &Store, key: &str) -> Result<String> {
 pub fn default_value(key: &str) -> Result<String> {
     let d = def(key)?;
     Ok(d.default.map_or_else(host_name, str::to_owned))
+}
+
+/// The values a setting takes, as its validation words them (what it says of an empty value);
+/// `None` when an empty value is allowed too.
+pub fn allowed(key: &str) -> Result<Option<String>> {
+    let d = def(key)?;
+    Ok((d.validate)("").err().map(|e| e.trim_start_matches("\"\": ").trim_start_matches("\"\" ").to_owned()))
 }
 
 fn get_num<T: std::str::FromStr>(store: &Store, key: &str) -> Result<T> {
@@ -565,6 +636,19 @@ pub fn initialise(store: &Store) -> Result<()> {
         store.set_setting("sip.realm", &host_name())?;
     }
     Ok(())
+}
+
+/// The ACME settings, read together.
+pub fn acme(store: &pbxguard_store::Store) -> Result<crate::certs::AcmeSettings> {
+    let get = |k| get(store, k);
+    let ca = get("acme.ca_file")?;
+    Ok(crate::certs::AcmeSettings {
+        directory: get("acme.directory")?,
+        domains: get("acme.domains")?.split(',').map(|d| d.trim().to_owned()).filter(|d| !d.is_empty()).collect(),
+        email: get("acme.email")?,
+        ca_file: (!ca.is_empty()).then(|| std::path::PathBuf::from(ca)),
+        http_port: get("acme.http_port")?.parse().map_err(|_| invalid!("acme.http_port is invalid; set it again"))?,
+    })
 }
 
 #[cfg(test)]

@@ -64,6 +64,7 @@ pub fn directory(store: &Store) -> Result<Directory> {
                 cos: e.cos,
                 suspended: e.suspended.is_some(),
                 limits: pbxguard_shield::ExtensionLimits { max_concurrent: e.max_calls, per_hour: e.calls_per_hour },
+                max_trunk_call_ms: e.max_call_secs.map(|s| u64::from(s) * 1000),
             },
         );
     }
@@ -79,6 +80,11 @@ pub fn dialplan(store: &Store, resolver: &dyn Resolver) -> Result<DialPlan> {
         limits: crate::settings::call_limits(store)?,
         max_call_ms: pbxguard_shield::config::parse_duration_ms(&crate::settings::get(store, "calls.max_duration")?)
             .unwrap_or(4 * 3_600_000),
+        max_trunk_call_ms: crate::settings::parse_max_trunk_duration(&crate::settings::get(
+            store,
+            "calls.max_trunk_duration",
+        )?)
+        .map_err(|e| invalid!("stored calls.max_trunk_duration: {e}"))?,
         ..DialPlan::default()
     };
     for t in store.trunks()? {

@@ -10,20 +10,25 @@ mod bindings;
 mod blacklists;
 mod calls;
 mod changes;
+mod config_pages;
 mod extensions;
 mod firewall;
 mod migrations;
+mod reports;
 mod security;
 mod settings;
+mod tokens;
 
 pub use accounts::{Admin, Mailbox};
 pub use bindings::Binding;
 pub use blacklists::BlacklistInfo;
 pub use calls::{CallRow, CosRow, DidRow, RouteRow, TrunkRow};
-pub use changes::{Change, Topic};
-pub use extensions::{Credentials, Extension};
+pub use changes::{Change, ChangeFeed, SqliteFeed, Topic};
+pub use extensions::{Credentials, Extension, ExtensionFilter};
 pub use firewall::{ApplyRow, ApplyState, FirewallServiceRow};
+pub use reports::EventQuery;
 pub use security::{AclRow, BanOp, BanRow, EventRow};
+pub use tokens::TokenRow;
 
 use rusqlite::Connection;
 use std::path::Path;

@@ -1,0 +1,43 @@
+//! The store for HTTP handlers: SQLite calls block, so they run on tokio's blocking threads, each
+//! with a connection from a small pool (WAL lets readers run beside the daemon's writer). At most
+//! `MAX` run at once, so a burst of requests queues here instead of opening connections without end.
+
+use pbxguard_store::Store;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use tokio::sync::Semaphore;
+
+const MAX: usize = 8;
+
+pub(crate) struct Db {
+    data: PathBuf,
+    idle: Mutex<Vec<Store>>,
+    running: Semaphore,
+}
+
+impl Db {
+    pub(crate) fn new(data: PathBuf) -> Self {
+        Self { data, idle: Mutex::new(Vec::new()), running: Semaphore::new(MAX) }
+    }
+
+    /// Runs `f` with a connection, off the async threads.
+    pub(crate) async fn run<T: Send + 'static>(
+        self: &std::sync::Arc<Self>,
+        f: impl FnOnce(&mut Store) -> pbxguard_app::Result<T> + Send + 'static,
+    ) -> pbxguard_app::Result<T> {
+        let _slot = self.running.acquire().await.map_err(|_| pbxguard_app::Error::Io("shutting down".into()))?;
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let taken = me.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let mut store = match taken {
+                Some(s) => s,
+                None => pbxguard_app::open_store(&me.data)?,
+            };
+            let r = f(&mut store);
+            me.idle.lock().unwrap_or_else(|e| e.into_inner()).push(store);
+            r
+        })
+        .await
+        .map_err(|e| pbxguard_app::Error::Io(format!("a database task failed: {e}")))?
+    }
+}
