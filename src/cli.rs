@@ -467,6 +467,22 @@ pub(crate) enum AdminCommand {
         #[arg(long)]
         generate: bool,
     },
+    /// Add an admin account (the password policy applies); it must change its password at first login.
+    Add {
+        /// The new admin's name (letters, digits, '.', '_', '-').
+        name: String,
+        /// The first password (visible in the process list and shell history: prefer --generate).
+        #[arg(long, conflicts_with = "generate")]
+        password: Option<String>,
+        /// Generate a strong random password and print it once.
+        #[arg(long)]
+        generate: bool,
+    },
+    /// Delete an admin account (never the last one).
+    Del {
+        /// The admin's name.
+        name: String,
+    },
     /// Admin accounts and whether their password must be changed.
     List {
         /// Print JSON (fields in README, "--json output").
@@ -776,6 +792,7 @@ pub(crate) enum FirewallCommand {
 pub(crate) enum CertCommand {
     /// The certificate in use: subject, names, issuer, serial, validity, key type, and a pending CSR.
     Show {
+        /// Print JSON (fields in README, "--json output").
         #[arg(long)]
         json: bool,
     },
@@ -787,6 +804,7 @@ pub(crate) enum CertCommand {
         chain: PathBuf,
         /// PEM file: its private key (PKCS#8, SEC1 or PKCS#1, not encrypted).
         key: Option<PathBuf>,
+        /// Print JSON (fields in README, "--json output").
         #[arg(long)]
         json: bool,
     },
@@ -803,6 +821,7 @@ pub(crate) enum CertCommand {
     /// Obtain a certificate now from the ACME CA in the settings (acme.directory, acme.domains,
     /// acme.email, acme.ca_file), answering HTTP-01 on acme.http_port. The daemon renews it by itself.
     Acme {
+        /// Print JSON (fields in README, "--json output").
         #[arg(long)]
         json: bool,
     },
