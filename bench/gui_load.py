@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Admin GUI and API under load (issue 13): with 10,000 extensions and 100,000 security events in the
 store, each page or API list is hit by 50 concurrent clients (wrk, closed loop: 50 connections, each
-sending its next request when the last is answered) for --dur seconds; p50/p99 and requests/s. The
+sending its next request when the last is answered) for --dur seconds, after one second of a single
+client (the dashboard's shared summary is computed at its first view); p50/p99 and requests/s. The
 floor is a static file served through the same TLS stack and router (the job minus the page's work).
 
 Then the cost to SIP: p99 of authenticated REGISTER exchanges (REGISTER -> 401 -> REGISTER+digest ->
 200, own timestamps, one exchange at a time at --reg-rate/s) alone, and again while wrk loads the
-events page.
+extensions page (the costliest per request).
 
 Usage: bench/gui_load.py [--dur 10] [--conns 50] [--reg-rate 200] [--work /tmp/pbxguard-guibench]
 Needs: wrk (apt), sqlite3, a release build. Reuses the 10,000 benchmark extensions of the other
@@ -17,7 +18,7 @@ import argparse, hashlib, json, os, re, shutil, socket, ssl, subprocess, sys, th
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import BIN, Pbxguard, free_port, users  # noqa: E402
 
-PASSWORD = "Bench-Admin-2026!"
+PASSWORD = "Bench-Gui-Load-2026!"
 
 
 def prepare(work):
@@ -151,11 +152,14 @@ def main():
         print(f"| target | req/s | p50 | p99 | non-2xx |  ({a.conns} connections, {a.dur} s each, load {os.getloadavg()[0]:.1f})")
         print("| --- | --- | --- | --- | --- |")
         for name, path in targets:
+            # One client for a second first: the dashboard's shared summary is computed once, at the
+            # first view, and cached; the table is about the steady state.
+            wrk(f"https://{gui}{path}", cookie, 1, 1)
             r = wrk(f"https://{gui}{path}", cookie, a.dur, a.conns)
             print(f"| {name} | {r['rps']:.0f} | {r['p50']} | {r['p99']} | {r['non2xx']} |", flush=True)
         alone = register_p99(sip_port, a.reg_rate, a.dur)
         loaded = {}
-        t = threading.Thread(target=lambda: loaded.update(wrk(f"https://{gui}/events", cookie, a.dur + 2, a.conns)))
+        t = threading.Thread(target=lambda: loaded.update(wrk(f"https://{gui}/extensions", cookie, a.dur + 2, a.conns)))
         t.start()
         time.sleep(1)
         busy = register_p99(sip_port, a.reg_rate, a.dur)
@@ -164,7 +168,7 @@ def main():
         print("| REGISTER exchanges | done/sent | p50 ms | p99 ms |")
         print("| --- | --- | --- | --- |")
         print(f"| alone | {alone[0]}/{alone[1]} | {alone[2]:.2f} | {alone[3]:.2f} |")
-        print(f"| with the events page under {a.conns} clients ({loaded.get('rps', 0):.0f} req/s) | {busy[0]}/{busy[1]} "
+        print(f"| with the extensions page (the costliest) under {a.conns} clients ({loaded.get('rps', 0):.0f} req/s) | {busy[0]}/{busy[1]} "
               f"| {busy[2]:.2f} | {busy[3]:.2f} |")
     finally:
         proc.terminate()

@@ -13,6 +13,7 @@ mod lock;
 mod mmsg;
 mod net;
 mod nft;
+mod nice;
 mod persist;
 mod reload;
 mod report;
@@ -107,6 +108,7 @@ fn restore_bindings(store: &Store, svc: &mut Service, gate: &mut Shield) -> Resu
 fn init_logging(cfg: &Config) -> signals::LogLevel {
     use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| signals::filter(&cfg.log.level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
     let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
     // Colour only on a terminal: log files and journald get plain text.
@@ -284,13 +286,15 @@ pub(crate) fn run(data: Option<PathBuf>, args: Options) -> Result<()> {
                 sessions: gui::Sessions::new(),
                 started: std::time::Instant::now(),
             });
-            Some(gui::start(&rt, addr, cfg.gui.max_connections, shared)?)
+            Some(gui::start(addr, cfg.gui.max_connections, shared)?)
         }
         _ => None,
     };
     if let Some(cert) = &server_cert {
         acme::start(&rt, data.clone(), cert.clone())?;
     }
+    // Kept until the daemon stops: dropping it stops the GUI.
+    let (gui_bound, _gui_rt) = gui_bound.unzip();
     write_listen_file(&data, &udp_bound, &tcp_bound, &tls_bound, gui_bound)?;
     tracing::info!(udp = ?udp_bound, tcp = ?tcp_bound, tls = ?tls_bound, gui = ?gui_bound, "pbxguard ready");
     signals::start_watchdog(net.state.clone())?;

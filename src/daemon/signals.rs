@@ -82,7 +82,7 @@ impl Reloader {
             tracing::info!("log.level changed, but RUST_LOG is set and wins");
             return;
         }
-        match EnvFilter::try_new(level) {
+        match filter(level) {
             Ok(f) => match self.log.reload(f) {
                 Ok(()) => tracing::info!(level, "log level changed"),
                 Err(e) => tracing::error!(error = %e, "log level not changed"),
@@ -90,6 +90,14 @@ impl Reloader {
             Err(e) => tracing::error!(level, error = %e, "log.level is not a valid filter; the level in force is kept"),
         }
     }
+}
+
+/// The log filter for `log.level`. rustls warns once per handshake about what a client sent (an IP
+/// address as SNI, as curl and wrk do): anyone connecting could fill the log, so its warnings are
+/// left out unless the level names rustls itself.
+pub(crate) fn filter(level: &str) -> Result<EnvFilter, tracing_subscriber::filter::ParseError> {
+    let f = EnvFilter::try_new(level)?;
+    if level.contains("rustls") { Ok(f) } else { Ok(f.add_directive("rustls=error".parse()?)) }
 }
 
 /// The signals the daemon handles, caught from the moment this is built (SIGHUP's default action

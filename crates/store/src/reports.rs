@@ -126,9 +126,14 @@ impl Store {
         Ok(rows)
     }
 
-    /// The event kinds present in the log, by name (an index-only scan).
+    /// The event kinds present in the log, by name: one index seek per kind (a skip scan), since
+    /// `SELECT DISTINCT` reads every entry of the index — 5 ms on 100,000 events, on every page view.
     pub fn event_kinds(&self) -> Result<Vec<String>> {
-        let mut st = self.conn.prepare_cached("SELECT DISTINCT kind FROM events ORDER BY kind")?;
+        let mut st = self.conn.prepare_cached(
+            "WITH RECURSIVE k(kind) AS (SELECT MIN(kind) FROM events
+                UNION ALL SELECT (SELECT MIN(kind) FROM events WHERE kind > k.kind) FROM k WHERE k.kind IS NOT NULL)
+             SELECT kind FROM k WHERE kind IS NOT NULL",
+        )?;
         Ok(st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?)
     }
 

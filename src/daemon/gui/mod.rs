@@ -83,13 +83,25 @@ pub(crate) fn listen_addr(flag: Option<&str>, cfg: &crate::config::GuiConfig) ->
     .map_err(anyhow::Error::msg)
 }
 
-/// Binds the listener now (so a taken port is an error at start, naming it) and serves on `rt`.
+/// Nice value of the GUI's threads (its async workers and its blocking pool: rendering, TLS,
+/// database reads, password hashing): below SIP's, so a busy GUI does not delay SIP.
+const NICE: i32 = 10;
+
+/// Binds the listener now (so a taken port is an error at start, naming it) and serves on a runtime
+/// of its own, whose threads run at a lower priority than SIP's. Returns the runtime: dropping it
+/// stops the GUI.
 pub(crate) fn start(
-    rt: &tokio::runtime::Runtime,
     addr: SocketAddr,
     max_connections: usize,
     gui: Shared,
-) -> Result<SocketAddr> {
+) -> Result<(SocketAddr, tokio::runtime::Runtime)> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(16)
+        .enable_all()
+        .thread_name("pbxguard-gui")
+        .on_thread_start(|| crate::daemon::nice::lower_this_thread(NICE))
+        .build()?;
     let listener = rt.block_on(async {
         let sock = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
         sock.set_reuseaddr(true)?;
@@ -104,7 +116,7 @@ pub(crate) fn start(
     let acceptor = super::tls::acceptor(gui.cert.clone())?;
     let app = router(gui.clone());
     rt.spawn(serve(listener, acceptor, app, gui, max_connections));
-    Ok(bound)
+    Ok((bound, rt))
 }
 
 async fn serve(listener: TcpListener, acceptor: TlsAcceptor, app: Router, gui: Shared, max: usize) {

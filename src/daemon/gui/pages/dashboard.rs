@@ -35,6 +35,8 @@ pub(super) fn routes() -> Router<Shared> {
 static CACHE: Mutex<Option<(Instant, Arc<Dashboard>)>> = Mutex::new(None);
 /// A recomputation is running: others keep serving the previous summary meanwhile.
 static REFRESHING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Viewers arriving before the first summary exists wait for one computation, not one each.
+static FIRST: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn compute(gui: &Shared) -> pbxguard_app::Result<Arc<Dashboard>> {
     let now = pbxguard_app::clock::now_ms() as i64;
@@ -62,7 +64,18 @@ async fn summary(gui: &Shared) -> pbxguard_app::Result<Arc<Dashboard>> {
             }
             Ok(d)
         }
-        None => compute(gui).await,
+        None => {
+            let _one = FIRST.lock().await;
+            if let Some((_, d)) = CACHE.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+                return Ok(d);
+            }
+            // In a task of its own: a viewer who gives up (a closed tab, a client timeout) must not
+            // take the computation with it, or a crowd of impatient clients never gets a summary.
+            let gui = gui.clone();
+            tokio::spawn(async move { compute(&gui).await })
+                .await
+                .map_err(|e| pbxguard_app::Error::Io(format!("the dashboard summary failed: {e}")))?
+        }
     }
 }
 
