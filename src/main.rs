@@ -8,6 +8,7 @@ mod cmd;
 mod config;
 mod daemon;
 mod download;
+mod host;
 mod nftcmd;
 mod resolve;
 

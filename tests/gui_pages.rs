@@ -5,58 +5,6 @@
 mod common;
 use common::*;
 
-/// A logged-in admin session (the forced first change done).
-struct Admin {
-    base: String,
-    agent: ureq::Agent,
-    cookie: String,
-    csrf: String,
-}
-
-const PASSWORD: &str = "Gui-Pages-0f-Entropy!";
-
-fn field<'a>(page: &'a str, name: &str) -> &'a str {
-    let marker = format!("name=\"{name}\" value=\"");
-    page.split(marker.as_str())
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap_or_else(|| panic!("no {name} in {page}"))
-}
-
-impl Admin {
-    fn login(daemon: &Daemon) -> Self {
-        let base = format!("https://{}", daemon.gui);
-        let agent = https_agent();
-        let r = agent.post(format!("{base}/login")).send_form([("user", "admin"), ("password", "admin")]).unwrap();
-        assert_eq!(r.status(), 303);
-        let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
-        let page = agent.get(format!("{base}/password")).header("cookie", &cookie).call().unwrap();
-        let page = page.into_body().read_to_string().unwrap();
-        let csrf = field(&page, "csrf").to_owned();
-        let r = agent
-            .post(format!("{base}/password"))
-            .header("cookie", &cookie)
-            .send_form([("csrf", csrf.as_str()), ("new", PASSWORD), ("confirm", PASSWORD)])
-            .unwrap();
-        assert_eq!(r.status(), 303, "the forced password change failed");
-        Self { base, agent, cookie, csrf }
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        let r = self.agent.get(format!("{}{path}", self.base)).header("cookie", &self.cookie).call().unwrap();
-        (r.status().as_u16(), r.into_body().read_to_string().unwrap())
-    }
-
-    /// Posts a form with the CSRF token; returns the status, the redirect target and the body.
-    fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, String, String) {
-        let mut all = vec![("csrf", self.csrf.as_str())];
-        all.extend_from_slice(form);
-        let r = self.agent.post(format!("{}{path}", self.base)).header("cookie", &self.cookie).send_form(all).unwrap();
-        let location = r.headers().get("location").map(|l| l.to_str().unwrap().to_owned()).unwrap_or_default();
-        (r.status().as_u16(), location, r.into_body().read_to_string().unwrap())
-    }
-}
-
 fn ext_json(data: &std::path::Path, number: &str) -> serde_json::Value {
     serde_json::from_str(&cli_ok(data, &["ext", "show", number, "--json"])).unwrap()
 }

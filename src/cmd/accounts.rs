@@ -37,6 +37,21 @@ pub(super) fn admin(store: &mut Store, cmd: AdminCommand) -> Result<()> {
                 None => outln!("admin {name}: password changed"),
             }
         }
+        AdminCommand::Add { name, password, generate } => {
+            let new = match (password, generate) {
+                (Some(p), false) => NewPassword::Given(p),
+                (None, true) => NewPassword::Generate,
+                _ => bail!("give exactly one of --password P or --generate"),
+            };
+            match admins::add(store, &name, new)? {
+                Some(p) => outln!("admin {name} added; first password (shown once, to be changed at first login): {p}"),
+                None => outln!("admin {name} added; it must change its password at first login"),
+            }
+        }
+        AdminCommand::Del { name } => {
+            admins::delete(store, &name, None)?;
+            outln!("admin {name} deleted");
+        }
         AdminCommand::List { json } => {
             let admins = admins::list(store)?;
             if json {

@@ -9,7 +9,6 @@
 //! refused and says how to proceed.
 
 use crate::cli::{FirewallCommand, FirewallSource};
-use crate::config::Config;
 use crate::nftcmd as nft;
 use crate::outln;
 use anyhow::{Context, Result, bail};
@@ -349,56 +348,9 @@ fn confirm_prompt(rollback_ms: u64) -> Result<bool> {
     Ok(matches!(prompt(&q)?.as_str(), "y" | "yes"))
 }
 
-/// What pbxguard and sshd listen on: a running daemon's `listen.json` (the ports it actually serves),
-/// else the configuration `run` would use; sshd's own configuration for SSH.
 fn host_ports(store: &Store, data: &Path, source: &FirewallSource) -> Result<HostPorts> {
-    let mut p = HostPorts { gui: vec![GUI_PORT], iax2: vec![IAX2_PORT], ..Default::default() };
-    let listen = std::fs::read_to_string(data.join("listen.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
-    if let Some(v) = listen {
-        let ports = |k: &str| -> Vec<u16> {
-            v[k].as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|a| a.as_str()?.parse::<std::net::SocketAddr>().ok())
-                .map(|a| a.port())
-                .collect()
-        };
-        (p.sip_udp, p.sip_tcp, p.sip_tls) = (ports("udp"), ports("tcp"), ports("tls"));
-        if v.get("gui").is_some() {
-            p.gui = ports("gui");
-        }
-        if v.get("iax").is_some() {
-            p.iax2 = ports("iax");
-        }
-    } else {
-        let cfg = match &source.config {
-            Some(path) => Config::load(path)?,
-            None => Config::default(),
-        };
-        let ports = |a: &[std::net::SocketAddr]| a.iter().map(|a| a.port()).collect();
-        (p.sip_udp, p.sip_tcp, p.sip_tls) = (ports(&cfg.sip.udp), ports(&cfg.sip.tcp), ports(&cfg.sip.tls));
-    }
-    p.ssh = ssh_ports(store, source.sshd_config.as_deref());
-    Ok(p)
+    crate::host::ports(store, data, source.config.as_deref(), source.sshd_config.as_deref())
 }
 
 /// Blacklist entries past which status does not list the kernel's blacklist sets.
 const LARGE_SET: i64 = 10_000;
-const GUI_PORT: u16 = 5555;
-const IAX2_PORT: u16 = 4569;
-
-/// sshd's ports as `pbxguard ssh status` reads them (`pbxguard_app::ssh::effective`: the file in setting
-/// `ssh.config`, or `--sshd-config`, with its Includes): one reading of sshd for the firewall, `ssh set`
-/// and `audit`. 22 when it cannot be read.
-fn ssh_ports(store: &Store, config: Option<&Path>) -> Vec<u16> {
-    let Ok(mut paths) = pbxguard_app::settings::ssh_paths(store) else { return vec![22] };
-    if let Some(c) = config {
-        paths.config = c.to_owned();
-    }
-    let mut ports = pbxguard_app::ssh::effective(&paths).map(|f| f.ports).unwrap_or_default();
-    ports.sort_unstable();
-    ports.dedup();
-    if ports.is_empty() { vec![22] } else { ports }
-}

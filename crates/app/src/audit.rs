@@ -666,7 +666,7 @@ fn certificate(c: &Certificate, now: i64) -> Vec<Finding> {
                 format!("the TLS certificate expires in {days} days")
             },
             format!("{}", c.path.display()),
-            "install a new certificate (tls.cert and tls.key in the config file), then send SIGHUP".into(),
+            "pbxguard cert import CHAIN.pem KEY.pem   (or pbxguard cert acme); a running daemon serves it within two seconds".into(),
         ));
     }
     if c.self_signed {
@@ -675,7 +675,7 @@ fn certificate(c: &Certificate, now: i64) -> Vec<Finding> {
             Severity::Low,
             "the TLS certificate is self-signed".into(),
             format!("{}: phones cannot verify it is this server", c.path.display()),
-            "use a certificate from a CA (tls.cert and tls.key in the config file)".into(),
+            "use a certificate from a CA: pbxguard cert acme, or pbxguard cert csr then pbxguard cert import".into(),
         ));
     }
     out

@@ -52,6 +52,19 @@ pub fn add_trunk(store: &Store, t: NewTrunk, resolver: &dyn Resolver) -> Result<
     resolver
         .resolve(&host, port)
         .map_err(|e| invalid!("trunk host {host:?} does not resolve ({e}); give an IP address or a resolvable name"))?;
+    // The CLI's argument parser enforces these too; the GUI and the API rely on this check, since a
+    // user name without a secret would be stored as credentials that can never answer a challenge.
+    let given = [&username, &secret, &realm].iter().filter(|v| v.is_some()).count();
+    if given != 0 && given != 3 {
+        return Err(invalid!(
+            "trunk credentials need all three: the user name, the secret and the realm (--username, --secret, --realm)"
+        ));
+    }
+    if register.is_some() && username.is_none() {
+        return Err(invalid!(
+            "registering at the trunk (--register) needs its credentials: user name, secret and realm"
+        ));
+    }
     if tls_ca.is_some() && transport != TrunkTransport::Tls {
         return Err(invalid!("--tls-ca only applies to --transport tls (TLS trunks are verified against it)"));
     }
@@ -117,6 +130,24 @@ pub fn routes(store: &Store) -> Result<Vec<RouteRow>> {
     Ok(store.routes()?)
 }
 
+/// The route a dialled number takes (the first whose pattern matches, in the order the proxy tries
+/// them) and the number its trunk is sent after strip and prepend; `None`: no route matches, so the
+/// call is refused.
+pub fn route_for(store: &Store, number: &str) -> Result<Option<(RouteRow, String)>> {
+    // Bounded: an Asterisk pattern with several `.` backtracks, so a long number costs more per route.
+    if number.is_empty() || number.len() > 32 || !number.chars().all(|c| c.is_ascii_digit() || "+*#".contains(c)) {
+        return Err(invalid!("dialled number {number:?}: use 1-32 digits, + * or #"));
+    }
+    for r in store.routes()? {
+        if Pattern::parse(&r.pattern).is_ok_and(|p| p.matches(number)) {
+            let rest: String = number.chars().skip(r.strip as usize).collect();
+            let sent = format!("{}{rest}", r.prepend);
+            return Ok(Some((r, sent)));
+        }
+    }
+    Ok(None)
+}
+
 pub fn delete_route(store: &Store, id: i64) -> Result<()> {
     if !store.delete_route(id)? {
         return Err(not_found!("route {id} does not exist (pbxguard route list)"));
@@ -153,6 +184,11 @@ pub fn cos_list(store: &Store) -> Result<Vec<CosRow>> {
     Ok(store.cos_list()?)
 }
 
+/// How many extensions use each Class of Service, by name; one no extension uses is absent.
+pub fn cos_usage(store: &Store) -> Result<std::collections::BTreeMap<String, u64>> {
+    Ok(store.cos_usage()?.into_iter().collect())
+}
+
 pub fn delete_cos(store: &Store, name: &str) -> Result<()> {
     if !store.delete_cos(name)? {
         return Err(not_found!("class of service {name} does not exist"));
@@ -179,6 +215,10 @@ pub enum Classified {
 }
 
 pub fn classify(store: &Store, number: &str) -> Result<Classified> {
+    // Bounded: the plan's Asterisk patterns backtrack, so a long input costs more per pattern.
+    if number.len() > 64 {
+        return Err(invalid!("dialled number of {} characters: a number has at most 64", number.len()));
+    }
     let plan =
         NumberingPlan::by_name(&crate::settings::get(store, "calls.numbering_plan")?).map_err(|e| invalid!("{e}"))?;
     if store.extension(number)?.is_some() {

@@ -150,6 +150,28 @@ pub fn delete_acl(store: &Store, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Creates an ACL group, refused if the name is taken: a form that only adds must not replace a
+/// group by accident (`put_acl`, as `acl add` uses it, creates or replaces).
+pub fn create_acl(store: &Store, name: &str, rules: &[String], force: bool) -> Result<Vec<Rule>> {
+    if store.acl(name)?.is_some() {
+        return Err(conflict!("ACL group {name} already exists; change its networks in its row instead"));
+    }
+    put_acl(store, name, rules, force)
+}
+
+/// Replaces the rules of an existing ACL group; the extensions using it follow at once.
+pub fn edit_acl(store: &Store, name: &str, rules: &[String], force: bool) -> Result<Vec<Rule>> {
+    if store.acl(name)?.is_none() {
+        return Err(not_found!("no ACL group {name:?}; add it first"));
+    }
+    put_acl(store, name, rules, force)
+}
+
+/// How many extensions use each ACL group, by name; a group no extension uses is absent.
+pub fn acl_usage(store: &Store) -> Result<std::collections::BTreeMap<String, u64>> {
+    Ok(store.acl_usage()?.into_iter().collect())
+}
+
 /// The id after which the last `n` security events start.
 pub fn events_tail_start(store: &Store, n: i64) -> Result<i64> {
     Ok(store.events_tail_start(n.max(0))?)

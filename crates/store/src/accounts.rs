@@ -97,6 +97,12 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Deletes the account unless it is the last one (checked in the same statement, so two
+    /// concurrent deletions cannot leave none); returns whether it was deleted.
+    pub fn delete_admin(&self, name: &str) -> Result<bool> {
+        Ok(self.conn.execute("DELETE FROM admins WHERE name = ?1 AND (SELECT COUNT(*) FROM admins) > 1", [name])? > 0)
+    }
+
     pub fn set_admin_password(&self, name: &str, hash: &str, now: i64) -> Result<bool> {
         Ok(self.conn.execute(
             "UPDATE admins SET hash = ?2, must_change = 0, updated_at = ?3 WHERE name = ?1",

@@ -93,6 +93,15 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// How many extensions use each Class of Service, by name; one no extension uses is absent.
+    pub fn cos_usage(&self) -> Result<Vec<(String, u64)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT cos, COUNT(*) FROM extensions WHERE cos IS NOT NULL GROUP BY cos ORDER BY cos")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     pub fn cos_exists(&self, name: &str) -> Result<bool> {
         Ok(self.conn.query_row("SELECT 1 FROM cos WHERE name = ?1", [name], |_| Ok(())).optional()?.is_some())
     }

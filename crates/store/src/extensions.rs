@@ -244,6 +244,11 @@ impl Store {
 
     /// How many extensions the filter matches.
     pub fn extensions_matching(&self, f: &ExtensionFilter<'_>) -> Result<u64> {
+        // Unfiltered, SQLite counts the smallest index (0.1 ms for 10,000 extensions); the filter's
+        // expression makes it read every row (2 ms), on every view of the first page.
+        if f.text.is_none() && !f.suspended && !f.noncompliant {
+            return Ok(self.conn.prepare_cached("SELECT COUNT(*) FROM extensions")?.query_row([], |r| r.get(0))?);
+        }
         let sql = format!("SELECT COUNT(*) FROM extensions WHERE {}", ExtensionFilter::WHERE);
         Ok(self.conn.prepare_cached(&sql)?.query_row(params![f.text, f.suspended, f.noncompliant], |r| r.get(0))?)
     }

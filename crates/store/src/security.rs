@@ -209,6 +209,15 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// How many extensions use each ACL group, by name; a group no extension uses is absent.
+    pub fn acl_usage(&self) -> Result<Vec<(String, u64)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT acl, COUNT(*) FROM extensions WHERE acl IS NOT NULL GROUP BY acl ORDER BY acl")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     pub fn set_extension_acl(&self, number: &str, acl: Option<&str>) -> Result<()> {
         if self.conn.execute("UPDATE extensions SET acl = ?2 WHERE number = ?1", params![number, acl])? == 0 {
             return Err(StoreError::NoSuchExtension(number.to_owned()));

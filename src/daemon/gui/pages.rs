@@ -1,13 +1,22 @@
 //! The pages: one module per area, each a `Router` merged here.
 
+mod acls;
+mod admins;
+mod audit;
 mod bans;
 mod blacklists;
 mod calls;
+mod cos;
 mod dashboard;
+mod dids;
 mod events;
 mod extensions;
+mod firewall;
+mod routes;
 mod settings;
+mod ssh;
 mod tokens;
+mod trunks;
 mod trusted;
 mod ui;
 mod voicemail;
@@ -27,4 +36,13 @@ pub(super) fn routes() -> Router<Shared> {
         .merge(tokens::routes())
         .merge(voicemail::routes())
         .merge(extensions::routes())
+        .merge(admins::routes())
+        .merge(firewall::routes())
+        .merge(ssh::routes())
+        .merge(audit::routes())
+        .merge(acls::routes())
+        .merge(trunks::routes())
+        .merge(routes::routes())
+        .merge(dids::routes())
+        .merge(cos::routes())
 }

@@ -83,6 +83,11 @@ impl Sessions {
         self.table().remove(&key(token));
     }
 
+    /// Every session of `admin` ends: its account was deleted, or another admin set its password.
+    pub(super) fn end_all(&self, admin: &str) {
+        self.table().retain(|_, s| s.admin != admin);
+    }
+
     /// After a password change: this session may go on, every other one of that admin ends.
     pub(super) fn changed(&self, token: &str, admin: &str) {
         let k = key(token);
