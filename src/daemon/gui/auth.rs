@@ -4,7 +4,7 @@
 use super::access::{Authed, Scope, cookie_token};
 use super::layout;
 use super::sessions::{ABSOLUTE, COOKIE};
-use super::shared::{Peer, Shared, status_of};
+use super::shared::{Peer, Shared, reasons, status_of};
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -192,16 +192,6 @@ async fn change_password(
             (status_of(&e), password_form(&admin, &csrf, must, &reasons)).into_response()
         }
     }
-}
-
-/// The policy's message as a list: one reason per line, without the frame around them.
-pub(crate) fn reasons(message: &str) -> Vec<String> {
-    let lines: Vec<String> = message
-        .lines()
-        .map(|l| l.trim().trim_start_matches("- ").to_owned())
-        .filter(|l| !l.is_empty() && !l.starts_with("nothing was changed") && !l.ends_with("password policy:"))
-        .collect();
-    if lines.is_empty() { vec![message.to_owned()] } else { lines }
 }
 
 #[cfg(test)]

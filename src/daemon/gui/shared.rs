@@ -53,3 +53,13 @@ pub(crate) fn url_encode(s: &str) -> String {
         })
         .collect()
 }
+
+/// The policy's message as a list: one reason per line, without the frame around them.
+pub(crate) fn reasons(message: &str) -> Vec<String> {
+    let lines: Vec<String> = message
+        .lines()
+        .map(|l| l.trim().trim_start_matches("- ").to_owned())
+        .filter(|l| !l.is_empty() && !l.starts_with("nothing was changed") && !l.ends_with("password policy:"))
+        .collect();
+    if lines.is_empty() { vec![message.to_owned()] } else { lines }
+}

@@ -4,7 +4,7 @@
 
 use super::super::access::{Authed, Writer};
 use super::super::layout;
-use super::super::shared::{Shared, url_encode};
+use super::super::shared::{Shared, reasons, url_encode};
 use super::ui::{refused, shown_once};
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -45,16 +45,6 @@ enum Trouble<'a> {
     None,
     Add(&'a str),
     Row(&'a str, &'a str),
-}
-
-/// The policy's message as a list: one reason per line, the frame around them left out.
-fn reasons(message: &str) -> Vec<String> {
-    let lines: Vec<String> = message
-        .lines()
-        .map(|l| l.trim().trim_start_matches("- ").to_owned())
-        .filter(|l| !l.is_empty() && !l.starts_with("nothing was changed") && !l.ends_with("password policy:"))
-        .collect();
-    if lines.is_empty() { vec![message.to_owned()] } else { lines }
 }
 
 fn trouble_box(message: &str) -> Markup {
