@@ -511,7 +511,23 @@ fn toll_fraud_limits_refuse_and_suspend() {
     let other = Phone::new("1004", "Fraud!2026cd", daemon.udp);
     wait_for(Duration::from_secs(5), || (other.call("2125550008", &format!("g1-{}", rand_id())) == 180).then_some(()))
         .expect("1004 calls once it is loaded");
-    assert_eq!(other.call("2125550009", "g2"), 403, "its own limit of one concurrent call");
+    // The limit is a second change after the extension's own: the daemon may load the extension a
+    // moment before it. A call placed meanwhile rings; the first refused one must be refused by it.
+    let mut n = 0;
+    let refused = wait_for(Duration::from_secs(5), || {
+        n += 1;
+        let number = format!("21255501{n:02}");
+        (other.call(&number, &format!("g2-{}", rand_id())) == 403).then_some(number)
+    })
+    .expect("its own limit of one concurrent call refuses a second one");
+    let ev = wait_for(Duration::from_secs(5), || {
+        events(&d.0)
+            .into_iter()
+            .find(|e| e["kind"] == "call-refused" && e["detail"].as_str().is_some_and(|x| x.contains(refused.as_str())))
+    })
+    .expect("a call-refused event for the second call");
+    let detail = ev["detail"].as_str().unwrap();
+    assert!(detail.contains("at most 1 concurrent outbound calls"), "{detail}");
 }
 
 fn rand_id() -> u128 {
