@@ -23,7 +23,7 @@ fn served(to: SocketAddr) -> Option<(String, String)> {
         .output()
         .ok()?;
     let out = String::from_utf8_lossy(&o.stdout);
-    let serial = out.lines().find_map(|l| l.strip_prefix("serial="))?.trim_start_matches('0').to_ascii_uppercase();
+    let serial = out.lines().find_map(|l| l.strip_prefix("serial="))?.to_ascii_uppercase();
     let issuer = out.lines().find_map(|l| l.strip_prefix("issuer="))?.trim().to_owned();
     Some((serial, issuer))
 }
