@@ -471,6 +471,14 @@ fn toll_fraud_limits_refuse_and_suspend() {
     add_trunk(&d.0, trunk.port());
     cli_ok(&d.0, &["ext", "add", "1003", "--secret", "Fraud!2026ab"]);
     cli_ok(&d.0, &["settings", "set", "fraud.calls_per_hour", "4"]);
+    // An extension with its own limit, one concurrent trunk call, set before the daemon starts: set
+    // while it runs, the limit is a second change after the extension's own and may reach the daemon
+    // a moment after the extension does.
+    cli_ok(&d.0, &["ext", "add", "1004", "--secret", "Fraud!2026cd"]);
+    let out = cli_ok(&d.0, &["ext", "limits", "1004", "--concurrent", "1"]);
+    assert!(out.contains("at most 1 concurrent"), "{out}");
+    let bad = cli(&d.0, &["ext", "limits", "1004", "--per-hour", "0"]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("from 1 to"));
     let daemon = Daemon::start(&d.0);
     let phone = Phone::new("1003", "Fraud!2026ab", daemon.udp);
     // The default limit is two concurrent outbound calls: the third is refused, without suspension.
@@ -502,28 +510,14 @@ fn toll_fraud_limits_refuse_and_suspend() {
     let out = cli_ok(&d.0, &["ext", "enable", "1003"]);
     assert!(out.contains("re-enabled"), "{out}");
     assert!(ext(&d.0)["suspended"].is_null());
-    // An extension with its own limit: one concurrent trunk call.
-    cli_ok(&d.0, &["ext", "add", "1004", "--secret", "Fraud!2026cd"]);
-    let out = cli_ok(&d.0, &["ext", "limits", "1004", "--concurrent", "1"]);
-    assert!(out.contains("at most 1 concurrent"), "{out}");
-    let bad = cli(&d.0, &["ext", "limits", "1004", "--per-hour", "0"]);
-    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("from 1 to"));
     let other = Phone::new("1004", "Fraud!2026cd", daemon.udp);
-    wait_for(Duration::from_secs(5), || (other.call("2125550008", &format!("g1-{}", rand_id())) == 180).then_some(()))
-        .expect("1004 calls once it is loaded");
-    // The limit is a second change after the extension's own: the daemon may load the extension a
-    // moment before it. A call placed meanwhile rings; the first refused one must be refused by it.
-    let mut n = 0;
-    let refused = wait_for(Duration::from_secs(5), || {
-        n += 1;
-        let number = format!("21255501{n:02}");
-        (other.call(&number, &format!("g2-{}", rand_id())) == 403).then_some(number)
-    })
-    .expect("its own limit of one concurrent call refuses a second one");
+    assert_eq!(other.call("2125550008", "g1"), 180);
+    assert_eq!(other.call("2125550009", "g2"), 403, "its own limit of one concurrent call");
+    let refused = "2125550009";
     let ev = wait_for(Duration::from_secs(5), || {
         events(&d.0)
             .into_iter()
-            .find(|e| e["kind"] == "call-refused" && e["detail"].as_str().is_some_and(|x| x.contains(refused.as_str())))
+            .find(|e| e["kind"] == "call-refused" && e["detail"].as_str().is_some_and(|x| x.contains(refused)))
     })
     .expect("a call-refused event for the second call");
     let detail = ev["detail"].as_str().unwrap();

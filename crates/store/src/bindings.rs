@@ -72,25 +72,10 @@ impl Store {
 
     /// Bindings still valid at `now`, ordered by extension.
     pub fn bindings(&self, now: i64) -> Result<Vec<Binding>> {
-        let mut st = self.conn.prepare(
-            "SELECT extension, uri, contact, expires_at, call_id, cseq, q, source, transport, user_agent, updated_at
-             FROM bindings WHERE expires_at > ?1 ORDER BY extension, uri",
-        )?;
-        let rows = st.query_map([now], |r| {
-            Ok(Binding {
-                extension: r.get(0)?,
-                uri: r.get(1)?,
-                contact: r.get(2)?,
-                expires_at: r.get(3)?,
-                call_id: r.get(4)?,
-                cseq: r.get(5)?,
-                q: r.get(6)?,
-                source: r.get(7)?,
-                transport: r.get(8)?,
-                user_agent: r.get(9)?,
-                updated_at: r.get(10)?,
-            })
-        })?;
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {BINDING_COLUMNS} FROM bindings WHERE expires_at > ?1 ORDER BY extension, uri"
+        ))?;
+        let rows = st.query_map([now], binding)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -98,6 +83,25 @@ impl Store {
     pub fn purge_expired_bindings(&self, now: i64) -> Result<usize> {
         Ok(self.conn.execute("DELETE FROM bindings WHERE expires_at <= ?1", [now])?)
     }
+}
+
+pub(crate) const BINDING_COLUMNS: &str =
+    "extension, uri, contact, expires_at, call_id, cseq, q, source, transport, user_agent, updated_at";
+
+pub(crate) fn binding(r: &rusqlite::Row<'_>) -> rusqlite::Result<Binding> {
+    Ok(Binding {
+        extension: r.get(0)?,
+        uri: r.get(1)?,
+        contact: r.get(2)?,
+        expires_at: r.get(3)?,
+        call_id: r.get(4)?,
+        cseq: r.get(5)?,
+        q: r.get(6)?,
+        source: r.get(7)?,
+        transport: r.get(8)?,
+        user_agent: r.get(9)?,
+        updated_at: r.get(10)?,
+    })
 }
 
 #[cfg(test)]

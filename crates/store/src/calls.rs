@@ -262,27 +262,10 @@ impl Store {
 
     /// Calls in progress first, then the most recent; at most `limit`.
     pub fn calls(&self, limit: u32) -> Result<Vec<CallRow>> {
-        let mut st = self.conn.prepare(
-            "SELECT call_id, caller, callee, category, trunk, source, state, status, started_at, answered_at, ended_at,
-                    end_reason
-             FROM calls ORDER BY (state = 'ended'), started_at DESC, rowid DESC LIMIT ?1",
-        )?;
-        let rows = st.query_map([limit], |r| {
-            Ok(CallRow {
-                call_id: r.get(0)?,
-                caller: r.get(1)?,
-                callee: r.get(2)?,
-                category: r.get(3)?,
-                trunk: r.get(4)?,
-                source: r.get(5)?,
-                state: r.get(6)?,
-                status: r.get(7)?,
-                started_at: r.get(8)?,
-                answered_at: r.get(9)?,
-                ended_at: r.get(10)?,
-                end_reason: r.get(11)?,
-            })
-        })?;
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {CALL_COLUMNS} FROM calls ORDER BY (state = 'ended'), started_at DESC, rowid DESC LIMIT ?1"
+        ))?;
+        let rows = st.query_map([limit], call)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -297,4 +280,24 @@ impl Store {
             .conn
             .execute("UPDATE calls SET state = 'ended', status = 503, ended_at = ?1 WHERE state != 'ended'", [now])?)
     }
+}
+
+pub(crate) const CALL_COLUMNS: &str = "call_id, caller, callee, category, trunk, source, state, status, started_at, answered_at, \
+                            ended_at, end_reason";
+
+pub(crate) fn call(r: &rusqlite::Row<'_>) -> rusqlite::Result<CallRow> {
+    Ok(CallRow {
+        call_id: r.get(0)?,
+        caller: r.get(1)?,
+        callee: r.get(2)?,
+        category: r.get(3)?,
+        trunk: r.get(4)?,
+        source: r.get(5)?,
+        state: r.get(6)?,
+        status: r.get(7)?,
+        started_at: r.get(8)?,
+        answered_at: r.get(9)?,
+        ended_at: r.get(10)?,
+        end_reason: r.get(11)?,
+    })
 }

@@ -2,6 +2,8 @@
 //! time (keyset or indexed offset paging), and aggregates computed in SQL so nothing loads a whole
 //! table to show a summary. The indexes they rely on come with migration 17.
 
+use crate::bindings::{BINDING_COLUMNS, binding};
+use crate::calls::{CALL_COLUMNS, call};
 use crate::{BanRow, Binding, CallRow, EventRow, Result, Store};
 use rusqlite::types::Value;
 use rusqlite::{Row, params, params_from_iter};
@@ -43,26 +45,6 @@ fn ban(r: &Row<'_>) -> rusqlite::Result<BanRow> {
         expires_ms: r.get(5)?,
         offence: r.get(6)?,
         note: r.get(7)?,
-    })
-}
-
-const CALL_COLUMNS: &str = "call_id, caller, callee, category, trunk, source, state, status, started_at, answered_at, \
-                            ended_at, end_reason";
-
-fn call(r: &Row<'_>) -> rusqlite::Result<CallRow> {
-    Ok(CallRow {
-        call_id: r.get(0)?,
-        caller: r.get(1)?,
-        callee: r.get(2)?,
-        category: r.get(3)?,
-        trunk: r.get(4)?,
-        source: r.get(5)?,
-        state: r.get(6)?,
-        status: r.get(7)?,
-        started_at: r.get(8)?,
-        answered_at: r.get(9)?,
-        ended_at: r.get(10)?,
-        end_reason: r.get(11)?,
     })
 }
 
@@ -244,27 +226,10 @@ impl Store {
     /// Registrations valid at `now` (seconds), by extension, one page: `(total, rows)`.
     pub fn bindings_page(&self, now: i64, offset: i64, limit: i64) -> Result<(i64, Vec<Binding>)> {
         let total = self.conn.query_row("SELECT COUNT(*) FROM bindings WHERE expires_at > ?1", [now], |r| r.get(0))?;
-        let mut st = self.conn.prepare_cached(
-            "SELECT extension, uri, contact, expires_at, call_id, cseq, q, source, transport, user_agent, updated_at
-             FROM bindings WHERE expires_at > ?1 ORDER BY extension, uri LIMIT ?2 OFFSET ?3",
-        )?;
-        let rows = st
-            .query_map(params![now, limit, offset.max(0)], |r| {
-                Ok(Binding {
-                    extension: r.get(0)?,
-                    uri: r.get(1)?,
-                    contact: r.get(2)?,
-                    expires_at: r.get(3)?,
-                    call_id: r.get(4)?,
-                    cseq: r.get(5)?,
-                    q: r.get(6)?,
-                    source: r.get(7)?,
-                    transport: r.get(8)?,
-                    user_agent: r.get(9)?,
-                    updated_at: r.get(10)?,
-                })
-            })?
-            .collect::<Result<_, _>>()?;
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {BINDING_COLUMNS} FROM bindings WHERE expires_at > ?1 ORDER BY extension, uri LIMIT ?2 OFFSET ?3"
+        ))?;
+        let rows = st.query_map(params![now, limit, offset.max(0)], binding)?.collect::<Result<_, _>>()?;
         Ok((total, rows))
     }
 
