@@ -13,6 +13,7 @@ use super::changes::Subscription;
 use crate::nftcmd as nft;
 use pbxguard_app::clock::now_ms;
 use pbxguard_app::firewall as fw;
+use pbxguard_store::prelude::*;
 use pbxguard_store::{ApplyState, Store};
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -32,6 +32,7 @@ use pbxguard_app::settings::{self, registrar_config};
 use pbxguard_app::{DEFAULT_DATA, open_store, views};
 use pbxguard_pbx::{Binding, Service};
 use pbxguard_shield::Shield;
+use pbxguard_store::prelude::*;
 use pbxguard_store::{Store, Topic};
 use state::State;
 use std::collections::HashMap;

@@ -11,6 +11,7 @@ use pbxguard_pbx::{Binding, Event};
 use pbxguard_shield::{Ban, Decision, Lifted, Prefix};
 use pbxguard_store::EventRow;
 use pbxguard_store::Store;
+use pbxguard_store::prelude::*;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -415,7 +416,9 @@ fn run(store: &mut Store, rx: &Receiver<Msg>, bans: &BanWrites, done: &(Mutex<bo
                     (ext, rows)
                 })
                 .collect();
-            if let Err(e) = store.replace_bindings_batch(rows.iter().map(|(e, r)| (e.as_str(), r.as_slice()))) {
+            if let Err(e) =
+                store.replace_bindings_batch(&rows.iter().map(|(e, r)| (e.as_str(), r.as_slice())).collect::<Vec<_>>())
+            {
                 tracing::error!(error = %e, "saving registrations failed");
             }
         }

@@ -6,6 +6,7 @@ use pbxguard_app::clock::{now_ms, now_secs};
 use pbxguard_app::settings::{self, registrar_config};
 use pbxguard_app::views;
 use pbxguard_shield::Prefix;
+use pbxguard_store::prelude::*;
 use pbxguard_store::{Store, Topic};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;

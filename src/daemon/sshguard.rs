@@ -16,6 +16,7 @@ use pbxguard_app::clock::now_ms;
 use pbxguard_app::ssh::{GuardSettings, LogSource};
 use pbxguard_shield::ssh::{self, SshKind};
 use pbxguard_shield::{Observation, Service};
+use pbxguard_store::prelude::*;
 use pbxguard_store::{EventRow, Store};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};

@@ -5,7 +5,7 @@ use crate::{Error, Result, invalid, not_found};
 use argon2::password_hash::{PasswordHasher, SaltString};
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use pbxguard_shield::PasswordPolicy;
-use pbxguard_store::{Admin, Store};
+use pbxguard_store::{Admin, Backend};
 use std::net::IpAddr;
 
 pub fn hash(secret: &str) -> Result<String> {
@@ -21,14 +21,14 @@ pub fn verify(secret: &str, phc: &str) -> bool {
     PasswordHash::new(phc).is_ok_and(|h| Argon2::default().verify_password(secret.as_bytes(), &h).is_ok())
 }
 
-pub fn ensure_default(store: &Store) -> Result<()> {
+pub fn ensure_default(store: &dyn Backend) -> Result<()> {
     if store.admins()?.is_empty() {
         store.ensure_admin("admin", &hash("admin")?, true, crate::clock::now_secs())?;
     }
     Ok(())
 }
 
-pub fn list(store: &Store) -> Result<Vec<Admin>> {
+pub fn list(store: &dyn Backend) -> Result<Vec<Admin>> {
     Ok(store.admins()?)
 }
 
@@ -44,7 +44,7 @@ pub enum Login {
 /// Verifies an admin login and records it as a security event (`admin-login` or
 /// `admin-login-failed`, with the source when known). An unknown account costs the same hash as a wrong
 /// password, and reads the same to the caller.
-pub fn login(store: &mut Store, name: &str, password: &str, from: Option<IpAddr>) -> Result<Login> {
+pub fn login(store: &mut dyn Backend, name: &str, password: &str, from: Option<IpAddr>) -> Result<Login> {
     ensure_default(store)?;
     let account = store.admin(name)?;
     // A fixed decoy keeps the timing of an unknown name equal to a wrong password.
@@ -103,7 +103,7 @@ fn chosen(name: &str, new: NewPassword) -> Result<(String, bool)> {
 
 /// Changes an account's password under the policy (not containing the account name, not the current
 /// one). Returns the generated password when one was asked for.
-pub fn set_password(store: &Store, name: &str, new: NewPassword) -> Result<Option<String>> {
+pub fn set_password(store: &dyn Backend, name: &str, new: NewPassword) -> Result<Option<String>> {
     let account =
         store.admin(name)?.ok_or_else(|| not_found!("no admin account {name:?} (see `pbxguard admin list`)"))?;
     let (password, generated) = chosen(name, new)?;
@@ -128,7 +128,7 @@ pub struct AdminView {
 }
 
 /// Every account with its last login, read from the event log (so bounded by its retention).
-pub fn overview(store: &Store) -> Result<Vec<AdminView>> {
+pub fn overview(store: &dyn Backend) -> Result<Vec<AdminView>> {
     let mut out = Vec::new();
     for a in store.admins()? {
         let q = pbxguard_store::EventQuery {
@@ -166,7 +166,7 @@ fn check_name(name: &str) -> Result<()> {
 /// Adds an admin account under the password policy. The account must change its password at its first
 /// login, as the first-run admin does: whoever chose this password is not its owner. Returns the
 /// generated password when one was asked for.
-pub fn add(store: &Store, name: &str, new: NewPassword) -> Result<Option<String>> {
+pub fn add(store: &dyn Backend, name: &str, new: NewPassword) -> Result<Option<String>> {
     check_name(name)?;
     if store.admin(name)?.is_some() {
         return Err(crate::conflict!("admin {name} already exists; nothing was added (change its password instead)"));
@@ -180,7 +180,7 @@ pub fn add(store: &Store, name: &str, new: NewPassword) -> Result<Option<String>
 
 /// Deletes an admin account: never the last one (nobody could log in again), never `acting`, the
 /// admin asking (they would lose the session they are using; another admin can do it).
-pub fn delete(store: &Store, name: &str, acting: Option<&str>) -> Result<()> {
+pub fn delete(store: &dyn Backend, name: &str, acting: Option<&str>) -> Result<()> {
     if store.admin(name)?.is_none() {
         return Err(not_found!("no admin account {name:?} (see `pbxguard admin list`)"));
     }
@@ -200,6 +200,8 @@ pub fn delete(store: &Store, name: &str, acting: Option<&str>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pbxguard_store::Store;
+    use pbxguard_store::prelude::*;
 
     fn store() -> Store {
         let s = Store::open_in_memory().unwrap();

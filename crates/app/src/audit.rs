@@ -5,7 +5,7 @@
 
 use crate::Result;
 use pbxguard_shield::{Categories, Category};
-use pbxguard_store::Store;
+use pbxguard_store::Backend;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -215,7 +215,7 @@ fn some_of(names: &[String]) -> String {
 }
 
 /// Runs every check. `data` is the data directory (for file permissions).
-pub fn run(store: &Store, data: &Path, host: &Host) -> Result<Report> {
+pub fn run(store: &dyn Backend, data: &Path, host: &Host) -> Result<Report> {
     let mut a = Audit { findings: Vec::new(), passed: Vec::new(), skipped: Vec::new() };
     a.check("admin-password", admin_passwords(store)?);
     match &host.root_default {
@@ -260,7 +260,7 @@ pub fn run(store: &Store, data: &Path, host: &Host) -> Result<Report> {
     })
 }
 
-fn admin_passwords(store: &Store) -> Result<Vec<Finding>> {
+fn admin_passwords(store: &dyn Backend) -> Result<Vec<Finding>> {
     let mut out = Vec::new();
     for admin in crate::admins::list(store)? {
         let default = crate::admins::verify("admin", &admin.hash);
@@ -296,7 +296,7 @@ fn root_password(found: Option<&str>) -> Vec<Finding> {
         .collect()
 }
 
-fn sip_secrets(store: &Store) -> Result<Vec<Finding>> {
+fn sip_secrets(store: &dyn Backend) -> Result<Vec<Finding>> {
     let bad: Vec<String> =
         crate::extensions::list(store)?.into_iter().filter(|e| !e.compliant).map(|e| e.number).collect();
     if bad.is_empty() {
@@ -314,7 +314,7 @@ fn sip_secrets(store: &Store) -> Result<Vec<Finding>> {
     )])
 }
 
-fn voicemail(store: &Store) -> Result<Vec<Finding>> {
+fn voicemail(store: &dyn Backend) -> Result<Vec<Finding>> {
     let todo: Vec<String> = crate::mailboxes::list(store)?
         .into_iter()
         .filter(|m| {
@@ -334,7 +334,7 @@ fn voicemail(store: &Store) -> Result<Vec<Finding>> {
     )])
 }
 
-fn acl_groups(store: &Store) -> Result<Vec<Finding>> {
+fn acl_groups(store: &dyn Backend) -> Result<Vec<Finding>> {
     let open: Vec<String> =
         crate::extensions::list(store)?.into_iter().filter(|e| e.acl.is_none()).map(|e| e.number).collect();
     if open.is_empty() {
@@ -349,7 +349,7 @@ fn acl_groups(store: &Store) -> Result<Vec<Finding>> {
     )])
 }
 
-fn class_of_service(store: &Store) -> Result<Vec<Finding>> {
+fn class_of_service(store: &dyn Backend) -> Result<Vec<Finding>> {
     let classes = store.cos_list()?;
     let costly = |allow: &str| {
         let c = Categories::parse(allow).unwrap_or_default();
@@ -398,7 +398,7 @@ fn lax(value: &str, default: &str) -> bool {
     matches!((rate(value), rate(default)), (Some(v), Some(d)) if v > d * 10.0)
 }
 
-fn get(store: &Store, key: &str) -> Result<String> {
+fn get(store: &dyn Backend, key: &str) -> Result<String> {
     crate::settings::get(store, key)
 }
 
@@ -406,7 +406,7 @@ fn default_of(key: &str) -> Result<String> {
     crate::settings::default_value(key)
 }
 
-fn fraud_limits(store: &Store) -> Result<Vec<Finding>> {
+fn fraud_limits(store: &dyn Backend) -> Result<Vec<Finding>> {
     let mut out = Vec::new();
     if get(store, "fraud.suspend")? != "true" {
         out.push(with_fix(
@@ -441,7 +441,7 @@ fn fraud_limits(store: &Store) -> Result<Vec<Finding>> {
     Ok(out)
 }
 
-fn detectors(store: &Store) -> Result<Vec<Finding>> {
+fn detectors(store: &dyn Backend) -> Result<Vec<Finding>> {
     let mut out = Vec::new();
     for key in ["shield.flood", "shield.brute_force", "shield.enumeration", "shield.malformed", "shield.user_attack"] {
         let (v, d) = (get(store, key)?, default_of(key)?);
@@ -487,7 +487,7 @@ fn detectors(store: &Store) -> Result<Vec<Finding>> {
     Ok(out)
 }
 
-fn blacklists(store: &Store, now: i64) -> Result<Vec<Finding>> {
+fn blacklists(store: &dyn Backend, now: i64) -> Result<Vec<Finding>> {
     let lists = crate::blacklist::stats(store)?;
     if lists.is_empty() {
         return Ok(vec![finding(
@@ -599,7 +599,7 @@ fn ssh_checks(ssh: &crate::ssh::SshFacts) -> Vec<Finding> {
     out
 }
 
-fn firewall(store: &Store, fw: &FirewallFacts) -> Result<Vec<Finding>> {
+fn firewall(store: &dyn Backend, fw: &FirewallFacts) -> Result<Vec<Finding>> {
     let enabled = get(store, "firewall.enabled").map(|v| v == "true").unwrap_or(false);
     let mut out = Vec::new();
     if !enabled || !fw.active {
@@ -682,7 +682,7 @@ fn certificate(c: &Certificate, now: i64) -> Vec<Finding> {
 }
 
 /// Applies the safe fixes of `report`; returns what changed, one line each.
-pub fn fix(store: &mut Store, report: &Report) -> Result<Vec<String>> {
+pub fn fix(store: &mut dyn Backend, report: &Report) -> Result<Vec<String>> {
     use std::os::unix::fs::PermissionsExt;
     let mut done = Vec::new();
     for f in report.findings.iter().filter(|f| f.auto_fix) {

@@ -4,7 +4,7 @@
 
 use crate::{Result, invalid, not_found};
 use pbxguard_shield::{ListName, Prefix, PrefixSet, parse_list};
-use pbxguard_store::{BlacklistInfo, Store};
+use pbxguard_store::{Backend, BlacklistInfo};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -39,7 +39,7 @@ pub struct Imported {
 /// Parses `text` (fetched from `source`) and stores it as list `name`, replacing its previous content
 /// in one transaction. `progress` is called with the entries written so far and the total.
 pub fn import(
-    store: &mut Store,
+    store: &mut dyn Backend,
     name: &str,
     source: &str,
     text: &str,
@@ -59,14 +59,14 @@ pub fn import(
     }
     let entries: Vec<String> = prefixes.iter().map(ToString::to_string).collect();
     let total = entries.len();
-    store.replace_blacklist(name, source, &entries, bad_lines as i64, crate::clock::now_secs(), |done| {
+    store.replace_blacklist(name, source, &entries, bad_lines as i64, crate::clock::now_secs(), &mut |done| {
         progress(done, total)
     })?;
     Ok(Imported { entries: entries.len(), bad_lines, too_broad })
 }
 
 /// Compiles every stored list into one prefix set, each range remembering its list's name.
-pub fn load(store: &Store) -> Result<PrefixSet<ListName>> {
+pub fn load(store: &dyn Backend) -> Result<PrefixSet<ListName>> {
     let mut names: std::collections::HashMap<String, ListName> = std::collections::HashMap::new();
     let mut entries = Vec::new();
     for (list, cidr) in store.blacklist_entries()? {
@@ -82,17 +82,17 @@ pub fn load(store: &Store) -> Result<PrefixSet<ListName>> {
 }
 
 /// What identifies the stored lists' content: reload only when it changes.
-pub fn fingerprint(store: &Store) -> Result<Vec<(String, i64, i64)>> {
+pub fn fingerprint(store: &dyn Backend) -> Result<Vec<(String, i64, i64)>> {
     Ok(store.blacklists()?.into_iter().map(|b| (b.name, b.refreshed_at, b.entries)).collect())
 }
 
 /// Every list with its size, source and last refresh.
-pub fn stats(store: &Store) -> Result<Vec<BlacklistInfo>> {
+pub fn stats(store: &dyn Backend) -> Result<Vec<BlacklistInfo>> {
     Ok(store.blacklists()?)
 }
 
 /// URL lists whose refresh interval has passed.
-pub fn due(store: &Store, interval_s: i64) -> Result<Vec<BlacklistInfo>> {
+pub fn due(store: &dyn Backend, interval_s: i64) -> Result<Vec<BlacklistInfo>> {
     let now = crate::clock::now_secs();
     Ok(store.blacklists()?.into_iter().filter(|b| is_url(&b.source) && b.refreshed_at + interval_s <= now).collect())
 }
@@ -106,7 +106,7 @@ pub struct Listed {
     pub trusted_by: Option<String>,
 }
 
-pub fn check(store: &Store, ip: IpAddr, trusted: &[Prefix]) -> Result<Option<Listed>> {
+pub fn check(store: &dyn Backend, ip: IpAddr, trusted: &[Prefix]) -> Result<Option<Listed>> {
     let set = load(store)?;
     Ok(set.lookup(ip).map(|(entry, list)| Listed {
         list: list.to_string(),
@@ -115,7 +115,7 @@ pub fn check(store: &Store, ip: IpAddr, trusted: &[Prefix]) -> Result<Option<Lis
     }))
 }
 
-pub fn delete(store: &Store, name: &str) -> Result<()> {
+pub fn delete(store: &dyn Backend, name: &str) -> Result<()> {
     if !store.delete_blacklist(name)? {
         return Err(not_found!("no blacklist named {name:?} (see `pbxguard blacklist stats`)"));
     }

@@ -3,7 +3,7 @@
 use crate::views::Resolver;
 use crate::{Result, invalid, not_found};
 use pbxguard_shield::{Categories, Category, CountryCode, NumberingPlan, Pattern};
-use pbxguard_store::{CallRow, CosRow, DidRow, RouteRow, Store, TrunkRow};
+use pbxguard_store::{Backend, CallRow, CosRow, DidRow, RouteRow, TrunkRow};
 
 use crate::validate::check_name;
 pub use crate::validate::{countries_text, parse_countries, require_cos};
@@ -43,7 +43,7 @@ pub struct NewTrunk {
 }
 
 /// Adds a trunk. Its host is resolved now, so a typo is reported here and not as calls that fail later.
-pub fn add_trunk(store: &Store, t: NewTrunk, resolver: &dyn Resolver) -> Result<()> {
+pub fn add_trunk(store: &dyn Backend, t: NewTrunk, resolver: &dyn Resolver) -> Result<()> {
     let NewTrunk { name, host, port, transport, username, secret, realm, register, tls_ca, allow_refer } = t;
     check_name("trunk", &name)?;
     if port == 0 {
@@ -101,11 +101,11 @@ pub fn add_trunk(store: &Store, t: NewTrunk, resolver: &dyn Resolver) -> Result<
     Ok(())
 }
 
-pub fn trunks(store: &Store) -> Result<Vec<TrunkRow>> {
+pub fn trunks(store: &dyn Backend) -> Result<Vec<TrunkRow>> {
     Ok(store.trunks()?)
 }
 
-pub fn delete_trunk(store: &Store, name: &str) -> Result<()> {
+pub fn delete_trunk(store: &dyn Backend, name: &str) -> Result<()> {
     if !store.delete_trunk(name)? {
         return Err(not_found!("trunk {name} does not exist"));
     }
@@ -113,7 +113,7 @@ pub fn delete_trunk(store: &Store, name: &str) -> Result<()> {
 }
 
 /// Adds a route; returns its id.
-pub fn add_route(store: &Store, pattern: &str, trunk: &str, strip: u32, prepend: &str) -> Result<i64> {
+pub fn add_route(store: &dyn Backend, pattern: &str, trunk: &str, strip: u32, prepend: &str) -> Result<i64> {
     Pattern::parse(pattern).map_err(|e| invalid!("{e}"))?;
     if !prepend.chars().all(|c| c.is_ascii_digit() || "+*#".contains(c)) {
         return Err(invalid!("--prepend {prepend:?}: digits, + * # only"));
@@ -126,14 +126,14 @@ pub fn add_route(store: &Store, pattern: &str, trunk: &str, strip: u32, prepend:
     Ok(store.add_route(pattern, trunk, strip, prepend)?)
 }
 
-pub fn routes(store: &Store) -> Result<Vec<RouteRow>> {
+pub fn routes(store: &dyn Backend) -> Result<Vec<RouteRow>> {
     Ok(store.routes()?)
 }
 
 /// The route a dialled number takes (the first whose pattern matches, in the order the proxy tries
 /// them) and the number its trunk is sent after strip and prepend; `None`: no route matches, so the
 /// call is refused.
-pub fn route_for(store: &Store, number: &str) -> Result<Option<(RouteRow, String)>> {
+pub fn route_for(store: &dyn Backend, number: &str) -> Result<Option<(RouteRow, String)>> {
     // Bounded: an Asterisk pattern with several `.` backtracks, so a long number costs more per route.
     if number.is_empty() || number.len() > 32 || !number.chars().all(|c| c.is_ascii_digit() || "+*#".contains(c)) {
         return Err(invalid!("dialled number {number:?}: use 1-32 digits, + * or #"));
@@ -148,7 +148,7 @@ pub fn route_for(store: &Store, number: &str) -> Result<Option<(RouteRow, String
     Ok(None)
 }
 
-pub fn delete_route(store: &Store, id: i64) -> Result<()> {
+pub fn delete_route(store: &dyn Backend, id: i64) -> Result<()> {
     if !store.delete_route(id)? {
         return Err(not_found!("route {id} does not exist (pbxguard route list)"));
     }
@@ -165,7 +165,7 @@ pub struct AddedCos {
 
 /// Adds a Class of Service. `countries` (`44,49,33`) restricts its international calls to those E.164
 /// country codes; it needs `international` in `allow`.
-pub fn add_cos(store: &Store, name: &str, allow: &str, countries: Option<&str>) -> Result<AddedCos> {
+pub fn add_cos(store: &dyn Backend, name: &str, allow: &str, countries: Option<&str>) -> Result<AddedCos> {
     check_name("class of service", name)?;
     let cats = Categories::parse(allow).map_err(|e| invalid!("--allow: {e}"))?;
     let countries = countries.map(parse_countries).transpose()?;
@@ -180,16 +180,16 @@ pub fn add_cos(store: &Store, name: &str, allow: &str, countries: Option<&str>) 
     Ok(AddedCos { allow: cats, countries })
 }
 
-pub fn cos_list(store: &Store) -> Result<Vec<CosRow>> {
+pub fn cos_list(store: &dyn Backend) -> Result<Vec<CosRow>> {
     Ok(store.cos_list()?)
 }
 
 /// How many extensions use each Class of Service, by name; one no extension uses is absent.
-pub fn cos_usage(store: &Store) -> Result<std::collections::BTreeMap<String, u64>> {
+pub fn cos_usage(store: &dyn Backend) -> Result<std::collections::BTreeMap<String, u64>> {
     Ok(store.cos_usage()?.into_iter().collect())
 }
 
-pub fn delete_cos(store: &Store, name: &str) -> Result<()> {
+pub fn delete_cos(store: &dyn Backend, name: &str) -> Result<()> {
     if !store.delete_cos(name)? {
         return Err(not_found!("class of service {name} does not exist"));
     }
@@ -214,7 +214,7 @@ pub enum Classified {
     },
 }
 
-pub fn classify(store: &Store, number: &str) -> Result<Classified> {
+pub fn classify(store: &dyn Backend, number: &str) -> Result<Classified> {
     // Bounded: the plan's Asterisk patterns backtrack, so a long input costs more per pattern.
     if number.len() > 64 {
         return Err(invalid!("dialled number of {} characters: a number has at most 64", number.len()));
@@ -233,7 +233,7 @@ pub fn classify(store: &Store, number: &str) -> Result<Classified> {
     })
 }
 
-pub fn add_did(store: &Store, number: &str, extension: &str) -> Result<()> {
+pub fn add_did(store: &dyn Backend, number: &str, extension: &str) -> Result<()> {
     crate::validate::check_number(number)?;
     if store.extension(extension)?.is_none() {
         return Err(not_found!("extension {extension} does not exist"));
@@ -242,17 +242,17 @@ pub fn add_did(store: &Store, number: &str, extension: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn dids(store: &Store) -> Result<Vec<DidRow>> {
+pub fn dids(store: &dyn Backend) -> Result<Vec<DidRow>> {
     Ok(store.dids()?)
 }
 
-pub fn delete_did(store: &Store, number: &str) -> Result<()> {
+pub fn delete_did(store: &dyn Backend, number: &str) -> Result<()> {
     if !store.delete_did(number)? {
         return Err(not_found!("DID {number} does not exist"));
     }
     Ok(())
 }
 
-pub fn calls(store: &Store, last: u32) -> Result<Vec<CallRow>> {
+pub fn calls(store: &dyn Backend, last: u32) -> Result<Vec<CallRow>> {
     Ok(store.calls(last)?)
 }

@@ -3,7 +3,7 @@
 
 use crate::Result;
 use crate::policy::Reviewed;
-use pbxguard_store::Store;
+use pbxguard_store::Backend;
 
 /// What changing a setting did besides storing it.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -20,7 +20,7 @@ pub struct Review {
 }
 
 /// Validates and stores a setting, or explains what is wrong and changes nothing.
-pub fn set(store: &mut Store, key: &str, value: &str) -> Result<Changed> {
+pub fn set(store: &mut dyn Backend, key: &str, value: &str) -> Result<Changed> {
     crate::settings::set(store, key, value)?;
     let review = if key.starts_with("password_policy.") && crate::policy::enforced(store)? {
         let fixed = crate::settings::get(store, "password_policy.autofix")? == "true";
@@ -33,7 +33,7 @@ pub fn set(store: &mut Store, key: &str, value: &str) -> Result<Changed> {
 
 /// Puts a setting back to its default (for `sip.realm`, the host name, under the same rule as `set`);
 /// returns the value now in force and what the change set off.
-pub fn reset(store: &mut Store, key: &str) -> Result<(String, Changed)> {
+pub fn reset(store: &mut dyn Backend, key: &str) -> Result<(String, Changed)> {
     let value = crate::settings::default_value(key)?;
     let changed = set(store, key, &value)?;
     Ok((value, changed))
@@ -49,7 +49,7 @@ pub struct SettingView {
     pub doc: &'static str,
 }
 
-pub fn list(store: &Store) -> Result<Vec<SettingView>> {
+pub fn list(store: &dyn Backend) -> Result<Vec<SettingView>> {
     crate::settings::SETTINGS
         .iter()
         .map(|d| {

@@ -2,7 +2,7 @@
 //! Service and toll-fraud limits, lifting a suspension, listing them with their registrations.
 
 use crate::{Result, invalid, not_found};
-use pbxguard_store::{Binding, Extension, Store};
+use pbxguard_store::{Backend, Binding, Extension};
 
 /// A SIP secret as the operator gives it.
 pub enum Secret {
@@ -12,7 +12,7 @@ pub enum Secret {
 }
 
 /// Returns the secret and whether it was generated (and must be shown once).
-fn secret_of(store: &Store, number: &str, s: Secret) -> Result<(String, bool)> {
+fn secret_of(store: &dyn Backend, number: &str, s: Secret) -> Result<(String, bool)> {
     match s {
         Secret::Given(s) => {
             if s.is_empty() || s.len() > 128 || s.chars().any(char::is_control) {
@@ -36,7 +36,7 @@ pub struct NewExtension {
 }
 
 /// Adds an extension; returns the generated secret if one was asked for (shown once, never stored).
-pub fn add(store: &Store, new: NewExtension) -> Result<Option<String>> {
+pub fn add(store: &dyn Backend, new: NewExtension) -> Result<Option<String>> {
     let NewExtension { number, secret, algorithms, acl, cos } = new;
     crate::validate::check_number(&number)?;
     if let Some(c) = &cos {
@@ -68,7 +68,7 @@ pub fn add(store: &Store, new: NewExtension) -> Result<Option<String>> {
 }
 
 /// Changes an extension's secret; returns the generated one if asked for.
-pub fn set_secret(store: &Store, number: &str, secret: Secret) -> Result<Option<String>> {
+pub fn set_secret(store: &dyn Backend, number: &str, secret: Secret) -> Result<Option<String>> {
     if store.extension(number)?.is_none() {
         return Err(not_found!("extension {number} does not exist"));
     }
@@ -81,7 +81,7 @@ pub fn set_secret(store: &Store, number: &str, secret: Secret) -> Result<Option<
 }
 
 /// Puts an extension in an ACL group (`None`: no group, any address may register it).
-pub fn set_acl(store: &Store, number: &str, group: Option<&str>) -> Result<()> {
+pub fn set_acl(store: &dyn Backend, number: &str, group: Option<&str>) -> Result<()> {
     if let Some(g) = group {
         crate::validate::require_acl(store, g)?;
     }
@@ -90,7 +90,7 @@ pub fn set_acl(store: &Store, number: &str, group: Option<&str>) -> Result<()> {
 }
 
 /// Gives an extension a Class of Service (`None`: the default one).
-pub fn set_cos(store: &Store, number: &str, cos: Option<&str>) -> Result<()> {
+pub fn set_cos(store: &dyn Backend, number: &str, cos: Option<&str>) -> Result<()> {
     if let Some(c) = cos {
         crate::validate::require_cos(store, c)?;
     }
@@ -111,7 +111,7 @@ pub struct Limits {
 /// the longest trunk call), "default" (back to the global setting) or absent (unchanged). Nothing
 /// changes unless every value is valid.
 pub fn set_limits(
-    store: &Store,
+    store: &dyn Backend,
     number: &str,
     concurrent: Option<&str>,
     per_hour: Option<&str>,
@@ -147,13 +147,13 @@ pub fn set_limits(
 }
 
 /// Lifts a suspension; returns why it was suspended (`None`: it was not).
-pub fn enable(store: &Store, number: &str) -> Result<Option<String>> {
+pub fn enable(store: &dyn Backend, number: &str) -> Result<Option<String>> {
     let Some(e) = store.extension(number)? else { return Err(not_found!("extension {number} does not exist")) };
     store.set_suspended(number, None)?;
     Ok(e.suspended)
 }
 
-pub fn delete(store: &Store, number: &str) -> Result<()> {
+pub fn delete(store: &dyn Backend, number: &str) -> Result<()> {
     store.delete_extension(number)?;
     Ok(())
 }
@@ -195,7 +195,7 @@ fn view(e: Extension, registrations: usize) -> ExtensionView {
     }
 }
 
-pub fn list(store: &Store) -> Result<Vec<ExtensionView>> {
+pub fn list(store: &dyn Backend) -> Result<Vec<ExtensionView>> {
     let regs = store.bindings(crate::clock::now_secs())?;
     let count = |n: &str| regs.iter().filter(|b| b.extension == n).count();
     Ok(store
@@ -209,14 +209,14 @@ pub fn list(store: &Store) -> Result<Vec<ExtensionView>> {
 }
 
 /// One extension, as [`list`] shows it.
-pub fn show(store: &Store, number: &str) -> Result<ExtensionView> {
+pub fn show(store: &dyn Backend, number: &str) -> Result<ExtensionView> {
     let e = store.extension(number)?.ok_or_else(|| not_found!("extension {number} does not exist"))?;
     let regs = store.bindings(crate::clock::now_secs())?.iter().filter(|b| b.extension == number).count();
     Ok(view(e, regs))
 }
 
 /// Live registrations.
-pub fn registrations(store: &Store) -> Result<Vec<Binding>> {
+pub fn registrations(store: &dyn Backend) -> Result<Vec<Binding>> {
     Ok(store.bindings(crate::clock::now_secs())?)
 }
 
@@ -231,7 +231,7 @@ pub struct ExportRow {
     pub must_initialise: bool,
 }
 
-pub fn export(store: &Store) -> Result<Vec<ExportRow>> {
+pub fn export(store: &dyn Backend) -> Result<Vec<ExportRow>> {
     let boxes: std::collections::HashMap<String, bool> =
         store.mailboxes()?.into_iter().map(|m| (m.extension, m.must_initialise)).collect();
     Ok(store
@@ -274,7 +274,7 @@ pub const MAX_PER_PAGE: u64 = 500;
 /// One page of extensions (1-based `page`, `per_page` up to [`MAX_PER_PAGE`]), as [`list`] shows them:
 /// only that page is read, so 10,000 extensions cost what 50 do.
 pub fn page(
-    store: &Store,
+    store: &dyn Backend,
     filter: &pbxguard_store::ExtensionFilter<'_>,
     page: u64,
     per_page: u64,
@@ -304,7 +304,7 @@ pub struct SecretCheck {
     pub reasons: Vec<String>,
 }
 
-pub fn check_secret(store: &Store, number: &str, secret: &str) -> Result<SecretCheck> {
+pub fn check_secret(store: &dyn Backend, number: &str, secret: &str) -> Result<SecretCheck> {
     if secret.len() > 1024 || number.len() > 64 {
         return Err(invalid!("too long: a secret has at most 128 characters"));
     }
@@ -313,7 +313,7 @@ pub fn check_secret(store: &Store, number: &str, secret: &str) -> Result<SecretC
 }
 
 /// Suspends an extension's outbound calls by hand, as the toll-fraud limits do, until [`enable`].
-pub fn suspend(store: &Store, number: &str, reason: &str) -> Result<()> {
+pub fn suspend(store: &dyn Backend, number: &str, reason: &str) -> Result<()> {
     let reason = reason.trim();
     if reason.len() > 200 || reason.chars().any(char::is_control) {
         return Err(invalid!("the reason must be at most 200 printable characters"));

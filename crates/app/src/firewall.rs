@@ -6,7 +6,7 @@
 use crate::{Result, conflict, invalid, not_found};
 use pbxguard_firewall::model::{Admission, Cidr, Policy, PortRange, Proto, Ruleset, Service, Sources, acl_networks};
 use pbxguard_shield::acl::Rule;
-use pbxguard_store::{ApplyRow, ApplyState, FirewallServiceRow, Store};
+use pbxguard_store::{ApplyRow, ApplyState, Backend, FirewallServiceRow};
 use std::net::IpAddr;
 
 /// The ports pbxguard and sshd listen on, found by the caller (the daemon's `listen.json` or its
@@ -61,7 +61,7 @@ pub struct WizardInput {
 
 /// The services the wizard would store, validated (sources are CIDRs, `any`, or ACL group names that
 /// exist). Nothing is stored.
-pub fn plan(store: &Store, input: &WizardInput) -> Result<Vec<FirewallServiceRow>> {
+pub fn plan(store: &dyn Backend, input: &WizardInput) -> Result<Vec<FirewallServiceRow>> {
     // One source of truth for who may reach SSH: without --ssh-from, the networks sshd itself admits
     // (AllowUsers USER@CIDR, as `pbxguard ssh set --allow` writes it), so the firewall never opens
     // SSH wider, nor narrower, than sshd does.
@@ -110,7 +110,7 @@ pub fn plan(store: &Store, input: &WizardInput) -> Result<Vec<FirewallServiceRow
 }
 
 /// Checks each source and joins them as stored: CIDRs in canonical form, ACL group names as given.
-fn sources_text(store: &Store, given: &[String], flag: &str) -> Result<String> {
+fn sources_text(store: &dyn Backend, given: &[String], flag: &str) -> Result<String> {
     let mut out = Vec::new();
     for s in given.iter().flat_map(|s| s.split([',', ' '])).map(str::trim).filter(|s| !s.is_empty()) {
         if s == "any" || s == "anyone" {
@@ -136,14 +136,14 @@ fn sources_text(store: &Store, given: &[String], flag: &str) -> Result<String> {
 }
 
 /// Stores the wizard's plan in place of the current services.
-pub fn save(store: &mut Store, rows: &[FirewallServiceRow]) -> Result<()> {
+pub fn save(store: &mut dyn Backend, rows: &[FirewallServiceRow]) -> Result<()> {
     store.replace_firewall_services(rows, crate::clock::now_secs())?;
     Ok(())
 }
 
 /// The stored services; before the wizard has run, its defaults (everything open to anyone, as the
 /// hardening guide's wizard does).
-pub fn services(store: &Store) -> Result<Vec<FirewallServiceRow>> {
+pub fn services(store: &dyn Backend) -> Result<Vec<FirewallServiceRow>> {
     let rows = store.firewall_services()?;
     if rows.is_empty() { plan(store, &WizardInput::default()) } else { Ok(rows) }
 }
@@ -151,12 +151,12 @@ pub fn services(store: &Store) -> Result<Vec<FirewallServiceRow>> {
 /// The ruleset: the stored services with their ports resolved against `ports`, their ACL groups
 /// resolved to networks, and the input policy setting. A built-in service with nothing listening
 /// (TLS turned off) gets no rule.
-pub fn ruleset(store: &Store, ports: &HostPorts) -> Result<Ruleset> {
+pub fn ruleset(store: &dyn Backend, ports: &HostPorts) -> Result<Ruleset> {
     ruleset_of(store, &services(store)?, ports)
 }
 
 /// The ruleset `rows` would make (the wizard's plan before it is stored).
-pub fn ruleset_of(store: &Store, rows: &[FirewallServiceRow], ports: &HostPorts) -> Result<Ruleset> {
+pub fn ruleset_of(store: &dyn Backend, rows: &[FirewallServiceRow], ports: &HostPorts) -> Result<Ruleset> {
     let acls = crate::views::acl_groups(store)?;
     let mut out = Vec::new();
     for row in rows {
@@ -292,7 +292,7 @@ pub fn parse_rollback(s: &str) -> Result<u64> {
 
 /// Queues an apply of `chains` (rendered text) for the running daemon, which rolls it back after
 /// `rollback_ms` unless confirmed; turns kernel enforcement on.
-pub fn request_apply(store: &Store, chains: &str, rollback_ms: u64) -> Result<i64> {
+pub fn request_apply(store: &dyn Backend, chains: &str, rollback_ms: u64) -> Result<i64> {
     refuse_if_pending(store)?;
     let id = store.request_firewall_apply(chains, rollback_ms as i64, crate::clock::now_ms() as i64)?;
     crate::settings::set(store, "firewall.enabled", "true")?;
@@ -300,7 +300,7 @@ pub fn request_apply(store: &Store, chains: &str, rollback_ms: u64) -> Result<i6
 }
 
 /// Records an apply the caller carried out itself (no rollback); turns kernel enforcement on.
-pub fn record_apply(store: &Store, chains: &str) -> Result<()> {
+pub fn record_apply(store: &dyn Backend, chains: &str) -> Result<()> {
     refuse_if_pending(store)?;
     store.record_firewall_apply(chains, crate::clock::now_ms() as i64)?;
     crate::settings::set(store, "firewall.enabled", "true")?;
@@ -308,7 +308,7 @@ pub fn record_apply(store: &Store, chains: &str) -> Result<()> {
 }
 
 /// One apply at a time: a second one would make the first one's rollback restore the wrong ruleset.
-pub fn refuse_if_pending(store: &Store) -> Result<()> {
+pub fn refuse_if_pending(store: &dyn Backend) -> Result<()> {
     if let Some(p) = pending(store)? {
         return Err(conflict!(
             "apply {} is waiting for a confirm{}: run `pbxguard firewall confirm`, or let it roll back, then apply again",
@@ -319,12 +319,12 @@ pub fn refuse_if_pending(store: &Store) -> Result<()> {
     Ok(())
 }
 
-pub fn apply_request(store: &Store, id: i64) -> Result<ApplyRow> {
+pub fn apply_request(store: &dyn Backend, id: i64) -> Result<ApplyRow> {
     store.firewall_apply(id)?.ok_or_else(|| not_found!("firewall apply {id} does not exist"))
 }
 
 /// Gives up on a request no daemon picked up; false if the daemon took it meanwhile.
-pub fn abandon(store: &Store, id: i64, why: &str) -> Result<bool> {
+pub fn abandon(store: &dyn Backend, id: i64, why: &str) -> Result<bool> {
     Ok(store.move_firewall_apply(
         id,
         ApplyState::Requested,
@@ -335,7 +335,7 @@ pub fn abandon(store: &Store, id: i64, why: &str) -> Result<bool> {
 }
 
 /// Keeps the applied ruleset: the pending rollback is called off.
-pub fn confirm(store: &Store) -> Result<ApplyRow> {
+pub fn confirm(store: &dyn Backend) -> Result<ApplyRow> {
     let Some(row) = store.last_firewall_apply(&[ApplyState::Applied, ApplyState::Requested])? else {
         let last = store.last_firewall_apply(&[ApplyState::RolledBack, ApplyState::Confirmed])?;
         return Err(match last {
@@ -362,12 +362,12 @@ pub fn confirm(store: &Store) -> Result<ApplyRow> {
 }
 
 /// The apply waiting for a confirm, if any.
-pub fn pending(store: &Store) -> Result<Option<ApplyRow>> {
+pub fn pending(store: &dyn Backend) -> Result<Option<ApplyRow>> {
     Ok(store.last_firewall_apply(&[ApplyState::Applied, ApplyState::Requested])?)
 }
 
 /// The newest apply in force or last tried (for status).
-pub fn last(store: &Store) -> Result<Option<ApplyRow>> {
+pub fn last(store: &dyn Backend) -> Result<Option<ApplyRow>> {
     Ok(store.last_firewall_apply(&[
         ApplyState::Applied,
         ApplyState::Requested,
@@ -379,27 +379,27 @@ pub fn last(store: &Store) -> Result<Option<ApplyRow>> {
 
 /// Turns kernel enforcement off and calls off any pending apply or rollback (the caller deletes the
 /// table). Returns how many requests were cancelled.
-pub fn disable(store: &Store) -> Result<usize> {
+pub fn disable(store: &dyn Backend) -> Result<usize> {
     crate::settings::set(store, "firewall.enabled", "false")?;
     Ok(store.cancel_firewall_applies(crate::clock::now_ms() as i64)?)
 }
 
 /// For the daemon: requests waiting to be applied, oldest first.
-pub fn requested(store: &Store) -> Result<Vec<ApplyRow>> {
+pub fn requested(store: &dyn Backend) -> Result<Vec<ApplyRow>> {
     Ok(store.firewall_applies_in(ApplyState::Requested)?)
 }
 
 /// For the daemon: applies waiting for a confirm, with their deadlines.
-pub fn armed(store: &Store) -> Result<Vec<ApplyRow>> {
+pub fn armed(store: &dyn Backend) -> Result<Vec<ApplyRow>> {
     Ok(store.firewall_applies_in(ApplyState::Applied)?)
 }
 
 /// For the daemon: the request is loaded; `previous` is what a rollback restores.
-pub fn mark_applied(store: &Store, id: i64, previous: Option<&str>, deadline_ms: Option<i64>) -> Result<bool> {
+pub fn mark_applied(store: &dyn Backend, id: i64, previous: Option<&str>, deadline_ms: Option<i64>) -> Result<bool> {
     Ok(store.firewall_applied(id, previous, deadline_ms, crate::clock::now_ms() as i64)?)
 }
 
-pub fn mark_failed(store: &Store, id: i64, why: &str) -> Result<bool> {
+pub fn mark_failed(store: &dyn Backend, id: i64, why: &str) -> Result<bool> {
     Ok(store.move_firewall_apply(
         id,
         ApplyState::Requested,
@@ -410,7 +410,7 @@ pub fn mark_failed(store: &Store, id: i64, why: &str) -> Result<bool> {
 }
 
 /// For the daemon: takes the rollback of `id` unless a confirm came first.
-pub fn claim_rollback(store: &Store, id: i64, detail: &str) -> Result<bool> {
+pub fn claim_rollback(store: &dyn Backend, id: i64, detail: &str) -> Result<bool> {
     Ok(store.move_firewall_apply(
         id,
         ApplyState::Applied,
@@ -423,6 +423,7 @@ pub fn claim_rollback(store: &Store, id: i64, detail: &str) -> Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pbxguard_store::Store;
 
     fn ports() -> HostPorts {
         HostPorts {

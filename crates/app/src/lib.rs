@@ -34,7 +34,7 @@ pub mod views;
 
 pub use error::{Error, Result};
 
-use pbxguard_store::Store;
+use pbxguard_store::{Backend, Store};
 use std::path::Path;
 
 /// The data directory used when none is given.
@@ -154,7 +154,7 @@ fn tighten(path: &Path) -> Result<()> {
 }
 
 /// Appends security events with the store's retention.
-pub(crate) fn log_events(store: &mut Store, rows: &[pbxguard_store::EventRow]) -> Result<()> {
+pub(crate) fn log_events(store: &mut dyn Backend, rows: &[pbxguard_store::EventRow]) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }

@@ -2,7 +2,7 @@
 
 use crate::{Result, invalid, not_found};
 use pbxguard_shield::PinPolicy;
-use pbxguard_store::{Mailbox, Store};
+use pbxguard_store::{Backend, Mailbox};
 
 /// A mailbox's PIN and its forced-initialisation switches (`None`: keep the current value, or on for a
 /// new mailbox).
@@ -13,7 +13,7 @@ pub struct SetPin<'a> {
     pub force_greeting: Option<bool>,
 }
 
-pub fn pin_min_length(store: &Store) -> Result<usize> {
+pub fn pin_min_length(store: &dyn Backend) -> Result<usize> {
     crate::settings::get(store, "voicemail.pin_min_length")?
         .parse()
         .map_err(|_| invalid!("stored voicemail.pin_min_length is invalid; set it again with `pbxguard settings set`"))
@@ -21,7 +21,7 @@ pub fn pin_min_length(store: &Store) -> Result<usize> {
 
 /// Sets a mailbox's PIN. A PIN equal to the extension is the one allowed weak PIN: it forces
 /// initialisation (new PIN, recorded name and greeting at first login). Returns the stored mailbox.
-pub fn set_pin(store: &Store, req: SetPin<'_>) -> Result<Mailbox> {
+pub fn set_pin(store: &dyn Backend, req: SetPin<'_>) -> Result<Mailbox> {
     let SetPin { extension, pin, force_name, force_greeting } = req;
     if store.extension(extension)?.is_none() {
         return Err(not_found!(
@@ -55,12 +55,17 @@ pub fn set_pin(store: &Store, req: SetPin<'_>) -> Result<Mailbox> {
     Ok(m)
 }
 
-pub fn list(store: &Store) -> Result<Vec<Mailbox>> {
+pub fn list(store: &dyn Backend) -> Result<Vec<Mailbox>> {
     Ok(store.mailboxes()?)
 }
 
 /// One page of mailboxes (1-based), `text` keeping those whose extension contains it.
-pub fn page(store: &Store, text: Option<&str>, page: u64, per_page: u64) -> Result<crate::extensions::Page<Mailbox>> {
+pub fn page(
+    store: &dyn Backend,
+    text: Option<&str>,
+    page: u64,
+    per_page: u64,
+) -> Result<crate::extensions::Page<Mailbox>> {
     if !(1..=crate::extensions::MAX_PER_PAGE).contains(&per_page) {
         return Err(invalid!("per page {per_page}: give 1 to {}", crate::extensions::MAX_PER_PAGE));
     }

@@ -5,16 +5,16 @@ use crate::settings;
 use crate::{Result, invalid};
 use pbxguard_shield::{PasswordPolicy, Violation};
 use pbxguard_sip::{Algorithm, ha1};
-use pbxguard_store::{Credentials, EventRow, Store};
+use pbxguard_store::{Backend, Credentials, EventRow};
 
-pub fn policy(store: &Store) -> Result<PasswordPolicy> {
+pub fn policy(store: &dyn Backend) -> Result<PasswordPolicy> {
     let min_len = settings::get(store, "password_policy.min_length")?.parse().map_err(|_| {
         invalid!("stored password_policy.min_length is invalid; set it again with `pbxguard settings set`")
     })?;
     Ok(PasswordPolicy { min_len, ..Default::default() })
 }
 
-pub fn enforced(store: &Store) -> Result<bool> {
+pub fn enforced(store: &dyn Backend) -> Result<bool> {
     Ok(settings::get(store, "password_policy.enforce")? == "true")
 }
 
@@ -28,7 +28,7 @@ pub fn codes(v: &[Violation]) -> Option<String> {
 }
 
 /// Refuses a non-compliant secret when the policy is enforced, listing every reason.
-pub fn require(store: &Store, number: &str, secret: &str) -> Result<Vec<Violation>> {
+pub fn require(store: &dyn Backend, number: &str, secret: &str) -> Result<Vec<Violation>> {
     let v = check(&policy(store)?, number, secret);
     if !v.is_empty() && enforced(store)? {
         return Err(invalid!(
@@ -79,7 +79,7 @@ pub struct Reviewed {
     pub new_secret: Option<String>,
 }
 
-pub fn review(store: &mut Store, fix: bool) -> Result<Vec<Reviewed>> {
+pub fn review(store: &mut dyn Backend, fix: bool) -> Result<Vec<Reviewed>> {
     let p = policy(store)?;
     let realm = settings::get(store, "sip.realm")?;
     let now = crate::clock::now_secs();

@@ -5,7 +5,7 @@
 
 use crate::extensions::Page;
 use crate::{Result, invalid};
-use pbxguard_store::{BanRow, Binding, CallRow, EventQuery, EventRow, Store};
+use pbxguard_store::{Backend, BanRow, Binding, CallRow, EventQuery, EventRow};
 use serde::Serialize;
 
 /// Rows on one page of a list.
@@ -50,7 +50,7 @@ fn opt(s: &str) -> Option<String> {
 /// One page of the security event log, newest first: older than event `before`, or (with `after`)
 /// the page just newer than event `after`.
 pub fn events(
-    store: &Store,
+    store: &dyn Backend,
     f: &EventFilter,
     before: Option<i64>,
     after: Option<i64>,
@@ -84,12 +84,12 @@ pub fn events(
 }
 
 /// The kinds of event in the log, for a filter's choices.
-pub fn event_kinds(store: &Store) -> Result<Vec<String>> {
+pub fn event_kinds(store: &dyn Backend) -> Result<Vec<String>> {
     Ok(store.event_kinds()?)
 }
 
 /// The newest security event's id (0: none yet): a live view follows the log from there.
-pub fn last_event_id(store: &Store) -> Result<i64> {
+pub fn last_event_id(store: &dyn Backend) -> Result<i64> {
     Ok(store.last_event_id()?)
 }
 
@@ -117,7 +117,7 @@ pub struct Dashboard {
 }
 
 /// The dashboard's numbers over the last 24 hours (`now_ms`), `top` entries per list.
-pub fn dashboard(store: &Store, now_ms: i64, top: i64) -> Result<Dashboard> {
+pub fn dashboard(store: &dyn Backend, now_ms: i64, top: i64) -> Result<Dashboard> {
     let since_ms = (now_ms / HOUR_MS - (HOURS - 1)) * HOUR_MS;
     let (calls_in_progress, calls) = store.live_calls(10)?;
     let (registrations, _) = store.bindings_page(now_ms / 1000, 0, 0)?;
@@ -156,7 +156,7 @@ fn page_of<T>(page: u64, total: i64, items: Vec<T>) -> Page<T> {
 }
 
 /// Bans in force, newest first, one page; `filter`: the start of the target (such as `192.0.2.`).
-pub fn bans(store: &Store, filter: &str, page: u64) -> Result<Page<BanView>> {
+pub fn bans(store: &dyn Backend, filter: &str, page: u64) -> Result<Page<BanView>> {
     if filter.len() > 64 {
         return Err(invalid!("the address filter is longer than 64 characters: give the start of an address"));
     }
@@ -175,20 +175,20 @@ pub fn bans(store: &Store, filter: &str, page: u64) -> Result<Page<BanView>> {
 }
 
 /// The calls log, newest first, one page.
-pub fn calls(store: &Store, page: u64) -> Result<Page<CallRow>> {
+pub fn calls(store: &dyn Backend, page: u64) -> Result<Page<CallRow>> {
     let (page, offset) = page_number(page);
     let (total, rows) = store.calls_page(offset, PAGE as i64)?;
     Ok(page_of(page, total, rows))
 }
 
 /// Calls in progress (at most `limit`), and how many there are.
-pub fn live_calls(store: &Store, limit: i64) -> Result<Page<CallRow>> {
+pub fn live_calls(store: &dyn Backend, limit: i64) -> Result<Page<CallRow>> {
     let (total, rows) = store.live_calls(limit)?;
     Ok(page_of(1, total, rows))
 }
 
 /// Registrations in force, by extension, one page.
-pub fn registrations(store: &Store, page: u64) -> Result<Page<Binding>> {
+pub fn registrations(store: &dyn Backend, page: u64) -> Result<Page<Binding>> {
     let (page, offset) = page_number(page);
     let (total, rows) = store.bindings_page(crate::clock::now_secs(), offset, PAGE as i64)?;
     Ok(page_of(page, total, rows))
@@ -197,6 +197,8 @@ pub fn registrations(store: &Store, page: u64) -> Result<Page<Binding>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pbxguard_store::Store;
+    use pbxguard_store::prelude::*;
 
     #[test]
     fn a_source_filter_must_be_an_address_and_is_made_canonical() {

@@ -6,19 +6,19 @@ use crate::views::Resolver;
 use crate::{Result, conflict, invalid, not_found};
 use pbxguard_shield::config::parse_duration_ms;
 use pbxguard_shield::{Prefix, Rule};
-use pbxguard_store::{AclRow, BanRow, EventRow, Store};
+use pbxguard_store::{AclRow, Backend, BanRow, EventRow};
 
 fn now_ms() -> i64 {
     crate::clock::now_ms() as i64
 }
 
 /// The trusted network containing `p`, as the daemon computes them (listeners aside).
-fn trusted_by(store: &Store, p: &Prefix, resolver: &dyn Resolver) -> Result<Option<Prefix>> {
+fn trusted_by(store: &dyn Backend, p: &Prefix, resolver: &dyn Resolver) -> Result<Option<Prefix>> {
     let trunks = crate::views::trunk_addresses(store, resolver)?;
     Ok(crate::views::trusted(store, &[], &trunks)?.into_iter().find(|t| t.contains(p.addr())))
 }
 
-pub fn bans(store: &Store) -> Result<Vec<BanRow>> {
+pub fn bans(store: &dyn Backend) -> Result<Vec<BanRow>> {
     Ok(store.bans(now_ms())?)
 }
 
@@ -30,7 +30,7 @@ pub const MAX_BAN_MS: u64 = 10 * 365 * 86_400_000;
 /// Refused for a trusted network, which is never banned, and for a network wider than /8 (IPv4) or /32
 /// (IPv6) unless `force`.
 pub fn ban(
-    store: &Store,
+    store: &dyn Backend,
     target: &str,
     reason: &str,
     duration: Option<&str>,
@@ -70,7 +70,7 @@ pub fn ban(
 }
 
 /// Lifts a ban (a ban on a network is lifted by its CIDR).
-pub fn unban(store: &Store, target: &str) -> Result<Prefix> {
+pub fn unban(store: &dyn Backend, target: &str) -> Result<Prefix> {
     let p = Prefix::parse_strict(target).map_err(|e| invalid!("{e}"))?;
     let existed = store.delete_ban(&p.to_string())?;
     store.push_ban_op(false, &p.to_string(), None, None, now_ms())?;
@@ -85,7 +85,7 @@ pub fn unban(store: &Store, target: &str) -> Result<Prefix> {
 /// Trusts a network (wider than /8 or /32 only with `force`); returns the bans inside it, which stay
 /// stored: trust overrides them while it lasts (the gate checks trust first), and removing the trust
 /// brings them back.
-pub fn trust(store: &Store, cidr: &str, note: Option<&str>, force: bool) -> Result<(Prefix, Vec<BanRow>)> {
+pub fn trust(store: &dyn Backend, cidr: &str, note: Option<&str>, force: bool) -> Result<(Prefix, Vec<BanRow>)> {
     let p = Prefix::parse_strict(cidr).map_err(|e| invalid!("{e}"))?;
     crate::validate::check_breadth(&p, "trusting", force)?;
     if !store.add_trusted(&p.to_string(), note, crate::clock::now_secs())? {
@@ -104,11 +104,11 @@ pub fn overriding_trust(trusted: &[Prefix], target: &str) -> Option<Prefix> {
     trusted.iter().find(|n| n.contains(t.addr())).copied()
 }
 
-pub fn trusted(store: &Store) -> Result<Vec<(String, Option<String>)>> {
+pub fn trusted(store: &dyn Backend) -> Result<Vec<(String, Option<String>)>> {
     Ok(store.trusted()?)
 }
 
-pub fn untrust(store: &Store, cidr: &str) -> Result<Prefix> {
+pub fn untrust(store: &dyn Backend, cidr: &str) -> Result<Prefix> {
     let p = Prefix::parse_strict(cidr).map_err(|e| invalid!("{e}"))?;
     if !store.delete_trusted(&p.to_string())? {
         return Err(not_found!("{p} is not in the trusted networks (see `pbxguard trust list`)"));
@@ -118,7 +118,7 @@ pub fn untrust(store: &Store, cidr: &str) -> Result<Prefix> {
 
 /// Creates or replaces an ACL group; returns its rules, normalised. An allow rule wider than /8 (IPv4)
 /// or /32 (IPv6) is refused unless `force` (deny rules may be as wide as they like).
-pub fn put_acl(store: &Store, name: &str, rules: &[String], force: bool) -> Result<Vec<Rule>> {
+pub fn put_acl(store: &dyn Backend, name: &str, rules: &[String], force: bool) -> Result<Vec<Rule>> {
     if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
         return Err(invalid!("invalid ACL group name {name:?}: use 1-64 letters, digits, '.', '_' or '-'"));
     }
@@ -139,11 +139,11 @@ pub fn put_acl(store: &Store, name: &str, rules: &[String], force: bool) -> Resu
     Ok(parsed)
 }
 
-pub fn acls(store: &Store) -> Result<Vec<AclRow>> {
+pub fn acls(store: &dyn Backend) -> Result<Vec<AclRow>> {
     Ok(store.acls()?)
 }
 
-pub fn delete_acl(store: &Store, name: &str) -> Result<()> {
+pub fn delete_acl(store: &dyn Backend, name: &str) -> Result<()> {
     if !store.delete_acl(name)? {
         return Err(not_found!("no ACL group {name:?}"));
     }
@@ -152,7 +152,7 @@ pub fn delete_acl(store: &Store, name: &str) -> Result<()> {
 
 /// Creates an ACL group, refused if the name is taken: a form that only adds must not replace a
 /// group by accident (`put_acl`, as `acl add` uses it, creates or replaces).
-pub fn create_acl(store: &Store, name: &str, rules: &[String], force: bool) -> Result<Vec<Rule>> {
+pub fn create_acl(store: &dyn Backend, name: &str, rules: &[String], force: bool) -> Result<Vec<Rule>> {
     if store.acl(name)?.is_some() {
         return Err(conflict!("ACL group {name} already exists; change its networks in its row instead"));
     }
@@ -160,7 +160,7 @@ pub fn create_acl(store: &Store, name: &str, rules: &[String], force: bool) -> R
 }
 
 /// Replaces the rules of an existing ACL group; the extensions using it follow at once.
-pub fn edit_acl(store: &Store, name: &str, rules: &[String], force: bool) -> Result<Vec<Rule>> {
+pub fn edit_acl(store: &dyn Backend, name: &str, rules: &[String], force: bool) -> Result<Vec<Rule>> {
     if store.acl(name)?.is_none() {
         return Err(not_found!("no ACL group {name:?}; add it first"));
     }
@@ -168,16 +168,16 @@ pub fn edit_acl(store: &Store, name: &str, rules: &[String], force: bool) -> Res
 }
 
 /// How many extensions use each ACL group, by name; a group no extension uses is absent.
-pub fn acl_usage(store: &Store) -> Result<std::collections::BTreeMap<String, u64>> {
+pub fn acl_usage(store: &dyn Backend) -> Result<std::collections::BTreeMap<String, u64>> {
     Ok(store.acl_usage()?.into_iter().collect())
 }
 
 /// The id after which the last `n` security events start.
-pub fn events_tail_start(store: &Store, n: i64) -> Result<i64> {
+pub fn events_tail_start(store: &dyn Backend, n: i64) -> Result<i64> {
     Ok(store.events_tail_start(n.max(0))?)
 }
 
 /// Security events after id `after`, oldest first, at most `limit`.
-pub fn events_after(store: &Store, after: i64, limit: i64) -> Result<Vec<EventRow>> {
+pub fn events_after(store: &dyn Backend, after: i64, limit: i64) -> Result<Vec<EventRow>> {
     Ok(store.events_after(after, limit)?)
 }

@@ -5,7 +5,7 @@
 use crate::{Result, invalid};
 use pbxguard_pbx::RegistrarConfig;
 use pbxguard_sip::Algorithm;
-use pbxguard_store::Store;
+use pbxguard_store::Backend;
 
 pub struct SettingDef {
     pub key: &'static str,
@@ -469,7 +469,7 @@ fn def(key: &str) -> Result<&'static SettingDef> {
     })
 }
 
-pub fn get(store: &Store, key: &str) -> Result<String> {
+pub fn get(store: &dyn Backend, key: &str) -> Result<String> {
     let d = def(key)?;
     match store.setting(key)? {
         Some(v) => Ok(v),
@@ -490,14 +490,14 @@ pub fn allowed(key: &str) -> Result<Option<String>> {
     Ok((d.validate)("").err().map(|e| e.trim_start_matches("\"\": ").trim_start_matches("\"\" ").to_owned()))
 }
 
-fn get_num<T: std::str::FromStr>(store: &Store, key: &str) -> Result<T> {
+fn get_num<T: std::str::FromStr>(store: &dyn Backend, key: &str) -> Result<T> {
     get(store, key)?
         .parse()
         .map_err(|_| invalid!("stored value of {key} is invalid; fix it with `pbxguard settings set {key} VALUE`"))
 }
 
 /// Validates and stores a setting, or explains what is wrong and changes nothing.
-pub fn set(store: &Store, key: &str, value: &str) -> Result<()> {
+pub fn set(store: &dyn Backend, key: &str, value: &str) -> Result<()> {
     let d = def(key)?;
     (d.validate)(value).map_err(|e| invalid!("invalid value for {key}: {e}"))?;
     if key == "sip.realm" {
@@ -530,7 +530,7 @@ pub fn set(store: &Store, key: &str, value: &str) -> Result<()> {
 }
 
 /// The registrar configuration as currently stored.
-pub fn registrar_config(store: &Store) -> Result<RegistrarConfig> {
+pub fn registrar_config(store: &dyn Backend) -> Result<RegistrarConfig> {
     Ok(RegistrarConfig {
         realm: get(store, "sip.realm")?,
         algorithms: parse_algorithms(&get(store, "auth.algorithms")?).map_err(|e| invalid!("auth.algorithms: {e}"))?,
@@ -543,7 +543,7 @@ pub fn registrar_config(store: &Store) -> Result<RegistrarConfig> {
 }
 
 /// The protection engine's configuration as currently stored.
-pub fn shield_config(store: &Store) -> Result<pbxguard_shield::ShieldConfig> {
+pub fn shield_config(store: &dyn Backend) -> Result<pbxguard_shield::ShieldConfig> {
     let t = |k: &str| -> Result<pbxguard_shield::Threshold> {
         let (max, window_ms) = threshold(&get(store, k)?).map_err(|e| invalid!("{k}: {e}"))?;
         Ok(pbxguard_shield::Threshold { max, window_ms })
@@ -569,14 +569,14 @@ pub fn shield_config(store: &Store) -> Result<pbxguard_shield::ShieldConfig> {
 }
 
 /// The SSH guard's settings as stored.
-pub fn ssh_guard(store: &Store) -> Result<crate::ssh::GuardSettings> {
+pub fn ssh_guard(store: &dyn Backend) -> Result<crate::ssh::GuardSettings> {
     let logs =
         crate::ssh::parse_log_sources(&get(store, "ssh.guard.logs")?).map_err(|e| invalid!("ssh.guard.logs: {e}"))?;
     Ok(crate::ssh::GuardSettings { enabled: get(store, "ssh.guard.enabled")? == "true", logs })
 }
 
 /// The sshd `pbxguard ssh` manages.
-pub fn ssh_paths(store: &Store) -> Result<crate::ssh::SshPaths> {
+pub fn ssh_paths(store: &dyn Backend) -> Result<crate::ssh::SshPaths> {
     Ok(crate::ssh::SshPaths {
         sshd: get(store, "ssh.sshd")?.into(),
         config: get(store, "ssh.config")?.into(),
@@ -592,7 +592,7 @@ pub struct StreamTimeouts {
     pub incomplete_s: u64,
 }
 
-pub fn stream_timeouts(store: &Store) -> Result<StreamTimeouts> {
+pub fn stream_timeouts(store: &dyn Backend) -> Result<StreamTimeouts> {
     Ok(StreamTimeouts {
         auth_s: get_num(store, "sip.tcp_auth_timeout")?,
         incomplete_s: get_num(store, "sip.tcp_incomplete_timeout")?,
@@ -600,7 +600,7 @@ pub fn stream_timeouts(store: &Store) -> Result<StreamTimeouts> {
 }
 
 /// Toll-fraud limits as currently stored.
-pub fn call_limits(store: &Store) -> Result<pbxguard_shield::CallLimits> {
+pub fn call_limits(store: &dyn Backend) -> Result<pbxguard_shield::CallLimits> {
     Ok(pbxguard_shield::CallLimits {
         max_concurrent: get_num(store, "fraud.max_concurrent")?,
         per_hour: get_num(store, "fraud.calls_per_hour")?,
@@ -612,7 +612,7 @@ pub fn call_limits(store: &Store) -> Result<pbxguard_shield::CallLimits> {
     })
 }
 
-pub fn fingerprints(store: &Store) -> Result<pbxguard_shield::Fingerprints> {
+pub fn fingerprints(store: &dyn Backend) -> Result<pbxguard_shield::Fingerprints> {
     let uas = get(store, "shield.scanner_user_agents")?;
     let from = get(store, "shield.scanner_from")?;
     Ok(pbxguard_shield::Fingerprints::new(uas.split(','), from.split(',')))
@@ -631,7 +631,7 @@ fn host_name() -> String {
 
 /// Fixes the computed defaults when the database is created, so that every later command sees the
 /// same realm.
-pub fn initialise(store: &Store) -> Result<()> {
+pub fn initialise(store: &dyn Backend) -> Result<()> {
     if store.setting("sip.realm")?.is_none() {
         store.set_setting("sip.realm", &host_name())?;
     }

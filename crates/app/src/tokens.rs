@@ -4,7 +4,7 @@
 //! tokens apart in lists and logs.
 
 use crate::{Result, conflict, invalid, not_found};
-use pbxguard_store::{Store, TokenRow};
+use pbxguard_store::{Backend, TokenRow};
 use sha2::{Digest, Sha256};
 
 /// What a token allows.
@@ -84,7 +84,7 @@ fn check_name(name: &str) -> Result<()> {
 }
 
 /// Makes a token; the returned token is shown once and cannot be read back.
-pub fn add(store: &Store, name: &str, scope: TokenScope) -> Result<NewToken> {
+pub fn add(store: &dyn Backend, name: &str, scope: TokenScope) -> Result<NewToken> {
     check_name(name)?;
     let hex: String = crate::random::random_bytes::<32>().iter().map(|b| format!("{b:02x}")).collect();
     let token = format!("{TOKEN_PREFIX}{hex}");
@@ -103,13 +103,13 @@ pub fn add(store: &Store, name: &str, scope: TokenScope) -> Result<NewToken> {
     Ok(NewToken { view: view(row), token })
 }
 
-pub fn list(store: &Store) -> Result<Vec<TokenView>> {
+pub fn list(store: &dyn Backend) -> Result<Vec<TokenView>> {
     Ok(store.tokens()?.into_iter().map(view).collect())
 }
 
 /// Revokes a token: it stops working at once for new lookups (the daemon caches a verified token for
 /// a second at most).
-pub fn delete(store: &Store, name: &str) -> Result<()> {
+pub fn delete(store: &dyn Backend, name: &str) -> Result<()> {
     if !store.delete_token(name)? {
         return Err(not_found!("no API token named {name:?} (see `pbxguard token list`)"));
     }
@@ -121,7 +121,7 @@ const TOUCH_EVERY_S: i64 = 60;
 
 /// The token behind `token`, if it exists; records its use (at most once a minute). Anything that is
 /// not a well-formed token is unknown without a lookup.
-pub fn verify(store: &Store, token: &str) -> Result<Option<TokenView>> {
+pub fn verify(store: &dyn Backend, token: &str) -> Result<Option<TokenView>> {
     let well_formed = token.len() == TOKEN_PREFIX.len() + 64
         && token.starts_with(TOKEN_PREFIX)
         && token[TOKEN_PREFIX.len()..].bytes().all(|b| b.is_ascii_hexdigit());
@@ -141,6 +141,7 @@ pub fn verify(store: &Store, token: &str) -> Result<Option<TokenView>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pbxguard_store::Store;
 
     #[test]
     fn a_token_verifies_until_revoked_and_is_never_stored() {

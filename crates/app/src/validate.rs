@@ -2,7 +2,7 @@
 
 use crate::{Result, invalid, not_found};
 use pbxguard_shield::CountryCode;
-use pbxguard_store::Store;
+use pbxguard_store::Backend;
 
 /// Extension numbers are what phones put in the user part of a SIP URI; keep them to characters that
 /// need no escaping there.
@@ -21,7 +21,7 @@ pub(crate) fn check_name(what: &str, name: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn require_cos(store: &Store, name: &str) -> Result<()> {
+pub fn require_cos(store: &dyn Backend, name: &str) -> Result<()> {
     if !store.cos_exists(name)? {
         return Err(not_found!(
             "class of service {name:?} does not exist; create it first with `pbxguard cos add {name} --allow internal,local,...`"
@@ -30,7 +30,7 @@ pub fn require_cos(store: &Store, name: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn require_acl(store: &Store, group: &str) -> Result<()> {
+pub fn require_acl(store: &dyn Backend, group: &str) -> Result<()> {
     if store.acl(group)?.is_none() {
         return Err(not_found!(
             "ACL group {group:?} does not exist; create it first with `pbxguard acl add {group} CIDR...`"

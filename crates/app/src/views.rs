@@ -5,7 +5,7 @@
 use crate::{Result, invalid};
 use pbxguard_pbx::{DialPlan, Directory, ExtensionAuth, Route, Transport, Trunk};
 use pbxguard_shield::{AclGroup, Prefix, Rule};
-use pbxguard_store::Store;
+use pbxguard_store::Backend;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,7 +25,7 @@ impl Resolver for LiteralOnly {
     }
 }
 
-pub fn acl_groups(store: &Store) -> Result<HashMap<String, Arc<AclGroup>>> {
+pub fn acl_groups(store: &dyn Backend) -> Result<HashMap<String, Arc<AclGroup>>> {
     let mut out = HashMap::new();
     for row in store.acls()? {
         let rules = row
@@ -39,7 +39,7 @@ pub fn acl_groups(store: &Store) -> Result<HashMap<String, Arc<AclGroup>>> {
     Ok(out)
 }
 
-pub fn directory(store: &Store) -> Result<Directory> {
+pub fn directory(store: &dyn Backend) -> Result<Directory> {
     let acls = acl_groups(store)?;
     let mut m = HashMap::new();
     for e in store.extensions()? {
@@ -73,7 +73,7 @@ pub fn directory(store: &Store) -> Result<Directory> {
 
 /// Trunks, routes, DIDs, Classes of Service, numbering plan and fraud limits as stored. A trunk whose
 /// host does not resolve is left out (and logged), not fatal: the other routes keep working.
-pub fn dialplan(store: &Store, resolver: &dyn Resolver) -> Result<DialPlan> {
+pub fn dialplan(store: &dyn Backend, resolver: &dyn Resolver) -> Result<DialPlan> {
     let mut plan = DialPlan {
         plan: pbxguard_shield::NumberingPlan::by_name(&crate::settings::get(store, "calls.numbering_plan")?)
             .map_err(|e| invalid!("calls.numbering_plan: {e}"))?,
@@ -134,12 +134,12 @@ pub fn dialplan(store: &Store, resolver: &dyn Resolver) -> Result<DialPlan> {
 }
 
 /// The addresses of the stored trunks that resolve.
-pub fn trunk_addresses(store: &Store, resolver: &dyn Resolver) -> Result<Vec<SocketAddr>> {
+pub fn trunk_addresses(store: &dyn Backend, resolver: &dyn Resolver) -> Result<Vec<SocketAddr>> {
     Ok(store.trunks()?.iter().filter_map(|t| resolver.resolve(&t.host, t.port).ok()).collect())
 }
 
 /// Trusted networks: the operator's list, every specific address the daemon listens on, and trunks.
-pub fn trusted(store: &Store, listening: &[SocketAddr], trunks: &[SocketAddr]) -> Result<Vec<Prefix>> {
+pub fn trusted(store: &dyn Backend, listening: &[SocketAddr], trunks: &[SocketAddr]) -> Result<Vec<Prefix>> {
     let mut out: Vec<Prefix> = Vec::new();
     for (cidr, _) in store.trusted()? {
         out.push(Prefix::parse_lenient(&cidr).map_err(|e| invalid!("trusted network {cidr}: {e}"))?);

@@ -4,6 +4,8 @@
 //!
 //! Usage: cargo run --release -p pbxguard-store --example ban_rate
 
+use pbxguard_store::prelude::*;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::temp_dir().join(format!("pbxguard-ban-rate-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;

@@ -1,7 +1,7 @@
 //! Voicemail mailboxes and admin accounts. Hashing is the caller's (PINs and passwords arrive as
 //! PHC strings); this module only stores and reads.
 
-use crate::{Result, Store, StoreError};
+use crate::{ExtensionsRepo as _, Result, Store, StoreError};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
@@ -29,8 +29,36 @@ pub struct Admin {
     pub updated_at: i64,
 }
 
-impl Store {
-    pub fn put_mailbox(&self, m: &Mailbox) -> Result<()> {
+/// Voicemail mailboxes and admin accounts.
+pub trait AccountsRepo {
+    fn put_mailbox(&self, m: &Mailbox) -> Result<()>;
+
+    fn mailbox(&self, extension: &str) -> Result<Option<Mailbox>>;
+
+    fn mailboxes(&self) -> Result<Vec<Mailbox>>;
+
+    /// Creates the account unless it exists; returns whether it was created.
+    fn ensure_admin(&self, name: &str, hash: &str, must_change: bool, now: i64) -> Result<bool>;
+
+    fn admin(&self, name: &str) -> Result<Option<Admin>>;
+
+    fn admins(&self) -> Result<Vec<Admin>>;
+
+    /// Deletes the account unless it is the last one (checked in the same statement, so two
+    /// concurrent deletions cannot leave none); returns whether it was deleted.
+    fn delete_admin(&self, name: &str) -> Result<bool>;
+
+    fn set_admin_password(&self, name: &str, hash: &str, now: i64) -> Result<bool>;
+
+    /// Mailboxes in extension order from `offset`, at most `limit`; `text` keeps those whose
+    /// extension contains it.
+    fn mailboxes_page(&self, text: Option<&str>, offset: u64, limit: u64) -> Result<Vec<Mailbox>>;
+
+    fn mailboxes_matching(&self, text: Option<&str>) -> Result<u64>;
+}
+
+impl AccountsRepo for Store {
+    fn put_mailbox(&self, m: &Mailbox) -> Result<()> {
         if self.extension(&m.extension)?.is_none() {
             return Err(StoreError::NoSuchExtension(m.extension.clone()));
         }
@@ -44,14 +72,79 @@ impl Store {
         Ok(())
     }
 
-    pub fn mailbox(&self, extension: &str) -> Result<Option<Mailbox>> {
+    fn mailbox(&self, extension: &str) -> Result<Option<Mailbox>> {
         Ok(self.mailboxes_where("WHERE extension = ?1", [extension])?.pop())
     }
 
-    pub fn mailboxes(&self) -> Result<Vec<Mailbox>> {
+    fn mailboxes(&self) -> Result<Vec<Mailbox>> {
         self.mailboxes_where("ORDER BY extension", [])
     }
 
+    fn ensure_admin(&self, name: &str, hash: &str, must_change: bool, now: i64) -> Result<bool> {
+        Ok(self.conn.execute(
+            "INSERT OR IGNORE INTO admins(name, hash, must_change, updated_at) VALUES (?1, ?2, ?3, ?4)",
+            params![name, hash, must_change, now],
+        )? > 0)
+    }
+
+    fn admin(&self, name: &str) -> Result<Option<Admin>> {
+        Ok(self
+            .conn
+            .query_row("SELECT name, hash, must_change, updated_at FROM admins WHERE name = ?1", [name], |r| {
+                Ok(Admin { name: r.get(0)?, hash: r.get(1)?, must_change: r.get(2)?, updated_at: r.get(3)? })
+            })
+            .optional()?)
+    }
+
+    fn admins(&self) -> Result<Vec<Admin>> {
+        let mut st = self.conn.prepare("SELECT name, hash, must_change, updated_at FROM admins ORDER BY name")?;
+        let rows = st.query_map([], |r| {
+            Ok(Admin { name: r.get(0)?, hash: r.get(1)?, must_change: r.get(2)?, updated_at: r.get(3)? })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn delete_admin(&self, name: &str) -> Result<bool> {
+        Ok(self.conn.execute("DELETE FROM admins WHERE name = ?1 AND (SELECT COUNT(*) FROM admins) > 1", [name])? > 0)
+    }
+
+    fn set_admin_password(&self, name: &str, hash: &str, now: i64) -> Result<bool> {
+        Ok(self.conn.execute(
+            "UPDATE admins SET hash = ?2, must_change = 0, updated_at = ?3 WHERE name = ?1",
+            params![name, hash, now],
+        )? > 0)
+    }
+
+    fn mailboxes_page(&self, text: Option<&str>, offset: u64, limit: u64) -> Result<Vec<Mailbox>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT extension, pin_hash, must_initialise, force_name, force_greeting, name_recorded, greeting_recorded, updated_at
+             FROM mailboxes WHERE (?1 IS NULL OR instr(extension, ?1) > 0) ORDER BY extension LIMIT ?2 OFFSET ?3",
+        )?;
+        let big = |n: u64| n.min(i64::MAX as u64) as i64;
+        let rows = st.query_map(params![text, big(limit), big(offset)], |r| {
+            Ok(Mailbox {
+                extension: r.get(0)?,
+                pin_hash: r.get(1)?,
+                must_initialise: r.get(2)?,
+                force_name: r.get(3)?,
+                force_greeting: r.get(4)?,
+                name_recorded: r.get(5)?,
+                greeting_recorded: r.get(6)?,
+                updated_at: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn mailboxes_matching(&self, text: Option<&str>) -> Result<u64> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT COUNT(*) FROM mailboxes WHERE (?1 IS NULL OR instr(extension, ?1) > 0)")?
+            .query_row([text], |r| r.get(0))?)
+    }
+}
+
+impl Store {
     fn mailboxes_where<P: rusqlite::Params>(&self, clause: &str, p: P) -> Result<Vec<Mailbox>> {
         let mut st = self.conn.prepare(&format!(
             "SELECT extension, pin_hash, must_initialise, force_name, force_greeting, name_recorded, greeting_recorded, updated_at
@@ -70,43 +163,5 @@ impl Store {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Creates the account unless it exists; returns whether it was created.
-    pub fn ensure_admin(&self, name: &str, hash: &str, must_change: bool, now: i64) -> Result<bool> {
-        Ok(self.conn.execute(
-            "INSERT OR IGNORE INTO admins(name, hash, must_change, updated_at) VALUES (?1, ?2, ?3, ?4)",
-            params![name, hash, must_change, now],
-        )? > 0)
-    }
-
-    pub fn admin(&self, name: &str) -> Result<Option<Admin>> {
-        Ok(self
-            .conn
-            .query_row("SELECT name, hash, must_change, updated_at FROM admins WHERE name = ?1", [name], |r| {
-                Ok(Admin { name: r.get(0)?, hash: r.get(1)?, must_change: r.get(2)?, updated_at: r.get(3)? })
-            })
-            .optional()?)
-    }
-
-    pub fn admins(&self) -> Result<Vec<Admin>> {
-        let mut st = self.conn.prepare("SELECT name, hash, must_change, updated_at FROM admins ORDER BY name")?;
-        let rows = st.query_map([], |r| {
-            Ok(Admin { name: r.get(0)?, hash: r.get(1)?, must_change: r.get(2)?, updated_at: r.get(3)? })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Deletes the account unless it is the last one (checked in the same statement, so two
-    /// concurrent deletions cannot leave none); returns whether it was deleted.
-    pub fn delete_admin(&self, name: &str) -> Result<bool> {
-        Ok(self.conn.execute("DELETE FROM admins WHERE name = ?1 AND (SELECT COUNT(*) FROM admins) > 1", [name])? > 0)
-    }
-
-    pub fn set_admin_password(&self, name: &str, hash: &str, now: i64) -> Result<bool> {
-        Ok(self.conn.execute(
-            "UPDATE admins SET hash = ?2, must_change = 0, updated_at = ?3 WHERE name = ?1",
-            params![name, hash, now],
-        )? > 0)
     }
 }

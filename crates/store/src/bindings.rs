@@ -22,17 +22,27 @@ pub struct Binding {
     pub updated_at: i64,
 }
 
-impl Store {
+/// Registrations (bindings): what the registrar persists.
+pub trait RegistrationsRepo {
     /// Replaces every binding of `extension` with `bindings`, atomically.
-    pub fn replace_bindings(&mut self, extension: &str, bindings: &[Binding]) -> Result<()> {
-        self.replace_bindings_batch([(extension, bindings)])
-    }
+    fn replace_bindings(&mut self, extension: &str, bindings: &[Binding]) -> Result<()>;
 
     /// Applies many extensions' replacements in one transaction (the daemon batches writes).
-    pub fn replace_bindings_batch<'a>(
-        &mut self,
-        batch: impl IntoIterator<Item = (&'a str, &'a [Binding])>,
-    ) -> Result<()> {
+    fn replace_bindings_batch(&mut self, batch: &[(&str, &[Binding])]) -> Result<()>;
+
+    /// Bindings still valid at `now`, ordered by extension.
+    fn bindings(&self, now: i64) -> Result<Vec<Binding>>;
+
+    /// Removes bindings that expired before `now`; returns how many.
+    fn purge_expired_bindings(&self, now: i64) -> Result<usize>;
+}
+
+impl RegistrationsRepo for Store {
+    fn replace_bindings(&mut self, extension: &str, bindings: &[Binding]) -> Result<()> {
+        self.replace_bindings_batch(&[(extension, bindings)])
+    }
+
+    fn replace_bindings_batch(&mut self, batch: &[(&str, &[Binding])]) -> Result<()> {
         let tx = self.conn.transaction()?;
         {
             let mut del = tx.prepare_cached("DELETE FROM bindings WHERE extension = ?1")?;
@@ -40,7 +50,7 @@ impl Store {
                 "INSERT OR REPLACE INTO bindings(extension, uri, contact, expires_at, call_id, cseq, q, source, transport, user_agent, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?;
-            for (ext, bindings) in batch {
+            for &(ext, bindings) in batch {
                 del.execute([ext])?;
                 for b in bindings {
                     // The extension may have been deleted meanwhile; its bindings are simply dropped.
@@ -70,8 +80,7 @@ impl Store {
         Ok(())
     }
 
-    /// Bindings still valid at `now`, ordered by extension.
-    pub fn bindings(&self, now: i64) -> Result<Vec<Binding>> {
+    fn bindings(&self, now: i64) -> Result<Vec<Binding>> {
         let mut st = self.conn.prepare(&format!(
             "SELECT {BINDING_COLUMNS} FROM bindings WHERE expires_at > ?1 ORDER BY extension, uri"
         ))?;
@@ -79,8 +88,7 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Removes bindings that expired before `now`; returns how many.
-    pub fn purge_expired_bindings(&self, now: i64) -> Result<usize> {
+    fn purge_expired_bindings(&self, now: i64) -> Result<usize> {
         Ok(self.conn.execute("DELETE FROM bindings WHERE expires_at <= ?1", [now])?)
     }
 }
@@ -106,6 +114,7 @@ pub(crate) fn binding(r: &rusqlite::Row<'_>) -> rusqlite::Result<Binding> {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use crate::prelude::*;
     use crate::{Credentials, Extension, Store};
 
     /// A test extension (the other store tests use it too).
@@ -139,7 +148,7 @@ pub(crate) mod tests {
         s.replace_bindings("100", &[binding("100", "sip:a@h", 50), binding("100", "sip:b@h", 200)]).unwrap();
         assert_eq!(s.bindings(100).unwrap().len(), 1);
         assert_eq!(s.purge_expired_bindings(100).unwrap(), 1);
-        s.replace_bindings_batch([
+        s.replace_bindings_batch(&[
             ("100", &[binding("100", "sip:c@h", 300)][..]),
             ("999", &[binding("999", "sip:x@h", 300)][..]),
         ])

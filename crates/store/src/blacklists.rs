@@ -16,16 +16,39 @@ pub struct BlacklistInfo {
     pub last_error: Option<String>,
 }
 
-impl Store {
+/// Imported VoIP blacklists (voipbl format).
+pub trait BlacklistsRepo {
     /// Replaces list `name` with `entries` (CIDR text), atomically. `progress` is called every 10,000.
-    pub fn replace_blacklist(
+    fn replace_blacklist(
         &mut self,
         name: &str,
         source: &str,
         entries: &[String],
         bad_lines: i64,
         now: i64,
-        mut progress: impl FnMut(usize),
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<()>;
+
+    /// Records a failed refresh without touching the list's entries.
+    fn blacklist_error(&self, name: &str, error: &str) -> Result<()>;
+
+    fn blacklists(&self) -> Result<Vec<BlacklistInfo>>;
+
+    /// Every entry of every list, as (list, CIDR).
+    fn blacklist_entries(&self) -> Result<Vec<(String, String)>>;
+
+    fn delete_blacklist(&self, name: &str) -> Result<bool>;
+}
+
+impl BlacklistsRepo for Store {
+    fn replace_blacklist(
+        &mut self,
+        name: &str,
+        source: &str,
+        entries: &[String],
+        bad_lines: i64,
+        now: i64,
+        progress: &mut dyn FnMut(usize),
     ) -> Result<()> {
         let tx = self.conn.transaction()?;
         tx.execute(
@@ -52,13 +75,12 @@ impl Store {
         Ok(())
     }
 
-    /// Records a failed refresh without touching the list's entries.
-    pub fn blacklist_error(&self, name: &str, error: &str) -> Result<()> {
+    fn blacklist_error(&self, name: &str, error: &str) -> Result<()> {
         self.conn.execute("UPDATE blacklists SET last_error = ?2 WHERE name = ?1", params![name, error])?;
         Ok(())
     }
 
-    pub fn blacklists(&self) -> Result<Vec<BlacklistInfo>> {
+    fn blacklists(&self) -> Result<Vec<BlacklistInfo>> {
         let mut st = self.conn.prepare(
             "SELECT name, source, entries, bad_lines, refreshed_at, last_error FROM blacklists ORDER BY name",
         )?;
@@ -75,14 +97,13 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Every entry of every list, as (list, CIDR).
-    pub fn blacklist_entries(&self) -> Result<Vec<(String, String)>> {
+    fn blacklist_entries(&self) -> Result<Vec<(String, String)>> {
         let mut st = self.conn.prepare("SELECT list, cidr FROM blacklist_entries")?;
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn delete_blacklist(&self, name: &str) -> Result<bool> {
+    fn delete_blacklist(&self, name: &str) -> Result<bool> {
         Ok(self.conn.execute("DELETE FROM blacklists WHERE name = ?1", [name])? > 0)
     }
 }

@@ -76,8 +76,61 @@ fn exists(e: rusqlite::Error, what: String) -> StoreError {
     }
 }
 
-impl Store {
-    pub fn add_cos(&self, name: &str, allow: &str, countries: Option<&str>, now: i64) -> Result<()> {
+/// The dial plan (Classes of Service, trunks, routes, DIDs) and the calls log.
+pub trait CallsRepo {
+    fn add_cos(&self, name: &str, allow: &str, countries: Option<&str>, now: i64) -> Result<()>;
+
+    fn cos_list(&self) -> Result<Vec<CosRow>>;
+
+    /// How many extensions use each Class of Service, by name; one no extension uses is absent.
+    fn cos_usage(&self) -> Result<Vec<(String, u64)>>;
+
+    fn cos_exists(&self, name: &str) -> Result<bool>;
+
+    /// Deletes a CoS no extension uses.
+    fn delete_cos(&self, name: &str) -> Result<bool>;
+
+    fn add_trunk(&self, t: &TrunkRow, now: i64) -> Result<()>;
+
+    fn trunks(&self) -> Result<Vec<TrunkRow>>;
+
+    /// Deletes a trunk no route uses.
+    fn delete_trunk(&self, name: &str) -> Result<bool>;
+
+    /// Appends a route (routes are tried in the order they were added).
+    fn add_route(&self, pattern: &str, trunk: &str, strip: u32, prepend: &str) -> Result<i64>;
+
+    fn routes(&self) -> Result<Vec<RouteRow>>;
+
+    fn delete_route(&self, id: i64) -> Result<bool>;
+
+    fn add_did(&self, number: &str, extension: &str) -> Result<()>;
+
+    fn dids(&self) -> Result<Vec<DidRow>>;
+
+    fn delete_did(&self, number: &str) -> Result<bool>;
+
+    fn call_started(&self, c: &CallRow) -> Result<()>;
+
+    fn call_answered(&self, call_id: &str, now: i64) -> Result<()>;
+
+    fn call_ended(&self, call_id: &str, status: u16, now: i64) -> Result<()>;
+
+    /// The proxy ended the call itself (BYE to both parties), for `reason`.
+    fn call_cut(&self, call_id: &str, reason: &str, now: i64) -> Result<()>;
+
+    /// Calls in progress first, then the most recent; at most `limit`.
+    fn calls(&self, limit: u32) -> Result<Vec<CallRow>>;
+
+    /// Keeps the calls log bounded: ended calls before `before` go. Calls still marked in progress when
+    /// the daemon starts were cut by the restart.
+    fn purge_calls(&self, before: i64) -> Result<usize>;
+
+    fn close_stale_calls(&self, now: i64) -> Result<usize>;
+}
+
+impl CallsRepo for Store {
+    fn add_cos(&self, name: &str, allow: &str, countries: Option<&str>, now: i64) -> Result<()> {
         self.conn
             .execute(
                 "INSERT INTO cos(name, allow, countries, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -87,14 +140,13 @@ impl Store {
         Ok(())
     }
 
-    pub fn cos_list(&self) -> Result<Vec<CosRow>> {
+    fn cos_list(&self) -> Result<Vec<CosRow>> {
         let mut st = self.conn.prepare("SELECT name, allow, countries FROM cos ORDER BY name")?;
         let rows = st.query_map([], |r| Ok(CosRow { name: r.get(0)?, allow: r.get(1)?, countries: r.get(2)? }))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// How many extensions use each Class of Service, by name; one no extension uses is absent.
-    pub fn cos_usage(&self) -> Result<Vec<(String, u64)>> {
+    fn cos_usage(&self) -> Result<Vec<(String, u64)>> {
         let mut st = self
             .conn
             .prepare("SELECT cos, COUNT(*) FROM extensions WHERE cos IS NOT NULL GROUP BY cos ORDER BY cos")?;
@@ -102,12 +154,11 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn cos_exists(&self, name: &str) -> Result<bool> {
+    fn cos_exists(&self, name: &str) -> Result<bool> {
         Ok(self.conn.query_row("SELECT 1 FROM cos WHERE name = ?1", [name], |_| Ok(())).optional()?.is_some())
     }
 
-    /// Deletes a CoS no extension uses.
-    pub fn delete_cos(&self, name: &str) -> Result<bool> {
+    fn delete_cos(&self, name: &str) -> Result<bool> {
         let users: Vec<String> = {
             let mut st = self.conn.prepare("SELECT number FROM extensions WHERE cos = ?1 ORDER BY number LIMIT 5")?;
             st.query_map([name], |r| r.get(0))?.collect::<Result<_, _>>()?
@@ -121,7 +172,7 @@ impl Store {
         Ok(self.conn.execute("DELETE FROM cos WHERE name = ?1", [name])? > 0)
     }
 
-    pub fn add_trunk(&self, t: &TrunkRow, now: i64) -> Result<()> {
+    fn add_trunk(&self, t: &TrunkRow, now: i64) -> Result<()> {
         self.conn
             .execute(
                 "INSERT INTO trunks(name, host, port, transport, created_at, username, realm, ha1_md5, ha1_sha256,
@@ -145,7 +196,7 @@ impl Store {
         Ok(())
     }
 
-    pub fn trunks(&self) -> Result<Vec<TrunkRow>> {
+    fn trunks(&self) -> Result<Vec<TrunkRow>> {
         let mut st = self.conn.prepare(
             "SELECT name, host, port, transport, username, realm, ha1_md5, ha1_sha256, register_expires, tls_ca,
                allow_refer FROM trunks ORDER BY name",
@@ -169,8 +220,7 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Deletes a trunk no route uses.
-    pub fn delete_trunk(&self, name: &str) -> Result<bool> {
+    fn delete_trunk(&self, name: &str) -> Result<bool> {
         let n: i64 = self.conn.query_row("SELECT COUNT(*) FROM routes WHERE trunk = ?1", [name], |r| r.get(0))?;
         if n > 0 {
             return Err(StoreError::InUse(format!(
@@ -180,8 +230,7 @@ impl Store {
         Ok(self.conn.execute("DELETE FROM trunks WHERE name = ?1", [name])? > 0)
     }
 
-    /// Appends a route (routes are tried in the order they were added).
-    pub fn add_route(&self, pattern: &str, trunk: &str, strip: u32, prepend: &str) -> Result<i64> {
+    fn add_route(&self, pattern: &str, trunk: &str, strip: u32, prepend: &str) -> Result<i64> {
         self.conn
             .execute(
                 "INSERT INTO routes(pattern, trunk, strip, prepend) VALUES (?1, ?2, ?3, ?4)",
@@ -191,7 +240,7 @@ impl Store {
         Ok(self.conn.last_insert_rowid())
     }
 
-    pub fn routes(&self) -> Result<Vec<RouteRow>> {
+    fn routes(&self) -> Result<Vec<RouteRow>> {
         let mut st = self.conn.prepare("SELECT id, pattern, trunk, strip, prepend FROM routes ORDER BY id")?;
         let rows = st.query_map([], |r| {
             Ok(RouteRow { id: r.get(0)?, pattern: r.get(1)?, trunk: r.get(2)?, strip: r.get(3)?, prepend: r.get(4)? })
@@ -199,28 +248,28 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn delete_route(&self, id: i64) -> Result<bool> {
+    fn delete_route(&self, id: i64) -> Result<bool> {
         Ok(self.conn.execute("DELETE FROM routes WHERE id = ?1", [id])? > 0)
     }
 
-    pub fn add_did(&self, number: &str, extension: &str) -> Result<()> {
+    fn add_did(&self, number: &str, extension: &str) -> Result<()> {
         self.conn
             .execute("INSERT INTO dids(number, extension) VALUES (?1, ?2)", params![number, extension])
             .map_err(|e| exists(e, format!("DID {number} already exists, or extension {extension} does not exist")))?;
         Ok(())
     }
 
-    pub fn dids(&self) -> Result<Vec<DidRow>> {
+    fn dids(&self) -> Result<Vec<DidRow>> {
         let mut st = self.conn.prepare("SELECT number, extension FROM dids ORDER BY number")?;
         let rows = st.query_map([], |r| Ok(DidRow { number: r.get(0)?, extension: r.get(1)? }))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn delete_did(&self, number: &str) -> Result<bool> {
+    fn delete_did(&self, number: &str) -> Result<bool> {
         Ok(self.conn.execute("DELETE FROM dids WHERE number = ?1", [number])? > 0)
     }
 
-    pub fn call_started(&self, c: &CallRow) -> Result<()> {
+    fn call_started(&self, c: &CallRow) -> Result<()> {
         // Cached statements: a busy proxy writes three rows per call.
         self.conn
             .prepare_cached(
@@ -231,7 +280,7 @@ impl Store {
         Ok(())
     }
 
-    pub fn call_answered(&self, call_id: &str, now: i64) -> Result<()> {
+    fn call_answered(&self, call_id: &str, now: i64) -> Result<()> {
         self.conn
             .prepare_cached(
                 "UPDATE calls SET state = 'answered', answered_at = ?2 WHERE call_id = ?1 AND state = 'ringing'",
@@ -240,7 +289,7 @@ impl Store {
         Ok(())
     }
 
-    pub fn call_ended(&self, call_id: &str, status: u16, now: i64) -> Result<()> {
+    fn call_ended(&self, call_id: &str, status: u16, now: i64) -> Result<()> {
         self.conn
             .prepare_cached(
                 "UPDATE calls SET state = 'ended', status = ?2, ended_at = ?3 WHERE call_id = ?1 AND state != 'ended'",
@@ -249,8 +298,7 @@ impl Store {
         Ok(())
     }
 
-    /// The proxy ended the call itself (BYE to both parties), for `reason`.
-    pub fn call_cut(&self, call_id: &str, reason: &str, now: i64) -> Result<()> {
+    fn call_cut(&self, call_id: &str, reason: &str, now: i64) -> Result<()> {
         self.conn
             .prepare_cached(
                 "UPDATE calls SET state = 'ended', status = 200, ended_at = ?3, end_reason = ?2
@@ -260,8 +308,7 @@ impl Store {
         Ok(())
     }
 
-    /// Calls in progress first, then the most recent; at most `limit`.
-    pub fn calls(&self, limit: u32) -> Result<Vec<CallRow>> {
+    fn calls(&self, limit: u32) -> Result<Vec<CallRow>> {
         let mut st = self.conn.prepare(&format!(
             "SELECT {CALL_COLUMNS} FROM calls ORDER BY (state = 'ended'), started_at DESC, rowid DESC LIMIT ?1"
         ))?;
@@ -269,13 +316,11 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Keeps the calls log bounded: ended calls before `before` go. Calls still marked in progress when
-    /// the daemon starts were cut by the restart.
-    pub fn purge_calls(&self, before: i64) -> Result<usize> {
+    fn purge_calls(&self, before: i64) -> Result<usize> {
         Ok(self.conn.execute("DELETE FROM calls WHERE state = 'ended' AND started_at < ?1", [before])?)
     }
 
-    pub fn close_stale_calls(&self, now: i64) -> Result<usize> {
+    fn close_stale_calls(&self, now: i64) -> Result<usize> {
         Ok(self
             .conn
             .execute("UPDATE calls SET state = 'ended', status = 503, ended_at = ?1 WHERE state != 'ended'", [now])?)

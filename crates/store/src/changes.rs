@@ -66,10 +66,21 @@ pub struct Change {
     pub topic: Topic,
 }
 
-impl Store {
+/// The log of what operators changed, read by the change feed.
+pub trait ChangesRepo {
     /// Changes after `id`, oldest first, at most `limit` (an unknown topic, from a newer pbxguard, is
     /// skipped).
-    pub fn changes_after(&self, id: i64, limit: i64) -> Result<Vec<Change>> {
+    fn changes_after(&self, id: i64, limit: i64) -> Result<Vec<Change>>;
+
+    /// The newest change's id (0: none yet): where a reader starts.
+    fn last_change(&self) -> Result<i64>;
+
+    /// Keeps the newest `keep` changes (readers that fell further behind reload everything).
+    fn prune_changes(&self, keep: i64) -> Result<usize>;
+}
+
+impl ChangesRepo for Store {
+    fn changes_after(&self, id: i64, limit: i64) -> Result<Vec<Change>> {
         let mut st = self.conn.prepare_cached("SELECT id, topic FROM changes WHERE id > ?1 ORDER BY id LIMIT ?2")?;
         let rows = st.query_map((id, limit), |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
         let mut out = Vec::new();
@@ -82,13 +93,11 @@ impl Store {
         Ok(out)
     }
 
-    /// The newest change's id (0: none yet): where a reader starts.
-    pub fn last_change(&self) -> Result<i64> {
+    fn last_change(&self) -> Result<i64> {
         Ok(self.conn.query_row("SELECT COALESCE(MAX(id), 0) FROM changes", [], |r| r.get(0))?)
     }
 
-    /// Keeps the newest `keep` changes (readers that fell further behind reload everything).
-    pub fn prune_changes(&self, keep: i64) -> Result<usize> {
+    fn prune_changes(&self, keep: i64) -> Result<usize> {
         Ok(self
             .conn
             .execute("DELETE FROM changes WHERE id <= (SELECT COALESCE(MAX(id), 0) FROM changes) - ?1", [keep])?)
@@ -157,6 +166,7 @@ impl ChangeFeed for SqliteFeed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::prelude::*;
 
     #[test]
     fn every_change_an_operator_makes_is_in_the_feed_with_its_topic_and_registrations_are_not() {
@@ -188,7 +198,7 @@ mod tests {
             user_agent: None,
             updated_at: 1,
         };
-        store.replace_bindings_batch([("1001", std::slice::from_ref(&binding))]).unwrap();
+        store.replace_bindings_batch(&[("1001", std::slice::from_ref(&binding))]).unwrap();
         let topics: Vec<Topic> = store.changes_after(start, 100).unwrap().into_iter().map(|c| c.topic).collect();
         assert_eq!(topics, [Topic::Settings, Topic::Extensions, Topic::Trusted, Topic::Acls, Topic::Bans]);
         let last = store.last_change().unwrap();

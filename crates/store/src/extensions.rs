@@ -82,8 +82,50 @@ fn row(r: &Row<'_>) -> rusqlite::Result<Extension> {
     })
 }
 
-impl Store {
-    pub fn add_extension(&self, ext: &Extension) -> Result<()> {
+/// Extensions and their credentials (HA1 only), limits and state.
+pub trait ExtensionsRepo {
+    fn add_extension(&self, ext: &Extension) -> Result<()>;
+
+    fn extension(&self, number: &str) -> Result<Option<Extension>>;
+
+    fn extensions(&self) -> Result<Vec<Extension>>;
+
+    fn extension_count(&self) -> Result<u64>;
+
+    /// Replaces an extension's secret (as HA1s) and records its policy compliance.
+    fn set_credentials(&self, number: &str, c: &Credentials, violations: Option<&str>, now: i64) -> Result<()>;
+
+    /// Sets (or clears) an extension's Class of Service.
+    fn set_extension_cos(&self, number: &str, cos: Option<&str>) -> Result<()>;
+
+    /// Suspends outbound calls (with the reason) or re-enables them (`None`).
+    fn set_suspended(&self, number: &str, reason: Option<&str>) -> Result<()>;
+
+    /// Sets an extension's own toll-fraud limits (`None`: the global settings).
+    fn set_call_limits(&self, number: &str, max_calls: Option<u32>, per_hour: Option<u32>) -> Result<()>;
+
+    /// Sets an extension's own longest trunk call, seconds (0: no limit; `None`: the setting).
+    fn set_max_call_secs(&self, number: &str, secs: Option<u32>) -> Result<()>;
+
+    /// Deletes an extension and its registrations.
+    fn delete_extension(&self, number: &str) -> Result<()>;
+
+    /// One page of extensions in number order, each with its live registrations (counted through the
+    /// bindings' primary key, so a page costs its own rows, not the table's).
+    fn extensions_page(
+        &self,
+        f: &ExtensionFilter<'_>,
+        now: i64,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<(Extension, u32)>>;
+
+    /// How many extensions the filter matches.
+    fn extensions_matching(&self, f: &ExtensionFilter<'_>) -> Result<u64>;
+}
+
+impl ExtensionsRepo for Store {
+    fn add_extension(&self, ext: &Extension) -> Result<()> {
         let c = &ext.credentials;
         let res = self.conn.execute(
             &format!(
@@ -115,25 +157,24 @@ impl Store {
         }
     }
 
-    pub fn extension(&self, number: &str) -> Result<Option<Extension>> {
+    fn extension(&self, number: &str) -> Result<Option<Extension>> {
         Ok(self
             .conn
             .query_row(&format!("SELECT {COLUMNS} FROM extensions WHERE number = ?1"), [number], row)
             .optional()?)
     }
 
-    pub fn extensions(&self) -> Result<Vec<Extension>> {
+    fn extensions(&self) -> Result<Vec<Extension>> {
         let mut st = self.conn.prepare(&format!("SELECT {COLUMNS} FROM extensions ORDER BY number"))?;
         let rows = st.query_map([], row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn extension_count(&self) -> Result<u64> {
+    fn extension_count(&self) -> Result<u64> {
         Ok(self.conn.query_row("SELECT COUNT(*) FROM extensions", [], |r| r.get(0))?)
     }
 
-    /// Replaces an extension's secret (as HA1s) and records its policy compliance.
-    pub fn set_credentials(&self, number: &str, c: &Credentials, violations: Option<&str>, now: i64) -> Result<()> {
+    fn set_credentials(&self, number: &str, c: &Credentials, violations: Option<&str>, now: i64) -> Result<()> {
         let n = self.conn.execute(
             "UPDATE extensions SET realm = ?2, ha1_md5 = ?3, ha1_sha256 = ?4, ha1_sha512_256 = ?5, updated_at = ?6,
                policy_violations = ?7 WHERE number = ?1",
@@ -145,18 +186,15 @@ impl Store {
         Ok(())
     }
 
-    /// Sets (or clears) an extension's Class of Service.
-    pub fn set_extension_cos(&self, number: &str, cos: Option<&str>) -> Result<()> {
+    fn set_extension_cos(&self, number: &str, cos: Option<&str>) -> Result<()> {
         self.update_extension(number, "cos", cos)
     }
 
-    /// Suspends outbound calls (with the reason) or re-enables them (`None`).
-    pub fn set_suspended(&self, number: &str, reason: Option<&str>) -> Result<()> {
+    fn set_suspended(&self, number: &str, reason: Option<&str>) -> Result<()> {
         self.update_extension(number, "suspended", reason)
     }
 
-    /// Sets an extension's own toll-fraud limits (`None`: the global settings).
-    pub fn set_call_limits(&self, number: &str, max_calls: Option<u32>, per_hour: Option<u32>) -> Result<()> {
+    fn set_call_limits(&self, number: &str, max_calls: Option<u32>, per_hour: Option<u32>) -> Result<()> {
         let n = self.conn.execute(
             "UPDATE extensions SET max_calls = ?2, calls_per_hour = ?3 WHERE number = ?1",
             params![number, max_calls, per_hour],
@@ -167,8 +205,7 @@ impl Store {
         Ok(())
     }
 
-    /// Sets an extension's own longest trunk call, seconds (0: no limit; `None`: the setting).
-    pub fn set_max_call_secs(&self, number: &str, secs: Option<u32>) -> Result<()> {
+    fn set_max_call_secs(&self, number: &str, secs: Option<u32>) -> Result<()> {
         let n =
             self.conn.execute("UPDATE extensions SET max_call_secs = ?2 WHERE number = ?1", params![number, secs])?;
         if n == 0 {
@@ -177,45 +214,14 @@ impl Store {
         Ok(())
     }
 
-    fn update_extension(&self, number: &str, column: &str, value: Option<&str>) -> Result<()> {
-        let n = self
-            .conn
-            .execute(&format!("UPDATE extensions SET {column} = ?2 WHERE number = ?1"), params![number, value])?;
-        if n == 0 {
-            return Err(StoreError::NoSuchExtension(number.to_owned()));
-        }
-        Ok(())
-    }
-
-    /// Deletes an extension and its registrations.
-    pub fn delete_extension(&self, number: &str) -> Result<()> {
+    fn delete_extension(&self, number: &str) -> Result<()> {
         if self.conn.execute("DELETE FROM extensions WHERE number = ?1", [number])? == 0 {
             return Err(StoreError::NoSuchExtension(number.to_owned()));
         }
         Ok(())
     }
-}
 
-/// Which extensions a page of the list shows.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ExtensionFilter<'a> {
-    /// Part of the number, or an ACL group or Class of Service name (exact).
-    pub text: Option<&'a str>,
-    /// Only those whose outbound calls are suspended.
-    pub suspended: bool,
-    /// Only those whose secret broke the password policy when it was set.
-    pub noncompliant: bool,
-}
-
-impl ExtensionFilter<'_> {
-    const WHERE: &'static str = "(?1 IS NULL OR instr(number, ?1) > 0 OR acl = ?1 OR cos = ?1)
-         AND (?2 = 0 OR suspended IS NOT NULL) AND (?3 = 0 OR policy_violations IS NOT NULL)";
-}
-
-impl Store {
-    /// One page of extensions in number order, each with its live registrations (counted through the
-    /// bindings' primary key, so a page costs its own rows, not the table's).
-    pub fn extensions_page(
+    fn extensions_page(
         &self,
         f: &ExtensionFilter<'_>,
         now: i64,
@@ -242,8 +248,7 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// How many extensions the filter matches.
-    pub fn extensions_matching(&self, f: &ExtensionFilter<'_>) -> Result<u64> {
+    fn extensions_matching(&self, f: &ExtensionFilter<'_>) -> Result<u64> {
         // Unfiltered, SQLite counts the smallest index (0.1 ms for 10,000 extensions); the filter's
         // expression makes it read every row (2 ms), on every view of the first page.
         if f.text.is_none() && !f.suspended && !f.noncompliant {
@@ -252,4 +257,32 @@ impl Store {
         let sql = format!("SELECT COUNT(*) FROM extensions WHERE {}", ExtensionFilter::WHERE);
         Ok(self.conn.prepare_cached(&sql)?.query_row(params![f.text, f.suspended, f.noncompliant], |r| r.get(0))?)
     }
+}
+
+impl Store {
+    fn update_extension(&self, number: &str, column: &str, value: Option<&str>) -> Result<()> {
+        let n = self
+            .conn
+            .execute(&format!("UPDATE extensions SET {column} = ?2 WHERE number = ?1"), params![number, value])?;
+        if n == 0 {
+            return Err(StoreError::NoSuchExtension(number.to_owned()));
+        }
+        Ok(())
+    }
+}
+
+/// Which extensions a page of the list shows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExtensionFilter<'a> {
+    /// Part of the number, or an ACL group or Class of Service name (exact).
+    pub text: Option<&'a str>,
+    /// Only those whose outbound calls are suspended.
+    pub suspended: bool,
+    /// Only those whose secret broke the password policy when it was set.
+    pub noncompliant: bool,
+}
+
+impl ExtensionFilter<'_> {
+    const WHERE: &'static str = "(?1 IS NULL OR instr(number, ?1) > 0 OR acl = ?1 OR cos = ?1)
+         AND (?2 = 0 OR suspended IS NOT NULL) AND (?3 = 0 OR policy_violations IS NOT NULL)";
 }

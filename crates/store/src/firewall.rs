@@ -88,9 +88,48 @@ fn apply_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApplyRow> {
     })
 }
 
-impl Store {
+/// The firewall wizard's services and the apply/confirm/rollback requests.
+pub trait FirewallRepo {
     /// The services, in rule order.
-    pub fn firewall_services(&self) -> Result<Vec<FirewallServiceRow>> {
+    fn firewall_services(&self) -> Result<Vec<FirewallServiceRow>>;
+
+    /// Replaces every service at once (the wizard's plan), in the order given.
+    fn replace_firewall_services(&mut self, rows: &[FirewallServiceRow], now: i64) -> Result<()>;
+
+    /// Queues an apply for the daemon; returns its id.
+    fn request_firewall_apply(&self, ruleset: &str, rollback_ms: i64, now: i64) -> Result<i64>;
+
+    /// Records an apply carried out directly (no daemon, no rollback) as confirmed.
+    fn record_firewall_apply(&self, ruleset: &str, now: i64) -> Result<i64>;
+
+    fn firewall_apply(&self, id: i64) -> Result<Option<ApplyRow>>;
+
+    /// The newest request in any of `states`.
+    fn last_firewall_apply(&self, states: &[ApplyState]) -> Result<Option<ApplyRow>>;
+
+    /// Requests in `state`, oldest first.
+    fn firewall_applies_in(&self, state: ApplyState) -> Result<Vec<ApplyRow>>;
+
+    /// Moves a request from `from` to `to` if it is still in `from`; false when someone else moved it
+    /// first.
+    fn move_firewall_apply(
+        &self,
+        id: i64,
+        from: ApplyState,
+        to: ApplyState,
+        detail: Option<&str>,
+        now: i64,
+    ) -> Result<bool>;
+
+    /// The daemon loaded the request: what it replaced, and when it rolls back (None: never).
+    fn firewall_applied(&self, id: i64, previous: Option<&str>, deadline_ms: Option<i64>, now: i64) -> Result<bool>;
+
+    /// Ends every request still waiting or armed (the firewall was disabled); returns how many.
+    fn cancel_firewall_applies(&self, now: i64) -> Result<usize>;
+}
+
+impl FirewallRepo for Store {
+    fn firewall_services(&self) -> Result<Vec<FirewallServiceRow>> {
         let mut st =
             self.conn.prepare("SELECT name, proto, ports, sources FROM firewall_services ORDER BY position, name")?;
         let rows = st.query_map([], |r| {
@@ -99,8 +138,7 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Replaces every service at once (the wizard's plan), in the order given.
-    pub fn replace_firewall_services(&mut self, rows: &[FirewallServiceRow], now: i64) -> Result<()> {
+    fn replace_firewall_services(&mut self, rows: &[FirewallServiceRow], now: i64) -> Result<()> {
         let tx = self.conn.transaction()?;
         tx.execute("DELETE FROM firewall_services", [])?;
         for (i, r) in rows.iter().enumerate() {
@@ -113,8 +151,7 @@ impl Store {
         Ok(())
     }
 
-    /// Queues an apply for the daemon; returns its id.
-    pub fn request_firewall_apply(&self, ruleset: &str, rollback_ms: i64, now: i64) -> Result<i64> {
+    fn request_firewall_apply(&self, ruleset: &str, rollback_ms: i64, now: i64) -> Result<i64> {
         self.conn.execute(
             "INSERT INTO firewall_applies(ruleset, rollback_ms, state, requested_ms, updated_ms) VALUES (?1, ?2, 'requested', ?3, ?3)",
             params![ruleset, rollback_ms, now],
@@ -122,8 +159,7 @@ impl Store {
         Ok(self.conn.last_insert_rowid())
     }
 
-    /// Records an apply carried out directly (no daemon, no rollback) as confirmed.
-    pub fn record_firewall_apply(&self, ruleset: &str, now: i64) -> Result<i64> {
+    fn record_firewall_apply(&self, ruleset: &str, now: i64) -> Result<i64> {
         self.conn.execute(
             "INSERT INTO firewall_applies(ruleset, rollback_ms, state, requested_ms, updated_ms) VALUES (?1, 0, 'confirmed', ?2, ?2)",
             params![ruleset, now],
@@ -131,12 +167,11 @@ impl Store {
         Ok(self.conn.last_insert_rowid())
     }
 
-    pub fn firewall_apply(&self, id: i64) -> Result<Option<ApplyRow>> {
+    fn firewall_apply(&self, id: i64) -> Result<Option<ApplyRow>> {
         Ok(self.conn.query_row(&format!("SELECT {APPLY_COLUMNS} WHERE id = ?1"), [id], apply_row).optional()?)
     }
 
-    /// The newest request in any of `states`.
-    pub fn last_firewall_apply(&self, states: &[ApplyState]) -> Result<Option<ApplyRow>> {
+    fn last_firewall_apply(&self, states: &[ApplyState]) -> Result<Option<ApplyRow>> {
         let list = states.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", ");
         Ok(self
             .conn
@@ -148,16 +183,13 @@ impl Store {
             .optional()?)
     }
 
-    /// Requests in `state`, oldest first.
-    pub fn firewall_applies_in(&self, state: ApplyState) -> Result<Vec<ApplyRow>> {
+    fn firewall_applies_in(&self, state: ApplyState) -> Result<Vec<ApplyRow>> {
         let mut st = self.conn.prepare(&format!("SELECT {APPLY_COLUMNS} WHERE state = ?1 ORDER BY id"))?;
         let rows = st.query_map([state.as_str()], apply_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Moves a request from `from` to `to` if it is still in `from`; false when someone else moved it
-    /// first.
-    pub fn move_firewall_apply(
+    fn move_firewall_apply(
         &self,
         id: i64,
         from: ApplyState,
@@ -171,14 +203,7 @@ impl Store {
         )? == 1)
     }
 
-    /// The daemon loaded the request: what it replaced, and when it rolls back (None: never).
-    pub fn firewall_applied(
-        &self,
-        id: i64,
-        previous: Option<&str>,
-        deadline_ms: Option<i64>,
-        now: i64,
-    ) -> Result<bool> {
+    fn firewall_applied(&self, id: i64, previous: Option<&str>, deadline_ms: Option<i64>, now: i64) -> Result<bool> {
         let state = if deadline_ms.is_some() { "applied" } else { "confirmed" };
         Ok(self.conn.execute(
             "UPDATE firewall_applies SET state = ?2, previous = ?3, deadline_ms = ?4, updated_ms = ?5 WHERE id = ?1 AND state = 'requested'",
@@ -186,8 +211,7 @@ impl Store {
         )? == 1)
     }
 
-    /// Ends every request still waiting or armed (the firewall was disabled); returns how many.
-    pub fn cancel_firewall_applies(&self, now: i64) -> Result<usize> {
+    fn cancel_firewall_applies(&self, now: i64) -> Result<usize> {
         Ok(self.conn.execute(
             "UPDATE firewall_applies SET state = 'cancelled', updated_ms = ?1 WHERE state IN ('requested', 'applied')",
             [now],
@@ -199,6 +223,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::Topic;
+    use crate::prelude::*;
 
     #[test]
     fn an_apply_is_confirmed_or_rolled_back_never_both() {

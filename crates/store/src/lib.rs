@@ -10,7 +10,6 @@ mod bindings;
 mod blacklists;
 mod calls;
 mod changes;
-mod config_pages;
 mod extensions;
 mod firewall;
 mod migrations;
@@ -19,16 +18,17 @@ mod security;
 mod settings;
 mod tokens;
 
-pub use accounts::{Admin, Mailbox};
-pub use bindings::Binding;
-pub use blacklists::BlacklistInfo;
-pub use calls::{CallRow, CosRow, DidRow, RouteRow, TrunkRow};
-pub use changes::{Change, ChangeFeed, SqliteFeed, Topic};
-pub use extensions::{Credentials, Extension, ExtensionFilter};
-pub use firewall::{ApplyRow, ApplyState, FirewallServiceRow};
-pub use reports::EventQuery;
-pub use security::{AclRow, BanOp, BanRow, EventRow};
-pub use tokens::TokenRow;
+pub use accounts::{AccountsRepo, Admin, Mailbox};
+pub use bindings::{Binding, RegistrationsRepo};
+pub use blacklists::{BlacklistInfo, BlacklistsRepo};
+pub use calls::{CallRow, CallsRepo, CosRow, DidRow, RouteRow, TrunkRow};
+pub use changes::{Change, ChangeFeed, ChangesRepo, SqliteFeed, Topic};
+pub use extensions::{Credentials, Extension, ExtensionFilter, ExtensionsRepo};
+pub use firewall::{ApplyRow, ApplyState, FirewallRepo, FirewallServiceRow};
+pub use reports::{EventQuery, ReportsRepo};
+pub use security::{AclRow, BanOp, BanRow, EventRow, SecurityRepo};
+pub use settings::SettingsRepo;
+pub use tokens::{TokenRow, TokensRepo};
 
 use rusqlite::Connection;
 use std::path::Path;
@@ -88,20 +88,6 @@ impl Store {
         Ok(self.conn.query_row("SELECT n FROM revision WHERE id = 1", [], |r| r.get(0))?)
     }
 
-    /// Starts a transaction spanning several repository calls (an import); end it with [`Store::commit`]
-    /// or [`Store::rollback`]. Calls that open their own transaction cannot be used inside.
-    pub fn begin(&self) -> Result<()> {
-        Ok(self.conn.execute_batch("BEGIN IMMEDIATE")?)
-    }
-
-    pub fn commit(&self) -> Result<()> {
-        Ok(self.conn.execute_batch("COMMIT")?)
-    }
-
-    pub fn rollback(&self) -> Result<()> {
-        Ok(self.conn.execute_batch("ROLLBACK")?)
-    }
-
     /// Writes a consistent copy of the whole database to `path` (SQLite `VACUUM INTO`: one read
     /// transaction, so other processes keep writing meanwhile and the copy is a single point in time).
     /// `path` must not exist, or be an empty file (whose mode the copy keeps).
@@ -110,6 +96,83 @@ impl Store {
         self.conn.execute("VACUUM INTO ?1", [target])?;
         Ok(())
     }
+}
+
+/// Transactions spanning several repository calls (an import, a batch of call records).
+pub trait TransactionsRepo {
+    /// Starts a transaction; end it with [`TransactionsRepo::commit`] or [`TransactionsRepo::rollback`].
+    /// Calls that open their own transaction cannot be used inside.
+    fn begin(&self) -> Result<()>;
+    fn commit(&self) -> Result<()>;
+    fn rollback(&self) -> Result<()>;
+}
+
+impl TransactionsRepo for Store {
+    fn begin(&self) -> Result<()> {
+        Ok(self.conn.execute_batch("BEGIN IMMEDIATE")?)
+    }
+
+    fn commit(&self) -> Result<()> {
+        Ok(self.conn.execute_batch("COMMIT")?)
+    }
+
+    fn rollback(&self) -> Result<()> {
+        Ok(self.conn.execute_batch("ROLLBACK")?)
+    }
+}
+
+/// Everything the application layer and the daemon ask of a database, area by area: the interface a
+/// second backend (PostgreSQL, for several nodes) implements. [`Store`] is the SQLite one; what only
+/// SQLite can do (open a file, `VACUUM INTO` a backup, `EXPLAIN QUERY PLAN`) stays on it. Methods take
+/// plain values and `now`, so a backend never reads the clock.
+pub trait Backend:
+    AccountsRepo
+    + BlacklistsRepo
+    + CallsRepo
+    + ChangesRepo
+    + ExtensionsRepo
+    + FirewallRepo
+    + RegistrationsRepo
+    + ReportsRepo
+    + SecurityRepo
+    + SettingsRepo
+    + TokensRepo
+    + TransactionsRepo
+{
+}
+
+impl<T> Backend for T where
+    T: AccountsRepo
+        + BlacklistsRepo
+        + CallsRepo
+        + ChangesRepo
+        + ExtensionsRepo
+        + FirewallRepo
+        + RegistrationsRepo
+        + ReportsRepo
+        + SecurityRepo
+        + SettingsRepo
+        + TokensRepo
+        + TransactionsRepo
+        + ?Sized
+{
+}
+
+/// `use pbxguard_store::prelude::*;` brings every repository's methods into scope (anonymously: the
+/// trait names stay out of the caller's namespace).
+pub mod prelude {
+    pub use crate::TransactionsRepo as _;
+    pub use crate::accounts::AccountsRepo as _;
+    pub use crate::bindings::RegistrationsRepo as _;
+    pub use crate::blacklists::BlacklistsRepo as _;
+    pub use crate::calls::CallsRepo as _;
+    pub use crate::changes::ChangesRepo as _;
+    pub use crate::extensions::ExtensionsRepo as _;
+    pub use crate::firewall::FirewallRepo as _;
+    pub use crate::reports::ReportsRepo as _;
+    pub use crate::security::SecurityRepo as _;
+    pub use crate::settings::SettingsRepo as _;
+    pub use crate::tokens::TokensRepo as _;
 }
 
 /// The schema version this build creates and understands (migrations are forward-only).

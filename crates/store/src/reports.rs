@@ -70,11 +70,50 @@ fn placeholders(n: usize) -> String {
     s
 }
 
-impl Store {
+/// Pages and aggregates for the GUI and the API: bounded by their indexes.
+pub trait ReportsRepo {
     /// One page of the security event log, newest first (see [`EventQuery`]). Each filter uses its
     /// own index (kind, source, user: migration 17) in id order; the text search scans, bounded by the
     /// log's retention.
-    pub fn events_page(&self, q: &EventQuery) -> Result<Vec<EventRow>> {
+    fn events_page(&self, q: &EventQuery) -> Result<Vec<EventRow>>;
+
+    /// The event kinds present in the log, by name: one index seek per kind (a skip scan), since
+    /// `SELECT DISTINCT` reads every entry of the index — 5 ms on 100,000 events, on every page view.
+    fn event_kinds(&self) -> Result<Vec<String>>;
+
+    /// The newest event's id (0 for an empty log).
+    fn last_event_id(&self) -> Result<i64>;
+
+    /// Events since `since_ms` counted per `bucket_ms` and kind, kinds in `exclude` left out:
+    /// `(bucket start ms, kind, count)`, oldest bucket first.
+    fn events_per_bucket(&self, since_ms: i64, bucket_ms: i64, exclude: &[&str]) -> Result<Vec<(i64, String, i64)>>;
+
+    /// The addresses behind the most events of `kinds` since `since_ms`.
+    fn top_event_sources(&self, since_ms: i64, kinds: &[&str], limit: i64) -> Result<Vec<(String, i64)>>;
+
+    /// The user names (extensions) named by the most events of `kinds` since `since_ms`.
+    fn top_event_users(&self, since_ms: i64, kinds: &[&str], limit: i64) -> Result<Vec<(String, i64)>>;
+
+    /// The User-Agents of scanner detections since `since_ms` (the fingerprint's evidence starts
+    /// `User-Agent "..."`), most frequent first.
+    fn top_scanner_agents(&self, since_ms: i64, limit: i64) -> Result<Vec<(String, i64)>>;
+
+    /// Bans in force at `now_ms` whose target starts with `target_prefix` (all if empty), newest
+    /// first: `(total, one page)`.
+    fn bans_page(&self, now_ms: i64, target_prefix: &str, offset: i64, limit: i64) -> Result<(i64, Vec<BanRow>)>;
+
+    /// Calls in progress (not ended), newest first, at most `limit`; and how many there are.
+    fn live_calls(&self, limit: i64) -> Result<(i64, Vec<CallRow>)>;
+
+    /// The calls log, newest first, one page: `(total, rows)`.
+    fn calls_page(&self, offset: i64, limit: i64) -> Result<(i64, Vec<CallRow>)>;
+
+    /// Registrations valid at `now` (seconds), by extension, one page: `(total, rows)`.
+    fn bindings_page(&self, now: i64, offset: i64, limit: i64) -> Result<(i64, Vec<Binding>)>;
+}
+
+impl ReportsRepo for Store {
+    fn events_page(&self, q: &EventQuery) -> Result<Vec<EventRow>> {
         let mut clauses: Vec<&str> = Vec::new();
         let mut values: Vec<Value> = Vec::new();
         for (col, v) in [("kind = ?", &q.kind), ("source = ?", &q.source), ("user = ?", &q.user)] {
@@ -108,9 +147,7 @@ impl Store {
         Ok(rows)
     }
 
-    /// The event kinds present in the log, by name: one index seek per kind (a skip scan), since
-    /// `SELECT DISTINCT` reads every entry of the index — 5 ms on 100,000 events, on every page view.
-    pub fn event_kinds(&self) -> Result<Vec<String>> {
+    fn event_kinds(&self) -> Result<Vec<String>> {
         let mut st = self.conn.prepare_cached(
             "WITH RECURSIVE k(kind) AS (SELECT MIN(kind) FROM events
                 UNION ALL SELECT (SELECT MIN(kind) FROM events WHERE kind > k.kind) FROM k WHERE k.kind IS NOT NULL)
@@ -119,22 +156,14 @@ impl Store {
         Ok(st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?)
     }
 
-    /// The newest event's id (0 for an empty log).
-    pub fn last_event_id(&self) -> Result<i64> {
+    fn last_event_id(&self) -> Result<i64> {
         Ok(self.conn.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?)
     }
 
     // The aggregates read a time window: its (covering) index is the right plan whatever the planner guesses
     // without statistics (a scan of the kind or source index would read the whole log).
 
-    /// Events since `since_ms` counted per `bucket_ms` and kind, kinds in `exclude` left out:
-    /// `(bucket start ms, kind, count)`, oldest bucket first.
-    pub fn events_per_bucket(
-        &self,
-        since_ms: i64,
-        bucket_ms: i64,
-        exclude: &[&str],
-    ) -> Result<Vec<(i64, String, i64)>> {
+    fn events_per_bucket(&self, since_ms: i64, bucket_ms: i64, exclude: &[&str]) -> Result<Vec<(i64, String, i64)>> {
         let sql = format!(
             "SELECT (at_ms / ?) * ? AS b, kind, COUNT(*) FROM events INDEXED BY events_window
              WHERE at_ms >= ? AND kind NOT IN {} GROUP BY b, kind ORDER BY b, kind",
@@ -148,6 +177,67 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    fn top_event_sources(&self, since_ms: i64, kinds: &[&str], limit: i64) -> Result<Vec<(String, i64)>> {
+        self.top_of("source", since_ms, kinds, limit)
+    }
+
+    fn top_event_users(&self, since_ms: i64, kinds: &[&str], limit: i64) -> Result<Vec<(String, i64)>> {
+        self.top_of("user", since_ms, kinds, limit)
+    }
+
+    fn top_scanner_agents(&self, since_ms: i64, limit: i64) -> Result<Vec<(String, i64)>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT substr(detail, 13, instr(substr(detail, 13), '\"') - 1) AS ua, COUNT(*) AS n
+             FROM events INDEXED BY events_at WHERE kind = 'scanner' AND at_ms >= ?1 AND detail LIKE 'User-Agent \"%'
+             GROUP BY ua ORDER BY n DESC, ua LIMIT ?2",
+        )?;
+        let rows = st.query_map(params![since_ms, limit], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn bans_page(&self, now_ms: i64, target_prefix: &str, offset: i64, limit: i64) -> Result<(i64, Vec<BanRow>)> {
+        let like = format!("{}%", like_escape(target_prefix));
+        let filter = "(expires_ms IS NULL OR expires_ms > ?1) AND (?2 = '%' OR target LIKE ?2 ESCAPE '\\')";
+        let total =
+            self.conn
+                .query_row(&format!("SELECT COUNT(*) FROM bans WHERE {filter}"), params![now_ms, like], |r| r.get(0))?;
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT target, reason, evidence, first_seen_ms, created_ms, expires_ms, offence, note FROM bans
+             WHERE {filter} ORDER BY created_ms DESC, target LIMIT ?3 OFFSET ?4"
+        ))?;
+        let rows = st.query_map(params![now_ms, like, limit, offset.max(0)], ban)?.collect::<Result<_, _>>()?;
+        Ok((total, rows))
+    }
+
+    fn live_calls(&self, limit: i64) -> Result<(i64, Vec<CallRow>)> {
+        let total = self.conn.query_row("SELECT COUNT(*) FROM calls WHERE state != 'ended'", [], |r| r.get(0))?;
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {CALL_COLUMNS} FROM calls WHERE state != 'ended' ORDER BY started_at DESC, rowid DESC LIMIT ?1"
+        ))?;
+        let rows = st.query_map([limit], call)?.collect::<Result<_, _>>()?;
+        Ok((total, rows))
+    }
+
+    fn calls_page(&self, offset: i64, limit: i64) -> Result<(i64, Vec<CallRow>)> {
+        let total = self.conn.query_row("SELECT COUNT(*) FROM calls", [], |r| r.get(0))?;
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {CALL_COLUMNS} FROM calls ORDER BY started_at DESC, rowid DESC LIMIT ?1 OFFSET ?2"
+        ))?;
+        let rows = st.query_map(params![limit, offset.max(0)], call)?.collect::<Result<_, _>>()?;
+        Ok((total, rows))
+    }
+
+    fn bindings_page(&self, now: i64, offset: i64, limit: i64) -> Result<(i64, Vec<Binding>)> {
+        let total = self.conn.query_row("SELECT COUNT(*) FROM bindings WHERE expires_at > ?1", [now], |r| r.get(0))?;
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {BINDING_COLUMNS} FROM bindings WHERE expires_at > ?1 ORDER BY extension, uri LIMIT ?2 OFFSET ?3"
+        ))?;
+        let rows = st.query_map(params![now, limit, offset.max(0)], binding)?.collect::<Result<_, _>>()?;
+        Ok((total, rows))
+    }
+}
+
+impl Store {
     /// The `column` values (`source` or `user`) most frequent among events since `since_ms` whose kind is
     /// one of `kinds`, most frequent first.
     fn top_of(&self, column: &str, since_ms: i64, kinds: &[&str], limit: i64) -> Result<Vec<(String, i64)>> {
@@ -165,74 +255,6 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The addresses behind the most events of `kinds` since `since_ms`.
-    pub fn top_event_sources(&self, since_ms: i64, kinds: &[&str], limit: i64) -> Result<Vec<(String, i64)>> {
-        self.top_of("source", since_ms, kinds, limit)
-    }
-
-    /// The user names (extensions) named by the most events of `kinds` since `since_ms`.
-    pub fn top_event_users(&self, since_ms: i64, kinds: &[&str], limit: i64) -> Result<Vec<(String, i64)>> {
-        self.top_of("user", since_ms, kinds, limit)
-    }
-
-    /// The User-Agents of scanner detections since `since_ms` (the fingerprint's evidence starts
-    /// `User-Agent "..."`), most frequent first.
-    pub fn top_scanner_agents(&self, since_ms: i64, limit: i64) -> Result<Vec<(String, i64)>> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT substr(detail, 13, instr(substr(detail, 13), '\"') - 1) AS ua, COUNT(*) AS n
-             FROM events INDEXED BY events_at WHERE kind = 'scanner' AND at_ms >= ?1 AND detail LIKE 'User-Agent \"%'
-             GROUP BY ua ORDER BY n DESC, ua LIMIT ?2",
-        )?;
-        let rows = st.query_map(params![since_ms, limit], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Bans in force at `now_ms` whose target starts with `target_prefix` (all if empty), newest
-    /// first: `(total, one page)`.
-    pub fn bans_page(&self, now_ms: i64, target_prefix: &str, offset: i64, limit: i64) -> Result<(i64, Vec<BanRow>)> {
-        let like = format!("{}%", like_escape(target_prefix));
-        let filter = "(expires_ms IS NULL OR expires_ms > ?1) AND (?2 = '%' OR target LIKE ?2 ESCAPE '\\')";
-        let total =
-            self.conn
-                .query_row(&format!("SELECT COUNT(*) FROM bans WHERE {filter}"), params![now_ms, like], |r| r.get(0))?;
-        let mut st = self.conn.prepare_cached(&format!(
-            "SELECT target, reason, evidence, first_seen_ms, created_ms, expires_ms, offence, note FROM bans
-             WHERE {filter} ORDER BY created_ms DESC, target LIMIT ?3 OFFSET ?4"
-        ))?;
-        let rows = st.query_map(params![now_ms, like, limit, offset.max(0)], ban)?.collect::<Result<_, _>>()?;
-        Ok((total, rows))
-    }
-
-    /// Calls in progress (not ended), newest first, at most `limit`; and how many there are.
-    pub fn live_calls(&self, limit: i64) -> Result<(i64, Vec<CallRow>)> {
-        let total = self.conn.query_row("SELECT COUNT(*) FROM calls WHERE state != 'ended'", [], |r| r.get(0))?;
-        let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {CALL_COLUMNS} FROM calls WHERE state != 'ended' ORDER BY started_at DESC, rowid DESC LIMIT ?1"
-        ))?;
-        let rows = st.query_map([limit], call)?.collect::<Result<_, _>>()?;
-        Ok((total, rows))
-    }
-
-    /// The calls log, newest first, one page: `(total, rows)`.
-    pub fn calls_page(&self, offset: i64, limit: i64) -> Result<(i64, Vec<CallRow>)> {
-        let total = self.conn.query_row("SELECT COUNT(*) FROM calls", [], |r| r.get(0))?;
-        let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {CALL_COLUMNS} FROM calls ORDER BY started_at DESC, rowid DESC LIMIT ?1 OFFSET ?2"
-        ))?;
-        let rows = st.query_map(params![limit, offset.max(0)], call)?.collect::<Result<_, _>>()?;
-        Ok((total, rows))
-    }
-
-    /// Registrations valid at `now` (seconds), by extension, one page: `(total, rows)`.
-    pub fn bindings_page(&self, now: i64, offset: i64, limit: i64) -> Result<(i64, Vec<Binding>)> {
-        let total = self.conn.query_row("SELECT COUNT(*) FROM bindings WHERE expires_at > ?1", [now], |r| r.get(0))?;
-        let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {BINDING_COLUMNS} FROM bindings WHERE expires_at > ?1 ORDER BY extension, uri LIMIT ?2 OFFSET ?3"
-        ))?;
-        let rows = st.query_map(params![now, limit, offset.max(0)], binding)?.collect::<Result<_, _>>()?;
-        Ok((total, rows))
-    }
-
     /// How SQLite runs `sql` (`EXPLAIN QUERY PLAN`'s detail lines), for tests that keep the pages'
     /// queries on their indexes.
     #[doc(hidden)]
@@ -245,6 +267,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::prelude::*;
 
     fn ev(at_ms: i64, kind: &str, source: Option<&str>, user: Option<&str>, detail: &str) -> EventRow {
         EventRow {

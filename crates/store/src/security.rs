@@ -45,11 +45,73 @@ pub struct AclRow {
     pub created_at: i64,
 }
 
-impl Store {
+/// Bans, the ban operations log, trusted networks, ACL groups and security events.
+pub trait SecurityRepo {
     /// Records a ban. A detector's ban never replaces an operator's ban that is still running: the CLI
     /// writes its ban at once while the daemon applies it up to a second later, and a flood or scanner
     /// ban found in between must not erase the operator's note and duration.
-    pub fn upsert_ban(&self, b: &BanRow) -> Result<()> {
+    fn upsert_ban(&self, b: &BanRow) -> Result<()>;
+
+    fn delete_ban(&self, target: &str) -> Result<bool>;
+
+    fn ban(&self, target: &str) -> Result<Option<BanRow>>;
+
+    /// Bans still in force at `now_ms`.
+    fn bans(&self, now_ms: i64) -> Result<Vec<BanRow>>;
+
+    /// Bans in force at `since_ms` or later, expired ones included: their offence counts make repeat
+    /// offenders' next bans longer.
+    fn bans_for_history(&self, since_ms: i64) -> Result<Vec<BanRow>>;
+
+    /// Forgets expired bans older than the history window.
+    fn purge_bans(&self, before_ms: i64) -> Result<usize>;
+
+    fn push_ban_op(
+        &self,
+        ban: bool,
+        target: &str,
+        duration_ms: Option<i64>,
+        note: Option<&str>,
+        now_ms: i64,
+    ) -> Result<()>;
+
+    fn ban_ops_after(&self, id: i64) -> Result<Vec<BanOp>>;
+
+    fn last_ban_op(&self) -> Result<i64>;
+
+    fn add_trusted(&self, cidr: &str, note: Option<&str>, now: i64) -> Result<bool>;
+
+    fn delete_trusted(&self, cidr: &str) -> Result<bool>;
+
+    fn trusted(&self) -> Result<Vec<(String, Option<String>)>>;
+
+    fn put_acl(&self, name: &str, rules: &str, now: i64) -> Result<()>;
+
+    /// Deletes an ACL group; refused while extensions use it (names them).
+    fn delete_acl(&self, name: &str) -> Result<bool>;
+
+    fn acl(&self, name: &str) -> Result<Option<AclRow>>;
+
+    fn acls(&self) -> Result<Vec<AclRow>>;
+
+    /// How many extensions use each ACL group, by name; a group no extension uses is absent.
+    fn acl_usage(&self) -> Result<Vec<(String, u64)>>;
+
+    fn set_extension_acl(&self, number: &str, acl: Option<&str>) -> Result<()>;
+
+    /// Appends security events and enforces retention: at most `keep` rows and none older than
+    /// `max_age_ms`.
+    fn append_events(&mut self, events: &[EventRow], keep: i64, max_age_ms: i64, now_ms: i64) -> Result<()>;
+
+    /// Events with id above `after`, oldest first, at most `limit`.
+    fn events_after(&self, after: i64, limit: i64) -> Result<Vec<EventRow>>;
+
+    /// The id of the `n`-th newest event (to show the tail of the log).
+    fn events_tail_start(&self, n: i64) -> Result<i64>;
+}
+
+impl SecurityRepo for Store {
+    fn upsert_ban(&self, b: &BanRow) -> Result<()> {
         // Cached: a storm of bans is written thousands at a time.
         self.conn
             .prepare_cached(
@@ -74,50 +136,27 @@ impl Store {
         Ok(())
     }
 
-    pub fn delete_ban(&self, target: &str) -> Result<bool> {
+    fn delete_ban(&self, target: &str) -> Result<bool> {
         Ok(self.conn.execute("DELETE FROM bans WHERE target = ?1", [target])? > 0)
     }
 
-    pub fn ban(&self, target: &str) -> Result<Option<BanRow>> {
+    fn ban(&self, target: &str) -> Result<Option<BanRow>> {
         Ok(self.bans_where("WHERE target = ?1", [target])?.pop())
     }
 
-    /// Bans still in force at `now_ms`.
-    pub fn bans(&self, now_ms: i64) -> Result<Vec<BanRow>> {
+    fn bans(&self, now_ms: i64) -> Result<Vec<BanRow>> {
         self.bans_where("WHERE expires_ms IS NULL OR expires_ms > ?1 ORDER BY created_ms", [now_ms])
     }
 
-    fn bans_where<P: rusqlite::Params>(&self, clause: &str, p: P) -> Result<Vec<BanRow>> {
-        let mut st = self.conn.prepare(&format!(
-            "SELECT target, reason, evidence, first_seen_ms, created_ms, expires_ms, offence, note FROM bans {clause}"
-        ))?;
-        let rows = st.query_map(p, |r| {
-            Ok(BanRow {
-                target: r.get(0)?,
-                reason: r.get(1)?,
-                evidence: r.get(2)?,
-                first_seen_ms: r.get(3)?,
-                created_ms: r.get(4)?,
-                expires_ms: r.get(5)?,
-                offence: r.get(6)?,
-                note: r.get(7)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Bans in force at `since_ms` or later, expired ones included: their offence counts make repeat
-    /// offenders' next bans longer.
-    pub fn bans_for_history(&self, since_ms: i64) -> Result<Vec<BanRow>> {
+    fn bans_for_history(&self, since_ms: i64) -> Result<Vec<BanRow>> {
         self.bans_where("WHERE expires_ms IS NULL OR expires_ms > ?1 ORDER BY created_ms", [since_ms])
     }
 
-    /// Forgets expired bans older than the history window.
-    pub fn purge_bans(&self, before_ms: i64) -> Result<usize> {
+    fn purge_bans(&self, before_ms: i64) -> Result<usize> {
         Ok(self.conn.execute("DELETE FROM bans WHERE expires_ms IS NOT NULL AND expires_ms < ?1", [before_ms])?)
     }
 
-    pub fn push_ban_op(
+    fn push_ban_op(
         &self,
         ban: bool,
         target: &str,
@@ -134,7 +173,7 @@ impl Store {
         Ok(())
     }
 
-    pub fn ban_ops_after(&self, id: i64) -> Result<Vec<BanOp>> {
+    fn ban_ops_after(&self, id: i64) -> Result<Vec<BanOp>> {
         let mut st =
             self.conn.prepare("SELECT id, op, target, duration_ms, note FROM ban_ops WHERE id > ?1 ORDER BY id")?;
         let rows = st.query_map([id], |r| {
@@ -149,28 +188,28 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn last_ban_op(&self) -> Result<i64> {
+    fn last_ban_op(&self) -> Result<i64> {
         Ok(self.conn.query_row("SELECT COALESCE(MAX(id), 0) FROM ban_ops", [], |r| r.get(0))?)
     }
 
-    pub fn add_trusted(&self, cidr: &str, note: Option<&str>, now: i64) -> Result<bool> {
+    fn add_trusted(&self, cidr: &str, note: Option<&str>, now: i64) -> Result<bool> {
         Ok(self.conn.execute(
             "INSERT OR IGNORE INTO trusted(cidr, note, created_at) VALUES (?1, ?2, ?3)",
             params![cidr, note, now],
         )? > 0)
     }
 
-    pub fn delete_trusted(&self, cidr: &str) -> Result<bool> {
+    fn delete_trusted(&self, cidr: &str) -> Result<bool> {
         Ok(self.conn.execute("DELETE FROM trusted WHERE cidr = ?1", [cidr])? > 0)
     }
 
-    pub fn trusted(&self) -> Result<Vec<(String, Option<String>)>> {
+    fn trusted(&self) -> Result<Vec<(String, Option<String>)>> {
         let mut st = self.conn.prepare("SELECT cidr, note FROM trusted ORDER BY cidr")?;
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn put_acl(&self, name: &str, rules: &str, now: i64) -> Result<()> {
+    fn put_acl(&self, name: &str, rules: &str, now: i64) -> Result<()> {
         self.conn.execute(
             "INSERT INTO acl_groups(name, rules, created_at) VALUES (?1, ?2, ?3)
              ON CONFLICT(name) DO UPDATE SET rules = excluded.rules",
@@ -179,8 +218,7 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes an ACL group; refused while extensions use it (names them).
-    pub fn delete_acl(&self, name: &str) -> Result<bool> {
+    fn delete_acl(&self, name: &str) -> Result<bool> {
         let users: Vec<String> = {
             let mut st = self.conn.prepare("SELECT number FROM extensions WHERE acl = ?1 ORDER BY number")?;
             st.query_map([name], |r| r.get(0))?.collect::<Result<_, _>>()?
@@ -194,7 +232,7 @@ impl Store {
         Ok(self.conn.execute("DELETE FROM acl_groups WHERE name = ?1", [name])? > 0)
     }
 
-    pub fn acl(&self, name: &str) -> Result<Option<AclRow>> {
+    fn acl(&self, name: &str) -> Result<Option<AclRow>> {
         Ok(self
             .conn
             .query_row("SELECT name, rules, created_at FROM acl_groups WHERE name = ?1", [name], |r| {
@@ -203,14 +241,13 @@ impl Store {
             .optional()?)
     }
 
-    pub fn acls(&self) -> Result<Vec<AclRow>> {
+    fn acls(&self) -> Result<Vec<AclRow>> {
         let mut st = self.conn.prepare("SELECT name, rules, created_at FROM acl_groups ORDER BY name")?;
         let rows = st.query_map([], |r| Ok(AclRow { name: r.get(0)?, rules: r.get(1)?, created_at: r.get(2)? }))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// How many extensions use each ACL group, by name; a group no extension uses is absent.
-    pub fn acl_usage(&self) -> Result<Vec<(String, u64)>> {
+    fn acl_usage(&self) -> Result<Vec<(String, u64)>> {
         let mut st = self
             .conn
             .prepare("SELECT acl, COUNT(*) FROM extensions WHERE acl IS NOT NULL GROUP BY acl ORDER BY acl")?;
@@ -218,16 +255,14 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn set_extension_acl(&self, number: &str, acl: Option<&str>) -> Result<()> {
+    fn set_extension_acl(&self, number: &str, acl: Option<&str>) -> Result<()> {
         if self.conn.execute("UPDATE extensions SET acl = ?2 WHERE number = ?1", params![number, acl])? == 0 {
             return Err(StoreError::NoSuchExtension(number.to_owned()));
         }
         Ok(())
     }
 
-    /// Appends security events and enforces retention: at most `keep` rows and none older than
-    /// `max_age_ms`.
-    pub fn append_events(&mut self, events: &[EventRow], keep: i64, max_age_ms: i64, now_ms: i64) -> Result<()> {
+    fn append_events(&mut self, events: &[EventRow], keep: i64, max_age_ms: i64, now_ms: i64) -> Result<()> {
         if events.is_empty() {
             return Ok(());
         }
@@ -254,8 +289,7 @@ impl Store {
         r
     }
 
-    /// Events with id above `after`, oldest first, at most `limit`.
-    pub fn events_after(&self, after: i64, limit: i64) -> Result<Vec<EventRow>> {
+    fn events_after(&self, after: i64, limit: i64) -> Result<Vec<EventRow>> {
         let mut st = self
             .conn
             .prepare("SELECT id, at_ms, kind, source, user, detail FROM events WHERE id > ?1 ORDER BY id LIMIT ?2")?;
@@ -272,15 +306,36 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The id of the `n`-th newest event (to show the tail of the log).
-    pub fn events_tail_start(&self, n: i64) -> Result<i64> {
+    fn events_tail_start(&self, n: i64) -> Result<i64> {
         Ok(self.conn.query_row("SELECT COALESCE(MAX(id), 0) - ?1 FROM events", [n], |r| r.get(0))?)
+    }
+}
+
+impl Store {
+    fn bans_where<P: rusqlite::Params>(&self, clause: &str, p: P) -> Result<Vec<BanRow>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT target, reason, evidence, first_seen_ms, created_ms, expires_ms, offence, note FROM bans {clause}"
+        ))?;
+        let rows = st.query_map(p, |r| {
+            Ok(BanRow {
+                target: r.get(0)?,
+                reason: r.get(1)?,
+                evidence: r.get(2)?,
+                first_seen_ms: r.get(3)?,
+                created_ms: r.get(4)?,
+                expires_ms: r.get(5)?,
+                offence: r.get(6)?,
+                note: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::prelude::*;
 
     #[test]
     fn bans_events_acl() {

@@ -22,33 +22,46 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
     Ok(TokenRow { name: r.get(0)?, prefix: r.get(1)?, scope: r.get(2)?, created_at: r.get(3)?, last_used: r.get(4)? })
 }
 
-impl Store {
+/// API tokens (hashes only).
+pub trait TokensRepo {
     /// Stores a token; `false` if a token of that name exists (nothing changed).
-    pub fn add_token(&self, t: &TokenRow, hash: &str) -> Result<bool> {
+    fn add_token(&self, t: &TokenRow, hash: &str) -> Result<bool>;
+
+    fn tokens(&self) -> Result<Vec<TokenRow>>;
+
+    /// The token whose hash is `hash` (looked up by its unique index).
+    fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>>;
+
+    fn touch_token(&self, name: &str, now: i64) -> Result<()>;
+
+    /// Removes a token; `false` if there was none of that name.
+    fn delete_token(&self, name: &str) -> Result<bool>;
+}
+
+impl TokensRepo for Store {
+    fn add_token(&self, t: &TokenRow, hash: &str) -> Result<bool> {
         Ok(self.conn.execute(
             "INSERT OR IGNORE INTO api_tokens(name, hash, prefix, scope, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![t.name, hash, t.prefix, t.scope, t.created_at],
         )? > 0)
     }
 
-    pub fn tokens(&self) -> Result<Vec<TokenRow>> {
+    fn tokens(&self) -> Result<Vec<TokenRow>> {
         let mut st = self.conn.prepare(&format!("SELECT {COLUMNS} FROM api_tokens ORDER BY name"))?;
         let rows = st.query_map([], row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The token whose hash is `hash` (looked up by its unique index).
-    pub fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>> {
+    fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>> {
         Ok(self.conn.query_row(&format!("SELECT {COLUMNS} FROM api_tokens WHERE hash = ?1"), [hash], row).optional()?)
     }
 
-    pub fn touch_token(&self, name: &str, now: i64) -> Result<()> {
+    fn touch_token(&self, name: &str, now: i64) -> Result<()> {
         self.conn.execute("UPDATE api_tokens SET last_used = ?2 WHERE name = ?1", params![name, now])?;
         Ok(())
     }
 
-    /// Removes a token; `false` if there was none of that name.
-    pub fn delete_token(&self, name: &str) -> Result<bool> {
+    fn delete_token(&self, name: &str) -> Result<bool> {
         Ok(self.conn.execute("DELETE FROM api_tokens WHERE name = ?1", [name])? > 0)
     }
 }

@@ -9,7 +9,7 @@ use crate::policy;
 use crate::{Error, Result, invalid};
 use asterisk::{Account, MailboxDef};
 use pbxguard_shield::PinPolicy;
-use pbxguard_store::{EventRow, Extension, Mailbox, Store};
+use pbxguard_store::{Backend, EventRow, Extension, Mailbox};
 use std::path::Path;
 
 /// What happened (or would happen) to one extension or mailbox.
@@ -32,7 +32,7 @@ pub struct Report {
     pub mailboxes: usize,
 }
 
-pub fn asterisk(store: &mut Store, dir: &Path, dry_run: bool) -> Result<Report> {
+pub fn asterisk(store: &mut dyn Backend, dir: &Path, dry_run: bool) -> Result<Report> {
     if !dir.is_dir() {
         return Err(invalid!(
             "{} is not a directory (give the Asterisk configuration directory, e.g. /etc/asterisk)",
@@ -47,7 +47,7 @@ pub fn asterisk(store: &mut Store, dir: &Path, dry_run: bool) -> Result<Report> 
 }
 
 /// CSV with a header: `number,secret[,pin]` (secret empty: generate one).
-pub fn csv(store: &mut Store, file: &Path, dry_run: bool) -> Result<Report> {
+pub fn csv(store: &mut dyn Backend, file: &Path, dry_run: bool) -> Result<Report> {
     let text = std::fs::read_to_string(file).map_err(|e| Error::Io(format!("{}: {e}", file.display())))?;
     let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
     let (_, header) = lines.next().ok_or_else(|| invalid!("{}: empty file", file.display()))?;
@@ -73,7 +73,7 @@ pub fn csv(store: &mut Store, file: &Path, dry_run: bool) -> Result<Report> {
     run(store, accounts, mailboxes, dry_run)
 }
 
-fn run(store: &mut Store, accounts: Vec<Account>, mailboxes: Vec<MailboxDef>, dry_run: bool) -> Result<Report> {
+fn run(store: &mut dyn Backend, accounts: Vec<Account>, mailboxes: Vec<MailboxDef>, dry_run: bool) -> Result<Report> {
     let p = policy::policy(store)?;
     let autofix = crate::settings::get(store, "password_policy.autofix")? == "true" && policy::enforced(store)?;
     let realm = crate::settings::get(store, "sip.realm")?;

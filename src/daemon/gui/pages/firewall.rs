@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 use maud::{Markup, html};
 use pbxguard_app::clock::utc;
 use pbxguard_app::firewall as fw;
+use pbxguard_store::prelude::*;
 use pbxguard_store::{ApplyRow, ApplyState, FirewallServiceRow};
 
 pub(super) fn routes() -> Router<Shared> {
