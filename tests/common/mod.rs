@@ -393,3 +393,67 @@ impl Admin {
         (r.status().as_u16(), location, r.into_body().read_to_string().unwrap())
     }
 }
+
+/// A client of the REST API (`/api/v1/...`) of a running daemon, with a Bearer token or none.
+pub(crate) struct Api {
+    pub(crate) base: String,
+    pub(crate) agent: ureq::Agent,
+}
+
+impl Api {
+    pub(crate) fn new(d: &Daemon) -> Self {
+        Self { base: format!("https://{}", d.gui), agent: https_agent() }
+    }
+
+    /// One request; returns the status and the body as JSON (a body that is not JSON as a string).
+    pub(crate) fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let url = format!("{}{path}", self.base);
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let r = match (method, body) {
+            ("GET", _) => {
+                let mut rq = self.agent.get(&url);
+                if let Some(a) = &auth {
+                    rq = rq.header("authorization", a);
+                }
+                rq.call()
+            }
+            ("DELETE", _) => {
+                let mut rq = self.agent.delete(&url);
+                if let Some(a) = &auth {
+                    rq = rq.header("authorization", a);
+                }
+                rq.call()
+            }
+            (m, body) => {
+                let mut rq = match m {
+                    "POST" => self.agent.post(&url),
+                    "PUT" => self.agent.put(&url),
+                    "PATCH" => self.agent.patch(&url),
+                    other => panic!("method {other}"),
+                };
+                if let Some(a) = &auth {
+                    rq = rq.header("authorization", a);
+                }
+                rq.header("content-type", "application/json").send(body.unwrap_or(serde_json::json!({})).to_string())
+            }
+        }
+        .unwrap();
+        let status = r.status().as_u16();
+        let text = r.into_body().read_to_string().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+    }
+}
+
+/// Makes an API token with the CLI (`token add NAME --scope SCOPE`); returns it.
+pub(crate) fn token(data: &Path, name: &str, scope: &str) -> String {
+    let out = cli_ok(data, &["token", "add", name, "--scope", scope]);
+    let t = out.lines().last().unwrap().trim().to_owned();
+    assert!(t.starts_with("pbxg_"), "{out}");
+    t
+}

@@ -7,8 +7,14 @@
 //! API token (`Authorization: Bearer TOKEN`, `pbxguard token add`) or an admin session (the cookie,
 //! with the `x-csrf-token` header on changes); a `read` token gets 403 on every change.
 
+mod accounts;
+mod acls;
+mod certs;
 mod common;
+mod cos;
+mod dialplan;
 mod extensions;
+mod host;
 mod security;
 mod system;
 
@@ -61,6 +67,12 @@ fn api() -> OpenApiRouter<Shared> {
         .merge(system::routes())
         .merge(extensions::routes())
         .merge(security::routes())
+        .merge(acls::routes())
+        .merge(dialplan::routes())
+        .merge(cos::routes())
+        .merge(accounts::routes())
+        .merge(certs::routes())
+        .merge(host::routes())
 }
 
 pub(super) fn routes() -> Router<Shared> {

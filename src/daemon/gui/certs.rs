@@ -1,17 +1,18 @@
 //! The certificate manager: the certificate served now (SIP TLS and this GUI share it), importing a
-//! chain and key, a key and CSR for a CA, and ACME now. Page `/certs`, API `/api/v1/certs`. The
-//! rules and the files are `pbxguard_app::certs`; ACME is `crate::acme`, run inside the daemon. After
-//! a change the daemon's certificate is loaded again at once: the next handshake presents it.
+//! chain and key, a key and CSR for a CA, and ACME now. Page `/certs`; the API's `/api/v1/certs`
+//! (`api::certs`) calls the same functions. The rules and the files are `pbxguard_app::certs`; ACME
+//! is `crate::acme`, run inside the daemon. After a change the daemon's certificate is loaded again
+//! at once: the next handshake presents it.
 
 use super::access::Authed;
 use super::access::Writer;
 use super::layout;
-use super::shared::{Shared, json_error, status_of};
+use super::shared::{Shared, status_of};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Json, Router};
+use axum::{Form, Router};
 use maud::{Markup, html};
 use pbxguard_app::certs::{self, AcmeSettings, CertInfo, Pending, TlsFiles};
 use pbxguard_app::clock::{now_secs, utc};
@@ -22,30 +23,25 @@ pub(super) fn routes() -> Router<Shared> {
         .route("/certs/import", post(import_form))
         .route("/certs/csr", post(csr_form))
         .route("/certs/acme", post(acme_form))
-        .route("/api/v1/certs", get(api_show).post(api_import))
-        .route("/api/v1/certs/csr", post(api_csr))
-        .route("/api/v1/certs/acme", post(api_acme))
 }
 
 /// What the page and `GET /api/v1/certs` show: the chain served (from memory, so exactly what a
 /// client gets), the files it came from, a pending CSR, the ACME settings.
-#[derive(serde::Serialize)]
-struct Current {
-    served: Vec<CertInfo>,
-    days_left: i64,
-    files: TlsFiles,
-    pending: Option<Pending>,
-    acme: Option<AcmeView>,
+pub(super) struct Current {
+    pub(super) served: Vec<CertInfo>,
+    pub(super) days_left: i64,
+    pub(super) files: TlsFiles,
+    pub(super) pending: Option<Pending>,
+    pub(super) acme: Option<AcmeView>,
 }
 
-#[derive(serde::Serialize)]
-struct AcmeView {
-    directory: String,
-    domains: Vec<String>,
-    http_port: u16,
+pub(super) struct AcmeView {
+    pub(super) directory: String,
+    pub(super) domains: Vec<String>,
+    pub(super) http_port: u16,
 }
 
-async fn current(gui: &Shared) -> pbxguard_app::Result<Current> {
+pub(super) async fn current(gui: &Shared) -> pbxguard_app::Result<Current> {
     let served = certs::describe(&gui.cert.chain())?;
     let days_left = served.first().map_or(0, |c| c.days_left(now_secs()));
     let data = gui.data.clone();
@@ -192,7 +188,7 @@ struct ImportForm {
     key: String,
 }
 
-async fn import(gui: &Shared, chain: String, key: Option<String>) -> pbxguard_app::Result<certs::Imported> {
+pub(super) async fn import(gui: &Shared, chain: String, key: Option<String>) -> pbxguard_app::Result<certs::Imported> {
     let data = gui.data.clone();
     let done = tokio::task::spawn_blocking(move || certs::import(&data, &chain, key.as_deref(), now_secs()))
         .await
@@ -225,7 +221,7 @@ struct CsrForm {
     names: String,
 }
 
-async fn csr(gui: &Shared, names: Vec<String>) -> pbxguard_app::Result<Pending> {
+pub(super) async fn csr(gui: &Shared, names: Vec<String>) -> pbxguard_app::Result<Pending> {
     let data = gui.data.clone();
     tokio::task::spawn_blocking(move || certs::csr(&data, &names))
         .await
@@ -239,7 +235,7 @@ async fn csr_form(State(gui): State<Shared>, Writer(who): Writer, Form(f): Form<
     }
 }
 
-async fn acme(gui: &Shared) -> pbxguard_app::Result<certs::Imported> {
+pub(super) async fn acme(gui: &Shared) -> pbxguard_app::Result<certs::Imported> {
     let settings: AcmeSettings = gui.db.run(|s| pbxguard_app::settings::acme(s)).await?;
     let done = crate::acme::obtain(&gui.data, &settings).await?;
     loaded(gui)?;
@@ -253,54 +249,5 @@ async fn acme_form(State(gui): State<Shared>, Writer(who): Writer) -> Response {
             Redirect::to("/certs?done=acme").into_response()
         }
         Err(e) => render(&gui, &who, None, Some(&e), Kept::default()).await,
-    }
-}
-
-fn api_error(e: &pbxguard_app::Error) -> Response {
-    let kind = match e {
-        pbxguard_app::Error::Invalid(_) => "invalid",
-        pbxguard_app::Error::NotFound(_) => "not-found",
-        pbxguard_app::Error::Conflict(_) => "conflict",
-        _ => "internal",
-    };
-    json_error(status_of(e), kind, &e.to_string(), None)
-}
-
-async fn api_show(State(gui): State<Shared>, _who: Authed) -> Response {
-    match current(&gui).await {
-        Ok(c) => Json(c).into_response(),
-        Err(e) => api_error(&e),
-    }
-}
-
-#[derive(serde::Deserialize)]
-struct ImportBody {
-    chain: String,
-    key: Option<String>,
-}
-
-async fn api_import(State(gui): State<Shared>, _w: Writer, Json(b): Json<ImportBody>) -> Response {
-    match import(&gui, b.chain, b.key).await {
-        Ok(d) => Json(d).into_response(),
-        Err(e) => api_error(&e),
-    }
-}
-
-#[derive(serde::Deserialize)]
-struct CsrBody {
-    names: Vec<String>,
-}
-
-async fn api_csr(State(gui): State<Shared>, _w: Writer, Json(b): Json<CsrBody>) -> Response {
-    match csr(&gui, b.names).await {
-        Ok(p) => (StatusCode::CREATED, Json(p)).into_response(),
-        Err(e) => api_error(&e),
-    }
-}
-
-async fn api_acme(State(gui): State<Shared>, _w: Writer) -> Response {
-    match acme(&gui).await {
-        Ok(d) => Json(d).into_response(),
-        Err(e) => api_error(&e),
     }
 }

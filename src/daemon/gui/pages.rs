@@ -2,7 +2,7 @@
 
 mod acls;
 mod admins;
-mod audit;
+pub(super) mod audit;
 mod bans;
 mod blacklists;
 mod calls;
@@ -11,10 +11,10 @@ mod dashboard;
 mod dids;
 mod events;
 mod extensions;
-mod firewall;
+pub(super) mod firewall;
 mod routes;
 mod settings;
-mod ssh;
+pub(super) mod ssh;
 mod tokens;
 mod trunks;
 mod trusted;

@@ -114,3 +114,28 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryOf<T> {
 pub(super) fn created<T: serde::Serialize>(v: T) -> Response {
     (StatusCode::CREATED, axum::Json(v)).into_response()
 }
+
+/// One page of a long list, as every paged list answers it.
+#[derive(serde::Serialize, ToSchema)]
+pub(crate) struct Paged<T> {
+    items: Vec<T>,
+    /// Rows the filter matches in all.
+    total: u64,
+    page: u64,
+    per_page: u64,
+    pages: u64,
+}
+
+impl<T> Paged<T> {
+    /// The page an operation read, each row in the API's shape.
+    pub(super) fn of<U: Into<T>>(p: pbxguard_app::extensions::Page<U>) -> Self {
+        let pages = p.pages();
+        Self {
+            items: p.items.into_iter().map(Into::into).collect(),
+            total: p.total,
+            page: p.page,
+            per_page: p.per_page,
+            pages,
+        }
+    }
+}

@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 pub(super) fn routes() -> OpenApiRouter<Shared> {
     OpenApiRouter::new()
         .routes(routes!(list, add))
-        .routes(routes!(show, delete))
+        .routes(routes!(show, update, delete))
         .routes(routes!(set_secret))
         .routes(routes!(suspend))
         .routes(routes!(enable))
@@ -275,4 +275,92 @@ async fn enable(State(gui): State<Shared>, Writer(a): Writer, Path(number): Path
     let was = gui.db.run(move |s| extensions::enable(s, &n)).await?;
     tracing::info!(who = a.who, number, "extension enabled through the API");
     Ok(Json(Enabled { was_suspended: was }).into_response())
+}
+
+/// `Some(None)` for a field given as null, so that PATCH tells "clear it" from "left out" (`None`).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// A change to an extension's dial-plan settings: a field left out stays as it is, null clears it.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ExtensionPatch {
+    /// Its ACL group (null: none, any address may register it).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    acl: Option<Option<String>>,
+    /// Its Class of Service (null: the default one).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    cos: Option<Option<String>>,
+    /// Concurrent trunk calls, 1-1000 (null: fraud.max_concurrent).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>)]
+    max_calls: Option<Option<u32>>,
+    /// Trunk calls per hour, 1-1000000 (null: fraud.calls_per_hour).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>)]
+    calls_per_hour: Option<Option<u32>>,
+    /// Longest trunk call, seconds, up to 7 days (0: no limit; null: calls.max_trunk_duration).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>)]
+    max_call_secs: Option<Option<u32>>,
+}
+
+const PATCH_FIELDS: &[(&str, &str)] = &[
+    ("--concurrent", "max_calls"),
+    ("--per-hour", "calls_per_hour"),
+    ("--max-duration", "max_call_secs"),
+    ("ACL group", "acl"),
+    ("class of service", "cos"),
+];
+
+/// Sets an extension's ACL group, Class of Service and limits; nothing changes unless all are valid.
+#[utoipa::path(patch, path = "/api/v1/extensions/{number}", tag = "extensions",
+    params(("number" = String, Path, description = "The extension number")), request_body = ExtensionPatch,
+    responses((status = 200, body = ExtensionOut), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody),
+        (status = 404, description = "No such extension, ACL group or Class of Service", body = ApiErrorBody)))]
+async fn update(
+    State(gui): State<Shared>,
+    Writer(a): Writer,
+    Path(number): Path<String>,
+    JsonBody(b): JsonBody<ExtensionPatch>,
+) -> ApiResult<Json<ExtensionOut>> {
+    let n = number.clone();
+    let view = gui
+        .db
+        .run(move |s| {
+            // The groups are checked before anything is written; set_limits checks its values before it
+            // writes; so a refusal leaves every value as it was.
+            extensions::show(s, &n)?;
+            if let Some(Some(g)) = &b.acl {
+                pbxguard_app::validate::require_acl(s, g)?;
+            }
+            if let Some(Some(c)) = &b.cos {
+                pbxguard_app::validate::require_cos(s, c)?;
+            }
+            let count = |v: Option<Option<u32>>| v.map(|v| v.map_or("default".to_owned(), |n| n.to_string()));
+            let longest = b.max_call_secs.map(|v| match v {
+                None => "default".to_owned(),
+                Some(0) => "off".to_owned(),
+                Some(secs) => format!("{secs}s"),
+            });
+            if b.max_calls.is_some() || b.calls_per_hour.is_some() || longest.is_some() {
+                let (c, h) = (count(b.max_calls), count(b.calls_per_hour));
+                extensions::set_limits(s, &n, c.as_deref(), h.as_deref(), longest.as_deref())?;
+            }
+            if let Some(g) = &b.acl {
+                extensions::set_acl(s, &n, g.as_deref())?;
+            }
+            if let Some(c) = &b.cos {
+                extensions::set_cos(s, &n, c.as_deref())?;
+            }
+            extensions::show(s, &n)
+        })
+        .await
+        .map_err(|e| ApiError::from(e).field(PATCH_FIELDS, None))?;
+    tracing::info!(who = a.who, number, "extension's dial-plan settings changed through the API");
+    Ok(Json(view.into()))
 }

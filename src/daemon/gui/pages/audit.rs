@@ -18,7 +18,8 @@ pub(super) fn routes() -> Router<Shared> {
     Router::new().route("/audit", get(show))
 }
 
-async fn report(gui: &Shared) -> pbxguard_app::Result<Report> {
+/// The report the page and `GET /api/v1/audit` show.
+pub(crate) async fn report(gui: &Shared) -> pbxguard_app::Result<Report> {
     let data = gui.data.clone();
     // The audit runs perl and nft and reads sshd's files: on a blocking thread, beside its store calls.
     gui.db

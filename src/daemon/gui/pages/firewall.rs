@@ -23,20 +23,21 @@ pub(super) fn routes() -> Router<Shared> {
     Router::new().route("/firewall", get(show)).route("/firewall/confirm", post(confirm))
 }
 
-struct View {
-    services: Vec<FirewallServiceRow>,
+/// What the page and `GET /api/v1/firewall` show.
+pub(crate) struct View {
+    pub(crate) services: Vec<FirewallServiceRow>,
     /// The wizard has saved services (otherwise `services` are its defaults).
-    saved: bool,
-    enabled: bool,
+    pub(crate) saved: bool,
+    pub(crate) enabled: bool,
     /// Whether table `inet pbxguard` is loaded, or why that is unknown.
-    loaded: Result<bool, String>,
-    pending: Option<ApplyRow>,
-    last: Option<ApplyRow>,
+    pub(crate) loaded: Result<bool, String>,
+    pub(crate) pending: Option<ApplyRow>,
+    pub(crate) last: Option<ApplyRow>,
     /// `nft -f` text, or why it cannot be built.
-    ruleset: Result<String, String>,
+    pub(crate) ruleset: Result<String, String>,
 }
 
-async fn view(gui: &Shared) -> pbxguard_app::Result<View> {
+pub(crate) async fn view(gui: &Shared) -> pbxguard_app::Result<View> {
     let data = gui.data.clone();
     gui.db
         .run(move |s| {

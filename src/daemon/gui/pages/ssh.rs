@@ -23,12 +23,13 @@ pub(super) fn routes() -> Router<Shared> {
     Router::new().route("/ssh", get(show))
 }
 
-struct View {
-    paths: SshPaths,
+/// What the page and `GET /api/v1/ssh` show.
+pub(crate) struct View {
+    pub(crate) paths: SshPaths,
     /// sshd's facts, or why its configuration could not be read (sshd absent, say).
-    facts: Result<SshFacts, String>,
-    guard: GuardSettings,
-    bans: Vec<BanRow>,
+    pub(crate) facts: Result<SshFacts, String>,
+    pub(crate) guard: GuardSettings,
+    pub(crate) bans: Vec<BanRow>,
 }
 
 /// The shield writes `ssh: ...` as the evidence of every ban its SSH detector makes.
@@ -36,7 +37,7 @@ fn is_ssh_ban(b: &BanRow) -> bool {
     b.evidence.starts_with("ssh:")
 }
 
-async fn view(gui: &Shared) -> pbxguard_app::Result<View> {
+pub(crate) async fn view(gui: &Shared) -> pbxguard_app::Result<View> {
     // Reading sshd's files (and their Includes) blocks: on the database's blocking threads with the rest.
     gui.db
         .run(|s| {
