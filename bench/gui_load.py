@@ -9,7 +9,7 @@ Then the cost to SIP: p99 of authenticated REGISTER exchanges (REGISTER -> 401 -
 200, own timestamps, one exchange at a time at --reg-rate/s) alone, and again while wrk loads the
 extensions page (the costliest per request).
 
-Usage: bench/gui_load.py [--dur 10] [--conns 50] [--reg-rate 200] [--work /tmp/pbxguard-guibench]
+Usage: bench/gui_load.py [--dur 10] [--conns 50] [--reg-rate 200] [--work /tmp/pbxguard-guibench] [--only /]
 Needs: wrk (apt), sqlite3, a release build. Reuses the 10,000 benchmark extensions of the other
 benchmarks (bench/common.py) when they exist.
 """
@@ -82,7 +82,8 @@ def login(gui):
 
 
 def wrk(url, cookie, dur, conns):
-    out = subprocess.run(["wrk", "-t2", f"-c{conns}", f"-d{dur}s", "--latency", "-H", f"Cookie: {cookie}", url],
+    # wrk refuses fewer connections than threads (and then measures nothing, silently).
+    out = subprocess.run(["wrk", f"-t{min(2, conns)}", f"-c{conns}", f"-d{dur}s", "--latency", "-H", f"Cookie: {cookie}", url],
                          capture_output=True, text=True).stdout
     pct = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", out, re.M))
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
@@ -139,6 +140,7 @@ def main():
     ap.add_argument("--conns", type=int, default=50)
     ap.add_argument("--reg-rate", type=int, default=200)
     ap.add_argument("--work", default="/tmp/pbxguard-guibench")
+    ap.add_argument("--only", help="one path (such as /), without the REGISTER part")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
     data = prepare(a.work)
@@ -151,12 +153,16 @@ def main():
                    ("API events", "/api/v1/events")]
         print(f"| target | req/s | p50 | p99 | non-2xx |  ({a.conns} connections, {a.dur} s each, load {os.getloadavg()[0]:.1f})")
         print("| --- | --- | --- | --- | --- |")
+        if a.only:
+            targets = [t for t in targets if t[1] == a.only] or [(a.only, a.only)]
         for name, path in targets:
             # One client for a second first: the dashboard's shared summary is computed once, at the
             # first view, and cached; the table is about the steady state.
             wrk(f"https://{gui}{path}", cookie, 1, 1)
             r = wrk(f"https://{gui}{path}", cookie, a.dur, a.conns)
             print(f"| {name} | {r['rps']:.0f} | {r['p50']} | {r['p99']} | {r['non2xx']} |", flush=True)
+        if a.only:
+            return
         alone = register_p99(sip_port, a.reg_rate, a.dur)
         loaded = {}
         t = threading.Thread(target=lambda: loaded.update(wrk(f"https://{gui}/extensions", cookie, a.dur + 2, a.conns)))

@@ -278,9 +278,11 @@ pub(crate) fn run(data: Option<PathBuf>, args: Options) -> Result<()> {
     }
     let gui_bound = match (gui_addr, &server_cert) {
         (Some(addr), Some(cert)) => {
+            let db = Arc::new(gui::Db::new(data.clone()));
+            db.warm();
             let shared = Arc::new(gui::Gui {
                 data: data.clone(),
-                db: Arc::new(gui::Db::new(data.clone())),
+                db,
                 state: state.clone(),
                 feed: feed.clone(),
                 cert: cert.clone(),
