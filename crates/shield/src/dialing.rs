@@ -99,15 +99,47 @@ fn parse_asterisk(body: &str) -> Result<Vec<Tok>, String> {
     Ok(out)
 }
 
+/// Glob matching with one backtrack point (the last wildcard seen), O(pattern × number): wildcards
+/// match any character, so retrying from the last one is enough. Trying every split at every wildcard
+/// instead is exponential in their number: `_!!!!!!!!!!!!!!!!!!!!3` against a 40-digit number that ends
+/// otherwise would stall a call's routing for minutes.
 fn match_toks(toks: &[Tok], s: &[char]) -> bool {
-    match toks.split_first() {
-        None => s.is_empty(),
-        Some((Tok::Set(set), rest)) => {
-            s.first().is_some_and(|c| set.iter().any(|&(a, b)| (a..=b).contains(c))) && match_toks(rest, &s[1..])
+    let (mut p, mut i) = (0, 0);
+    // Where to resume after the last wildcard: its next token, and the first character it has not yet
+    // taken.
+    let mut resume: Option<(usize, usize)> = None;
+    while i < s.len() {
+        match toks.get(p) {
+            Some(Tok::Set(set)) if set.iter().any(|&(a, b)| (a..=b).contains(&s[i])) => {
+                p += 1;
+                i += 1;
+                continue;
+            }
+            Some(Tok::ZeroOrMore) => {
+                p += 1;
+                resume = Some((p, i));
+                continue;
+            }
+            Some(Tok::OneOrMore) => {
+                // One character of its own, then zero or more.
+                p += 1;
+                i += 1;
+                resume = Some((p, i));
+                continue;
+            }
+            _ => {}
         }
-        Some((Tok::OneOrMore, rest)) => (1..=s.len()).any(|i| match_toks(rest, &s[i..])),
-        Some((Tok::ZeroOrMore, rest)) => (0..=s.len()).any(|i| match_toks(rest, &s[i..])),
+        match resume {
+            Some((rp, ri)) => {
+                // The last wildcard takes one more character.
+                p = rp;
+                i = ri + 1;
+                resume = Some((rp, i));
+            }
+            None => return false,
+        }
     }
+    toks[p.min(toks.len())..].iter().all(|t| matches!(t, Tok::ZeroOrMore))
 }
 
 /// What kind of destination a number is.
@@ -324,6 +356,61 @@ impl NumberingPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The exponential matcher this one replaced: the definition, kept as the oracle.
+    fn by_definition(toks: &[Tok], s: &[char]) -> bool {
+        match toks.split_first() {
+            None => s.is_empty(),
+            Some((Tok::Set(set), rest)) => {
+                s.first().is_some_and(|c| set.iter().any(|&(a, b)| (a..=b).contains(c))) && by_definition(rest, &s[1..])
+            }
+            Some((Tok::OneOrMore, rest)) => (1..=s.len()).any(|i| by_definition(rest, &s[i..])),
+            Some((Tok::ZeroOrMore, rest)) => (0..=s.len()).any(|i| by_definition(rest, &s[i..])),
+        }
+    }
+
+    #[test]
+    fn the_linear_matcher_agrees_with_the_definition_on_every_small_case() {
+        let alphabet = || {
+            [
+                Tok::Set(vec![('1', '1')]),
+                Tok::Set(vec![('2', '2')]),
+                Tok::Set(vec![('1', '2')]),
+                Tok::OneOrMore,
+                Tok::ZeroOrMore,
+            ]
+        };
+        let mut patterns: Vec<Vec<Tok>> = vec![vec![]];
+        let mut all = patterns.clone();
+        for _ in 0..4 {
+            patterns = patterns
+                .iter()
+                .flat_map(|p| alphabet().into_iter().map(move |t| p.iter().cloned().chain([t]).collect::<Vec<_>>()))
+                .collect();
+            all.extend(patterns.iter().cloned());
+        }
+        let mut numbers: Vec<Vec<char>> = vec![vec![]];
+        let mut every = numbers.clone();
+        for _ in 0..5 {
+            numbers = numbers.iter().flat_map(|n| ['1', '2'].map(|c| n.iter().copied().chain([c]).collect())).collect();
+            every.extend(numbers.iter().cloned());
+        }
+        for p in &all {
+            for n in &every {
+                assert_eq!(match_toks(p, n), by_definition(p, n), "{p:?} against {n:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn many_wildcards_against_a_long_number_answer_at_once() {
+        let p = Pattern::parse(&format!("_{}3", "!".repeat(20))).unwrap();
+        assert!(!p.matches(&"1".repeat(40)));
+        assert!(p.matches(&format!("{}3", "1".repeat(40))));
+        let p = Pattern::parse(&format!("_{}3", ".".repeat(20))).unwrap();
+        assert!(!p.matches(&"1".repeat(40)));
+        assert!(!p.matches("1111113"), "twenty . need twenty digits before the 3");
+    }
 
     #[test]
     fn asterisk_patterns() {
