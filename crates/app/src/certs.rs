@@ -149,21 +149,25 @@ fn key_type(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> String {
     }
 }
 
+/// DNS names and IP addresses, as an operator writes them; other kinds of name are left out.
+fn san_names(names: &[GeneralName<'_>]) -> Vec<String> {
+    names
+        .iter()
+        .filter_map(|n| match n {
+            GeneralName::DNSName(d) => Some((*d).to_owned()),
+            GeneralName::IPAddress(b) => match b.len() {
+                4 => Some(std::net::Ipv4Addr::from(<[u8; 4]>::try_from(*b).ok()?).to_string()),
+                16 => Some(std::net::Ipv6Addr::from(<[u8; 16]>::try_from(*b).ok()?).to_string()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
 fn describe_parsed(c: &X509Certificate<'_>, der: &[u8]) -> CertInfo {
-    let mut sans = Vec::new();
-    if let Ok(Some(ext)) = c.subject_alternative_name() {
-        for n in &ext.value.general_names {
-            match n {
-                GeneralName::DNSName(d) => sans.push((*d).to_owned()),
-                GeneralName::IPAddress(b) => match b.len() {
-                    4 => sans.push(std::net::Ipv4Addr::from(<[u8; 4]>::try_from(*b).unwrap_or_default()).to_string()),
-                    16 => sans.push(std::net::Ipv6Addr::from(<[u8; 16]>::try_from(*b).unwrap_or_default()).to_string()),
-                    _ => {}
-                },
-                _ => {}
-            }
-        }
-    }
+    let sans =
+        c.subject_alternative_name().ok().flatten().map_or_else(Vec::new, |ext| san_names(&ext.value.general_names));
     let raw = c.raw_serial();
     let trimmed = match raw.iter().position(|&b| b != 0) {
         Some(i) => &raw[i..],
@@ -378,11 +382,8 @@ pub fn pending(data: &Path) -> Option<Pending> {
     {
         for e in exts {
             if let ParsedExtension::SubjectAlternativeName(san) = e {
-                for n in &san.general_names {
-                    if let GeneralName::DNSName(d) = n {
-                        names.push((*d).to_owned());
-                    }
-                }
+                // IP addresses too: a CSR for `pbx.example.com 192.0.2.10` lists both while it waits.
+                names.extend(san_names(&san.general_names));
             }
         }
     }
