@@ -5,7 +5,7 @@ use super::out::print_json;
 use crate::cli::SshCommand;
 use crate::outln;
 use anyhow::Result;
-use pbxguard_app::ssh::{self, Change, LogSource, SshFacts, SshPaths, Sshd};
+use pbxguard_app::ssh::{self, Change, SshFacts, SshPaths, Sshd};
 use pbxguard_store::Store;
 use serde_json::json;
 use std::process::Command;
@@ -40,13 +40,7 @@ fn status(store: &Store, paths: &SshPaths, json: bool) -> Result<()> {
     let guard = pbxguard_app::settings::ssh_guard(store)?;
     let logs: Vec<String> = match &guard.logs {
         None => vec!["auto".into()],
-        Some(l) => l
-            .iter()
-            .map(|s| match s {
-                LogSource::Journald => "journald".to_owned(),
-                LogSource::File(p) => p.display().to_string(),
-            })
-            .collect(),
+        Some(l) => l.iter().map(ToString::to_string).collect(),
     };
     if json {
         return print_json(&json!({

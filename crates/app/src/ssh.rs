@@ -21,6 +21,16 @@ pub enum LogSource {
     File(PathBuf),
 }
 
+/// As `ssh.guard.logs` writes it: `journald` or the file's path.
+impl std::fmt::Display for LogSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Journald => f.write_str("journald"),
+            Self::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
 /// `ssh.guard.logs`: `auto` (`None`: the caller picks journald or /var/log/auth.log), or
 /// comma-separated absolute paths and `journald`.
 pub fn parse_log_sources(v: &str) -> std::result::Result<Option<Vec<LogSource>>, String> {

@@ -1,6 +1,6 @@
 //! Extensions: list (paged), show, add, delete, secret, suspend and enable.
 
-use super::common::{ApiError, ApiErrorBody, ApiResult, JsonBody, QueryOf, created};
+use super::common::{ApiError, ApiErrorBody, ApiResult, JsonBody, Paged, QueryOf, created};
 use crate::daemon::gui::access::{Authed, Writer};
 use crate::daemon::gui::shared::Shared;
 use axum::Json;
@@ -89,20 +89,14 @@ struct ListQuery {
     noncompliant: bool,
 }
 
-#[derive(Serialize, ToSchema)]
-struct ExtensionPage {
-    items: Vec<ExtensionOut>,
-    /// Rows the filter matches in all.
-    total: u64,
-    page: u64,
-    per_page: u64,
-    pages: u64,
-}
-
 /// One page of extensions, in number order.
 #[utoipa::path(get, path = "/api/v1/extensions", tag = "extensions", params(ListQuery),
-    responses((status = 200, body = ExtensionPage), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody)))]
-async fn list(State(gui): State<Shared>, _a: Authed, QueryOf(q): QueryOf<ListQuery>) -> ApiResult<Json<ExtensionPage>> {
+    responses((status = 200, body = Paged<ExtensionOut>), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody)))]
+async fn list(
+    State(gui): State<Shared>,
+    _a: Authed,
+    QueryOf(q): QueryOf<ListQuery>,
+) -> ApiResult<Json<Paged<ExtensionOut>>> {
     let (page, per_page) = (q.page.unwrap_or(1), q.per_page.unwrap_or(50));
     let p = gui
         .db
@@ -116,14 +110,7 @@ async fn list(State(gui): State<Shared>, _a: Authed, QueryOf(q): QueryOf<ListQue
         })
         .await
         .map_err(|e| ApiError::from(e).field(&[("per page", "per_page"), ("search", "q")], None))?;
-    let pages = p.pages();
-    Ok(Json(ExtensionPage {
-        items: p.items.into_iter().map(Into::into).collect(),
-        total: p.total,
-        page: p.page,
-        per_page: p.per_page,
-        pages,
-    }))
+    Ok(Json(Paged::of(p)))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -12,7 +12,6 @@ use crate::daemon::gui::shared::Shared;
 use axum::Json;
 use axum::extract::State;
 use pbxguard_app::audit::Report;
-use pbxguard_app::ssh::LogSource;
 use pbxguard_store::{ApplyRow, FirewallServiceRow};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -162,14 +161,7 @@ async fn show_ssh(State(gui): State<Shared>, _a: Authed) -> ApiResult<Json<SshOu
         ),
         Err(why) => (None, Some(why)),
     };
-    let logs = v.guard.logs.map(|l| {
-        l.iter()
-            .map(|s| match s {
-                LogSource::Journald => "journald".to_owned(),
-                LogSource::File(p) => p.display().to_string(),
-            })
-            .collect()
-    });
+    let logs = v.guard.logs.map(|l| l.iter().map(ToString::to_string).collect());
     Ok(Json(SshOut {
         config: v.paths.config.display().to_string(),
         sshd,

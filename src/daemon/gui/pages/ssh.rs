@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use maud::{Markup, html};
 use pbxguard_app::clock::utc;
-use pbxguard_app::ssh::{GuardSettings, LogSource, SshFacts, SshPaths};
+use pbxguard_app::ssh::{GuardSettings, SshFacts, SshPaths};
 use pbxguard_store::BanRow;
 
 /// SSH bans listed at most; the bans page has them all.
@@ -100,14 +100,7 @@ fn facts_card(v: &View) -> Markup {
 fn guard_card(g: &GuardSettings) -> Markup {
     let logs = match &g.logs {
         None => "auto (journald, else /var/log/auth.log)".to_owned(),
-        Some(l) => l
-            .iter()
-            .map(|s| match s {
-                LogSource::Journald => "journald".to_owned(),
-                LogSource::File(p) => p.display().to_string(),
-            })
-            .collect::<Vec<_>>()
-            .join(", "),
+        Some(l) => l.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
     };
     html! {
         div.card #ssh-guard {
