@@ -219,13 +219,18 @@ impl SecurityRepo for Store {
     }
 
     fn delete_acl(&self, name: &str) -> Result<bool> {
-        let users: Vec<String> = {
-            let mut st = self.conn.prepare("SELECT number FROM extensions WHERE acl = ?1 ORDER BY number")?;
-            st.query_map([name], |r| r.get(0))?.collect::<Result<_, _>>()?
+        // Ten numbers and a count: a group of 10,000 extensions must not make a 60 kB error message.
+        const SHOWN: usize = 10;
+        let (count, users): (u64, Vec<String>) = {
+            let count = self.conn.query_row("SELECT COUNT(*) FROM extensions WHERE acl = ?1", [name], |r| r.get(0))?;
+            let mut st = self.conn.prepare("SELECT number FROM extensions WHERE acl = ?1 ORDER BY number LIMIT ?2")?;
+            (count, st.query_map(rusqlite::params![name, SHOWN as i64], |r| r.get(0))?.collect::<Result<_, _>>()?)
         };
-        if !users.is_empty() {
+        if count > 0 {
+            let more =
+                if count as usize > SHOWN { format!(" and {} more", count as usize - SHOWN) } else { String::new() };
             return Err(StoreError::InUse(format!(
-                "ACL group {name} is assigned to extension(s) {}",
+                "ACL group {name} is assigned to extension(s) {}{more}",
                 users.join(", ")
             )));
         }
@@ -374,5 +379,21 @@ mod tests {
         s.add_extension(&crate::Extension { acl: Some("office".into()), ..crate::bindings::tests::ext("100") })
             .unwrap();
         assert!(matches!(s.delete_acl("office"), Err(StoreError::InUse(m)) if m.contains("100")));
+    }
+
+    #[test]
+    fn a_group_in_use_names_ten_extensions_and_counts_the_rest() {
+        let s = Store::open_in_memory().unwrap();
+        s.put_acl("office", "192.0.2.0/24", 0).unwrap();
+        for n in 100..112 {
+            let e = crate::Extension { acl: Some("office".into()), ..crate::bindings::tests::ext(&n.to_string()) };
+            s.add_extension(&e).unwrap();
+        }
+        let Err(StoreError::InUse(m)) = s.delete_acl("office") else { panic!("deleted a group in use") };
+        assert_eq!(
+            m,
+            "ACL group office is assigned to extension(s) 100, 101, 102, 103, 104, 105, 106, 107, 108, 109 and 2 more"
+        );
+        assert!(s.acl("office").unwrap().is_some());
     }
 }
