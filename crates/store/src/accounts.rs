@@ -121,18 +121,7 @@ impl AccountsRepo for Store {
              FROM mailboxes WHERE (?1 IS NULL OR instr(extension, ?1) > 0) ORDER BY extension LIMIT ?2 OFFSET ?3",
         )?;
         let big = |n: u64| n.min(i64::MAX as u64) as i64;
-        let rows = st.query_map(params![text, big(limit), big(offset)], |r| {
-            Ok(Mailbox {
-                extension: r.get(0)?,
-                pin_hash: r.get(1)?,
-                must_initialise: r.get(2)?,
-                force_name: r.get(3)?,
-                force_greeting: r.get(4)?,
-                name_recorded: r.get(5)?,
-                greeting_recorded: r.get(6)?,
-                updated_at: r.get(7)?,
-            })
-        })?;
+        let rows = st.query_map(params![text, big(limit), big(offset)], mailbox)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -144,24 +133,28 @@ impl AccountsRepo for Store {
     }
 }
 
+/// A `mailboxes` row: extension, pin_hash, must_initialise, force_name, force_greeting, name_recorded,
+/// greeting_recorded, updated_at.
+fn mailbox(r: &rusqlite::Row<'_>) -> rusqlite::Result<Mailbox> {
+    Ok(Mailbox {
+        extension: r.get(0)?,
+        pin_hash: r.get(1)?,
+        must_initialise: r.get(2)?,
+        force_name: r.get(3)?,
+        force_greeting: r.get(4)?,
+        name_recorded: r.get(5)?,
+        greeting_recorded: r.get(6)?,
+        updated_at: r.get(7)?,
+    })
+}
+
 impl Store {
     fn mailboxes_where<P: rusqlite::Params>(&self, clause: &str, p: P) -> Result<Vec<Mailbox>> {
         let mut st = self.conn.prepare(&format!(
             "SELECT extension, pin_hash, must_initialise, force_name, force_greeting, name_recorded, greeting_recorded, updated_at
              FROM mailboxes {clause}"
         ))?;
-        let rows = st.query_map(p, |r| {
-            Ok(Mailbox {
-                extension: r.get(0)?,
-                pin_hash: r.get(1)?,
-                must_initialise: r.get(2)?,
-                force_name: r.get(3)?,
-                force_greeting: r.get(4)?,
-                name_recorded: r.get(5)?,
-                greeting_recorded: r.get(6)?,
-                updated_at: r.get(7)?,
-            })
-        })?;
+        let rows = st.query_map(p, mailbox)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }

@@ -4,9 +4,10 @@
 
 use crate::bindings::{BINDING_COLUMNS, binding};
 use crate::calls::{CALL_COLUMNS, call};
+use crate::security::{ban, event};
 use crate::{BanRow, Binding, CallRow, EventRow, Result, Store};
 use rusqlite::types::Value;
-use rusqlite::{Row, params, params_from_iter};
+use rusqlite::{params, params_from_iter};
 
 /// Which security events to show, newest first. `before`/`after` are event ids (keyset paging: the
 /// page stays fast however deep it is); with `after` the page is the one just newer than it.
@@ -22,30 +23,6 @@ pub struct EventQuery {
     pub before: Option<i64>,
     pub after: Option<i64>,
     pub limit: i64,
-}
-
-fn event(r: &Row<'_>) -> rusqlite::Result<EventRow> {
-    Ok(EventRow {
-        id: r.get(0)?,
-        at_ms: r.get(1)?,
-        kind: r.get(2)?,
-        source: r.get(3)?,
-        user: r.get(4)?,
-        detail: r.get(5)?,
-    })
-}
-
-fn ban(r: &Row<'_>) -> rusqlite::Result<BanRow> {
-    Ok(BanRow {
-        target: r.get(0)?,
-        reason: r.get(1)?,
-        evidence: r.get(2)?,
-        first_seen_ms: r.get(3)?,
-        created_ms: r.get(4)?,
-        expires_ms: r.get(5)?,
-        offence: r.get(6)?,
-        note: r.get(7)?,
-    })
 }
 
 /// `text` for a `LIKE ... ESCAPE '\'` pattern, its own wildcards taken literally.

@@ -2,6 +2,7 @@
 //! Addresses and rules are stored as text; the shield validates them before they get here.
 
 use crate::{Result, Store, StoreError};
+use rusqlite::Row;
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
@@ -298,16 +299,7 @@ impl SecurityRepo for Store {
         let mut st = self
             .conn
             .prepare("SELECT id, at_ms, kind, source, user, detail FROM events WHERE id > ?1 ORDER BY id LIMIT ?2")?;
-        let rows = st.query_map([after, limit], |r| {
-            Ok(EventRow {
-                id: r.get(0)?,
-                at_ms: r.get(1)?,
-                kind: r.get(2)?,
-                source: r.get(3)?,
-                user: r.get(4)?,
-                detail: r.get(5)?,
-            })
-        })?;
+        let rows = st.query_map([after, limit], event)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -321,20 +313,35 @@ impl Store {
         let mut st = self.conn.prepare(&format!(
             "SELECT target, reason, evidence, first_seen_ms, created_ms, expires_ms, offence, note FROM bans {clause}"
         ))?;
-        let rows = st.query_map(p, |r| {
-            Ok(BanRow {
-                target: r.get(0)?,
-                reason: r.get(1)?,
-                evidence: r.get(2)?,
-                first_seen_ms: r.get(3)?,
-                created_ms: r.get(4)?,
-                expires_ms: r.get(5)?,
-                offence: r.get(6)?,
-                note: r.get(7)?,
-            })
-        })?;
+        let rows = st.query_map(p, ban)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// An `events` row: id, at_ms, kind, source, user, detail.
+pub(crate) fn event(r: &Row<'_>) -> rusqlite::Result<EventRow> {
+    Ok(EventRow {
+        id: r.get(0)?,
+        at_ms: r.get(1)?,
+        kind: r.get(2)?,
+        source: r.get(3)?,
+        user: r.get(4)?,
+        detail: r.get(5)?,
+    })
+}
+
+/// A `bans` row: target, reason, evidence, first_seen_ms, created_ms, expires_ms, offence, note.
+pub(crate) fn ban(r: &Row<'_>) -> rusqlite::Result<BanRow> {
+    Ok(BanRow {
+        target: r.get(0)?,
+        reason: r.get(1)?,
+        evidence: r.get(2)?,
+        first_seen_ms: r.get(3)?,
+        created_ms: r.get(4)?,
+        expires_ms: r.get(5)?,
+        offence: r.get(6)?,
+        note: r.get(7)?,
+    })
 }
 
 #[cfg(test)]
