@@ -16,11 +16,8 @@ pub(crate) enum RegisterReply {
 
 #[derive(Default)]
 pub struct Registrar {
-    locations: HashMap<String, Vec<Binding>>,
-    /// The bindings as last reported for persistence. A refresh that only moves the expiry is reported
-    /// when the stored expiry is within half an interval of now: phones refreshing every minute would
-    /// otherwise rewrite their row every minute, and a restart still finds the binding valid.
-    persisted: HashMap<String, Vec<Binding>>,
+    /// One entry per extension with bindings, so a REGISTER looks its extension up once.
+    locations: HashMap<String, Location>,
     /// Scratch space for a contact's header parameters, kept to avoid an allocation per REGISTER.
     params: String,
     /// At or before the earliest expiry in either map (Unix seconds): lowered as bindings come in, made
@@ -28,10 +25,19 @@ pub struct Registrar {
     next_purge: Option<u64>,
 }
 
+#[derive(Default)]
+struct Location {
+    live: Vec<Binding>,
+    /// The bindings as last reported for persistence. A refresh that only moves the expiry is reported
+    /// when the stored expiry is within half an interval of now: phones refreshing every minute would
+    /// otherwise rewrite their row every minute, and a restart still finds the binding valid.
+    persisted: Vec<Binding>,
+}
+
 /// Whether `next` differs from what was persisted in anything but a not-yet-urgent expiry.
-fn worth_persisting(persisted: Option<&Vec<Binding>>, next: &[Binding], now: u64) -> bool {
-    let Some(p) = persisted else { return true };
-    p.len() != next.len()
+fn worth_persisting(p: &[Binding], next: &[Binding], now: u64) -> bool {
+    p.is_empty()
+        || p.len() != next.len()
         || next.iter().any(|b| {
             p.iter().find(|o| o.uri == b.uri).is_none_or(|o| {
                 o.contact != b.contact
@@ -46,7 +52,7 @@ fn worth_persisting(persisted: Option<&Vec<Binding>>, next: &[Binding], now: u64
 impl Registrar {
     /// Bindings of an extension still valid at `now` (right after a REGISTER, all it has).
     pub fn bindings(&self, extension: &str, now: u64) -> impl Iterator<Item = &Binding> {
-        self.locations.get(extension).into_iter().flatten().filter(move |b| b.expires_at > now)
+        self.locations.get(extension).into_iter().flat_map(|l| &l.live).filter(move |b| b.expires_at > now)
     }
 
     /// Restores bindings loaded from the store at start-up.
@@ -54,24 +60,24 @@ impl Registrar {
         if let Some(at) = bindings.iter().map(|b| b.expires_at).min() {
             self.expires_by(at);
         }
-        self.persisted.insert(extension.clone(), bindings.clone());
-        self.locations.insert(extension, bindings);
+        self.locations.insert(extension, Location { persisted: bindings.clone(), live: bindings });
     }
 
     pub fn binding_count(&self) -> usize {
-        self.locations.values().map(Vec::len).sum()
+        self.locations.values().map(|l| l.live.len()).sum()
     }
 
     /// Drops expired bindings from memory (the store purges its own copy).
     pub fn purge(&mut self, now: u64) {
         let mut next = None;
-        for map in [&mut self.locations, &mut self.persisted] {
-            map.retain(|_, v| {
+        self.locations.retain(|_, l| {
+            for v in [&mut l.live, &mut l.persisted] {
                 v.retain(|b| b.expires_at > now);
                 next = v.iter().map(|b| b.expires_at).chain(next).min();
-                !v.is_empty()
-            });
-        }
+            }
+            // The persisted copy never outlives the live one: its expiries are the same or earlier.
+            !l.live.is_empty()
+        });
         self.next_purge = next;
     }
 
@@ -88,7 +94,6 @@ impl Registrar {
     /// Forgets extensions that no longer exist.
     pub fn retain_extensions(&mut self, keep: impl Fn(&str) -> bool) {
         self.locations.retain(|k, _| keep(k));
-        self.persisted.retain(|k, _| keep(k));
     }
 
     /// Applies an authenticated REGISTER for `extension` (RFC 3261 §10.3 steps 6-8): every contact is
@@ -107,8 +112,8 @@ impl Registrar {
         now: u64,
         events: &mut Vec<Event>,
     ) -> RegisterReply {
-        let empty = Vec::new();
-        let current = self.locations.get(extension).unwrap_or(&empty);
+        let mut slot = self.locations.get_mut(extension);
+        let current = slot.as_deref().map_or(&[][..], |l| &l.live[..]);
         let live = |b: &Binding| b.expires_at > now;
         let out_of_order = |b: &Binding| b.call_id == req.call_id && req.cseq.seq <= b.cseq;
         let mut wildcards = 0;
@@ -147,7 +152,7 @@ impl Registrar {
 
         // Taken out of its slot, not removed: a refresh (nearly every REGISTER) then puts it back without
         // allocating the extension's key again.
-        let mut next = self.locations.get_mut(extension).map(std::mem::take).unwrap_or_default();
+        let mut next = slot.as_deref_mut().map(|l| std::mem::take(&mut l.live)).unwrap_or_default();
         let before = next.len();
         next.retain(live);
         if wildcard {
@@ -236,23 +241,28 @@ impl Registrar {
         // A contact in the request always rewrites its binding (expiry, CSeq, time); a query (no Contact)
         // changes something only when expired bindings were dropped.
         let changed = wildcard || !updates.is_empty() || next.len() != before;
-        if changed && worth_persisting(self.persisted.get(extension), &next, now) {
+        let persisted = slot.as_deref().map_or(&[][..], |l| &l.persisted[..]);
+        let persist = changed && worth_persisting(persisted, &next, now);
+        if persist {
             events.push(Event::BindingsChanged { extension: extension.to_owned(), bindings: next.clone() });
-            if next.is_empty() {
-                self.persisted.remove(extension);
-            } else {
-                self.persisted.insert(extension.to_owned(), next.clone());
-            }
         }
         if let Some(at) = next.iter().map(|b| b.expires_at).min() {
-            self.expires_by(at);
+            self.next_purge = Some(self.next_purge.map_or(at, |t| t.min(at)));
         }
-        if next.is_empty() {
-            self.locations.remove(extension);
-        } else if let Some(slot) = self.locations.get_mut(extension) {
-            *slot = next;
-        } else {
-            self.locations.insert(extension.to_owned(), next);
+        match slot {
+            _ if next.is_empty() => {
+                self.locations.remove(extension);
+            }
+            Some(l) => {
+                if persist {
+                    l.persisted.clone_from(&next);
+                }
+                l.live = next;
+            }
+            None => {
+                let persisted = if persist { next.clone() } else { Vec::new() };
+                self.locations.insert(extension.to_owned(), Location { live: next, persisted });
+            }
         }
         RegisterReply::Ok
     }
