@@ -33,6 +33,7 @@ pub use password::{PasswordPolicy, PinPolicy, Violation};
 
 use ban::Ledger;
 use std::collections::VecDeque;
+use std::hash::BuildHasher as _;
 use std::net::IpAddr;
 use std::sync::Arc;
 use tracker::{Capped, Distinct, Window};
@@ -222,8 +223,11 @@ pub struct Shield {
     ledger: Ledger,
     sources: Capped<IpAddr, SourceState>,
     users: Capped<(Service, String), UserState>,
-    /// (user, address) pairs that authenticated successfully: never throttled.
-    known_good: Capped<(Service, String, IpAddr), ()>,
+    /// (user, address) pairs that authenticated successfully: never throttled. The user is kept as a
+    /// keyed hash (`user_keys`), so a success, nearly every REGISTER, neither allocates nor copies it;
+    /// two names colliding in 64 bits of a per-process keyed SipHash would only share an exemption.
+    known_good: Capped<(Service, u64, IpAddr), ()>,
+    user_keys: std::hash::RandomState,
     /// When each address last authenticated (any service): known-good for `known_good_ms`.
     good_sources: Capped<IpAddr, u64>,
     /// Suspected spoofs per address, to say so once a minute.
@@ -294,6 +298,7 @@ impl Shield {
             sources: Capped::new(cap, seed),
             users: Capped::new(cap, seed ^ 1),
             known_good: Capped::new(cap, seed ^ 2),
+            user_keys: std::hash::RandomState::new(),
             good_sources: Capped::new(cap, seed ^ 3),
             spoofs: Capped::new(cap, seed ^ 4),
             decisions: VecDeque::new(),
@@ -405,7 +410,7 @@ impl Shield {
     }
 
     pub fn authenticated_before_on(&self, service: Service, ip: IpAddr, user: &str) -> bool {
-        self.known_good.get(&(service, user.to_owned(), canonical(ip))).is_some()
+        self.known_good.get(&(service, self.user_keys.hash_one(user), canonical(ip))).is_some()
     }
 
     /// An address that authenticated (any service) within `known_good_ms`: evidence anyone could forge
@@ -451,7 +456,7 @@ impl Shield {
             | Observation::ConnectionOpened { ip, .. } => canonical(ip),
         };
         if let Observation::AuthSucceeded { user, .. } = obs {
-            self.known_good.entry(&(service, user.to_owned(), ip));
+            self.known_good.entry(&(service, self.user_keys.hash_one(user), ip));
             *self.good_sources.entry(&ip) = now_ms;
             let src = self.cfg.source_of(ip).addr();
             if self.sources.get(&src).is_some() {
