@@ -17,6 +17,7 @@ use pbxguard_sip::{
     Challenge, HeaderName, Limits, Message, Method, ParseError, Request, ResponseBuilder, check_request,
 };
 use std::collections::{HashMap, VecDeque};
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -49,6 +50,8 @@ pub struct Service {
     events: VecDeque<Event>,
     scratch: Vec<Event>,
     to_tag: String,
+    /// The Date header of the current second, formatted once per second rather than per 200 OK.
+    date: (u64, String),
     dropped_events: u64,
     fingerprints: Fingerprints,
     /// Extensions under a distributed attack, until when (ms).
@@ -98,6 +101,7 @@ impl Service {
             events: VecDeque::new(),
             scratch: Vec::new(),
             to_tag: format!("pg{seed:016x}"),
+            date: (u64::MAX, String::new()),
             dropped_events: 0,
             fingerprints: Fingerprints::default(),
             throttled: HashMap::new(),
@@ -561,7 +565,12 @@ impl Service {
                         format_args!("{};expires={}", b.contact, b.expires_at.saturating_sub(now)),
                     );
                 }
-                r.header_fmt("Date", format_args!("{}", HttpDate(now)))
+                if self.date.0 != now {
+                    self.date.1.clear();
+                    let _ = write!(self.date.1, "{}", HttpDate(now));
+                    self.date.0 = now;
+                }
+                r.header("Date", &self.date.1)
             }
             RegisterReply::IntervalTooBrief { min } => {
                 self.reply_to(inc, 423, "Interval Too Brief").header("Min-Expires", &min.to_string())
