@@ -19,6 +19,7 @@ mod hash;
 pub mod net;
 pub mod password;
 pub mod ssh;
+pub mod table;
 mod tracker;
 
 pub use acl::{AclGroup, Rule};

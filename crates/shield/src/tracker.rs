@@ -4,7 +4,8 @@
 
 use crate::config::Threshold;
 use crate::hash::SeededState;
-use std::collections::{HashMap, VecDeque};
+use crate::table::Table;
+use std::collections::VecDeque;
 use std::hash::Hash;
 
 /// A fixed-window counter (see [`Threshold`]).
@@ -55,8 +56,10 @@ impl Distinct {
     }
 }
 
+/// Capped by `cap`; the table is [`Table`], which never grows once sized for the cap, so a spoofed-source
+/// flood churning a full tracker costs constant work per packet and never a rebuild under the lock.
 pub(crate) struct Capped<K, V> {
-    map: HashMap<K, V, SeededState>,
+    map: Table<K, V, SeededState>,
     pub(crate) order: VecDeque<K>,
     cap: usize,
     evicted: u64,
@@ -64,29 +67,30 @@ pub(crate) struct Capped<K, V> {
 
 impl<K: Hash + Eq + Clone, V: Default> Capped<K, V> {
     pub(crate) fn new(cap: usize, seed: u64) -> Self {
-        Self { map: HashMap::with_hasher(SeededState(seed)), order: VecDeque::new(), cap: cap.max(1), evicted: 0 }
+        Self { map: Table::with_hasher(SeededState(seed)), order: VecDeque::new(), cap: cap.max(1), evicted: 0 }
     }
 
     pub(crate) fn entry(&mut self, key: &K) -> &mut V {
+        let hash = self.map.hash(key);
         // One lookup on the hot path (the key is usually tracked already).
-        if self.map.contains_key(key) {
-            return self.map.get_mut(key).expect("checked above");
-        }
-        {
-            while self.map.len() >= self.cap {
-                match self.order.pop_front() {
-                    Some(old) => {
-                        if self.map.remove(&old).is_some() {
-                            self.evicted += 1;
+        let at = match self.map.find(hash, key) {
+            Some(at) => at,
+            None => {
+                while self.map.len() >= self.cap {
+                    match self.order.pop_front() {
+                        Some(old) => {
+                            if self.map.remove(&old) {
+                                self.evicted += 1;
+                            }
                         }
+                        None => break,
                     }
-                    None => break,
                 }
+                self.order.push_back(key.clone());
+                self.map.insert_new(hash, key.clone(), V::default(), self.cap)
             }
-            self.order.push_back(key.clone());
-            self.map.insert(key.clone(), V::default());
-        }
-        self.map.get_mut(key).expect("inserted above")
+        };
+        self.map.at_mut(at).expect("found or inserted above")
     }
 
     pub(crate) fn get(&self, key: &K) -> Option<&V> {
@@ -118,7 +122,7 @@ impl<K: Hash + Eq + Clone, V: Default> Capped<K, V> {
     pub(crate) fn compact(&mut self) {
         if self.order.len() > 2 * self.map.len() + 1024 {
             let map = &self.map;
-            self.order.retain(|k| map.contains_key(k));
+            self.order.retain(|k| map.get(k).is_some());
         }
     }
 }
