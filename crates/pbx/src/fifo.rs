@@ -167,27 +167,20 @@ mod tests {
         assert_eq!(m.get(&key(10 * cap as u64 - 1)), None);
     }
 
-    /// Against a plain model (std's map plus an order queue), with keys from a small range so probes
-    /// wrap around a small table and removals shift entries across its end.
-    #[test]
-    fn matches_a_model_under_random_operations() {
-        use std::collections::{HashMap, VecDeque};
-        let mut rng = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move |n: u64| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng % n
-        };
-        for cap in [1, 3, 17, 100] {
+    proptest::proptest! {
+        /// Against a plain model (std's map plus an order queue): the same entries, evictions and
+        /// expiries, with keys from a small range so the table's probes wrap and removals shift.
+        #[test]
+        fn matches_a_model(cap in 1usize..40, ops in proptest::collection::vec((0u64..60, 0u64..3, 0u8..10), 1..400)) {
+            use std::collections::{HashMap, VecDeque};
             let mut m = FifoMap::new(cap);
             let mut model: HashMap<u64, (u64, u64)> = HashMap::new();
             let mut order: VecDeque<(u64, u64)> = VecDeque::new();
             let mut stamp = 0u64;
-            for step in 0..20_000u64 {
-                let k = next(3 * cap as u64 + 5);
-                if next(10) == 0 {
-                    let upto = stamp.saturating_sub(next(3 * cap as u64 + 1));
+            for (step, &(k, delta, kind)) in ops.iter().enumerate() {
+                let step = step as u64;
+                if kind == 0 {
+                    let upto = stamp.saturating_sub(k % 8);
                     m.expire(|t| t < upto);
                     while order.front().is_some_and(|&(t, _)| t < upto) {
                         let (t, k) = order.pop_front().unwrap();
@@ -196,7 +189,7 @@ mod tests {
                         }
                     }
                 } else {
-                    stamp += next(2);
+                    stamp += delta;
                     let mut evicted = None;
                     if !model.contains_key(&k) {
                         while model.len() >= cap {
@@ -209,11 +202,11 @@ mod tests {
                     }
                     model.insert(k, (stamp, step));
                     order.push_back((stamp, k));
-                    assert_eq!(m.insert(stamp, k, step), evicted, "cap {cap} step {step}");
+                    proptest::prop_assert_eq!(m.insert(stamp, k, step), evicted);
                 }
-                assert_eq!(m.len(), model.len(), "cap {cap} step {step}");
-                for k in 0..3 * cap as u64 + 5 {
-                    assert_eq!(m.get(&k), model.get(&k).map(|(_, v)| v), "cap {cap} step {step} key {k}");
+                proptest::prop_assert_eq!(m.len(), model.len());
+                for k in 0..60 {
+                    proptest::prop_assert_eq!(m.get(&k), model.get(&k).map(|(_, v)| v));
                 }
             }
         }
