@@ -20,7 +20,6 @@ unsafe extern "C" {
 /// a burst. Nothing changes when the option does not hold its documented default: an operator's
 /// `MIMALLOC_PURGE_DELAY`, or a mimalloc whose option numbering moved.
 pub(crate) fn keep_working_set() {
-    no_huge_pages();
     // SAFETY: plain C calls on mimalloc's option table, which is initialised before main and is
     // thread-safe; the guard makes a renumbered option a no-op rather than a change to another option.
     if unsafe { mi_option_get(PURGE_DELAY) } == PURGE_DELAY_DEFAULT {
@@ -34,7 +33,7 @@ pub(crate) fn keep_working_set() {
 /// fault took 10-25 ms; under 10,000 registrations/s the transaction cache filling up gave SIPp a p99
 /// of 56-280 ms, and 8 ms with huge pages off (`bench/regbench.py`, `docs/benchmarks.md`). Small pages
 /// spread the same zeroing over 512 faults of 4 KiB. An operator who sets `MIMALLOC_ALLOW_THP` decides.
-fn no_huge_pages() {
+pub(crate) fn no_huge_pages() {
     if std::env::var_os("MIMALLOC_ALLOW_THP").is_some() {
         return;
     }

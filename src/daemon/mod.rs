@@ -173,6 +173,7 @@ pub(crate) fn run(data: Option<PathBuf>, args: Options) -> Result<()> {
     }
     let log_level = init_logging(&cfg);
     alloc::keep_working_set();
+    alloc::no_huge_pages();
     let gui_addr = gui::listen_addr(args.gui.as_deref(), &cfg.gui)?;
     let store = open_store(&data)?;
     // Held until `run` returns: a second daemon on this data directory refuses to start.

@@ -34,6 +34,12 @@ struct Location {
     persisted: Vec<Binding>,
 }
 
+/// Brings a purge deadline forward to `at` (a free function: `register` holds a borrow of the
+/// locations while it calls it).
+fn lower_to(next_purge: &mut Option<u64>, at: u64) {
+    *next_purge = Some(next_purge.map_or(at, |t| t.min(at)));
+}
+
 /// Whether `next` differs from what was persisted in anything but a not-yet-urgent expiry.
 fn worth_persisting(p: &[Binding], next: &[Binding], now: u64) -> bool {
     p.is_empty()
@@ -58,7 +64,7 @@ impl Registrar {
     /// Restores bindings loaded from the store at start-up.
     pub fn restore(&mut self, extension: String, bindings: Vec<Binding>) {
         if let Some(at) = bindings.iter().map(|b| b.expires_at).min() {
-            self.expires_by(at);
+            lower_to(&mut self.next_purge, at);
         }
         self.locations.insert(extension, Location { persisted: bindings.clone(), live: bindings });
     }
@@ -85,10 +91,6 @@ impl Registrar {
     /// there are no bindings.
     pub(crate) fn next_purge(&self) -> Option<u64> {
         self.next_purge
-    }
-
-    fn expires_by(&mut self, at: u64) {
-        self.next_purge = Some(self.next_purge.map_or(at, |t| t.min(at)));
     }
 
     /// Forgets extensions that no longer exist.
@@ -247,7 +249,7 @@ impl Registrar {
             events.push(Event::BindingsChanged { extension: extension.to_owned(), bindings: next.clone() });
         }
         if let Some(at) = next.iter().map(|b| b.expires_at).min() {
-            self.next_purge = Some(self.next_purge.map_or(at, |t| t.min(at)));
+            lower_to(&mut self.next_purge, at);
         }
         match slot {
             _ if next.is_empty() => {

@@ -20,7 +20,7 @@ use std::hash::{BuildHasher, Hash};
 
 /// Past this many entries a table is taken to be busy and is sized for its cap in one step, so it never
 /// grows again under load. A quiet server keeps small tables.
-const PRESIZE_AT: usize = 1024;
+pub const PRESIZE_AT: usize = 1024;
 
 const EMPTY: u64 = u64::MAX;
 const LOW: u64 = 0xffff_ffff;
