@@ -2,7 +2,7 @@
 """Ban latency of the SSH guard: from the line that crosses the threshold being written to sshd's log to
 the source being in the kernel's drop set (nft monitor sees the element added).
 
-A server namespace runs `pbxguard run` with the firewall's sets loaded (the fixture of tests/ssh.rs) and
+A server namespace runs `pbxguard run` with the firewall's sets loaded (tests/common/mod.rs's NFT_FIXTURE) and
 firewall.enabled, and its SSH guard following a log file. Each round writes 4 "Failed password" lines for
 a fresh address, waits 20 ms (the guard has read them), then timestamps and writes the 5th; `nft monitor`
 in the namespace reports the element. Usage (root): bench/ssh_ban_latency.py [ROUNDS] (default 300)."""
@@ -11,8 +11,8 @@ import json, os, shutil, subprocess, sys, tempfile, threading, time
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 300
 BIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "target", "release", "pbxguard")
 NS = "sshlat%d" % (os.getpid() % 100000)
-FIXTURE = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "ssh.rs")).read()
-FIXTURE = FIXTURE.split('const FIXTURE: &str = r#"', 1)[1].split('"#;', 1)[0]
+FIXTURE = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "common", "mod.rs")).read()
+FIXTURE = FIXTURE.split('pub const NFT_FIXTURE: &str = r#"', 1)[1].split('"#;', 1)[0]
 
 def sh(*a, **k):
     return subprocess.run(list(a), check=True, capture_output=True, text=True, **k).stdout

@@ -1,47 +1,47 @@
 //! Keeping the served certificate current: the files are watched (an import or `pbxguard cert acme`
 //! in another process is served within two seconds, no SIGHUP needed), and with ACME configured the
 //! certificate is obtained again when it is not for the configured names or nears its end: checked at
-//! start, hourly, and within ten seconds of a change to the acme.* settings. A failure is logged and
+//! start, hourly, and as soon as an acme.* setting changes. A failure is logged and
 //! tried again at the next of those.
 
+use super::changes::{Hub, Subscription};
 use super::tls::ServerCert;
+use super::watch::FileWatch;
 use pbxguard_app::certs::{self, AcmeSettings};
+use pbxguard_store::Topic;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const WATCH: Duration = Duration::from_secs(1);
-const SETTINGS: Duration = Duration::from_secs(10);
+/// While certificate files are changing, they are looked at this often until they hold still.
+const SETTLE: Duration = Duration::from_secs(1);
 const CHECK: Duration = Duration::from_secs(3600);
 
-pub(crate) fn start(rt: &tokio::runtime::Runtime, data: PathBuf, cert: Arc<ServerCert>) -> anyhow::Result<()> {
-    let watched = cert.clone();
-    rt.spawn(async move {
-        let mut tick = tokio::time::interval(WATCH);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            match watched.poll_files() {
-                Some(Ok(())) => {
-                    tracing::info!("TLS certificate files changed; new connections use the new certificate")
-                }
-                Some(Err(e)) => {
-                    tracing::error!(
-                        error = format!("{e:#}"),
-                        "TLS certificate files changed but do not load; the one in force is kept"
-                    )
-                }
-                None => {}
-            }
-        }
-    });
+/// `hub`: the acme.* settings wake the thread.
+pub(crate) fn start(
+    hub: &Hub,
+    rt: &tokio::runtime::Runtime,
+    data: PathBuf,
+    cert: Arc<ServerCert>,
+) -> anyhow::Result<()> {
+    let mut watch = FileWatch::new();
+    let bell = watch.bell();
+    let settings = hub.subscribe_ringing(&[Topic::Settings], move || bell.ring());
     let rt = rt.handle().clone();
-    // A thread of its own: it holds a database connection and sleeps most of the time.
-    std::thread::Builder::new().name("pbxguard-acme".into()).spawn(move || renewals(&data, &cert, &rt))?;
+    // A thread of its own: it holds a database connection and sleeps until a file or a setting changes.
+    std::thread::Builder::new()
+        .name("pbxguard-acme".into())
+        .spawn(move || renewals(&data, &cert, &rt, &mut watch, &settings))?;
     Ok(())
 }
 
-fn renewals(data: &Path, cert: &ServerCert, rt: &tokio::runtime::Handle) {
+fn renewals(
+    data: &Path,
+    cert: &ServerCert,
+    rt: &tokio::runtime::Handle,
+    watch: &mut FileWatch,
+    settings: &Subscription,
+) {
     let store = match pbxguard_app::open_existing(data) {
         Ok(s) => s,
         Err(e) => return tracing::error!(error = %e, "no ACME renewals: the database cannot be opened"),
@@ -49,18 +49,35 @@ fn renewals(data: &Path, cert: &ServerCert, rt: &tokio::runtime::Handle) {
     let mut last: Option<AcmeSettings> = None;
     let mut checked: Option<Instant> = None;
     loop {
-        match pbxguard_app::settings::acme(&store) {
-            Ok(acme) => {
-                let changed = last.as_ref() != Some(&acme);
-                if changed || checked.is_none_or(|t| t.elapsed() >= CHECK) {
-                    checked = Some(Instant::now());
-                    renew_if_due(data, cert, &acme, rt);
+        if last.is_none() || !settings.take().is_empty() || checked.is_none_or(|t| t.elapsed() >= CHECK) {
+            match pbxguard_app::settings::acme(&store) {
+                Ok(acme) => {
+                    let changed = last.as_ref() != Some(&acme);
+                    if changed || checked.is_none_or(|t| t.elapsed() >= CHECK) {
+                        checked = Some(Instant::now());
+                        renew_if_due(data, cert, &acme, rt);
+                    }
+                    last = Some(acme);
                 }
-                last = Some(acme);
+                Err(e) => tracing::error!(error = %e, "ACME settings unreadable; no renewal check"),
             }
-            Err(e) => tracing::error!(error = %e, "ACME settings unreadable; no renewal check"),
         }
-        std::thread::sleep(SETTINGS);
+        match cert.poll_files() {
+            Some(Ok(())) => tracing::info!("TLS certificate files changed; new connections use the new certificate"),
+            Some(Err(e)) => tracing::error!(
+                error = format!("{e:#}"),
+                "TLS certificate files changed but do not load; the one in force is kept"
+            ),
+            None => {}
+        }
+        // The files in use now (a reload may have named others); watching a path again is harmless.
+        for f in cert.files() {
+            if let Err(e) = watch.watch(&f) {
+                tracing::debug!(path = %f.display(), error = %e, "cannot watch a certificate file");
+            }
+        }
+        let wait = if cert.settling() { SETTLE } else { CHECK.saturating_sub(checked.map_or(CHECK, |t| t.elapsed())) };
+        watch.wait(wait.max(Duration::from_millis(10)));
     }
 }
 

@@ -15,6 +15,8 @@ struct Sub {
     wants: Vec<Topic>,
     pending: Mutex<BTreeSet<Topic>>,
     ready: Condvar,
+    /// Also told, for a consumer that sleeps on something else than `ready` (a file watch).
+    ring: Option<Box<dyn Fn() + Send + Sync>>,
 }
 
 #[derive(Default)]
@@ -32,7 +34,17 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Hub {
     /// Topics in `wants` (all of them if empty), from now on.
     pub(crate) fn subscribe(&self, wants: &[Topic]) -> Subscription {
-        let sub = Arc::new(Sub { wants: wants.to_vec(), pending: Mutex::default(), ready: Condvar::new() });
+        self.add(wants, None)
+    }
+
+    /// As [`Hub::subscribe`], and `ring` is called whenever topics are pending, for a consumer that
+    /// waits on something else too.
+    pub(crate) fn subscribe_ringing(&self, wants: &[Topic], ring: impl Fn() + Send + Sync + 'static) -> Subscription {
+        self.add(wants, Some(Box::new(ring)))
+    }
+
+    fn add(&self, wants: &[Topic], ring: Option<Box<dyn Fn() + Send + Sync>>) -> Subscription {
+        let sub = Arc::new(Sub { wants: wants.to_vec(), pending: Mutex::default(), ready: Condvar::new(), ring });
         lock(&self.subs).push(sub.clone());
         Subscription(sub)
     }
@@ -44,6 +56,9 @@ impl Hub {
             if !mine.is_empty() {
                 lock(&sub.pending).extend(mine);
                 sub.ready.notify_all();
+                if let Some(ring) = &sub.ring {
+                    ring();
+                }
             }
         }
     }

@@ -24,6 +24,7 @@ mod state;
 mod stream;
 mod tls;
 mod udp;
+mod watch;
 
 use crate::config::Config;
 use anyhow::{Context, Result, bail};
@@ -180,14 +181,9 @@ pub(crate) fn run(data: Option<PathBuf>, args: Options) -> Result<()> {
     let _lock = lock::acquire(&data)?;
     // One reader of the change feed, from now on, for every thread that applies changes.
     let hub = Arc::new(changes::Hub::default());
-    let subscribed = (
-        hub.subscribe(&[]),
-        hub.subscribe(&[Topic::Firewall]),
-        hub.subscribe(&[Topic::Settings]),
-        hub.subscribe(&[Topic::Settings]),
-    );
-    hub.start(pbxguard_store::SqliteFeed::open(&data.join(pbxguard_app::DB_FILE))?)?;
-    let (reload_changes, firewall_changes, nft_changes, ssh_changes) = subscribed;
+    let subscribed = (hub.subscribe(&[]), hub.subscribe(&[Topic::Firewall]));
+    hub.start(watch::feed(&data.join(pbxguard_app::DB_FILE))?)?;
+    let (reload_changes, firewall_changes) = subscribed;
     // The firewall's rollback timer: armed by applies queued in the store, re-armed after a restart.
     firewall::start(data.join(pbxguard_app::DB_FILE), firewall_changes)?;
     let key = pbxguard_app::random::load_or_create_key(&data.join("nonce.key"))?;
@@ -241,8 +237,8 @@ pub(crate) fn run(data: Option<PathBuf>, args: Options) -> Result<()> {
     let (nft, nft_thread) = nft::enforcer();
     enforcers.push(nft);
     let state = State::new(shield, svc, events, enforcers);
-    nft_thread.spawn(state.clone(), &data.join("pbxguard.db"), nft_changes)?;
-    sshguard::start(data.join("pbxguard.db"), state.clone(), ssh_changes)?;
+    nft_thread.spawn(state.clone(), &data.join("pbxguard.db"), &hub)?;
+    sshguard::start(data.join("pbxguard.db"), state.clone(), &hub)?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -295,7 +291,7 @@ pub(crate) fn run(data: Option<PathBuf>, args: Options) -> Result<()> {
         _ => None,
     };
     if let Some(cert) = &server_cert {
-        acme::start(&rt, data.clone(), cert.clone())?;
+        acme::start(&hub, &rt, data.clone(), cert.clone())?;
     }
     // Kept until the daemon stops: dropping it stops the GUI.
     let (gui_bound, _gui_rt) = gui_bound.unzip();

@@ -16,7 +16,7 @@
 //! tracking, so an established flow stops at its next packet anyway, and an entry left behind only
 //! expires (`conntrack -D` would cost 10-100 ms a ban, a scan of the whole table).
 
-use super::changes::Subscription;
+use super::changes::{Hub, Subscription};
 use super::enforce::Enforcer;
 use super::state::State;
 use pbxguard_firewall::bans::{BanSets, Change};
@@ -24,12 +24,13 @@ use pbxguard_firewall::netlink::{self, Batch, Reply};
 use pbxguard_firewall::ranges::{Cidr, IpRange, merge_cidrs};
 use pbxguard_firewall::{TABLE, sets};
 use pbxguard_shield::{Decision, ListName, Prefix, PrefixSet};
+use pbxguard_store::Topic;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
 /// Ban changes queued for the thread; a storm beyond this makes it resynchronise from the gate.
@@ -38,12 +39,16 @@ const QUEUE: usize = 65_536;
 const PER_BATCH: usize = 8_192;
 /// How often the setting, the kernel's table, the trusted networks and the blacklists are checked.
 const CHECK: Duration = Duration::from_secs(1);
+/// With the firewall off, only a settings change (which wakes the thread) matters: this is a safety net.
+const CHECK_OFF: Duration = Duration::from_secs(30);
 const ALL_SETS: [&str; 6] =
     [sets::BANNED4, sets::BANNED6, sets::BLACKLIST4, sets::BLACKLIST6, sets::TRUSTED4, sets::TRUSTED6];
 
 enum Msg {
     Ban(Cidr, Option<u64>),
     Unban(Cidr),
+    /// The settings changed: check now.
+    Check,
 }
 
 /// The enforcer half: decisions in, queued for the thread.
@@ -62,6 +67,7 @@ struct Shared {
 /// The thread half, started once the gate exists ([`Pending::spawn`]).
 pub(crate) struct Pending {
     rx: Receiver<Msg>,
+    tx: SyncSender<Msg>,
     shared: Arc<Shared>,
 }
 
@@ -90,13 +96,16 @@ impl Enforcer for NftEnforcer {
 pub(crate) fn enforcer() -> (NftEnforcer, Pending) {
     let (tx, rx) = sync_channel(QUEUE);
     let shared = Arc::new(Shared { active: AtomicBool::new(false), lost: AtomicBool::new(false) });
-    (NftEnforcer { tx, shared: shared.clone() }, Pending { rx, shared })
+    (NftEnforcer { tx: tx.clone(), shared: shared.clone() }, Pending { rx, tx, shared })
 }
 
 impl Pending {
-    /// `settings`: the change feed's `settings` topic (`firewall.enabled`).
-    pub(crate) fn spawn(self, state: Arc<State>, db: &Path, settings: Subscription) -> io::Result<()> {
+    /// Follows `firewall.enabled` through `hub`.
+    pub(crate) fn spawn(self, state: Arc<State>, db: &Path, hub: &Hub) -> io::Result<()> {
         let db = db.to_owned();
+        let tx = self.tx.clone();
+        // Full queue: a resynchronisation is coming anyway, and it checks.
+        let settings = hub.subscribe_ringing(&[Topic::Settings], move || drop(tx.try_send(Msg::Check)));
         std::thread::Builder::new().name("pbxguard-nft".into()).spawn(move || run(&self, &state, &db, &settings))?;
         Ok(())
     }
@@ -422,6 +431,7 @@ impl Enforcement {
             match m {
                 Msg::Ban(c, end) => self.bans.ban(now, c, end, &mut changes),
                 Msg::Unban(c) => self.bans.unban(now, c, &mut changes),
+                Msg::Check => {}
             }
         }
         for chunk in changes.chunks(PER_BATCH) {
@@ -516,11 +526,14 @@ fn run(p: &Pending, state: &State, db: &Path, settings: &Subscription) {
     loop {
         match p.rx.recv_timeout(next_check.saturating_duration_since(Instant::now())) {
             Ok(m) => {
-                msgs.push(m);
-                while msgs.len() < PER_BATCH * 4 {
-                    match p.rx.try_recv() {
-                        Ok(m) => msgs.push(m),
-                        Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                let mut m = Some(m);
+                while let Some(one) = m.take() {
+                    match one {
+                        Msg::Check => next_check = Instant::now(),
+                        one => msgs.push(one),
+                    }
+                    if msgs.len() < PER_BATCH * 4 {
+                        m = p.rx.try_recv().ok();
                     }
                 }
             }
@@ -538,6 +551,9 @@ fn run(p: &Pending, state: &State, db: &Path, settings: &Subscription) {
                 }
             }
             ready = on && e.check_table();
+            if !on {
+                next_check = Instant::now() + CHECK_OFF;
+            }
             if !ready {
                 p.shared.active.store(false, Ordering::Release);
                 e.full = true;

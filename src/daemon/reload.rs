@@ -123,6 +123,7 @@ pub(crate) fn run(
     let mut last_op = store.last_ban_op().unwrap_or(0);
     let mut last_calls_purge = 0;
     let mut housekeeping = std::time::Instant::now();
+    let mut metrics = Metrics::default();
     loop {
         // Woken at once by what another process commits; housekeeping once a second.
         let topics = changes.wait(Some(housekeeping.saturating_duration_since(std::time::Instant::now())));
@@ -148,7 +149,7 @@ pub(crate) fn run(
             let now_ms = now_ms();
             state.with_gate(|gate| gate.handle_timeout(now_ms));
             if let Some(dir) = db.parent()
-                && let Err(e) = write_metrics(dir, state, &net.conns)
+                && let Err(e) = metrics.write(dir, state, &net.conns)
             {
                 tracing::debug!(error = %e, "writing metrics.prom failed");
             }
@@ -215,9 +216,33 @@ fn refresh_due(store: &mut Store, interval_s: i64) {
     }
 }
 
-/// Writes `<data>/metrics.prom` in the Prometheus text format (node_exporter's textfile collector reads
-/// it as is), replaced atomically every second.
-fn write_metrics(dir: &Path, state: &State, conns: &super::conns::Conns) -> std::io::Result<()> {
+/// `<data>/metrics.prom`, in the Prometheus text format (node_exporter's textfile collector reads it as
+/// is), replaced atomically: within a second of a change, and every [`METRICS_REFRESH`] regardless, so
+/// that its age (node_exporter's `node_textfile_mtime_seconds`) shows the daemon is alive. An idle
+/// daemon does not write its disk every second.
+#[derive(Default)]
+struct Metrics {
+    written: String,
+    at: Option<std::time::Instant>,
+}
+
+const METRICS_REFRESH: Duration = Duration::from_secs(10);
+
+impl Metrics {
+    fn write(&mut self, dir: &Path, state: &State, conns: &super::conns::Conns) -> std::io::Result<()> {
+        let text = metrics_text(state, conns);
+        if text == self.written && self.at.is_some_and(|t| t.elapsed() < METRICS_REFRESH) {
+            return Ok(());
+        }
+        let tmp = dir.join("metrics.prom.tmp");
+        std::fs::write(&tmp, &text)?;
+        std::fs::rename(tmp, dir.join("metrics.prom"))?;
+        (self.written, self.at) = (text, Some(std::time::Instant::now()));
+        Ok(())
+    }
+}
+
+fn metrics_text(state: &State, conns: &super::conns::Conns) -> String {
     let (events_lost, bans_unstored) = state.events.losses();
     let (c, bans, listed, (sources, users, evicted)) = {
         let gate = state.gate();
@@ -273,9 +298,7 @@ fn write_metrics(dir: &Path, state: &State, conns: &super::conns::Conns) -> std:
     );
     let mut text = text;
     text.push_str(&conns_metrics(conns));
-    let tmp = dir.join("metrics.prom.tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(tmp, dir.join("metrics.prom"))
+    text
 }
 
 /// TCP and TLS connections: open, opened, and how each one refused or closed by the daemon ended.

@@ -63,6 +63,11 @@ fn post(agent: &ureq::Agent, url: &str, r: &Report) -> Result<(), String> {
     }
 }
 
+/// How long an idle reporter sleeps when nothing arrives (settings are read again when it wakes).
+const IDLE: Duration = Duration::from_secs(60);
+/// Settings are read again at most this often while reports flow.
+const SETTINGS_EVERY: Duration = Duration::from_secs(2);
+
 fn run(store: &Store, rx: &Receiver<Report>) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(10)))
@@ -71,33 +76,45 @@ fn run(store: &Store, rx: &Receiver<Report>) {
         .into();
     let mut pending: VecDeque<Pending> = VecDeque::new();
     let (mut url, mut per_minute) = (String::new(), 30u32);
-    let mut checked = Instant::now() - Duration::from_secs(60);
+    let mut checked: Option<Instant> = None;
     let (mut tokens, mut refilled) = (0f64, Instant::now());
+    let queue = |pending: &mut VecDeque<Pending>, report| {
+        if pending.len() >= QUEUE {
+            pending.pop_front();
+            tracing::warn!("report queue full; oldest report dropped");
+        }
+        pending.push_back(Pending { report, attempts: 0, not_before: Instant::now() });
+    };
+    // Sleeps up to `wait` for a report; false when the daemon is stopping.
+    let next = |pending: &mut VecDeque<Pending>, wait: Duration| match rx.recv_timeout(wait) {
+        Ok(report) => {
+            queue(pending, report);
+            true
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => true,
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => false,
+    };
     loop {
         loop {
             match rx.try_recv() {
-                Ok(report) => {
-                    if pending.len() >= QUEUE {
-                        pending.pop_front();
-                        tracing::warn!("report queue full; oldest report dropped");
-                    }
-                    pending.push_back(Pending { report, attempts: 0, not_before: Instant::now() });
-                }
+                Ok(report) => queue(&mut pending, report),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => return,
             }
         }
-        if checked.elapsed() >= Duration::from_secs(2) {
-            checked = Instant::now();
+        if checked.is_none_or(|t| t.elapsed() >= SETTINGS_EVERY) {
+            checked = Some(Instant::now());
             url = settings::get(store, "report.url").unwrap_or_default();
             per_minute = settings::get(store, "report.per_minute").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
         }
         if url.is_empty() {
-            // Reporting off: what arrives is dropped; wake only to see whether it was turned on.
+            // Reporting off: what arrived is dropped. The next report wakes the thread, which reads
+            // the settings again before deciding about it.
             pending.clear();
-            if let Err(std::sync::mpsc::RecvTimeoutError::Disconnected) = rx.recv_timeout(Duration::from_secs(2)) {
+            if !next(&mut pending, IDLE) {
                 return;
             }
+            checked = None;
             continue;
         }
         let rate = f64::from(per_minute) / 60.0;
@@ -123,7 +140,19 @@ fn run(store: &Store, rx: &Receiver<Report>) {
                     }
                 }
             }
-            _ => std::thread::sleep(Duration::from_millis(100)),
+            _ => {
+                // Until a report arrives, the first retry is due, or the rate allows the next post.
+                let retry = pending.iter().map(|p| p.not_before.saturating_duration_since(now)).min();
+                let token = (rate > 0.0 && tokens < 1.0).then(|| Duration::from_secs_f64((1.0 - tokens) / rate));
+                let wait = match (retry, due) {
+                    (_, Some(_)) => token.unwrap_or(IDLE),
+                    (Some(r), None) => r,
+                    (None, None) => IDLE,
+                };
+                if !next(&mut pending, wait.clamp(Duration::from_millis(10), IDLE)) {
+                    return;
+                }
+            }
         }
     }
 }

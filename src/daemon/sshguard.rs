@@ -2,49 +2,54 @@
 //! the shield's sshd parser and hands what it says to the gate as observations of service `ssh`.
 //! Bans take the one enforcement path like any detector's (store, feed, nftables sets: every port).
 //!
-//! Files are followed by polling, fast while sshd is writing and slowly when it is quiet: an attack
-//! is a burst of lines, so the line that crosses the threshold is read within milliseconds, while an
-//! idle server wakes this thread five times a second. Rotation (rename, then a new file) is noticed by
+//! The thread sleeps until a followed file changes (inotify), journalctl sends a line, or the settings
+//! change: the line that crosses the threshold is read at once, and an idle server costs nothing. A
+//! file is also looked at every few seconds without news (every 250 ms if it cannot be watched: its
+//! directory is missing, or inotify is unavailable). Rotation (rename, then a new file) is noticed by
 //! the inode: the old file is read to its end before the new one is opened from its start, so no line
 //! is lost; a truncated file (copytruncate) is read again from its start once it is seen shorter than
 //! what was read (as `tail -F` does: lines written between the copy and the truncation are lost). Only lines written after the
 //! guard starts count: failures logged before a restart are not replayed (their bans are in the store).
 
-use super::changes::Subscription;
+use super::changes::{Hub, Subscription};
 use super::state::State;
+use super::watch::{self, Bell, FileWatch};
 use pbxguard_app::clock::now_ms;
 use pbxguard_app::ssh::{GuardSettings, LogSource};
 use pbxguard_shield::ssh::{self, SshKind};
 use pbxguard_shield::{Observation, Service};
 use pbxguard_store::prelude::*;
-use pbxguard_store::{EventRow, Store};
+use pbxguard_store::{EventRow, Store, Topic};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
-use std::time::{Duration, Instant};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::time::Duration;
 
-/// Poll interval while lines keep coming, and for how long after the last one.
-const BUSY_POLL: Duration = Duration::from_millis(2);
-const BUSY_FOR: Duration = Duration::from_secs(10);
-/// Poll interval when sshd is quiet.
-const IDLE_POLL: Duration = Duration::from_millis(200);
+/// A look at the files even without news from inotify (a safety net, for filesystems that do not
+/// report changes).
+const SAFETY_LOOK: Duration = Duration::from_secs(5);
 /// A longer line is no sshd line: its bytes are skipped up to the next newline, so a hostile writer
 /// cannot grow memory.
 const MAX_LINE: usize = 16 * 1024;
 /// Lines read from one file per poll, so one busy file cannot starve the others.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// `settings` carries the `settings` topic of the change feed.
-pub(crate) fn start(db: PathBuf, state: Arc<State>, settings: Subscription) -> std::io::Result<()> {
-    std::thread::Builder::new().name("pbxguard-sshguard".into()).spawn(move || run(&db, &state, &settings))?;
+/// Follows the settings through `hub`.
+pub(crate) fn start(db: PathBuf, state: Arc<State>, hub: &Hub) -> std::io::Result<()> {
+    let mut watch = FileWatch::new();
+    let bell = watch.bell();
+    let settings = hub.subscribe_ringing(&[Topic::Settings], move || bell.ring());
+    std::thread::Builder::new()
+        .name("pbxguard-sshguard".into())
+        .spawn(move || run(&db, &state, &settings, &mut watch))?;
     Ok(())
 }
 
-fn run(db: &Path, state: &State, changed: &Subscription) {
+fn run(db: &Path, state: &State, changed: &Subscription, watch: &mut FileWatch) {
     let store = match Store::open(db) {
         Ok(s) => s,
         Err(e) => {
@@ -61,13 +66,22 @@ fn run(db: &Path, state: &State, changed: &Subscription) {
     };
     let mut settings: Option<GuardSettings> = None;
     let mut sources = Sources::default();
-    let mut last_line = Instant::now() - BUSY_FOR;
     let mut rows = Vec::new();
+    // Until every file is watched, they are looked at this often.
+    let mut look = SAFETY_LOOK;
     loop {
         if settings.is_none() || !changed.take().is_empty() {
             match pbxguard_app::settings::ssh_guard(&store) {
                 Ok(s) if settings.as_ref() != Some(&s) => {
-                    sources = Sources::open(&s);
+                    sources = Sources::open(&s, &watch.bell());
+                    watch.clear();
+                    look = SAFETY_LOOK;
+                    for f in &sources.files {
+                        if let Err(e) = watch.watch(&f.path) {
+                            tracing::warn!(path = %f.path.display(), error = %e, "cannot watch the SSH log; looking at it four times a second");
+                            look = watch::POLL;
+                        }
+                    }
                     settings = Some(s);
                 }
                 Ok(_) => {}
@@ -79,15 +93,13 @@ fn run(db: &Path, state: &State, changed: &Subscription) {
                 rows.push(row);
             }
         };
-        let mut got = sources.poll_files(&mut handle);
-        let wait = if last_line.elapsed() < BUSY_FOR { BUSY_POLL } else { IDLE_POLL };
-        // The journal's lines wake this thread at once; files are looked at again after `wait`.
-        got |= sources.wait_journal(wait, &mut handle);
-        if got {
-            last_line = Instant::now();
-        }
+        let got = sources.poll_files(&mut handle) | sources.drain_journal(&mut handle);
         if !rows.is_empty() {
             events.send(std::mem::take(&mut rows));
+        }
+        // After lines, look again at once: a file is read in chunks, and more may have come.
+        if !got {
+            watch.wait(look);
         }
     }
 }
@@ -162,7 +174,8 @@ struct Sources {
 }
 
 impl Sources {
-    fn open(s: &GuardSettings) -> Self {
+    /// `bell` is rung by each line from the journal.
+    fn open(s: &GuardSettings, bell: &Bell) -> Self {
         if !s.enabled {
             tracing::info!("SSH guard off (ssh.guard.enabled = false)");
             return Self::default();
@@ -172,7 +185,7 @@ impl Sources {
         for src in list {
             match src {
                 LogSource::File(p) => out.files.push(Follower::new(p)),
-                LogSource::Journald => match Journal::start() {
+                LogSource::Journald => match Journal::start(bell.clone()) {
                     Ok(j) => out.journal = Some(j),
                     Err(e) => {
                         tracing::warn!(error = %e, "SSH guard cannot start journalctl; the journal is not followed")
@@ -193,24 +206,21 @@ impl Sources {
         got
     }
 
-    fn wait_journal(&mut self, wait: Duration, handle: &mut impl FnMut(&[u8])) -> bool {
-        let Some(j) = &self.journal else {
-            std::thread::sleep(wait);
-            return false;
-        };
-        match j.lines.recv_timeout(wait) {
-            Ok(first) => {
-                handle(&first);
-                while let Ok(l) = j.lines.try_recv() {
+    fn drain_journal(&mut self, handle: &mut impl FnMut(&[u8])) -> bool {
+        let Some(j) = &self.journal else { return false };
+        let mut got = false;
+        loop {
+            match j.lines.try_recv() {
+                Ok(l) => {
                     handle(&l);
+                    got = true;
                 }
-                true
-            }
-            Err(RecvTimeoutError::Timeout) => false,
-            Err(RecvTimeoutError::Disconnected) => {
-                tracing::warn!("journalctl ended; the SSH guard no longer follows the journal");
-                self.journal = None;
-                false
+                Err(TryRecvError::Empty) => return got,
+                Err(TryRecvError::Disconnected) => {
+                    tracing::warn!("journalctl ended; the SSH guard no longer follows the journal");
+                    self.journal = None;
+                    return got;
+                }
             }
         }
     }
@@ -349,7 +359,7 @@ struct Journal {
 }
 
 impl Journal {
-    fn start() -> std::io::Result<Self> {
+    fn start(bell: Bell) -> std::io::Result<Self> {
         let mut child = Command::new("journalctl")
             .args(["-f", "-o", "json", "-n", "0", "-u", "ssh", "-u", "sshd"])
             .stdin(Stdio::null())
@@ -358,7 +368,7 @@ impl Journal {
             .spawn()?;
         let out = child.stdout.take().ok_or_else(|| std::io::Error::other("journalctl has no stdout"))?;
         let (tx, rx) = sync_channel(4096);
-        std::thread::Builder::new().name("pbxguard-journal".into()).spawn(move || read_journal(out, &tx))?;
+        std::thread::Builder::new().name("pbxguard-journal".into()).spawn(move || read_journal(out, &tx, &bell))?;
         Ok(Self { child, lines: rx })
     }
 }
@@ -370,7 +380,7 @@ impl Drop for Journal {
     }
 }
 
-fn read_journal(out: impl Read, tx: &SyncSender<Vec<u8>>) {
+fn read_journal(out: impl Read, tx: &SyncSender<Vec<u8>>, bell: &Bell) {
     let mut r = BufReader::new(out);
     let mut line = Vec::new();
     loop {
@@ -390,6 +400,7 @@ fn read_journal(out: impl Read, tx: &SyncSender<Vec<u8>>) {
                 if tx.send(std::mem::take(&mut line)).is_err() {
                     return;
                 }
+                bell.ring();
             }
         }
     }

@@ -26,8 +26,9 @@ pub(crate) struct State {
     timer: OnceLock<Thread>,
 }
 
-/// The timer thread also wakes this often with nothing due, for what the service cannot predict.
-const IDLE_WAKE: Duration = Duration::from_secs(1);
+/// The timer thread also wakes this often with nothing due: a safety net, since every change to the
+/// service goes through `sip_then_gate` or `with_gate`, which bring the deadline forward.
+const IDLE_WAKE: Duration = Duration::from_secs(10);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock is a bug, but the state is still consistent enough to keep
@@ -61,6 +62,7 @@ impl State {
         if !self.throttles.is_empty() {
             let mut sip = lock(&self.sip);
             self.apply_throttles(&mut sip);
+            self.bring_forward(&sip);
         }
         r
     }
@@ -105,15 +107,22 @@ impl State {
         while let Some(t) = sip.poll_transmit() {
             tx.push(t);
         }
-        let next = sip.poll_timeout().unwrap_or(u64::MAX);
         if timer {
-            self.deadline.store(next, Ordering::Release);
-        } else if next < self.deadline.fetch_min(next, Ordering::AcqRel)
+            self.deadline.store(sip.poll_timeout().unwrap_or(u64::MAX), Ordering::Release);
+        } else {
+            self.bring_forward(&sip);
+        }
+        r
+    }
+
+    /// Under the service's lock: wakes the timer thread if the service now needs its clock sooner.
+    fn bring_forward(&self, sip: &Service) {
+        let next = sip.poll_timeout().unwrap_or(u64::MAX);
+        if next < self.deadline.fetch_min(next, Ordering::AcqRel)
             && let Some(t) = self.timer.get()
         {
             t.unpark();
         }
-        r
     }
 
     /// The SIP service's clock: sleeps until the service next needs it (quinn-style `poll_timeout`),

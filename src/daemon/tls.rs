@@ -129,8 +129,9 @@ impl ServerCert {
         self.files.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Called every second: loads the files again once they changed and then held still for a look
-    /// (an import renames the key, then the chain). `None`: nothing to do.
+    /// Called when the files may have changed, and every second while [`ServerCert::settling`]: loads
+    /// them again once they changed and then held still for a look (an import renames the key, then
+    /// the chain). `None`: nothing to do.
     pub(crate) fn poll_files(&self) -> Option<Result<()>> {
         let (cert, key) = {
             let mut w = self.watched();
@@ -145,6 +146,18 @@ impl ServerCert {
             (w.cert.clone(), w.key.clone())
         };
         Some(self.load_from(cert, key))
+    }
+
+    /// The files changed since they were loaded and have not been loaded again yet.
+    pub(crate) fn settling(&self) -> bool {
+        let w = self.watched();
+        w.seen.is_some() && w.seen != w.loaded
+    }
+
+    /// The certificate and key files in use.
+    pub(crate) fn files(&self) -> [PathBuf; 2] {
+        let w = self.watched();
+        [w.cert.clone(), w.key.clone()]
     }
 
     /// The chain served now, leaf first.

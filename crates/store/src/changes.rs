@@ -122,17 +122,47 @@ pub struct SqliteFeed {
     version: i64,
     /// The last answer was cut at its limit: the rest is there without a new commit.
     more: bool,
+    wake: Box<dyn Wake>,
 }
 
-/// Between two looks at `PRAGMA data_version`: a change typed at the CLI applies at once to the person
-/// typing, and an idle look is one cheap call.
+/// How the feed sleeps between two looks at `PRAGMA data_version`. Every commit writes the database's
+/// files ([`SqliteFeed::files`]), so a caller that can wait for a file to change (inotify) makes an
+/// idle feed cost nothing; without one the feed looks every [`SQLITE_POLL`].
+pub trait Wake: Send {
+    /// Returns when one of the files may have changed, or after `timeout` at the latest.
+    fn wait(&mut self, timeout: Duration);
+}
+
+/// Between two looks at `PRAGMA data_version` with no [`Wake`]: a change typed at the CLI applies at
+/// once to the person typing, and an idle look is one cheap call.
 const SQLITE_POLL: Duration = Duration::from_millis(250);
+
+struct Poll;
+
+impl Wake for Poll {
+    fn wait(&mut self, timeout: Duration) {
+        std::thread::sleep(timeout.min(SQLITE_POLL));
+    }
+}
 
 impl SqliteFeed {
     pub fn open(path: &Path) -> Result<Self> {
         let store = Store::open(path)?;
         let version = store.data_version()?;
-        Ok(Self { store, version, more: false })
+        Ok(Self { store, version, more: false, wake: Box::new(Poll) })
+    }
+
+    /// The files a commit writes: the database and its write-ahead log.
+    pub fn files(path: &Path) -> [std::path::PathBuf; 2] {
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        [path.to_owned(), wal.into()]
+    }
+
+    /// Sleeps with `wake` between looks instead of polling.
+    pub fn waking_with(mut self, wake: impl Wake + 'static) -> Self {
+        self.wake = Box::new(wake);
+        self
     }
 }
 
@@ -158,7 +188,7 @@ impl ChangeFeed for SqliteFeed {
             if left.is_zero() {
                 return Ok(Vec::new());
             }
-            std::thread::sleep(left.min(SQLITE_POLL));
+            self.wake.wait(left);
         }
     }
 }

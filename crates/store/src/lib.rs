@@ -22,7 +22,7 @@ pub use accounts::{AccountsRepo, Admin, Mailbox};
 pub use bindings::{Binding, RegistrationsRepo};
 pub use blacklists::{BlacklistInfo, BlacklistsRepo};
 pub use calls::{CallRow, CallsRepo, CosRow, DidRow, RouteRow, TrunkRow};
-pub use changes::{Change, ChangeFeed, ChangesRepo, SqliteFeed, Topic};
+pub use changes::{Change, ChangeFeed, ChangesRepo, SqliteFeed, Topic, Wake};
 pub use extensions::{Credentials, Extension, ExtensionFilter, ExtensionsRepo};
 pub use firewall::{ApplyRow, ApplyState, FirewallRepo, FirewallServiceRow};
 pub use reports::{EventQuery, ReportsRepo};
