@@ -57,7 +57,8 @@ pub(crate) struct SipConfig {
     pub(crate) tcp: Vec<SocketAddr>,
     /// TLS listen addresses. Default `["0.0.0.0:5061"]`.
     pub(crate) tls: Vec<SocketAddr>,
-    /// Sockets (SO_REUSEPORT) and threads per UDP address. Default 2.
+    /// Sockets (SO_REUSEPORT) and threads per UDP address. Default: 1 on a host with one or two CPUs,
+    /// else 2 ([`default_udp_workers`]).
     pub(crate) udp_workers: usize,
     /// Most simultaneous TCP+TLS connections; more are refused. Default 10000.
     pub(crate) max_connections: usize,
@@ -68,13 +69,22 @@ pub(crate) struct SipConfig {
     pub(crate) advertise: Option<std::net::IpAddr>,
 }
 
+/// The SIP service runs under one lock, so a second UDP worker adds only parallel system calls. On a
+/// host with two CPUs it costs more than it gives: the two workers pass the service's state between their
+/// caches and wake each other on the lock, while the kernel's network path needs the other CPU. With
+/// one worker, 10,000 registrations/s cost 38-41 µs of CPU each instead of 45-46 (`bench/regbench.py`,
+/// docs/benchmarks.md, eleventh session).
+pub(crate) fn default_udp_workers() -> usize {
+    if std::thread::available_parallelism().map_or(1, usize::from) <= 2 { 1 } else { 2 }
+}
+
 impl Default for SipConfig {
     fn default() -> Self {
         Self {
             udp: vec![SocketAddr::from(([0, 0, 0, 0], 5060))],
             tcp: vec![SocketAddr::from(([0, 0, 0, 0], 5060))],
             tls: vec![SocketAddr::from(([0, 0, 0, 0], 5061))],
-            udp_workers: 2,
+            udp_workers: default_udp_workers(),
             max_connections: 10_000,
             idle_timeout: 900,
             advertise: None,

@@ -104,7 +104,10 @@ impl FileWatch {
         let (dir, name) = match (path.parent(), path.file_name()) {
             (Some(d), Some(n)) => (if d.as_os_str().is_empty() { Path::new(".") } else { d }, n),
             _ => {
-                return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{}: not a file path", path.display())));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{}: not a file path", path.display()),
+                ));
             }
         };
         let wd = self.add(dir, DIR_MASK)?;
