@@ -494,7 +494,7 @@ impl Service {
                 let mut r = self.reply_to(inc, code, reason);
                 for &algorithm in &algorithms {
                     let c = Challenge { realm: &self.config.realm, nonce: &nonce, algorithm, stale };
-                    r = r.header_fmt(name, format_args!("{c}"));
+                    r = r.header_with(name, |out| c.write_to(out));
                 }
                 // Not cached: a retransmitted request may carry the same credentials and deserve the
                 // same challenge, but a fresh nonce costs as little as a lookup.
@@ -560,10 +560,11 @@ impl Service {
             RegisterReply::Ok => {
                 let mut r = self.reply_to(inc, 200, "OK");
                 for b in self.registrar.bindings(&user, now) {
-                    r = r.header_fmt(
-                        "Contact",
-                        format_args!("{};expires={}", b.contact, b.expires_at.saturating_sub(now)),
-                    );
+                    r = r.header_with("Contact", |out| {
+                        out.extend_from_slice(b.contact.as_bytes());
+                        out.extend_from_slice(b";expires=");
+                        pbxguard_sip::push_decimal(out, b.expires_at.saturating_sub(now));
+                    });
                 }
                 if self.date.0 != now {
                     self.date.1.clear();

@@ -288,6 +288,22 @@ pub struct Challenge<'a> {
 
 /// The WWW-Authenticate / Proxy-Authenticate value. `qop="auth"` is always offered: some clients
 /// (sipvicious among them) cannot answer without it, and it enables the nonce-count replay protection.
+impl Challenge<'_> {
+    /// The header value, as `Display` writes it, straight into a response.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"Digest realm=\"");
+        out.extend_from_slice(self.realm.as_bytes());
+        out.extend_from_slice(b"\", nonce=\"");
+        out.extend_from_slice(self.nonce.as_bytes());
+        out.extend_from_slice(b"\", algorithm=");
+        out.extend_from_slice(self.algorithm.name().as_bytes());
+        out.extend_from_slice(b", qop=\"auth\"");
+        if self.stale {
+            out.extend_from_slice(b", stale=true");
+        }
+    }
+}
+
 impl std::fmt::Display for Challenge<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -391,6 +407,17 @@ fn decode_hex(hex: &[u8], out: &mut [u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_challenge_is_written_as_display_writes_it() {
+        for alg in Algorithm::ALL {
+            for stale in [false, true] {
+                let c = Challenge { realm: "carrier", nonce: "abc123", algorithm: alg, stale };
+                let mut out = Vec::new();
+                c.write_to(&mut out);
+                assert_eq!(String::from_utf8(out).unwrap(), c.to_string());
+            }
+        }
+    }
 
     #[test]
     fn a_client_answer_verifies_on_the_server_side() {

@@ -27,7 +27,7 @@ pub use forward::{Forward, forward_request, hop_request, reissue, start_line, st
 pub use headers::{CSeq, NameAddr, Param, Params, Via};
 pub use message::{Header, HeaderName, Message, Method, StartLine};
 pub use parse::{Limits, stream_frame_len};
-pub use response::ResponseBuilder;
+pub use response::{ResponseBuilder, push_decimal};
 pub use sanity::{MAX_VIAS, Request, SanityError, check_request, too_many_vias};
 pub use scan::split_commas;
 pub use uri::{Scheme, Uri};

@@ -13,6 +13,43 @@ pub struct ResponseBuilder {
     buf: Vec<u8>,
 }
 
+/// `n` in decimal. Responses are written on every request: the formatting machinery (`write!`) cost more
+/// than the bytes it writes (perf: `core::fmt::write` about 2 % of the daemon at 10,000 registrations/s).
+pub fn push_decimal(out: &mut Vec<u8>, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// An address as `Display` writes it, without the formatting machinery for IPv4 (nearly every source).
+fn push_ip(out: &mut Vec<u8>, ip: std::net::IpAddr) {
+    let v4 = match ip {
+        std::net::IpAddr::V4(v4) => v4,
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4,
+            None => {
+                let _ = write!(out, "{v6}");
+                return;
+            }
+        },
+    };
+    for (i, o) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push(b'.');
+        }
+        push_decimal(out, u64::from(o));
+    }
+}
+
 /// Writes a Via with `received` set to the source address and, when the sender asked for it (or
 /// `force_rport`), `rport` set to the source port (RFC 3581 §4).
 pub(crate) fn write_via_received(via: &Via<'_>, source: SocketAddr, force_rport: bool, out: &mut Vec<u8>) {
@@ -21,7 +58,8 @@ pub(crate) fn write_via_received(via: &Via<'_>, source: SocketAddr, force_rport:
     out.push(b' ');
     out.extend_from_slice(via.host.as_bytes());
     if let Some(p) = via.port {
-        let _ = write!(out, ":{p}");
+        out.push(b':');
+        push_decimal(out, u64::from(p));
     }
     let mut has_rport = false;
     for p in via.params.iter() {
@@ -32,7 +70,8 @@ pub(crate) fn write_via_received(via: &Via<'_>, source: SocketAddr, force_rport:
         out.extend_from_slice(p.name.as_bytes());
         if p.name.eq_ignore_ascii_case("rport") {
             has_rport = true;
-            let _ = write!(out, "={}", source.port());
+            out.push(b'=');
+            push_decimal(out, u64::from(source.port()));
             continue;
         }
         if let Some(v) = p.value {
@@ -47,16 +86,12 @@ pub(crate) fn write_via_received(via: &Via<'_>, source: SocketAddr, force_rport:
         }
     }
     if force_rport && !has_rport {
-        let _ = write!(out, ";rport={}", source.port());
+        out.extend_from_slice(b";rport=");
+        push_decimal(out, u64::from(source.port()));
     }
-    // Formatted straight into the response: no intermediate string per reply.
-    let _ = match source.ip() {
-        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => write!(out, ";received={v4}\r\n"),
-            None => write!(out, ";received={v6}\r\n"),
-        },
-        v4 => write!(out, ";received={v4}\r\n"),
-    };
+    out.extend_from_slice(b";received=");
+    push_ip(out, source.ip());
+    out.extend_from_slice(b"\r\n");
 }
 
 impl ResponseBuilder {
@@ -89,7 +124,11 @@ impl ResponseBuilder {
     ) -> Self {
         // Room for a challenge or a few contacts without growing.
         let mut buf = Vec::with_capacity(1024);
-        let _ = write!(buf, "SIP/2.0 {code} {reason}\r\n");
+        buf.extend_from_slice(b"SIP/2.0 ");
+        push_decimal(&mut buf, u64::from(code));
+        buf.push(b' ');
+        buf.extend_from_slice(reason.as_bytes());
+        buf.extend_from_slice(b"\r\n");
         let mut first = true;
         for line in req.header_all(HeaderName::Via) {
             for v in crate::scan::split_commas(line) {
@@ -145,12 +184,23 @@ impl ResponseBuilder {
         self
     }
 
+    /// A header whose value `value` writes straight into the response.
+    pub fn header_with(mut self, name: &str, value: impl FnOnce(&mut Vec<u8>)) -> Self {
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.extend_from_slice(b": ");
+        value(&mut self.buf);
+        self.buf.extend_from_slice(b"\r\n");
+        self
+    }
+
     /// Appends Content-Length and ends the header section; the body is appended as given.
     pub fn finish(mut self, content_type: Option<&str>, body: &[u8]) -> Vec<u8> {
         if let Some(ct) = content_type {
             self = self.header("Content-Type", ct);
         }
-        let _ = write!(self.buf, "Content-Length: {}\r\n\r\n", body.len());
+        self.buf.extend_from_slice(b"Content-Length: ");
+        push_decimal(&mut self.buf, body.len() as u64);
+        self.buf.extend_from_slice(b"\r\n\r\n");
         self.buf.extend_from_slice(body);
         self.buf
     }
@@ -167,6 +217,29 @@ SIP/2.0/TCP k\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1
         let msg = Message::parse(req, &Limits::default()).unwrap();
         let out = ResponseBuilder::new(&msg, 200, "OK", source.parse().unwrap(), "t").finish(None, b"");
         String::from_utf8(out).unwrap().lines().nth(1).unwrap().to_owned()
+    }
+
+    #[test]
+    fn numbers_and_addresses_are_written_as_display_writes_them() {
+        let mut n = 1u64;
+        for x in [0, 9, 10, 99, 100, 65_535, u64::MAX].into_iter().chain(std::iter::from_fn(|| {
+            n = n.checked_mul(7)?;
+            Some(n)
+        })) {
+            let mut out = Vec::new();
+            push_decimal(&mut out, x);
+            assert_eq!(out, x.to_string().into_bytes());
+        }
+        for ip in ["0.0.0.0", "192.0.2.255", "255.255.255.255", "::ffff:10.1.2.3", "2001:db8::1", "::"] {
+            let ip: std::net::IpAddr = ip.parse().unwrap();
+            let want = match ip {
+                std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(v6.to_string(), |v4| v4.to_string()),
+                v4 => v4.to_string(),
+            };
+            let mut out = Vec::new();
+            push_ip(&mut out, ip);
+            assert_eq!(String::from_utf8(out).unwrap(), want);
+        }
     }
 
     #[test]
