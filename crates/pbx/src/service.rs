@@ -97,7 +97,7 @@ impl Service {
             auth: Authenticator::new(key, seed),
             registrar: Registrar::default(),
             limits: Limits::default(),
-            txcache: TxCache::new(100_000, 32),
+            txcache: TxCache::new(100_000, 32, 48 << 20),
             events: VecDeque::new(),
             scratch: Vec::new(),
             to_tag: format!("pg{seed:016x}"),
@@ -354,7 +354,7 @@ impl Service {
             Handled::Reply(r) => Some(r),
             Handled::Final(r) => {
                 if let Some(k) = key {
-                    self.txcache.insert(now, k, r.clone());
+                    self.txcache.insert(now, k, &r);
                 }
                 Some(r)
             }
