@@ -6,7 +6,7 @@
 
 use super::changes::{Hub, Subscription};
 use super::tls::ServerCert;
-use super::watch::FileWatch;
+use super::watch::{self, FileWatch};
 use pbxguard_app::certs::{self, AcmeSettings};
 use pbxguard_store::Topic;
 use std::path::{Path, PathBuf};
@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 /// While certificate files are changing, they are looked at this often until they hold still.
 const SETTLE: Duration = Duration::from_secs(1);
 const CHECK: Duration = Duration::from_secs(3600);
+/// A look at the files without an event: a safety net (a SIGHUP naming other files, a filesystem that
+/// does not report changes), and the retry interval when the settings cannot be read.
+const SAFETY_LOOK: Duration = Duration::from_secs(10);
 
 /// `hub`: the acme.* settings wake the thread.
 pub(crate) fn start(
@@ -59,7 +62,12 @@ fn renewals(
                     }
                     last = Some(acme);
                 }
-                Err(e) => tracing::error!(error = %e, "ACME settings unreadable; no renewal check"),
+                Err(e) => {
+                    // Not again at once: read again at the next look (an operator's fix is a settings
+                    // change, which rings).
+                    checked = Some(Instant::now());
+                    tracing::error!(error = %e, "ACME settings unreadable; no renewal check")
+                }
             }
         }
         match cert.poll_files() {
@@ -71,12 +79,15 @@ fn renewals(
             None => {}
         }
         // The files in use now (a reload may have named others); watching a path again is harmless.
+        let mut look = SAFETY_LOOK;
         for f in cert.files() {
             if let Err(e) = watch.watch(&f) {
                 tracing::debug!(path = %f.display(), error = %e, "cannot watch a certificate file");
+                look = watch::POLL;
             }
         }
-        let wait = if cert.settling() { SETTLE } else { CHECK.saturating_sub(checked.map_or(CHECK, |t| t.elapsed())) };
+        let due = CHECK.saturating_sub(checked.map_or(CHECK, |t| t.elapsed()));
+        let wait = if cert.settling() { SETTLE } else { due.min(look) };
         watch.wait(wait.max(Duration::from_millis(10)));
     }
 }

@@ -108,13 +108,13 @@ fn run(store: &Store, rx: &Receiver<Report>) {
             per_minute = settings::get(store, "report.per_minute").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
         }
         if url.is_empty() {
-            // Reporting off: what arrived is dropped. The next report wakes the thread, which reads
-            // the settings again before deciding about it.
+            // Reporting off: what arrived is dropped. The next report wakes the thread.
             pending.clear();
+            // The settings are read again when that report is looked at, if they are older than
+            // SETTINGS_EVERY: turning reporting on takes effect within that.
             if !next(&mut pending, IDLE) {
                 return;
             }
-            checked = None;
             continue;
         }
         let rate = f64::from(per_minute) / 60.0;

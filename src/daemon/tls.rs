@@ -79,7 +79,13 @@ struct Watched {
     key: PathBuf,
     loaded: Option<Stamp>,
     seen: Option<Stamp>,
+    /// When `seen` last changed: the files are loaded once they held still this long.
+    seen_at: std::time::Instant,
 }
+
+/// How long changed files must hold still before they are loaded (an import renames the key, then the
+/// chain: loading between the two would find a mismatched pair).
+const HELD_STILL: std::time::Duration = std::time::Duration::from_millis(900);
 
 type Stamp = [(std::time::SystemTime, u64, u64); 2];
 
@@ -97,7 +103,7 @@ impl ServerCert {
         let loaded = stamp(&cert, &key);
         let ck = load(&cert, &key)?;
         record(data, &cert, &key);
-        let files = Watched { cert, key, loaded, seen: loaded };
+        let files = Watched { cert, key, loaded, seen: loaded, seen_at: std::time::Instant::now() };
         Ok(Arc::new(Self { current: RwLock::new(Arc::new(ck)), data: data.to_owned(), files: files.into() }))
     }
 
@@ -121,7 +127,7 @@ impl ServerCert {
         let new = Arc::new(load(&cert, &key)?);
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = new;
         record(&self.data, &cert, &key);
-        *self.watched() = Watched { cert, key, loaded: before, seen: before };
+        *self.watched() = Watched { cert, key, loaded: before, seen: before, seen_at: std::time::Instant::now() };
         Ok(())
     }
 
@@ -130,15 +136,17 @@ impl ServerCert {
     }
 
     /// Called when the files may have changed, and every second while [`ServerCert::settling`]: loads
-    /// them again once they changed and then held still for a look (an import renames the key, then
-    /// the chain). `None`: nothing to do.
+    /// them again once they changed and then held still for [`HELD_STILL`]. `None`: nothing to do.
     pub(crate) fn poll_files(&self) -> Option<Result<()>> {
         let (cert, key) = {
             let mut w = self.watched();
             let now = stamp(&w.cert, &w.key);
-            let settled = now == w.seen;
-            w.seen = now;
-            if now.is_none() || now == w.loaded || !settled {
+            if now != w.seen {
+                w.seen = now;
+                w.seen_at = std::time::Instant::now();
+                return None;
+            }
+            if now.is_none() || now == w.loaded || w.seen_at.elapsed() < HELD_STILL {
                 return None;
             }
             // Tried once per change: a bad pair is reported once, not every second.

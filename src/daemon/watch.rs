@@ -147,10 +147,10 @@ impl FileWatch {
     }
 
     /// Waits up to `timeout` for a change to a watched path or a ring: true when one came (or events
-    /// were lost, or changes cannot be seen), false when the time passed without one.
+    /// were lost), false when the time passed without one. Without inotify it waits at most [`POLL`]:
+    /// the caller looks at its files after every wait.
     pub(crate) fn wait(&mut self, timeout: Duration) -> bool {
-        let blind = self.inotify.is_none();
-        let timeout = if blind { timeout.min(POLL) } else { timeout };
+        let timeout = if self.inotify.is_none() { timeout.min(POLL) } else { timeout };
         let end = Instant::now() + timeout;
         loop {
             let left = end.saturating_duration_since(Instant::now());
@@ -159,13 +159,14 @@ impl FileWatch {
                 libc::pollfd { fd: fd(self.inotify.as_ref()), events: libc::POLLIN, revents: 0 },
                 libc::pollfd { fd: fd(self.bell.0.as_deref()), events: libc::POLLIN, revents: 0 },
             ];
-            let ms = left.as_millis().min(i32::MAX as u128) as i32;
+            // Rounded up: rounding down would spin through the last fraction of a millisecond.
+            let ms = left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32;
             // SAFETY: two valid pollfds (a negative fd is ignored by poll), for the duration of the call.
             let n = unsafe { libc::poll(pfds.as_mut_ptr(), 2, ms) };
             if n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
                 // Not expected with valid descriptors; behave like a timer rather than spin.
                 std::thread::sleep(left);
-                return blind;
+                return false;
             }
             let rang = pfds[1].revents != 0 && self.bell.answer();
             let changed = pfds[0].revents != 0 && self.read_events();
@@ -173,7 +174,7 @@ impl FileWatch {
                 return true;
             }
             if left.is_zero() {
-                return blind;
+                return false;
             }
         }
     }
@@ -200,7 +201,9 @@ impl FileWatch {
                 let name = OsStr::from_bytes(name_bytes.split(|&b| b == 0).next().unwrap_or_default());
                 off += head + ev.len as usize;
                 if ev.mask & libc::IN_Q_OVERFLOW != 0 {
+                    // A rotation's event may be among those lost: follow whatever holds each name now.
                     relevant = true;
+                    renamed.extend(self.paths.iter().cloned());
                     continue;
                 }
                 if ev.mask & libc::IN_IGNORED != 0 {
@@ -232,8 +235,8 @@ const DB_SAFETY_LOOK: Duration = Duration::from_secs(5);
 
 /// The change feed sleeps until a commit writes the database's files.
 impl pbxguard_store::Wake for FileWatch {
-    fn wait(&mut self, timeout: Duration) {
-        Self::wait(self, timeout.min(DB_SAFETY_LOOK));
+    fn wait(&mut self, timeout: Duration) -> bool {
+        Self::wait(self, timeout.min(DB_SAFETY_LOOK))
     }
 }
 

@@ -129,8 +129,8 @@ pub struct SqliteFeed {
 /// files ([`SqliteFeed::files`]), so a caller that can wait for a file to change (inotify) makes an
 /// idle feed cost nothing; without one the feed looks every [`SQLITE_POLL`].
 pub trait Wake: Send {
-    /// Returns when one of the files may have changed, or after `timeout` at the latest.
-    fn wait(&mut self, timeout: Duration);
+    /// Returns when one of the files changed (true), or after `timeout` at the latest (false).
+    fn wait(&mut self, timeout: Duration) -> bool;
 }
 
 /// Between two looks at `PRAGMA data_version` with no [`Wake`]: a change typed at the CLI applies at
@@ -140,10 +140,17 @@ const SQLITE_POLL: Duration = Duration::from_millis(250);
 struct Poll;
 
 impl Wake for Poll {
-    fn wait(&mut self, timeout: Duration) {
+    fn wait(&mut self, timeout: Duration) -> bool {
         std::thread::sleep(timeout.min(SQLITE_POLL));
+        false
     }
 }
+
+/// A commit's last write to the WAL can wake the feed a moment before the commit is visible (SQLite
+/// updates the WAL index in shared memory afterwards, and no file event says so): after a wake that
+/// showed nothing new, the feed looks again this many times, this often.
+const RECHECKS: u32 = 4;
+const RECHECK: Duration = Duration::from_millis(25);
 
 impl SqliteFeed {
     pub fn open(path: &Path) -> Result<Self> {
@@ -173,10 +180,12 @@ impl ChangeFeed for SqliteFeed {
 
     fn next_changes(&mut self, after: i64, limit: i64, timeout: Duration) -> Result<Vec<Change>> {
         let end = Instant::now() + timeout;
+        let (mut woken, mut rechecks) = (false, 0);
         loop {
             // Only commits by other connections move data_version: this connection never writes.
             let v = self.store.data_version()?;
-            if v != self.version || self.more {
+            let moved = v != self.version;
+            if moved || self.more {
                 self.version = v;
                 let changes = self.store.changes_after(after, limit)?;
                 self.more = changes.len() as i64 == limit;
@@ -184,11 +193,20 @@ impl ChangeFeed for SqliteFeed {
                     return Ok(changes);
                 }
             }
+            if woken && !moved {
+                rechecks = RECHECKS;
+            }
             let left = end.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Ok(Vec::new());
             }
-            self.wake.wait(left);
+            let wait = if rechecks > 0 {
+                rechecks -= 1;
+                left.min(RECHECK)
+            } else {
+                left
+            };
+            woken = self.wake.wait(wait);
         }
     }
 }
