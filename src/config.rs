@@ -72,8 +72,8 @@ pub(crate) struct SipConfig {
 /// The SIP service runs under one lock, so a second UDP worker adds only parallel system calls. On a
 /// host with two CPUs it costs more than it gives: the two workers pass the service's state between their
 /// caches and wake each other on the lock, while the kernel's network path needs the other CPU. With
-/// one worker, 10,000 registrations/s cost 38-41 µs of CPU each instead of 45-46 (`bench/regbench.py`,
-/// docs/benchmarks.md, eleventh session).
+/// one worker, 10,000 registrations/s cost 19-21 µs of user CPU each instead of 25-26
+/// (`bench/threadcpu.sh`, docs/benchmarks.md, eleventh session).
 pub(crate) fn default_udp_workers() -> usize {
     if std::thread::available_parallelism().map_or(1, usize::from) <= 2 { 1 } else { 2 }
 }

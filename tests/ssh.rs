@@ -407,6 +407,8 @@ fn ssh_set_moves_the_port_after_confirmation_and_refuses_invalid_changes() {
 
     lab.cli_ok(&["ssh", "confirm"]);
     lab.await_listening(22, false);
+    // sshd re-executes on reload: its listeners close and open again, 2222 as well as 22.
+    lab.await_listening(2222, true);
     assert!(lab.admin_login(2222));
     assert_eq!(status(&lab)["ports"], serde_json::json!([2222]));
 

@@ -6,7 +6,7 @@
 
 use super::changes::{Hub, Subscription};
 use super::tls::ServerCert;
-use super::watch::{self, FileWatch};
+use super::watch::FileWatch;
 use pbxguard_app::certs::{self, AcmeSettings};
 use pbxguard_store::Topic;
 use std::path::{Path, PathBuf};
@@ -27,9 +27,7 @@ pub(crate) fn start(
     data: PathBuf,
     cert: Arc<ServerCert>,
 ) -> anyhow::Result<()> {
-    let mut watch = FileWatch::new();
-    let bell = watch.bell();
-    let settings = hub.subscribe_ringing(&[Topic::Settings], move || bell.ring());
+    let (mut watch, settings) = FileWatch::with_topics(hub, &[Topic::Settings]);
     let rt = rt.handle().clone();
     // A thread of its own: it holds a database connection and sleeps until a file or a setting changes.
     std::thread::Builder::new()
@@ -52,11 +50,11 @@ fn renewals(
     let mut last: Option<AcmeSettings> = None;
     let mut checked: Option<Instant> = None;
     loop {
-        if last.is_none() || !settings.take().is_empty() || checked.is_none_or(|t| t.elapsed() >= CHECK) {
+        let hourly = checked.is_none_or(|t| t.elapsed() >= CHECK);
+        if last.is_none() || !settings.take().is_empty() || hourly {
             match pbxguard_app::settings::acme(&store) {
                 Ok(acme) => {
-                    let changed = last.as_ref() != Some(&acme);
-                    if changed || checked.is_none_or(|t| t.elapsed() >= CHECK) {
+                    if hourly || last.as_ref() != Some(&acme) {
                         checked = Some(Instant::now());
                         renew_if_due(data, cert, &acme, rt);
                     }
@@ -79,15 +77,13 @@ fn renewals(
             None => {}
         }
         // The files in use now (a reload may have named others); watching a path again is harmless.
-        let mut look = SAFETY_LOOK;
         for f in cert.files() {
             if let Err(e) = watch.watch(&f) {
                 tracing::debug!(path = %f.display(), error = %e, "cannot watch a certificate file");
-                look = watch::POLL;
             }
         }
         let due = CHECK.saturating_sub(checked.map_or(CHECK, |t| t.elapsed()));
-        let wait = if cert.settling() { SETTLE } else { due.min(look) };
+        let wait = if cert.settling() { SETTLE } else { due.min(SAFETY_LOOK) };
         watch.wait(wait.max(Duration::from_millis(10)));
     }
 }

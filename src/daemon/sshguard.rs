@@ -13,7 +13,7 @@
 
 use super::changes::{Hub, Subscription};
 use super::state::State;
-use super::watch::{self, Bell, FileWatch};
+use super::watch::{Bell, FileWatch};
 use pbxguard_app::clock::now_ms;
 use pbxguard_app::ssh::{GuardSettings, LogSource};
 use pbxguard_shield::ssh::{self, SshKind};
@@ -40,9 +40,7 @@ const READ_CHUNK: usize = 64 * 1024;
 
 /// Follows the settings through `hub`.
 pub(crate) fn start(db: PathBuf, state: Arc<State>, hub: &Hub) -> std::io::Result<()> {
-    let mut watch = FileWatch::new();
-    let bell = watch.bell();
-    let settings = hub.subscribe_ringing(&[Topic::Settings], move || bell.ring());
+    let (mut watch, settings) = FileWatch::with_topics(hub, &[Topic::Settings]);
     std::thread::Builder::new()
         .name("pbxguard-sshguard".into())
         .spawn(move || run(&db, &state, &settings, &mut watch))?;
@@ -67,19 +65,15 @@ fn run(db: &Path, state: &State, changed: &Subscription, watch: &mut FileWatch) 
     let mut settings: Option<GuardSettings> = None;
     let mut sources = Sources::default();
     let mut rows = Vec::new();
-    // Until every file is watched, they are looked at this often.
-    let mut look = SAFETY_LOOK;
     loop {
         if settings.is_none() || !changed.take().is_empty() {
             match pbxguard_app::settings::ssh_guard(&store) {
                 Ok(s) if settings.as_ref() != Some(&s) => {
                     sources = Sources::open(&s, &watch.bell());
                     watch.clear();
-                    look = SAFETY_LOOK;
                     for f in &sources.files {
                         if let Err(e) = watch.watch(&f.path) {
                             tracing::warn!(path = %f.path.display(), error = %e, "cannot watch the SSH log; looking at it four times a second");
-                            look = watch::POLL;
                         }
                     }
                     settings = Some(s);
@@ -99,7 +93,7 @@ fn run(db: &Path, state: &State, changed: &Subscription, watch: &mut FileWatch) 
         }
         // After lines, look again at once: a file is read in chunks, and more may have come.
         if !got {
-            watch.wait(look);
+            watch.wait(SAFETY_LOOK);
         }
     }
 }

@@ -10,6 +10,8 @@
 //! network filesystems, and a queue overflow is reported as a change.
 #![allow(unsafe_code)]
 
+use super::changes::{Hub, Subscription};
+use pbxguard_store::Topic;
 use std::collections::HashMap;
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
@@ -30,6 +32,9 @@ pub(crate) struct FileWatch {
     /// names in it that matter.
     wds: HashMap<i32, Watched>,
     paths: Vec<PathBuf>,
+    /// A path could not be watched (its directory is missing, or the watch limit was reached): `wait`
+    /// then looks every [`POLL`], as without inotify.
+    partial: bool,
 }
 
 enum Watched {
@@ -37,7 +42,7 @@ enum Watched {
     Dir(Vec<OsString>),
 }
 
-/// Without inotify, or for a path that cannot be watched, a waiter looks this often.
+/// Without inotify, or with a path that cannot be watched, a waiter looks this often.
 pub(crate) const POLL: Duration = Duration::from_millis(250);
 
 /// Wakes a [`FileWatch`]'s waiter from another thread (an eventfd): news that does not come through a
@@ -83,7 +88,15 @@ fn inotify() -> Option<OwnedFd> {
 
 impl FileWatch {
     pub(crate) fn new() -> Self {
-        Self { inotify: inotify(), bell: Bell::new(), wds: HashMap::new(), paths: Vec::new() }
+        Self { inotify: inotify(), bell: Bell::new(), wds: HashMap::new(), paths: Vec::new(), partial: false }
+    }
+
+    /// A watch whose bell rings when `wants` change in the store, and the subscription that says which.
+    pub(crate) fn with_topics(hub: &Hub, wants: &[Topic]) -> (Self, Subscription) {
+        let watch = Self::new();
+        let bell = watch.bell();
+        let topics = hub.subscribe_ringing(wants, move || bell.ring());
+        (watch, topics)
     }
 
     pub(crate) fn bell(&self) -> Bell {
@@ -97,10 +110,18 @@ impl FileWatch {
             self.wds.clear();
         }
         self.paths.clear();
+        self.partial = false;
     }
 
     /// Follows `path`, which need not exist yet (its directory must). Watching a path twice is harmless.
+    /// On an error the path is still looked at, every [`POLL`].
     pub(crate) fn watch(&mut self, path: &Path) -> io::Result<()> {
+        let r = self.watch_name(path);
+        self.partial |= r.is_err();
+        r
+    }
+
+    fn watch_name(&mut self, path: &Path) -> io::Result<()> {
         let (dir, name) = match (path.parent(), path.file_name()) {
             (Some(d), Some(n)) => (if d.as_os_str().is_empty() { Path::new(".") } else { d }, n),
             _ => {
@@ -147,10 +168,10 @@ impl FileWatch {
     }
 
     /// Waits up to `timeout` for a change to a watched path or a ring: true when one came (or events
-    /// were lost), false when the time passed without one. Without inotify it waits at most [`POLL`]:
-    /// the caller looks at its files after every wait.
+    /// were lost), false when the time passed without one. Without inotify, or with a path that could
+    /// not be watched, it waits at most [`POLL`]: the caller looks at its files after every wait.
     pub(crate) fn wait(&mut self, timeout: Duration) -> bool {
-        let timeout = if self.inotify.is_none() { timeout.min(POLL) } else { timeout };
+        let timeout = if self.inotify.is_none() || self.partial { timeout.min(POLL) } else { timeout };
         let end = Instant::now() + timeout;
         loop {
             let left = end.saturating_duration_since(Instant::now());
@@ -240,8 +261,8 @@ impl pbxguard_store::Wake for FileWatch {
     }
 }
 
-/// The change feed of the database at `db`, woken by its files changing; polling if inotify is not
-/// available. The files themselves are watched, not their names: they stay while the daemon holds
+/// The change feed of the database at `db`, woken by its files changing; looking every [`POLL`] if
+/// they cannot be watched. The files themselves are watched, not their names: they stay while the daemon holds
 /// connections, and the data directory also holds `metrics.prom`, replaced every second.
 pub(crate) fn feed(db: &Path) -> pbxguard_store::Result<pbxguard_store::SqliteFeed> {
     let feed = pbxguard_store::SqliteFeed::open(db)?;
@@ -249,7 +270,6 @@ pub(crate) fn feed(db: &Path) -> pbxguard_store::Result<pbxguard_store::SqliteFe
     for f in pbxguard_store::SqliteFeed::files(db) {
         if let Err(e) = w.watch_inode(&f).or_else(|_| w.watch(&f)) {
             tracing::warn!(error = %e, "cannot watch the database files; looking for changes four times a second");
-            return Ok(feed);
         }
     }
     Ok(feed.waking_with(w))
@@ -266,6 +286,8 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let log = dir.join("auth.log");
+        let append =
+            |text: &[u8]| std::fs::OpenOptions::new().append(true).open(&log).unwrap().write_all(text).unwrap();
         let mut w = FileWatch::new();
         w.watch(&log).unwrap();
         let short = Duration::from_millis(50);
@@ -275,19 +297,19 @@ mod tests {
         std::fs::write(&log, "created\n").unwrap();
         assert!(w.wait(short), "the file appears");
         while w.wait(short) {}
-        std::fs::OpenOptions::new().append(true).open(&log).unwrap().write_all(b"line\n").unwrap();
+        append(b"line\n");
         assert!(w.wait(short), "a line appended");
         std::fs::rename(&log, dir.join("auth.log.1")).unwrap();
         assert!(w.wait(short), "rotated away");
         std::fs::write(&log, "").unwrap();
         while w.wait(short) {}
-        std::fs::OpenOptions::new().append(true).open(&log).unwrap().write_all(b"new\n").unwrap();
+        append(b"new\n");
         assert!(w.wait(short), "a line in the new file");
         std::fs::write(dir.join("tmp"), "y").unwrap();
         std::fs::rename(dir.join("tmp"), &log).unwrap();
         assert!(w.wait(short), "replaced by rename");
         while w.wait(short) {}
-        std::fs::OpenOptions::new().append(true).open(&log).unwrap().write_all(b"again\n").unwrap();
+        append(b"again\n");
         assert!(w.wait(short), "the replacement is followed");
         let bell = w.bell();
         std::thread::spawn(move || bell.ring());

@@ -137,6 +137,8 @@ mod tests {
                         assert_eq!(got, &want[..], "response {j} after {i} inserts");
                         room = room.saturating_sub(want.len());
                     }
+                    // Forgotten only once the newer ones fill the ring, up to the unused end of a lap
+                    // (shorter than a response: under 20 bytes here).
                     None => assert!(room < want.len() + 20, "response {j} forgotten with room {room} left"),
                 }
             }

@@ -175,15 +175,6 @@ impl ResponseBuilder {
         self
     }
 
-    /// A header whose value is formatted straight into the response (no intermediate string).
-    pub fn header_fmt(mut self, name: &str, value: std::fmt::Arguments<'_>) -> Self {
-        self.buf.extend_from_slice(name.as_bytes());
-        self.buf.extend_from_slice(b": ");
-        let _ = self.buf.write_fmt(value);
-        self.buf.extend_from_slice(b"\r\n");
-        self
-    }
-
     /// A header whose value `value` writes straight into the response.
     pub fn header_with(mut self, name: &str, value: impl FnOnce(&mut Vec<u8>)) -> Self {
         self.buf.extend_from_slice(name.as_bytes());
